@@ -1,0 +1,52 @@
+"""The ``recordagent`` command line: thin wrappers over the library."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from recordagent.cli import demo, load, summary
+from recordagent.errors import UserError
+from recordagent.settings import load_settings
+
+__all__ = ["app", "run"]
+
+app = typer.Typer(
+    name="recordagent",
+    help="LLM reasoning over longitudinal patient records.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    preset: Annotated[
+        str | None,
+        typer.Option(help="Settings preset: a packaged name (default, small-chunks) or a YAML file."),
+    ] = None,
+) -> None:
+    """Set up the settings every subcommand receives."""
+    ctx.obj = load_settings(preset)
+
+
+app.command("demo")(demo.demo)
+app.command("load")(load.load)
+app.command("summary")(summary.summary)
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Entry point: runs the app, showing UserErrors without a traceback."""
+    try:
+        app(args=argv, prog_name="recordagent")
+    except UserError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        sys.exit(exc.exit_code)
+
+

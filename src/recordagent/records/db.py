@@ -1,0 +1,190 @@
+"""Opening the record store: a DuckDB database with the recordagent schema, migrated on open."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import polars as pl
+
+from recordagent.errors import UserError
+from recordagent.records.migrations import MIGRATIONS
+from recordagent.settings import StoreSettings
+
+if TYPE_CHECKING:
+    from recordagent.records.scope import PatientScope
+
+__all__ = ["RecordStore", "connect", "query_frame"]
+
+MEMORY = ":memory:"
+
+
+class RecordStore:
+    """An open record store. Use :func:`connect` to get one; close it or use it as a context."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, location: str) -> None:
+        self._con = connection
+        self.location = location
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The underlying DuckDB connection (for library code; tools go through PatientScope)."""
+        return self._con
+
+    @property
+    def schema_version(self) -> int:
+        """The highest migration applied to this store."""
+        row = self._con.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def patient_ids(self) -> list[str]:
+        """Every patient id in the store, sorted."""
+        rows = self._con.execute("SELECT patient_id FROM patients ORDER BY patient_id").fetchall()
+        return [r[0] for r in rows]
+
+    def has_patient(self, patient_id: str) -> bool:
+        """Whether the store holds a patient with this id."""
+        row = self._con.execute(
+            "SELECT count(*) FROM patients WHERE patient_id = $pid", {"pid": patient_id}
+        ).fetchone()
+        return bool(row and row[0])
+
+    def scope(self, patient_id: str) -> PatientScope:
+        """A read-only view of one patient's record: the only read path for tools."""
+        from recordagent.records.scope import PatientScope
+
+        return PatientScope(self, patient_id)
+
+    def close(self) -> None:
+        """Close the connection; the store object is unusable afterwards."""
+        self._con.close()
+
+    def __enter__(self) -> RecordStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RecordStore({self.location!r}, schema_version={self.schema_version})"
+
+
+def query_frame(
+    connection: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None
+) -> pl.DataFrame:
+    """Run ``sql`` with bound ``params`` and return the result as a polars DataFrame."""
+    return connection.sql(sql, params=params or {}).pl()
+
+
+def connect(
+    path: str | Path = MEMORY,
+    *,
+    settings: StoreSettings | None = None,
+    read_only: bool = False,
+) -> RecordStore:
+    """Open (creating and migrating if needed) a record store.
+
+    Args:
+        path: A DuckDB file path, or ``":memory:"`` for an in-memory store.
+        settings: Thread and memory limits; defaults when omitted.
+        read_only: Open an existing file without writing to it (no migrations run).
+
+    Raises:
+        UserError: The file cannot be opened, is not a recordagent store, or was written by a
+            newer recordagent.
+    """
+    settings = settings or StoreSettings()
+    location = str(path)
+    if location != MEMORY:
+        file = Path(location)
+        if read_only and not file.exists():
+            raise UserError(f"no record store at {file}")
+        if not file.parent.exists():
+            raise UserError(f"folder for the record store does not exist: {file.parent}")
+    config: dict[str, str | int | bool] = {}
+    if settings.threads is not None:
+        config["threads"] = settings.threads
+    if settings.memory_limit is not None:
+        config["memory_limit"] = settings.memory_limit
+    try:
+        con = duckdb.connect(location, read_only=read_only, config=config)
+    except duckdb.Error as exc:
+        raise UserError(f"cannot open record store {location}: {exc}") from exc
+    try:
+        if read_only:
+            _check_version(con, location)
+        else:
+            _migrate(con, location)
+    except BaseException:
+        con.close()
+        raise
+    return RecordStore(con, location)
+
+
+def _applied_version(con: duckdb.DuckDBPyConnection) -> int | None:
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_schema = 'main' AND table_name = 'schema_migrations'"
+    ).fetchone()
+    if not exists or not exists[0]:
+        return None
+    row = con.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def _check_version(con: duckdb.DuckDBPyConnection, location: str) -> int:
+    version = _applied_version(con)
+    latest = MIGRATIONS[-1].version
+    if version is None:
+        other = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main'"
+        ).fetchone()
+        if other and other[0]:
+            raise UserError(f"{location} is a DuckDB database but not a recordagent store")
+        raise UserError(f"{location} is empty: load a bundle into it first")
+    if version > latest:
+        raise UserError(
+            f"{location} has schema version {version}, newer than this recordagent "
+            f"understands ({latest}); upgrade recordagent"
+        )
+    return version
+
+
+def _migrate(con: duckdb.DuckDBPyConnection, location: str) -> None:
+    version = _applied_version(con)
+    if version is None:
+        tables = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main'"
+        ).fetchone()
+        if tables and tables[0]:
+            raise UserError(f"{location} is a DuckDB database but not a recordagent store")
+        con.execute(
+            "CREATE TABLE schema_migrations ("
+            "version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
+        )
+        version = 0
+    else:
+        _check_version(con, location)
+    for migration in MIGRATIONS:
+        if migration.version <= version:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for statement in migration.statements:
+                con.execute(statement)
+            con.execute(
+                "INSERT INTO schema_migrations VALUES ($v, $n, $t)",
+                {"v": migration.version, "n": migration.name, "t": dt.datetime.now()},
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise

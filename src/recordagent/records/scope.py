@@ -1,0 +1,234 @@
+"""PatientScope: one patient's record, and nothing else.
+
+Every query a scope runs is wrapped so that the names ``patients``, ``documents``, ``chunks``,
+``labs`` and ``events`` resolve to that patient's rows only, filtered by the patient id as a
+bound parameter. Isolation is therefore structural: a query cannot forget the filter, and no
+argument can widen it. Tools never pass SQL from a model; the SQL here is library code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import polars as pl
+from pydantic import BaseModel
+
+from recordagent.errors import UserError
+from recordagent.records.db import query_frame
+from recordagent.records.schema import Chunk, Document, Event, LabValue, Patient
+
+if TYPE_CHECKING:
+    from recordagent.records.db import RecordStore
+
+__all__ = ["PatientScope"]
+
+SCOPED_TABLES = ("patients", "documents", "chunks", "labs", "events")
+_PREFIX = "WITH " + ", ".join(
+    f"{t} AS NOT MATERIALIZED (SELECT * FROM main.{t} WHERE patient_id = $patient_id)"
+    for t in SCOPED_TABLES
+)
+# Library SQL must name tables unqualified so the patient-filtered CTEs shadow them.
+_FORBIDDEN = re.compile(
+    r"\b(main|memory|temp|system|information_schema|pg_catalog)\s*\.|;|\bread_\w+\s*\(|\bsources\b",
+    re.IGNORECASE,
+)
+_RowT = TypeVar("_RowT", bound=BaseModel)
+
+
+class PatientScope:
+    """Read access to exactly one patient's record.
+
+    Args:
+        store: The record store.
+        patient_id: The patient; must exist in the store.
+
+    Raises:
+        UserError: No such patient.
+    """
+
+    def __init__(self, store: RecordStore, patient_id: str) -> None:
+        if not isinstance(patient_id, str) or not patient_id:
+            raise UserError("a patient scope needs a non-empty patient id")
+        if not store.has_patient(patient_id):
+            raise UserError(f"no patient '{patient_id}' in the record store")
+        self._patient_id = patient_id
+        # A cursor of its own: scopes may be used from different threads at once.
+        self._cursor = store.connection.cursor()
+
+    @property
+    def patient_id(self) -> str:
+        """The one patient this scope can see."""
+        return self._patient_id
+
+    def __repr__(self) -> str:
+        return f"PatientScope({self._patient_id!r})"
+
+    # -- raw access for library code -------------------------------------------------------
+
+    def fetch(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run library SQL over this patient's rows; ``$name`` placeholders bind ``params``.
+
+        Raises:
+            ValueError: The SQL qualifies a table name, reads files, touches ``sources`` or holds
+                more than one statement, or a parameter tries to rebind ``patient_id``.
+        """
+        query, bound = self._prepare(sql, params)
+        return self._cursor.execute(query, bound).fetchall()
+
+    def frame(self, sql: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
+        """Like :meth:`fetch`, returning a polars DataFrame."""
+        query, bound = self._prepare(sql, params)
+        return query_frame(self._cursor, query, bound)
+
+    def _prepare(
+        self, sql: str, params: Mapping[str, Any] | None
+    ) -> tuple[str, dict[str, Any]]:
+        if _FORBIDDEN.search(sql):
+            raise ValueError(f"scoped SQL must use unqualified record tables only: {sql!r}")
+        bound = dict(params or {})
+        if "patient_id" in bound:
+            raise ValueError("'patient_id' is bound by the scope and cannot be passed")
+        bound["patient_id"] = self._patient_id
+        return f"{_PREFIX}\n{sql}", bound
+
+    def _models(
+        self, model: type[_RowT], sql: str, params: Mapping[str, Any] | None = None
+    ) -> list[_RowT]:
+        query, bound = self._prepare(sql, params)
+        cursor = self._cursor.execute(query, bound)
+        names = [d[0] for d in cursor.description or ()]
+        return [model.model_validate(dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
+
+    # -- typed readers ---------------------------------------------------------------------
+
+    def patient(self) -> Patient:
+        """Demographics of the patient."""
+        return self._models(Patient, "SELECT patient_id, sex, birth_date, death_date FROM patients")[0]
+
+    def documents(
+        self,
+        *,
+        types: Iterable[str] | None = None,
+        start: dt.datetime | dt.date | None = None,
+        end: dt.datetime | dt.date | None = None,
+        document_ids: Iterable[str] | None = None,
+    ) -> list[Document]:
+        """Documents in date order, optionally filtered by type, date range (inclusive) or id."""
+        where, params = _filters(
+            ("type", types), ("document_id", document_ids), time_column="date", start=start, end=end
+        )
+        return self._models(
+            Document,
+            "SELECT document_id, patient_id, date, type, title, text FROM documents"
+            f"{where} ORDER BY date, document_id",
+            params,
+        )
+
+    def document(self, document_id: str) -> Document | None:
+        """One document by id, or None if this patient has no such document."""
+        found = self.documents(document_ids=[document_id])
+        return found[0] if found else None
+
+    def chunks(self, *, document_ids: Iterable[str] | None = None) -> list[Chunk]:
+        """Chunks in document-date and position order, optionally of some documents only."""
+        where, params = _filters(("c.document_id", document_ids))
+        return self._models(
+            Chunk,
+            "SELECT c.chunk_id, c.document_id, c.patient_id, c.position, c.section, c.char_start,"
+            " c.char_end, c.text, c.token_count FROM chunks c JOIN documents d USING (document_id)"
+            f"{where} ORDER BY d.date, c.document_id, c.position",
+            params,
+        )
+
+    def labs(
+        self,
+        *,
+        analyte_names: Iterable[str] | None = None,
+        analyte_codes: Iterable[str] | None = None,
+        start: dt.datetime | dt.date | None = None,
+        end: dt.datetime | dt.date | None = None,
+    ) -> list[LabValue]:
+        """Lab values in time order; names match case-insensitively."""
+        names = None if analyte_names is None else [n.lower() for n in analyte_names]
+        where, params = _filters(
+            ("lower(analyte_name)", names),
+            ("analyte_code", analyte_codes),
+            time_column="time",
+            start=start,
+            end=end,
+        )
+        return self._models(
+            LabValue,
+            "SELECT lab_id, patient_id, time, analyte_code, analyte_name, value_num, value_text,"
+            f" unit, ref_low, ref_high, flag FROM labs{where} ORDER BY time, lab_id",
+            params,
+        )
+
+    def events(
+        self,
+        *,
+        kinds: Iterable[str] | None = None,
+        start: dt.datetime | dt.date | None = None,
+        end: dt.datetime | dt.date | None = None,
+    ) -> list[Event]:
+        """Events in start order, optionally by kind and by start time (inclusive)."""
+        where, params = _filters(("kind", kinds), time_column="start_time", start=start, end=end)
+        return self._models(
+            Event,
+            "SELECT event_id, patient_id, start_time, end_time, kind, code, label, detail"
+            f" FROM events{where} ORDER BY start_time, event_id",
+            params,
+        )
+
+    def counts(self) -> dict[str, int]:
+        """How many documents, chunks, lab values and events the patient has."""
+        row = self.fetch(
+            "SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM chunks),"
+            " (SELECT count(*) FROM labs), (SELECT count(*) FROM events)"
+        )[0]
+        return dict(zip(("documents", "chunks", "labs", "events"), map(int, row), strict=True))
+
+
+def _filters(
+    *value_filters: tuple[str, Iterable[str] | None],
+    time_column: str | None = None,
+    start: dt.datetime | dt.date | None = None,
+    end: dt.datetime | dt.date | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """A WHERE clause with every value bound as a parameter (column names are library constants)."""
+    clauses: list[str] = []
+    params: dict[str, Any] = {}
+    for i, (column, values) in enumerate(value_filters):
+        if values is None:
+            continue
+        listed = _as_str_list(values, column)
+        params[f"v{i}"] = listed
+        clauses.append(f"list_contains($v{i}, {column})")
+    if time_column is not None:
+        if start is not None:
+            params["start"] = _as_datetime(start, end_of_day=False)
+            clauses.append(f"{time_column} >= $start")
+        if end is not None:
+            params["end"] = _as_datetime(end, end_of_day=True)
+            clauses.append(f"{time_column} <= $end")
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _as_str_list(values: Iterable[str], column: str) -> list[str]:
+    if isinstance(values, str):
+        raise TypeError(f"filter on {column} takes a list of strings, not one string")
+    listed: Sequence[Any] = list(values)
+    if not all(isinstance(v, str) for v in listed):
+        raise TypeError(f"filter on {column} takes strings only")
+    return list(listed)
+
+
+def _as_datetime(value: dt.datetime | dt.date, *, end_of_day: bool) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, dt.date):
+        return dt.datetime.combine(value, dt.time.max if end_of_day else dt.time.min)
+    raise TypeError(f"expected a date or datetime, got {type(value).__name__}")

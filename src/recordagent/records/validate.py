@@ -1,0 +1,244 @@
+"""Validation of bundle tables: types, required values, vocabularies, ranges and duplicates.
+
+Every check is vectorised over the whole column; each failing row becomes a
+:class:`~recordagent.errors.LoadProblem` naming file, row and column. Checks that need the store
+(references to known patients, ids already loaded) live in :mod:`recordagent.records.load`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from recordagent.errors import LoadProblem
+from recordagent.records.bundle import ROW_COLUMN
+from recordagent.records.schema import SIGNED_ANALYTE_WORDS, Column, ColumnType, TableSpec
+
+__all__ = ["ProblemLog", "validate_table"]
+
+_DATETIME_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d",
+)
+_SEX_ALIASES = {"f": "female", "m": "male", "o": "other", "u": "unknown", "w": "female"}
+# Columns whose text is kept exactly as given (everything else is trimmed).
+_VERBATIM = frozenset({"text", "detail", "value_text", "title"})
+ROWS_SHOWN_PER_CHECK = 3
+
+
+@dataclass
+class ProblemLog:
+    """Collects problems; counts all of them but keeps only a few rows per check."""
+
+    problems: list[LoadProblem] = field(default_factory=list)
+    total: int = 0
+
+    def add(self, problem: LoadProblem) -> None:
+        """Record one problem."""
+        self.total += 1
+        self.problems.append(problem)
+
+    def add_rows(self, file: str, column: str | None, rows: Sequence[int], message: str,
+                 values: Sequence[object] | None = None) -> None:
+        """Record the same problem on many rows, keeping the first few."""
+        self.total += len(rows)
+        for k, row in enumerate(rows[:ROWS_SHOWN_PER_CHECK]):
+            text = message if values is None else f"{message} (got {_show(values[k])})"
+            self.problems.append(LoadProblem(file, text, row, column))
+
+    def __bool__(self) -> bool:
+        return self.total > 0
+
+
+def validate_table(spec: TableSpec, frame: pl.DataFrame, label: str, log: ProblemLog) -> pl.DataFrame:
+    """Type and check one table; returns it with the spec's columns (and the row column).
+
+    Problems go to ``log``; the returned frame is meaningful only when none were added.
+    """
+    present = [c for c in frame.columns if c != ROW_COLUMN]
+    unknown = [c for c in present if c not in spec.column_names]
+    for name in unknown:
+        hint = _closest(name, spec.column_names)
+        log.add(LoadProblem(label, "unknown column" + (f"; did you mean '{hint}'?" if hint else
+                f"; expected columns: {', '.join(spec.column_names)}"), column=name))
+    for col in spec.columns:
+        if col.required and col.name not in present:
+            log.add(LoadProblem(label, "required column is missing", column=col.name))
+    if log:
+        return frame
+
+    typed: dict[str, pl.Series] = {ROW_COLUMN: frame[ROW_COLUMN]}
+    rows = frame[ROW_COLUMN]
+    for col in spec.columns:
+        if col.name not in frame.columns:
+            typed[col.name] = pl.Series(col.name, [None] * frame.height, dtype=_polars_type(col))
+            continue
+        typed[col.name] = _typed_column(col, frame[col.name], rows, label, log)
+    out = normalised(spec, pl.DataFrame(typed))
+    _check_values(spec, out, label, log)
+    return out
+
+
+def _polars_type(col: Column) -> pl.DataType:
+    return {
+        ColumnType.TEXT: pl.String(),
+        ColumnType.DATE: pl.Date(),
+        ColumnType.TIMESTAMP: pl.Datetime("us"),
+        ColumnType.NUMBER: pl.Float64(),
+    }[col.type]
+
+
+def _typed_column(col: Column, raw: pl.Series, rows: pl.Series, label: str, log: ProblemLog) -> pl.Series:
+    dtype = raw.dtype
+    target = _polars_type(col)
+    if isinstance(dtype, (pl.List, pl.Array, pl.Struct, pl.Binary, pl.Object)):
+        log.add(LoadProblem(label, f"expected {col.type.value} values, found {dtype}", column=col.name))
+        return pl.Series(col.name, [None] * len(raw), dtype=target)
+    if dtype == pl.Null:
+        return pl.Series(col.name, [None] * len(raw), dtype=target)
+
+    if col.type is ColumnType.TEXT:
+        text = raw.cast(pl.String)
+        if col.name not in _VERBATIM:
+            text = text.str.strip_chars()
+            text = pl.select(pl.when(text.str.len_chars() > 0).then(text)).to_series()
+        return text.rename(col.name)
+
+    if dtype == pl.String:
+        source = raw.str.strip_chars()
+        if col.type is ColumnType.NUMBER:
+            converted = source.cast(pl.Float64, strict=False)
+        else:
+            frame = pl.DataFrame({"v": source})
+            parsed = frame.select(pl.coalesce([
+                pl.col("v").str.strptime(pl.Datetime("us"), f, strict=False, exact=True)
+                for f in _DATETIME_FORMATS
+            ])).to_series()
+            converted = parsed.cast(target) if col.type is ColumnType.DATE else parsed
+        failed = source.is_not_null() & (source.str.len_chars() > 0) & converted.is_null()
+        if failed.any():
+            expected = {
+                ColumnType.NUMBER: "a number",
+                ColumnType.DATE: "an ISO date such as 2021-03-04",
+                ColumnType.TIMESTAMP: "an ISO date or date-time such as 2021-03-04 or "
+                                      "2021-03-04 13:45 (local time, no offset)",
+            }[col.type]
+            log.add_rows(label, col.name, rows.filter(failed).to_list(), f"expected {expected}",
+                         source.filter(failed).to_list())
+        return converted.rename(col.name)
+
+    allowed_numeric = dtype.is_numeric() and not dtype == pl.Boolean
+    if col.type is ColumnType.NUMBER and allowed_numeric:
+        return raw.cast(pl.Float64).rename(col.name)
+    if col.type in (ColumnType.DATE, ColumnType.TIMESTAMP) and isinstance(dtype, (pl.Date, pl.Datetime)):
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+            log.add(LoadProblem(label, f"time zone '{dtype.time_zone}' not supported: store local "
+                                "times without a zone", column=col.name))
+        return raw.dt.replace_time_zone(None).cast(target).rename(col.name) if isinstance(
+            dtype, pl.Datetime) else raw.cast(target).rename(col.name)
+    log.add(LoadProblem(label, f"expected {col.type.value} values, found {dtype}", column=col.name))
+    return pl.Series(col.name, [None] * len(raw), dtype=target)
+
+
+def _check_values(spec: TableSpec, frame: pl.DataFrame, label: str, log: ProblemLog) -> None:
+    rows = frame[ROW_COLUMN]
+    for col in spec.columns:
+        values = frame[col.name]
+        if col.required:
+            missing = values.is_null()
+            if col.nonblank and values.dtype == pl.String:
+                missing = missing | (values.str.strip_chars().str.len_chars() == 0)
+            if missing.any():
+                what = "empty text" if col.name == "text" else "value is required"
+                log.add_rows(label, col.name, rows.filter(missing).to_list(), what)
+        if col.finite:
+            bad = values.is_not_null() & ~values.is_finite()
+            if bad.any():
+                log.add_rows(label, col.name, rows.filter(bad).to_list(),
+                             "value must be a finite number", values.filter(bad).to_list())
+        if col.allowed is not None:
+            bad = values.is_not_null() & ~values.is_in(list(col.allowed))
+            if bad.any():
+                log.add_rows(label, col.name, rows.filter(bad).to_list(),
+                             f"must be one of: {', '.join(col.allowed)}", values.filter(bad).to_list())
+    _check_duplicates(spec, frame, label, log)
+    if spec.name == "labs":
+        _check_labs(frame, label, log)
+    elif spec.name == "events":
+        _check_order(frame, "start_time", "end_time", label, log)
+    elif spec.name == "patients":
+        _check_order(frame, "birth_date", "death_date", label, log)
+
+
+def _normalise_vocabulary(col: Column) -> pl.Expr:
+    lowered = pl.col(col.name).str.to_lowercase()
+    if col.name == "sex":
+        return lowered.replace(_SEX_ALIASES)
+    return lowered
+
+
+def normalised(spec: TableSpec, frame: pl.DataFrame) -> pl.DataFrame:
+    """Controlled-vocabulary columns in canonical (lower-case) form."""
+    exprs = [_normalise_vocabulary(c) for c in spec.columns if c.allowed is not None]
+    return frame.with_columns(exprs) if exprs else frame
+
+
+def _check_duplicates(spec: TableSpec, frame: pl.DataFrame, label: str, log: ProblemLog) -> None:
+    ids = frame[spec.id_column]
+    dup = ids.is_not_null() & ids.is_duplicated()
+    if not dup.any():
+        return
+    first_row = (frame.filter(dup).group_by(spec.id_column)
+                 .agg(pl.col(ROW_COLUMN).min().alias("first")))
+    repeats = (frame.filter(dup).join(first_row, on=spec.id_column)
+               .filter(pl.col(ROW_COLUMN) != pl.col("first")).sort(ROW_COLUMN))
+    log.total += repeats.height
+    for rec in repeats.head(ROWS_SHOWN_PER_CHECK).iter_rows(named=True):
+        log.problems.append(LoadProblem(label, f"duplicate id '{rec[spec.id_column]}' (first seen "
+                                        f"in row {rec['first']})", rec[ROW_COLUMN], spec.id_column))
+
+
+def _check_labs(frame: pl.DataFrame, label: str, log: ProblemLog) -> None:
+    rows = frame[ROW_COLUMN]
+    no_value = frame["value_num"].is_null() & frame["value_text"].is_null()
+    if no_value.any():
+        log.add_rows(label, "value_num", rows.filter(no_value).to_list(),
+                     "a lab row needs value_num or value_text")
+    signed = pl.lit(False)
+    for word in SIGNED_ANALYTE_WORDS:
+        signed = signed | pl.col("analyte_name").str.to_lowercase().str.contains(word, literal=True)
+    negative = frame.select(
+        (pl.col("value_num") < 0) & pl.col("value_num").is_finite() & ~signed
+    ).to_series().fill_null(False)
+    if negative.any():
+        log.add_rows(label, "value_num", rows.filter(negative).to_list(),
+                     "negative value for an analyte that cannot be negative",
+                     frame["value_num"].filter(negative).to_list())
+    inverted = (frame["ref_low"] > frame["ref_high"]).fill_null(False)
+    if inverted.any():
+        log.add_rows(label, "ref_low", rows.filter(inverted).to_list(),
+                     "reference range lower limit exceeds upper limit")
+
+
+def _check_order(frame: pl.DataFrame, first: str, last: str, label: str, log: ProblemLog) -> None:
+    wrong = (frame[last] < frame[first]).fill_null(False)
+    if wrong.any():
+        log.add_rows(label, last, frame[ROW_COLUMN].filter(wrong).to_list(),
+                     f"{last} is before {first}")
+
+
+def _closest(name: str, options: Sequence[str]) -> str | None:
+    import difflib
+
+    match = difflib.get_close_matches(name.lower(), options, n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,25 @@
+"""Files shipped inside the package: the example bundle and the question templates."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+__all__ = ["example_bundle_path", "question_templates_path"]
+
+
+def example_bundle_path() -> Path:
+    """Folder of the small hand-written example bundle used by ``recordagent demo``."""
+    return Path(str(resources.files("recordagent") / "example_bundle"))
+
+
+def question_templates_path() -> Path:
+    """Folder of the packaged question templates.
+
+    Wheels carry them inside the package; an editable checkout reads the repository's
+    top-level ``question_templates/`` folder.
+    """
+    packaged = Path(str(resources.files("recordagent") / "question_templates"))
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "question_templates"

