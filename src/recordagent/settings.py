@@ -134,7 +134,9 @@ class Settings(BaseSettings):
 def packaged_presets() -> list[str]:
     """Names of the presets shipped with recordagent."""
     folder = resources.files("recordagent") / "presets"
-    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return sorted(
+        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
+    )
 
 
 def _resolve_preset(preset: str | Path) -> Path:
@@ -146,7 +148,9 @@ def _resolve_preset(preset: str | Path) -> Path:
     packaged = resources.files("recordagent") / "presets" / f"{preset}.yaml"
     if not packaged.is_file():
         known = ", ".join(packaged_presets())
-        raise UserError(f"unknown preset '{preset}'; packaged presets: {known}, or give a YAML path")
+        raise UserError(
+            f"unknown preset '{preset}'; packaged presets: {known}, or give a YAML path"
+        )
     return Path(str(packaged))
 
 

@@ -1,0 +1,1 @@
+"""The ``recordagent`` command line."""

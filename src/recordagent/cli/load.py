@@ -16,7 +16,9 @@ from recordagent.settings import Settings
 
 def load(
     ctx: typer.Context,
-    bundle: Annotated[Path, typer.Argument(help="Bundle folder (patients, documents, labs, events).")],
+    bundle: Annotated[
+        Path, typer.Argument(help="Bundle folder (patients, documents, labs, events).")
+    ],
     db: Annotated[Path, typer.Option(help="DuckDB store file; created if missing.")],
     source: Annotated[
         str | None, typer.Option(help="Source name to register; the folder name by default.")
@@ -29,6 +31,7 @@ def load(
     settings: Settings = ctx.obj
     console = Console()
     with connect(db, settings=settings.store) as store, load_progress(console) as progress:
-        report = load_bundle(store, bundle, settings=settings, source=source, replace=replace,
-                             progress=progress)
+        report = load_bundle(
+            store, bundle, settings=settings, source=source, replace=replace, progress=progress
+        )
     console.print(render_load_report(report))

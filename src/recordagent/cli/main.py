@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -29,7 +28,9 @@ def main(
     ctx: typer.Context,
     preset: Annotated[
         str | None,
-        typer.Option(help="Settings preset: a packaged name (default, small-chunks) or a YAML file."),
+        typer.Option(
+            help="Settings preset: a packaged name (default, small-chunks) or a YAML file."
+        ),
     ] = None,
 ) -> None:
     """Set up the settings every subcommand receives."""
@@ -48,5 +49,3 @@ def run(argv: list[str] | None = None) -> None:
     except UserError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
         sys.exit(exc.exit_code)
-
-

@@ -7,7 +7,14 @@ from contextlib import contextmanager
 
 import polars as pl
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from recordagent.records.load import LoadReport, ProgressCallback
@@ -35,7 +42,9 @@ def render_summary(frame: pl.DataFrame, title: str) -> Table:
     for name, heading in _SUMMARY_COLUMNS.items():
         table.add_column(heading, justify="right" if name in numeric else "left", no_wrap=True)
     for row in frame.select(list(_SUMMARY_COLUMNS)).iter_rows():
-        table.add_row(*("" if v is None else f"{v:,}" if isinstance(v, int) else str(v) for v in row))
+        table.add_row(
+            *("" if v is None else f"{v:,}" if isinstance(v, int) else str(v) for v in row)
+        )
     return table
 
 
@@ -58,10 +67,14 @@ def render_load_report(report: LoadReport) -> Table:
 @contextmanager
 def load_progress(console: Console) -> Iterator[ProgressCallback]:
     """A progress bar per load phase, fed by the loader's callback."""
-    columns = (TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description:<9}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def update(phase: str, done: int, total: int) -> None:
             if phase not in tasks:

@@ -57,21 +57,35 @@ def find_bundle_files(root: str | Path) -> BundleFiles:
     for name in BUNDLE_TABLES:
         found = [folder / f"{name}{s}" for s in _SUFFIXES if (folder / f"{name}{s}").is_file()]
         if len(found) > 1:
-            problems.append(LoadProblem(found[0].name, f"table '{name}' is present in more than "
-                                        f"one format ({', '.join(p.name for p in found)}); keep one"))
+            problems.append(
+                LoadProblem(
+                    found[0].name,
+                    f"table '{name}' is present in more than "
+                    f"one format ({', '.join(p.name for p in found)}); keep one",
+                )
+            )
         elif found:
             tables[name] = found[0]
             used.add(found[0].name)
     manifest = None
     docs_dir = folder / "documents"
     if docs_dir.is_dir():
-        manifests = [docs_dir / f"manifest{s}" for s in _SUFFIXES if (docs_dir / f"manifest{s}").is_file()]
+        manifests = [
+            docs_dir / f"manifest{s}" for s in _SUFFIXES if (docs_dir / f"manifest{s}").is_file()
+        ]
         if "documents" in tables:
-            problems.append(LoadProblem("documents/", "documents are given both as a table and as "
-                                        "a folder; keep one"))
+            problems.append(
+                LoadProblem(
+                    "documents/", "documents are given both as a table and as a folder; keep one"
+                )
+            )
         elif not manifests:
-            problems.append(LoadProblem("documents/", "a documents folder needs a manifest.csv or "
-                                        "manifest.parquet listing its files"))
+            problems.append(
+                LoadProblem(
+                    "documents/",
+                    "a documents folder needs a manifest.csv or manifest.parquet listing its files",
+                )
+            )
         elif len(manifests) > 1:
             problems.append(LoadProblem("documents/", "more than one manifest; keep one"))
         else:
@@ -82,7 +96,11 @@ def find_bundle_files(root: str | Path) -> BundleFiles:
     if not tables and manifest is None:
         expected = ", ".join(f"{n}.parquet|csv" for n in BUNDLE_TABLES)
         raise UserError(f"{folder} holds no bundle table; expected any of: {expected}")
-    ignored = tuple(sorted(p.name for p in folder.iterdir() if p.name not in used and not p.name.startswith(".")))
+    ignored = tuple(
+        sorted(
+            p.name for p in folder.iterdir() if p.name not in used and not p.name.startswith(".")
+        )
+    )
     return BundleFiles(folder, tables, manifest, ignored)
 
 
@@ -100,7 +118,9 @@ def read_table(path: Path, label: str) -> pl.DataFrame:
         else:
             frame = pl.read_csv(path, infer_schema=False, encoding="utf8", raise_if_empty=False)
     except Exception as exc:  # any parser failure is a property of the user's file
-        raise DataLoadError([LoadProblem(label, f"cannot read the file: {_first_line(exc)}")]) from exc
+        raise DataLoadError(
+            [LoadProblem(label, f"cannot read the file: {_first_line(exc)}")]
+        ) from exc
     if ROW_COLUMN in frame.columns:
         raise DataLoadError([LoadProblem(label, f"column name '{ROW_COLUMN}' is reserved")])
     return frame.with_row_index(ROW_COLUMN, offset=1)

@@ -94,7 +94,9 @@ class Chunker:
             batch_size: Documents per work item.
             progress: Called with the number of documents finished in each completed batch.
         """
-        batches = [range(i, min(i + batch_size, len(texts))) for i in range(0, len(texts), batch_size)]
+        batches = [
+            range(i, min(i + batch_size, len(texts))) for i in range(0, len(texts), batch_size)
+        ]
 
         def work(batch: range) -> list[DocumentChunks]:
             return [self.chunk(texts[i]) for i in batch]
@@ -136,8 +138,17 @@ class Chunker:
         paragraph_start = self._paragraph_starts(text, line_start)
         heading_line, section_names = self._headings(text, start_chars)
 
-        spans = self._pack(text, tokens, token_ends, char_to_byte, line_start, line_token,
-                           n_lines, paragraph_start, heading_line)
+        spans = self._pack(
+            text,
+            tokens,
+            token_ends,
+            char_to_byte,
+            line_start,
+            line_token,
+            n_lines,
+            paragraph_start,
+            heading_line,
+        )
         line_section = np.maximum.accumulate(heading_line) if n_lines else heading_line
         chunks = tuple(
             ChunkSpan(
@@ -199,7 +210,9 @@ class Chunker:
         spans: list[tuple[int, int, int, int]] = []
 
         def emit(first: int, end: int) -> None:
-            spans.append((line_start[first], line_start[end], line_token[end] - line_token[first], first))
+            spans.append(
+                (line_start[first], line_start[end], line_token[end] - line_token[first], first)
+            )
 
         def overlap_start(first: int, end: int) -> int:
             """Earliest line after ``first`` whose tail up to ``end`` fits in the overlap."""
@@ -227,9 +240,19 @@ class Chunker:
                 if held > max_tokens // 2:
                     emit(first, i)
                     first = i
-                spans.extend(self._split_long_line(text, tokens, token_ends, char_to_byte,
-                                                   line_start[first], line_start[i + 1],
-                                                   line_token[first], line_token[i + 1], first))
+                spans.extend(
+                    self._split_long_line(
+                        text,
+                        tokens,
+                        token_ends,
+                        char_to_byte,
+                        line_start[first],
+                        line_start[i + 1],
+                        line_token[first],
+                        line_token[i + 1],
+                        first,
+                    )
+                )
                 first = i + 1
                 i += 1
                 continue

@@ -81,7 +81,8 @@ def query_frame(
     connection: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None
 ) -> pl.DataFrame:
     """Run ``sql`` with bound ``params`` and return the result as a polars DataFrame."""
-    return connection.sql(sql, params=params or {}).pl()
+    frame: pl.DataFrame = connection.sql(sql, params=params or {}).pl()
+    return frame
 
 
 def connect(
@@ -109,7 +110,7 @@ def connect(
             raise UserError(f"no record store at {file}")
         if not file.parent.exists():
             raise UserError(f"folder for the record store does not exist: {file.parent}")
-    config: dict[str, str | int | bool] = {}
+    config: dict[str, str | bool | int | float | list[str]] = {}
     if settings.threads is not None:
         config["threads"] = settings.threads
     if settings.memory_limit is not None:

@@ -115,9 +115,13 @@ def load_bundle(
 
     existing = _existing_source(store, name, fingerprint)
     if existing is not None and (existing[2] == fingerprint) and not replace:
-        return LoadReport(source=existing[1], location=str(files.root.resolve()),
-                          fingerprint=fingerprint, status="unchanged",
-                          ignored_files=list(files.ignored))
+        return LoadReport(
+            source=existing[1],
+            location=str(files.root.resolve()),
+            fingerprint=fingerprint,
+            status="unchanged",
+            ignored_files=list(files.ignored),
+        )
     named = _source_by_name(store, name)
     if named is not None and not replace:
         raise UserError(
@@ -151,8 +155,18 @@ def load_bundle(
     clock = time.perf_counter()
     counts = {t: typed[t].height for t in _TABLE_ORDER if t in typed}
     counts["chunks"] = chunks.height
-    _write(store, name, files, fingerprint, chunker, typed, chunks, counts, replaced_id,
-           report_progress)
+    _write(
+        store,
+        name,
+        files,
+        fingerprint,
+        chunker,
+        typed,
+        chunks,
+        counts,
+        replaced_id,
+        report_progress,
+    )
     timings["write"] = time.perf_counter() - clock
     return LoadReport(
         source=name,
@@ -184,7 +198,9 @@ def _read_document_folder(files: BundleFiles, log: ProblemLog) -> tuple[pl.DataF
             continue
         target = (folder / name.strip()).resolve()
         if not target.is_relative_to(folder):
-            log.add(LoadProblem(label, f"'{name}' points outside the documents folder", row, "file"))
+            log.add(
+                LoadProblem(label, f"'{name}' points outside the documents folder", row, "file")
+            )
             texts.append(None)
             continue
         try:
@@ -200,7 +216,9 @@ def _read_document_folder(files: BundleFiles, log: ProblemLog) -> tuple[pl.DataF
     return frame, paths
 
 
-def _existing_source(store: RecordStore, name: str, fingerprint: str) -> tuple[int, str, str] | None:
+def _existing_source(
+    store: RecordStore, name: str, fingerprint: str
+) -> tuple[int, str, str] | None:
     """A source with these exact files (under any name), preferring the same name."""
     row = store.connection.execute(
         "SELECT source_id, name, fingerprint FROM sources WHERE fingerprint = $f "
@@ -230,8 +248,12 @@ def _check_against_store(
     params = {"replaced": replaced_id}
     bundle_patients = typed["patients"].select("patient_id") if "patients" in typed else None
     try:
-        con.register("_bundle_patients", bundle_patients if bundle_patients is not None
-                     else pl.DataFrame({"patient_id": []}, schema={"patient_id": pl.String}))
+        con.register(
+            "_bundle_patients",
+            bundle_patients
+            if bundle_patients is not None
+            else pl.DataFrame({"patient_id": []}, schema={"patient_id": pl.String}),
+        )
         for table, frame in typed.items():
             spec = BUNDLE_TABLES[table]
             con.register("_incoming", frame.select(ROW_COLUMN, spec.id_column))
@@ -245,8 +267,14 @@ def _check_against_store(
             con.unregister("_incoming")
             log.total += len(clashes)
             for row, ident, source_name in clashes[:3]:
-                log.problems.append(LoadProblem(labels[table], f"id '{ident}' is already loaded "
-                                                f"(source '{source_name}')", row, spec.id_column))
+                log.problems.append(
+                    LoadProblem(
+                        labels[table],
+                        f"id '{ident}' is already loaded (source '{source_name}')",
+                        row,
+                        spec.id_column,
+                    )
+                )
             if not spec.references_patient:
                 continue
             con.register("_refs", frame.select(ROW_COLUMN, "patient_id"))
@@ -260,9 +288,15 @@ def _check_against_store(
             con.unregister("_refs")
             log.total += len(orphans)
             for row, patient in orphans[:3]:
-                log.problems.append(LoadProblem(labels[table], f"unknown patient '{patient}' (not "
-                                                "in this bundle's patients nor in the store)",
-                                                row, "patient_id"))
+                log.problems.append(
+                    LoadProblem(
+                        labels[table],
+                        f"unknown patient '{patient}' (not "
+                        "in this bundle's patients nor in the store)",
+                        row,
+                        "patient_id",
+                    )
+                )
         if replaced_id is not None:
             _check_replaced_patients_still_referenced(con, replaced_id, log)
     finally:
@@ -284,17 +318,28 @@ def _check_replaced_patients_still_referenced(
         {"replaced": replaced_id},
     ).fetchall()
     for patient, other in rows:
-        log.add(LoadProblem("patients", f"patient '{patient}' would be removed by the "
-                            f"replacement but source '{other}' still has rows for them"))
+        log.add(
+            LoadProblem(
+                "patients",
+                f"patient '{patient}' would be removed by the "
+                f"replacement but source '{other}' still has rows for them",
+            )
+        )
 
 
 def _chunk_documents(
     chunker: Chunker, documents: pl.DataFrame | None, progress: ProgressCallback
 ) -> tuple[pl.DataFrame, int]:
     schema = {
-        "chunk_id": pl.String, "document_id": pl.String, "patient_id": pl.String,
-        "position": pl.Int32, "section": pl.String, "char_start": pl.Int32, "char_end": pl.Int32,
-        "text": pl.String, "token_count": pl.Int32,
+        "chunk_id": pl.String,
+        "document_id": pl.String,
+        "patient_id": pl.String,
+        "position": pl.Int32,
+        "section": pl.String,
+        "char_start": pl.Int32,
+        "char_end": pl.Int32,
+        "text": pl.String,
+        "token_count": pl.Int32,
     }
     if documents is None or documents.height == 0:
         return pl.DataFrame(schema=schema), 0
@@ -352,12 +397,18 @@ def _write(
             "INSERT INTO sources VALUES ($id, $name, $loc, $fp, $at, $ver, $tok, $max, "
             "$np, $nd, $nc, $nl, $ne)",
             {
-                "id": source_id, "name": name, "loc": str(files.root.resolve()), "fp": fingerprint,
-                "at": dt.datetime.now(), "ver": _package_version(),
+                "id": source_id,
+                "name": name,
+                "loc": str(files.root.resolve()),
+                "fp": fingerprint,
+                "at": dt.datetime.now(),
+                "ver": _package_version(),
                 "tok": chunker.tokenizer.description,
                 "max": chunker.settings.max_tokens,
-                "np": counts.get("patients", 0), "nd": counts.get("documents", 0),
-                "nc": counts.get("chunks", 0), "nl": counts.get("labs", 0),
+                "np": counts.get("patients", 0),
+                "nd": counts.get("documents", 0),
+                "nc": counts.get("chunks", 0),
+                "nl": counts.get("labs", 0),
                 "ne": counts.get("events", 0),
             },
         )
@@ -373,14 +424,17 @@ def _write(
         con.execute("COMMIT")
     except duckdb.ConstraintException as exc:
         con.execute("ROLLBACK")
-        raise DataLoadError([LoadProblem(files.label(files.root), f"the store refused the rows: "
-                                         f"{exc}")]) from exc
+        raise DataLoadError(
+            [LoadProblem(files.label(files.root), f"the store refused the rows: {exc}")]
+        ) from exc
     except BaseException:
         con.execute("ROLLBACK")
         raise
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, source_id: int) -> None:
+def _insert(
+    con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, source_id: int
+) -> None:
     columns = ", ".join(frame.columns)
     con.register("_rows", frame.to_arrow())
     try:
@@ -401,5 +455,7 @@ def _package_version() -> str:
 
 def store_fingerprints(store: RecordStore) -> dict[str, str]:
     """Fingerprint of every loaded source, by name (a data fingerprint for run manifests)."""
-    rows = store.connection.execute("SELECT name, fingerprint FROM sources ORDER BY name").fetchall()
+    rows = store.connection.execute(
+        "SELECT name, fingerprint FROM sources ORDER BY name"
+    ).fetchall()
     return {str(n): str(f) for n, f in rows}

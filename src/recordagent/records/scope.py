@@ -83,9 +83,7 @@ class PatientScope:
         query, bound = self._prepare(sql, params)
         return query_frame(self._cursor, query, bound)
 
-    def _prepare(
-        self, sql: str, params: Mapping[str, Any] | None
-    ) -> tuple[str, dict[str, Any]]:
+    def _prepare(self, sql: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
         if _FORBIDDEN.search(sql):
             raise ValueError(f"scoped SQL must use unqualified record tables only: {sql!r}")
         bound = dict(params or {})
@@ -100,13 +98,17 @@ class PatientScope:
         query, bound = self._prepare(sql, params)
         cursor = self._cursor.execute(query, bound)
         names = [d[0] for d in cursor.description or ()]
-        return [model.model_validate(dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
+        return [
+            model.model_validate(dict(zip(names, row, strict=True))) for row in cursor.fetchall()
+        ]
 
     # -- typed readers ---------------------------------------------------------------------
 
     def patient(self) -> Patient:
         """Demographics of the patient."""
-        return self._models(Patient, "SELECT patient_id, sex, birth_date, death_date FROM patients")[0]
+        return self._models(
+            Patient, "SELECT patient_id, sex, birth_date, death_date FROM patients"
+        )[0]
 
     def documents(
         self,

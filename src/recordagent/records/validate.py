@@ -43,8 +43,14 @@ class ProblemLog:
         self.total += 1
         self.problems.append(problem)
 
-    def add_rows(self, file: str, column: str | None, rows: Sequence[int], message: str,
-                 values: Sequence[object] | None = None) -> None:
+    def add_rows(
+        self,
+        file: str,
+        column: str | None,
+        rows: Sequence[int],
+        message: str,
+        values: Sequence[object] | None = None,
+    ) -> None:
         """Record the same problem on many rows, keeping the first few."""
         self.total += len(rows)
         for k, row in enumerate(rows[:ROWS_SHOWN_PER_CHECK]):
@@ -55,7 +61,9 @@ class ProblemLog:
         return self.total > 0
 
 
-def validate_table(spec: TableSpec, frame: pl.DataFrame, label: str, log: ProblemLog) -> pl.DataFrame:
+def validate_table(
+    spec: TableSpec, frame: pl.DataFrame, label: str, log: ProblemLog
+) -> pl.DataFrame:
     """Type and check one table; returns it with the spec's columns (and the row column).
 
     Problems go to ``log``; the returned frame is meaningful only when none were added.
@@ -64,8 +72,18 @@ def validate_table(spec: TableSpec, frame: pl.DataFrame, label: str, log: Proble
     unknown = [c for c in present if c not in spec.column_names]
     for name in unknown:
         hint = _closest(name, spec.column_names)
-        log.add(LoadProblem(label, "unknown column" + (f"; did you mean '{hint}'?" if hint else
-                f"; expected columns: {', '.join(spec.column_names)}"), column=name))
+        log.add(
+            LoadProblem(
+                label,
+                "unknown column"
+                + (
+                    f"; did you mean '{hint}'?"
+                    if hint
+                    else f"; expected columns: {', '.join(spec.column_names)}"
+                ),
+                column=name,
+            )
+        )
     for col in spec.columns:
         if col.required and col.name not in present:
             log.add(LoadProblem(label, "required column is missing", column=col.name))
@@ -93,11 +111,15 @@ def _polars_type(col: Column) -> pl.DataType:
     }[col.type]
 
 
-def _typed_column(col: Column, raw: pl.Series, rows: pl.Series, label: str, log: ProblemLog) -> pl.Series:
+def _typed_column(
+    col: Column, raw: pl.Series, rows: pl.Series, label: str, log: ProblemLog
+) -> pl.Series:
     dtype = raw.dtype
     target = _polars_type(col)
     if isinstance(dtype, (pl.List, pl.Array, pl.Struct, pl.Binary, pl.Object)):
-        log.add(LoadProblem(label, f"expected {col.type.value} values, found {dtype}", column=col.name))
+        log.add(
+            LoadProblem(label, f"expected {col.type.value} values, found {dtype}", column=col.name)
+        )
         return pl.Series(col.name, [None] * len(raw), dtype=target)
     if dtype == pl.Null:
         return pl.Series(col.name, [None] * len(raw), dtype=target)
@@ -115,10 +137,14 @@ def _typed_column(col: Column, raw: pl.Series, rows: pl.Series, label: str, log:
             converted = source.cast(pl.Float64, strict=False)
         else:
             frame = pl.DataFrame({"v": source})
-            parsed = frame.select(pl.coalesce([
-                pl.col("v").str.strptime(pl.Datetime("us"), f, strict=False, exact=True)
-                for f in _DATETIME_FORMATS
-            ])).to_series()
+            parsed = frame.select(
+                pl.coalesce(
+                    [
+                        pl.col("v").str.strptime(pl.Datetime("us"), f, strict=False, exact=True)
+                        for f in _DATETIME_FORMATS
+                    ]
+                )
+            ).to_series()
             converted = parsed.cast(target) if col.type is ColumnType.DATE else parsed
         failed = source.is_not_null() & (source.str.len_chars() > 0) & converted.is_null()
         if failed.any():
@@ -126,21 +152,37 @@ def _typed_column(col: Column, raw: pl.Series, rows: pl.Series, label: str, log:
                 ColumnType.NUMBER: "a number",
                 ColumnType.DATE: "an ISO date such as 2021-03-04",
                 ColumnType.TIMESTAMP: "an ISO date or date-time such as 2021-03-04 or "
-                                      "2021-03-04 13:45 (local time, no offset)",
+                "2021-03-04 13:45 (local time, no offset)",
             }[col.type]
-            log.add_rows(label, col.name, rows.filter(failed).to_list(), f"expected {expected}",
-                         source.filter(failed).to_list())
+            log.add_rows(
+                label,
+                col.name,
+                rows.filter(failed).to_list(),
+                f"expected {expected}",
+                source.filter(failed).to_list(),
+            )
         return converted.rename(col.name)
 
     allowed_numeric = dtype.is_numeric() and not dtype == pl.Boolean
     if col.type is ColumnType.NUMBER and allowed_numeric:
         return raw.cast(pl.Float64).rename(col.name)
-    if col.type in (ColumnType.DATE, ColumnType.TIMESTAMP) and isinstance(dtype, (pl.Date, pl.Datetime)):
+    if col.type in (ColumnType.DATE, ColumnType.TIMESTAMP) and isinstance(
+        dtype, (pl.Date, pl.Datetime)
+    ):
         if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
-            log.add(LoadProblem(label, f"time zone '{dtype.time_zone}' not supported: store local "
-                                "times without a zone", column=col.name))
-        return raw.dt.replace_time_zone(None).cast(target).rename(col.name) if isinstance(
-            dtype, pl.Datetime) else raw.cast(target).rename(col.name)
+            log.add(
+                LoadProblem(
+                    label,
+                    f"time zone '{dtype.time_zone}' not supported: store local "
+                    "times without a zone",
+                    column=col.name,
+                )
+            )
+        return (
+            raw.dt.replace_time_zone(None).cast(target).rename(col.name)
+            if isinstance(dtype, pl.Datetime)
+            else raw.cast(target).rename(col.name)
+        )
     log.add(LoadProblem(label, f"expected {col.type.value} values, found {dtype}", column=col.name))
     return pl.Series(col.name, [None] * len(raw), dtype=target)
 
@@ -159,13 +201,23 @@ def _check_values(spec: TableSpec, frame: pl.DataFrame, label: str, log: Problem
         if col.finite:
             bad = values.is_not_null() & ~values.is_finite()
             if bad.any():
-                log.add_rows(label, col.name, rows.filter(bad).to_list(),
-                             "value must be a finite number", values.filter(bad).to_list())
+                log.add_rows(
+                    label,
+                    col.name,
+                    rows.filter(bad).to_list(),
+                    "value must be a finite number",
+                    values.filter(bad).to_list(),
+                )
         if col.allowed is not None:
             bad = values.is_not_null() & ~values.is_in(list(col.allowed))
             if bad.any():
-                log.add_rows(label, col.name, rows.filter(bad).to_list(),
-                             f"must be one of: {', '.join(col.allowed)}", values.filter(bad).to_list())
+                log.add_rows(
+                    label,
+                    col.name,
+                    rows.filter(bad).to_list(),
+                    f"must be one of: {', '.join(col.allowed)}",
+                    values.filter(bad).to_list(),
+                )
     _check_duplicates(spec, frame, label, log)
     if spec.name == "labs":
         _check_labs(frame, label, log)
@@ -193,43 +245,69 @@ def _check_duplicates(spec: TableSpec, frame: pl.DataFrame, label: str, log: Pro
     dup = ids.is_not_null() & ids.is_duplicated()
     if not dup.any():
         return
-    first_row = (frame.filter(dup).group_by(spec.id_column)
-                 .agg(pl.col(ROW_COLUMN).min().alias("first")))
-    repeats = (frame.filter(dup).join(first_row, on=spec.id_column)
-               .filter(pl.col(ROW_COLUMN) != pl.col("first")).sort(ROW_COLUMN))
+    first_row = (
+        frame.filter(dup).group_by(spec.id_column).agg(pl.col(ROW_COLUMN).min().alias("first"))
+    )
+    repeats = (
+        frame.filter(dup)
+        .join(first_row, on=spec.id_column)
+        .filter(pl.col(ROW_COLUMN) != pl.col("first"))
+        .sort(ROW_COLUMN)
+    )
     log.total += repeats.height
     for rec in repeats.head(ROWS_SHOWN_PER_CHECK).iter_rows(named=True):
-        log.problems.append(LoadProblem(label, f"duplicate id '{rec[spec.id_column]}' (first seen "
-                                        f"in row {rec['first']})", rec[ROW_COLUMN], spec.id_column))
+        log.problems.append(
+            LoadProblem(
+                label,
+                f"duplicate id '{rec[spec.id_column]}' (first seen in row {rec['first']})",
+                rec[ROW_COLUMN],
+                spec.id_column,
+            )
+        )
 
 
 def _check_labs(frame: pl.DataFrame, label: str, log: ProblemLog) -> None:
     rows = frame[ROW_COLUMN]
     no_value = frame["value_num"].is_null() & frame["value_text"].is_null()
     if no_value.any():
-        log.add_rows(label, "value_num", rows.filter(no_value).to_list(),
-                     "a lab row needs value_num or value_text")
+        log.add_rows(
+            label,
+            "value_num",
+            rows.filter(no_value).to_list(),
+            "a lab row needs value_num or value_text",
+        )
     signed = pl.lit(False)
     for word in SIGNED_ANALYTE_WORDS:
         signed = signed | pl.col("analyte_name").str.to_lowercase().str.contains(word, literal=True)
-    negative = frame.select(
-        (pl.col("value_num") < 0) & pl.col("value_num").is_finite() & ~signed
-    ).to_series().fill_null(False)
+    negative = (
+        frame.select((pl.col("value_num") < 0) & pl.col("value_num").is_finite() & ~signed)
+        .to_series()
+        .fill_null(False)
+    )
     if negative.any():
-        log.add_rows(label, "value_num", rows.filter(negative).to_list(),
-                     "negative value for an analyte that cannot be negative",
-                     frame["value_num"].filter(negative).to_list())
+        log.add_rows(
+            label,
+            "value_num",
+            rows.filter(negative).to_list(),
+            "negative value for an analyte that cannot be negative",
+            frame["value_num"].filter(negative).to_list(),
+        )
     inverted = (frame["ref_low"] > frame["ref_high"]).fill_null(False)
     if inverted.any():
-        log.add_rows(label, "ref_low", rows.filter(inverted).to_list(),
-                     "reference range lower limit exceeds upper limit")
+        log.add_rows(
+            label,
+            "ref_low",
+            rows.filter(inverted).to_list(),
+            "reference range lower limit exceeds upper limit",
+        )
 
 
 def _check_order(frame: pl.DataFrame, first: str, last: str, label: str, log: ProblemLog) -> None:
     wrong = (frame[last] < frame[first]).fill_null(False)
     if wrong.any():
-        log.add_rows(label, last, frame[ROW_COLUMN].filter(wrong).to_list(),
-                     f"{last} is before {first}")
+        log.add_rows(
+            label, last, frame[ROW_COLUMN].filter(wrong).to_list(), f"{last} is before {first}"
+        )
 
 
 def _closest(name: str, options: Sequence[str]) -> str | None:
