@@ -181,7 +181,9 @@ def load_settings(preset: str | Path | None = None, **overrides: Any) -> Setting
         path = _resolve_preset(preset)
         settings_cls = type("PresetSettings", (Settings,), {"preset_file": path})
     try:
-        return settings_cls(**overrides)
+        resolved = settings_cls(**overrides)
+        # Hand back a plain Settings (the preset subclass is an implementation detail).
+        return resolved if settings_cls is Settings else Settings(**resolved.model_dump())
     except ValidationError as exc:
         where = f" (preset {preset})" if preset is not None else ""
         raise UserError(f"invalid settings{where}:\n{exc}") from exc

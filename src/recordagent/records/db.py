@@ -17,7 +17,7 @@ from recordagent.settings import StoreSettings
 if TYPE_CHECKING:
     from recordagent.records.scope import PatientScope
 
-__all__ = ["RecordStore", "connect", "query_frame"]
+__all__ = ["RecordStore", "connect", "first_row", "query_frame"]
 
 MEMORY = ":memory:"
 
@@ -37,7 +37,7 @@ class RecordStore:
     @property
     def schema_version(self) -> int:
         """The highest migration applied to this store."""
-        row = self._con.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        row = self._con.execute("SELECT max(version) FROM schema_migrations").fetchall()[0]
         return int(row[0]) if row and row[0] is not None else 0
 
     def patient_ids(self) -> list[str]:
@@ -49,7 +49,7 @@ class RecordStore:
         """Whether the store holds a patient with this id."""
         row = self._con.execute(
             "SELECT count(*) FROM patients WHERE patient_id = $pid", {"pid": patient_id}
-        ).fetchone()
+        ).fetchall()[0]
         return bool(row and row[0])
 
     def scope(self, patient_id: str) -> PatientScope:
@@ -75,6 +75,11 @@ class RecordStore:
 
     def __repr__(self) -> str:
         return f"RecordStore({self.location!r}, schema_version={self.schema_version})"
+
+
+def first_row(rows: list[tuple[Any, ...]]) -> tuple[Any, ...] | None:
+    """The first of fully fetched ``rows`` (never leave a DuckDB result half-read)."""
+    return rows[0] if rows else None
 
 
 def query_frame(
@@ -134,10 +139,10 @@ def _applied_version(con: duckdb.DuckDBPyConnection) -> int | None:
     exists = con.execute(
         "SELECT count(*) FROM information_schema.tables "
         "WHERE table_schema = 'main' AND table_name = 'schema_migrations'"
-    ).fetchone()
+    ).fetchall()[0]
     if not exists or not exists[0]:
         return None
-    row = con.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    row = con.execute("SELECT max(version) FROM schema_migrations").fetchall()[0]
     return int(row[0]) if row and row[0] is not None else 0
 
 
@@ -147,7 +152,7 @@ def _check_version(con: duckdb.DuckDBPyConnection, location: str) -> int:
     if version is None:
         other = con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main'"
-        ).fetchone()
+        ).fetchall()[0]
         if other and other[0]:
             raise UserError(f"{location} is a DuckDB database but not a recordagent store")
         raise UserError(f"{location} is empty: load a bundle into it first")
@@ -164,7 +169,7 @@ def _migrate(con: duckdb.DuckDBPyConnection, location: str) -> None:
     if version is None:
         tables = con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main'"
-        ).fetchone()
+        ).fetchall()[0]
         if tables and tables[0]:
             raise UserError(f"{location} is a DuckDB database but not a recordagent store")
         con.execute(

@@ -28,7 +28,7 @@ from recordagent.records.bundle import (
     read_table,
 )
 from recordagent.records.chunking import Chunker
-from recordagent.records.db import RecordStore
+from recordagent.records.db import RecordStore, first_row
 from recordagent.records.schema import BUNDLE_TABLES
 from recordagent.records.validate import ProblemLog, validate_table
 from recordagent.settings import Settings
@@ -213,25 +213,31 @@ def _read_document_folder(files: BundleFiles, log: ProblemLog) -> tuple[pl.DataF
             log.add(LoadProblem(label, f"cannot read '{name}' as UTF-8 text: {exc}", row, "file"))
             texts.append(None)
     frame = manifest.drop("file").with_columns(pl.Series("text", texts, dtype=pl.String))
-    return frame, paths
+    # Rows whose file could not be read are reported already; keep them out of later checks.
+    unread = [row for row, text in zip(manifest[ROW_COLUMN], texts, strict=True) if text is None]
+    return frame.filter(~pl.col(ROW_COLUMN).is_in(unread)), paths
 
 
 def _existing_source(
     store: RecordStore, name: str, fingerprint: str
 ) -> tuple[int, str, str] | None:
     """A source with these exact files (under any name), preferring the same name."""
-    row = store.connection.execute(
-        "SELECT source_id, name, fingerprint FROM sources WHERE fingerprint = $f "
-        "ORDER BY name = $n DESC LIMIT 1",
-        {"f": fingerprint, "n": name},
-    ).fetchone()
+    row = first_row(
+        store.connection.execute(
+            "SELECT source_id, name, fingerprint FROM sources WHERE fingerprint = $f "
+            "ORDER BY name = $n DESC LIMIT 1",
+            {"f": fingerprint, "n": name},
+        ).fetchall()
+    )
     return (int(row[0]), str(row[1]), str(row[2])) if row else None
 
 
 def _source_by_name(store: RecordStore, name: str) -> tuple[int, str] | None:
-    row = store.connection.execute(
-        "SELECT source_id, fingerprint FROM sources WHERE name = $n", {"n": name}
-    ).fetchone()
+    row = first_row(
+        store.connection.execute(
+            "SELECT source_id, fingerprint FROM sources WHERE name = $n", {"n": name}
+        ).fetchall()
+    )
     return (int(row[0]), str(row[1])) if row else None
 
 
@@ -391,7 +397,9 @@ def _write(
         if replaced_id is not None:
             for table in ("chunks", "events", "labs", "documents", "patients", "sources"):
                 con.execute(f"DELETE FROM {table} WHERE source_id = $s", {"s": replaced_id})
-        row = con.execute("SELECT coalesce(max(source_id), 0) + 1 FROM sources").fetchone()
+        row = first_row(
+            con.execute("SELECT coalesce(max(source_id), 0) + 1 FROM sources").fetchall()
+        )
         source_id = int(row[0]) if row else 1
         con.execute(
             "INSERT INTO sources VALUES ($id, $name, $loc, $fp, $at, $ver, $tok, $max, "

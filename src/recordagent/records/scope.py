@@ -55,8 +55,7 @@ class PatientScope:
         if not store.has_patient(patient_id):
             raise UserError(f"no patient '{patient_id}' in the record store")
         self._patient_id = patient_id
-        # A cursor of its own: scopes may be used from different threads at once.
-        self._cursor = store.connection.cursor()
+        self._connection = store.connection
 
     @property
     def patient_id(self) -> str:
@@ -76,12 +75,14 @@ class PatientScope:
                 more than one statement, or a parameter tries to rebind ``patient_id``.
         """
         query, bound = self._prepare(sql, params)
-        return self._cursor.execute(query, bound).fetchall()
+        with self._connection.cursor() as cursor:
+            return cursor.execute(query, bound).fetchall()
 
     def frame(self, sql: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
         """Like :meth:`fetch`, returning a polars DataFrame."""
         query, bound = self._prepare(sql, params)
-        return query_frame(self._cursor, query, bound)
+        with self._connection.cursor() as cursor:
+            return query_frame(cursor, query, bound)
 
     def _prepare(self, sql: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
         if _FORBIDDEN.search(sql):
@@ -96,11 +97,12 @@ class PatientScope:
         self, model: type[_RowT], sql: str, params: Mapping[str, Any] | None = None
     ) -> list[_RowT]:
         query, bound = self._prepare(sql, params)
-        cursor = self._cursor.execute(query, bound)
-        names = [d[0] for d in cursor.description or ()]
-        return [
-            model.model_validate(dict(zip(names, row, strict=True))) for row in cursor.fetchall()
-        ]
+        # A cursor per query: DuckDB cursors are single-threaded, scopes may be shared.
+        with self._connection.cursor() as cursor:
+            cursor.execute(query, bound)
+            names = [d[0] for d in cursor.description or ()]
+            rows = cursor.fetchall()
+        return [model.model_validate(dict(zip(names, row, strict=True))) for row in rows]
 
     # -- typed readers ---------------------------------------------------------------------
 

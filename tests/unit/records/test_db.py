@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from recordagent.errors import UserError
+from recordagent.records.db import connect
+from recordagent.records.migrations import MIGRATIONS
+from recordagent.records.schema import BUNDLE_TABLES, ColumnType
+
+DUCKDB_TYPES = {
+    ColumnType.TEXT: "VARCHAR",
+    ColumnType.DATE: "DATE",
+    ColumnType.TIMESTAMP: "TIMESTAMP",
+    ColumnType.NUMBER: "DOUBLE",
+}
+
+
+def test_bundle_specs_match_the_migrated_tables():
+    with connect() as store:
+        for name, spec in BUNDLE_TABLES.items():
+            columns = store.connection.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_name = $t ORDER BY ordinal_position",
+                {"t": name},
+            ).fetchall()
+            expected = [(c.name, DUCKDB_TYPES[c.type]) for c in spec.columns] + [("source_id", "INTEGER")]
+            assert columns == expected, name
+
+
+def test_new_store_is_at_the_latest_version_and_reopening_migrates_nothing(tmp_path: Path):
+    path = tmp_path / "s.duckdb"
+    with connect(path) as store:
+        assert store.schema_version == MIGRATIONS[-1].version
+    with connect(path) as again:
+        rows = again.connection.execute("SELECT count(*) FROM schema_migrations").fetchone()
+        assert rows == (len(MIGRATIONS),)
+
+
+def test_store_written_by_a_newer_version_is_refused(tmp_path: Path):
+    path = tmp_path / "s.duckdb"
+    with connect(path) as store:
+        store.connection.execute("INSERT INTO schema_migrations VALUES (999, 'future', now())")
+    with pytest.raises(UserError, match="newer than this recordagent"):
+        connect(path)
+    with pytest.raises(UserError, match="newer than this recordagent"):
+        connect(path, read_only=True)
+
+
+def test_foreign_duckdb_files_are_refused(tmp_path: Path):
+    path = tmp_path / "other.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE unrelated (x INTEGER)")
+    con.close()
+    with pytest.raises(UserError, match="not a recordagent store"):
+        connect(path)
+
+
+def test_missing_files_and_folders(tmp_path: Path):
+    with pytest.raises(UserError, match="no record store"):
+        connect(tmp_path / "absent.duckdb", read_only=True)
+    with pytest.raises(UserError, match="folder for the record store does not exist"):
+        connect(tmp_path / "no" / "such" / "s.duckdb")
+
+
+def test_thread_and_memory_settings_reach_duckdb():
+    from recordagent.settings import StoreSettings
+
+    with connect(settings=StoreSettings(threads=1, memory_limit="512MB")) as store:
+        threads, memory = store.connection.execute(
+            "SELECT current_setting('threads'), current_setting('memory_limit')"
+        ).fetchone()
+    assert threads == 1
+    assert memory.replace(" ", "").upper().startswith(("512", "488"))
