@@ -51,7 +51,9 @@ def test_load_then_summary_on_a_store_file(tmp_path: Path, two_patients: Path):
     assert len(lines) == 2
 
 
-def test_bad_bundle_exits_3_with_located_problems_and_no_traceback(tmp_path: Path, two_patients: Path):
+def test_bad_bundle_exits_3_with_located_problems_and_no_traceback(
+    tmp_path: Path, two_patients: Path
+):
     (two_patients / "labs.csv").write_text(
         "lab_id,patient_id,time,analyte_name,value_num\nL1,A,2020-01-01,Creatinine,abc\n"
     )

@@ -16,7 +16,9 @@ ACI = SHARED_DATA / "aci-bench" / "challenge_data"
 def notes() -> list[str]:
     if not ACI.is_dir():
         pytest.skip(f"ACI-BENCH notes not found at {ACI} (../shared/data is absent)")
-    frames = [pl.read_csv(path) for path in sorted(ACI.glob("*.csv")) if "metadata" not in path.name]
+    frames = [
+        pl.read_csv(path) for path in sorted(ACI.glob("*.csv")) if "metadata" not in path.name
+    ]
     return [n for f in frames for n in f["note"].to_list() if n]
 
 

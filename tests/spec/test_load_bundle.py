@@ -65,9 +65,9 @@ def test_parquet_and_csv_bundles_load_identically(tmp_path: Path, two_patients: 
 def test_typed_parquet_columns_are_accepted(store: RecordStore, tmp_path: Path):
     bundle = tmp_path / "typed"
     bundle.mkdir()
-    pl.DataFrame({"patient_id": [101, 102], "birth_date": [dt.date(1950, 1, 2), None]}).write_parquet(
-        bundle / "patients.parquet"
-    )
+    pl.DataFrame(
+        {"patient_id": [101, 102], "birth_date": [dt.date(1950, 1, 2), None]}
+    ).write_parquet(bundle / "patients.parquet")
     pl.DataFrame(
         {
             "lab_id": [1, 2],
@@ -127,7 +127,9 @@ def test_changed_files_under_a_loaded_name_need_replace(store: RecordStore, two_
     report = load_bundle(store, two_patients, replace=True)
     assert report.status == "replaced"
     assert report.counts["labs"] == 6
-    rows = store.connection.execute("SELECT count(*), count(DISTINCT source_id) FROM labs").fetchone()
+    rows = store.connection.execute(
+        "SELECT count(*), count(DISTINCT source_id) FROM labs"
+    ).fetchone()
     assert rows == (6, 1)
     assert store.connection.execute("SELECT count(*) FROM sources").fetchone() == (1,)
 
@@ -143,7 +145,9 @@ def test_replace_reloads_with_new_chunk_settings(store: RecordStore, two_patient
     assert max(c.token_count for c in store.scope("A").chunks()) <= 16
 
 
-def test_second_source_may_reference_patients_of_the_first(store: RecordStore, two_patients: Path, tmp_path: Path):
+def test_second_source_may_reference_patients_of_the_first(
+    store: RecordStore, two_patients: Path, tmp_path: Path
+):
     load_bundle(store, two_patients)
     extra = tmp_path / "lab_feed"
     extra.mkdir()

@@ -19,8 +19,29 @@ from tests.conftest import FIXTURES, store_snapshot
 CELL = st.one_of(
     st.none(),
     st.text(max_size=8),
-    st.sampled_from(["", " ", "A", "B", "Z", "-1", "nan", "inf", "1e309", "2020-02-30", "2020-01-01",
-                     "2020-01-01 25:00", "therapy", "x" * 300, "\x00", "é", "1,5", '"', "\n"]),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "A",
+            "B",
+            "Z",
+            "-1",
+            "nan",
+            "inf",
+            "1e309",
+            "2020-02-30",
+            "2020-01-01",
+            "2020-01-01 25:00",
+            "therapy",
+            "x" * 300,
+            "\x00",
+            "é",
+            "1,5",
+            '"',
+            "\n",
+        ]
+    ),
     st.integers(min_value=-(10**6), max_value=10**6).map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(str),
 )

@@ -46,7 +46,9 @@ moments = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     types=string_lists,
     ids=string_lists,
@@ -82,7 +84,9 @@ def test_unfiltered_readers_return_all_of_a_and_nothing_else(loaded: RecordStore
 
 def test_raw_sql_sees_only_the_scoped_patient(loaded: RecordStore):
     scope = loaded.scope("A")
-    assert scope.fetch("SELECT DISTINCT patient_id FROM labs UNION SELECT patient_id FROM events") == [("A",)]
+    assert scope.fetch(
+        "SELECT DISTINCT patient_id FROM labs UNION SELECT patient_id FROM events"
+    ) == [("A",)]
     joined = scope.fetch(
         "SELECT count(*) FROM labs l JOIN patients p USING (patient_id) WHERE l.lab_id = $id",
         {"id": "LB1"},
@@ -124,7 +128,9 @@ def test_unknown_patient_is_a_user_error(loaded: RecordStore):
 
 def test_date_bounds_are_inclusive_whole_days(loaded: RecordStore):
     scope = loaded.scope("A")
-    assert [d.document_id for d in scope.documents(start=dt.date(2020, 6, 1), end=dt.date(2020, 6, 1))] == ["DA2"]
+    assert [
+        d.document_id for d in scope.documents(start=dt.date(2020, 6, 1), end=dt.date(2020, 6, 1))
+    ] == ["DA2"]
     assert [lab.lab_id for lab in scope.labs(end=dt.date(2020, 1, 4))] == ["LA1"]
 
 

@@ -9,9 +9,10 @@ import pytest
 from recordagent.errors import DataLoadError, LoadProblem
 from recordagent.records.db import RecordStore
 from recordagent.records.load import load_bundle
+from recordagent.records.schema import BUNDLE_TABLES
 from tests.conftest import store_snapshot
 
-LAB_HEADER = "lab_id,patient_id,time,analyte_code,analyte_name,value_num,value_text,unit,ref_low,ref_high,flag"
+LAB_HEADER = ",".join(BUNDLE_TABLES["labs"].column_names)
 
 
 def set_labs(bundle: Path, *rows: str) -> None:
@@ -46,7 +47,11 @@ def test_unknown_column_suggests_the_intended_one(store: RecordStore, two_patien
 
 
 def test_wrong_type(store: RecordStore, two_patients: Path):
-    set_labs(two_patients, "L1,A,2020-01-01,,Creatinine,1.2,,mg/dL,,,", "L2,A,2020-01-02,,Creatinine,high,,mg/dL,,,")
+    set_labs(
+        two_patients,
+        "L1,A,2020-01-01,,Creatinine,1.2,,mg/dL,,,",
+        "L2,A,2020-01-02,,Creatinine,high,,mg/dL,,,",
+    )
     problem = only(load_problems(store, two_patients))
     assert (problem.file, problem.row, problem.column) == ("labs.csv", 2, "value_num")
     assert "expected a number (got 'high')" in problem.message
@@ -66,7 +71,11 @@ def test_timezone_offsets_are_rejected_with_guidance(store: RecordStore, two_pat
 
 
 def test_lab_row_for_unknown_patient(store: RecordStore, two_patients: Path):
-    set_labs(two_patients, "L1,A,2020-01-01,,Creatinine,1.2,,mg/dL,,,", "L2,Z,2020-01-01,,Creatinine,1.0,,mg/dL,,,")
+    set_labs(
+        two_patients,
+        "L1,A,2020-01-01,,Creatinine,1.2,,mg/dL,,,",
+        "L2,Z,2020-01-01,,Creatinine,1.0,,mg/dL,,,",
+    )
     problem = only(load_problems(store, two_patients))
     assert (problem.file, problem.row, problem.column) == ("labs.csv", 2, "patient_id")
     assert "unknown patient 'Z'" in problem.message
@@ -129,7 +138,10 @@ def test_inverted_reference_range_and_time_order(store: RecordStore, two_patient
         "event_id,patient_id,start_time,end_time,kind,label\nE1,A,2020-05-01,2020-04-01,therapy,VRd\n"
     )
     problems = load_problems(store, two_patients)
-    assert {(p.file, p.column) for p in problems} == {("labs.csv", "ref_low"), ("events.csv", "end_time")}
+    assert {(p.file, p.column) for p in problems} == {
+        ("labs.csv", "ref_low"),
+        ("events.csv", "end_time"),
+    }
 
 
 def test_unknown_event_kind_lists_the_vocabulary(store: RecordStore, two_patients: Path):

@@ -6,7 +6,10 @@ from recordagent.errors import DataLoadError, LoadProblem, UserError
 
 
 def test_problem_locations_render_file_row_and_column():
-    assert str(LoadProblem("labs.csv", "bad", 3, "value_num")) == "labs.csv, row 3, column 'value_num': bad"
+    assert (
+        str(LoadProblem("labs.csv", "bad", 3, "value_num"))
+        == "labs.csv, row 3, column 'value_num': bad"
+    )
     assert str(LoadProblem("labs.csv", "unreadable")) == "labs.csv: unreadable"
 
 

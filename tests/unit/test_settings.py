@@ -23,7 +23,9 @@ def test_packaged_presets_load_and_default_matches_the_code_defaults():
 
 def test_precedence_is_overrides_then_environment_then_preset(tmp_path: Path, monkeypatch):
     preset = tmp_path / "site.yaml"
-    preset.write_text("chunking:\n  max_tokens: 300\n  min_tokens: 10\nstore:\n  path: site.duckdb\n")
+    preset.write_text(
+        "chunking:\n  max_tokens: 300\n  min_tokens: 10\nstore:\n  path: site.duckdb\n"
+    )
     monkeypatch.setenv("RECORDAGENT_CHUNKING__MAX_TOKENS", "400")
 
     from_env = load_settings(preset)

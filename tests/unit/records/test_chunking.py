@@ -78,11 +78,16 @@ def test_tight_bound_breaks_at_paragraphs_then_lines(tokenizer: Tokenizer):
     # No line exceeds the bound, so every boundary falls right after a line break.
     assert all(NOTE[span.char_start - 1] == "\n" for span in result.chunks[1:])
     # A break between paragraphs is preferred to one between lines of a paragraph.
-    assert sum(NOTE[span.char_start - 2 : span.char_start] == "\n\n" for span in result.chunks[1:]) >= 3
+    assert (
+        sum(NOTE[span.char_start - 2 : span.char_start] == "\n\n" for span in result.chunks[1:])
+        >= 3
+    )
 
 
 def test_overlong_line_is_cut_at_sentence_or_word_boundaries(tokenizer: Tokenizer):
-    line = " ".join(f"Sentence number {i} mentions lenalidomide and dexamethasone." for i in range(60))
+    line = " ".join(
+        f"Sentence number {i} mentions lenalidomide and dexamethasone." for i in range(60)
+    )
     result = chunker(tokenizer, max_tokens=64, min_tokens=0).chunk(line)
     assert len(result.chunks) > 5
     assert_well_formed(line, result, tokenizer, 64)
@@ -120,22 +125,54 @@ def test_chunk_many_matches_chunk_in_order(tokenizer: Tokenizer):
     texts = [NOTE, "short", NOTE.upper(), "", "x\n" * 500]
     c = chunker(tokenizer, max_tokens=32, min_tokens=0)
     seen: list[int] = []
-    assert c.chunk_many(texts, threads=2, batch_size=2, progress=seen.append) == [c.chunk(t) for t in texts]
+    assert c.chunk_many(texts, threads=2, batch_size=2, progress=seen.append) == [
+        c.chunk(t) for t in texts
+    ]
     assert sum(seen) == len(texts)
     assert c.chunk_many(texts, threads=1) == [c.chunk(t) for t in texts]
 
 
 clinical_words = st.sampled_from(
-    ["IgG-κ", "del(17p)", "t(4;14)", "2.3 g/dL", "VGPR.", "Plan:", "ASCT", "M-protein", "—", "µmol/L",
-     "(", ")", "!", "...", "   ", "\t", "\u00a0", "\r\n", "\n", "\n\n", " \n", "\n  ", "1,234", "'s", "🙂", "é"]
+    [
+        "IgG-κ",
+        "del(17p)",
+        "t(4;14)",
+        "2.3 g/dL",
+        "VGPR.",
+        "Plan:",
+        "ASCT",
+        "M-protein",
+        "—",
+        "µmol/L",
+        "(",
+        ")",
+        "!",
+        "...",
+        "   ",
+        "\t",
+        "\u00a0",
+        "\r\n",
+        "\n",
+        "\n\n",
+        " \n",
+        "\n  ",
+        "1,234",
+        "'s",
+        "🙂",
+        "é",
+    ]
 )
 texts = st.lists(st.one_of(clinical_words, st.text(max_size=12)), max_size=80).map("".join)
 
 
 @settings(max_examples=300, deadline=None)
-@given(text=texts, max_tokens=st.integers(min_value=16, max_value=80), min_tokens=st.integers(0, 16))
+@given(
+    text=texts, max_tokens=st.integers(min_value=16, max_value=80), min_tokens=st.integers(0, 16)
+)
 def test_property_counts_are_exact_and_bounded(text: str, max_tokens: int, min_tokens: int):
     tokenizer = Tokenizer()
-    result = Chunker(ChunkingSettings(max_tokens=max_tokens, min_tokens=min_tokens), tokenizer).chunk(text)
+    result = Chunker(
+        ChunkingSettings(max_tokens=max_tokens, min_tokens=min_tokens), tokenizer
+    ).chunk(text)
     assert_well_formed(text, result, tokenizer, max_tokens)
     assert "".join(text[c.char_start : c.char_end] for c in result.chunks) == text

@@ -26,7 +26,9 @@ def test_bundle_specs_match_the_migrated_tables():
                 "WHERE table_name = $t ORDER BY ordinal_position",
                 {"t": name},
             ).fetchall()
-            expected = [(c.name, DUCKDB_TYPES[c.type]) for c in spec.columns] + [("source_id", "INTEGER")]
+            expected = [(c.name, DUCKDB_TYPES[c.type]) for c in spec.columns] + [
+                ("source_id", "INTEGER")
+            ]
             assert columns == expected, name
 
 
