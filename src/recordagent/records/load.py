@@ -134,6 +134,7 @@ def load_bundle(
         report_progress("read", i, len(files.tables))
         labels[table] = files.label(file)
         frames[table] = read_table(file, labels[table])
+    report_progress("read", len(files.tables), len(files.tables))
     timings["read"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -141,6 +142,7 @@ def load_bundle(
     for i, (table, frame) in enumerate(frames.items()):
         report_progress("validate", i, len(frames))
         typed[table] = validate_table(BUNDLE_TABLES[table], frame, labels[table], log)
+    report_progress("validate", len(frames), len(frames))
     if not log:
         _check_against_store(store, typed, labels, replaced_id, log)
     if log:

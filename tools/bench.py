@@ -1,0 +1,489 @@
+"""Benchmarks of the record store: loading against a raw DuckDB scan, chunking against tiktoken.
+
+Generates a synthetic bundle at the reference study's scale (see ``bench_bundle.py``) once, then
+measures, each ``--repeats`` times (median and every run reported):
+
+a. raw DuckDB scan: ``CREATE TABLE ... AS SELECT * FROM read_parquet(file)`` for the four tables
+   in a fresh in-memory connection, the least it costs to get the files into DuckDB;
+b. the recordagent load into a fresh in-memory store, per phase (read, validate, chunk, write);
+   *tables* time is the total minus the chunk phase, compared with the raw scan;
+c. chunking throughput against tiktoken's own encoding throughput on the same texts;
+d. peak resident memory of a child process that does the load of (b).
+
+Usage::
+
+    python tools/bench.py [--scale 1.0] [--repeats 3] [--out bench-out/bench.json]
+                          [--bundle DIR] [--seed 0]
+
+Figures go to the JSON file (folder created) and a short summary to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import gc
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from recordagent.records.chunking import Chunker
+from recordagent.records.db import connect
+from recordagent.records.load import load_bundle
+from recordagent.records.tokens import Tokenizer
+from recordagent.settings import ChunkingSettings
+
+try:
+    from bench_bundle import scaled_counts, write_bench_bundle
+except ImportError:  # imported as tools.bench rather than run as a script
+    from tools.bench_bundle import scaled_counts, write_bench_bundle
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TABLES = ("patients", "documents", "labs", "events")
+TARGETS = {
+    "tables_over_raw_scan": 2.0,  # at most
+    "chunking_over_tiktoken": 0.75,  # at least
+    "peak_load_rss_gb": 4.0,  # below
+}
+
+Json = dict[str, Any]
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def summarise(runs: Sequence[float]) -> Json:
+    """Median and every run of a timing, rounded.
+
+    Args:
+        runs: Measured values, one per repeat.
+
+    Returns:
+        ``{"median": ..., "runs": [...]}``.
+    """
+    return {"median": round(statistics.median(runs), 4), "runs": [round(r, 4) for r in runs]}
+
+
+def repeat(measure: Callable[[], Json], repeats: int) -> list[Json]:
+    """Run ``measure`` ``repeats`` times, collecting garbage before each run.
+
+    Args:
+        measure: A function returning one run's figures.
+        repeats: How many runs.
+
+    Returns:
+        The figures of every run.
+    """
+    runs = []
+    for _ in range(repeats):
+        gc.collect()
+        runs.append(measure())
+    return runs
+
+
+def bundle_files(bundle: Path) -> dict[str, Path]:
+    """The Parquet file of each bundle table.
+
+    Raises:
+        FileNotFoundError: A table file is missing.
+    """
+    files = {name: bundle / f"{name}.parquet" for name in TABLES}
+    missing = [str(f) for f in files.values() if not f.is_file()]
+    if missing:
+        raise FileNotFoundError(f"bundle is missing {', '.join(missing)}")
+    return files
+
+
+# -- facts --------------------------------------------------------------------------------------
+
+
+def _package(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _cpu_model() -> str | None:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or None
+
+
+def machine_facts() -> Json:
+    """CPU, memory, Python and library versions, git revision and date of the run."""
+    status = _git("status", "--porcelain")
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "cpu_model": _cpu_model(),
+        "memory_gb": round(memory / 1e9, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": {
+            name: _package(name)
+            for name in ("recordagent", "duckdb", "polars", "pyarrow", "tiktoken", "numpy")
+        },
+        "git_sha": _git("rev-parse", "HEAD"),
+        "git_dirty": None if status is None else bool(status),
+    }
+
+
+def bundle_facts(bundle: Path, generated_seconds: float | None) -> Json:
+    """Row counts, file sizes and document text volume of the bundle."""
+    files = bundle_files(bundle)
+    counts = {n: pl.scan_parquet(f).select(pl.len()).collect().item() for n, f in files.items()}
+    text = pl.scan_parquet(files["documents"]).select(
+        pl.col("text").str.len_bytes().sum().alias("bytes"),
+        pl.col("text").str.len_chars().median().alias("median_chars"),
+        pl.col("text").str.len_chars().quantile(0.99).alias("p99_chars"),
+        pl.col("text").str.len_chars().max().alias("max_chars"),
+    )
+    stats = text.collect().row(0, named=True)
+    per_patient = (
+        pl.scan_parquet(files["documents"]).group_by("patient_id").len().select("len").collect()
+    )["len"]
+    return {
+        "path": str(bundle),
+        "generated_seconds": None if generated_seconds is None else round(generated_seconds, 2),
+        "counts": counts,
+        "file_mb": {n: round(f.stat().st_size / 1e6, 2) for n, f in files.items()},
+        "total_mb": round(sum(f.stat().st_size for f in files.values()) / 1e6, 2),
+        "document_text_mb": round(stats["bytes"] / 1e6, 2),
+        "document_median_chars": stats["median_chars"],
+        "document_p99_chars": stats["p99_chars"],
+        "document_max_chars": stats["max_chars"],
+        "documents_per_patient": {
+            "median": per_patient.median(),
+            "p90": per_patient.quantile(0.9),
+            "max": per_patient.max(),
+        },
+    }
+
+
+# -- a. raw scan --------------------------------------------------------------------------------
+
+
+def raw_scan_once(files: dict[str, Path]) -> Json:
+    """One raw scan: each file into a table of a fresh in-memory DuckDB connection."""
+    con = duckdb.connect(":memory:")
+    try:
+        per_table: dict[str, float] = {}
+        start = time.perf_counter()
+        for name, file in files.items():
+            clock = time.perf_counter()
+            literal = str(file).replace("'", "''")
+            con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_parquet('{literal}')")
+            per_table[name] = time.perf_counter() - clock
+        total = time.perf_counter() - start
+    finally:
+        con.close()
+    return {"total": total, "tables": per_table}
+
+
+def bench_raw_scan(files: dict[str, Path], repeats: int) -> Json:
+    """Raw DuckDB scan of the four files, ``repeats`` times."""
+    runs = repeat(lambda: raw_scan_once(files), repeats)
+    return {
+        "seconds": summarise([r["total"] for r in runs]),
+        "per_table_median": {
+            n: round(statistics.median(r["tables"][n] for r in runs), 4) for n in files
+        },
+    }
+
+
+# -- b. recordagent load ------------------------------------------------------------------------
+
+
+def load_once(bundle: Path) -> Json:
+    """One load into a fresh in-memory store: wall time, per-phase time and the report."""
+    store = connect()
+    try:
+        clock = time.perf_counter()
+        report = load_bundle(store, bundle)
+        wall = time.perf_counter() - clock
+    finally:
+        store.close()
+    phases = dict(report.seconds)
+    return {
+        "total": wall,
+        "phases": phases,
+        "tables": wall - phases.get("chunk", 0.0),
+        "counts": report.counts,
+        "document_tokens": report.document_tokens,
+        "tokenizer": report.tokenizer,
+    }
+
+
+def bench_load(bundle: Path, repeats: int) -> Json:
+    """The recordagent load, ``repeats`` times."""
+    runs = repeat(lambda: load_once(bundle), repeats)
+    phases = runs[0]["phases"].keys()
+    return {
+        "seconds": summarise([r["total"] for r in runs]),
+        "tables_seconds": summarise([r["tables"] for r in runs]),
+        "phases": {p: summarise([r["phases"][p] for r in runs]) for p in phases},
+        "counts": runs[-1]["counts"],
+        "document_tokens": runs[-1]["document_tokens"],
+        "tokenizer": runs[-1]["tokenizer"],
+    }
+
+
+# -- c. chunking vs tiktoken --------------------------------------------------------------------
+
+
+def _throughput(seconds: Sequence[float], n_bytes: int, n_tokens: int) -> Json:
+    median = statistics.median(seconds)
+    return {
+        "seconds": summarise(seconds),
+        "mb_per_s": round(n_bytes / 1e6 / median, 2),
+        "tokens_per_s": round(n_tokens / median),
+        "tokens": n_tokens,
+    }
+
+
+def _timed(work: Callable[[], int]) -> tuple[float, int]:
+    """Seconds ``work`` took and the token count it returned."""
+    gc.collect()
+    clock = time.perf_counter()
+    tokens = work()
+    return time.perf_counter() - clock, tokens
+
+
+def bench_chunking(documents: Path, repeats: int) -> Json:
+    """Chunking against tiktoken's batch and serial encoding, on the bundle's document texts."""
+    texts: list[str] = pl.read_parquet(documents, columns=["text"])["text"].to_list()
+    n_bytes = sum(len(t.encode("utf-8")) for t in texts)
+    encoding = Tokenizer().encoding
+    chunker = Chunker(ChunkingSettings())
+    _ = chunker.tokenizer.byte_lengths  # built once, outside the timing
+
+    def tiktoken_batch() -> int:
+        return sum(map(len, encoding.encode_ordinary_batch(texts, num_threads=2)))
+
+    def tiktoken_serial() -> int:
+        return sum(len(encoding.encode_ordinary(t)) for t in texts)
+
+    def ours() -> int:
+        return sum(r.total_tokens for r in chunker.chunk_many(texts, threads=2))
+
+    results: Json = {"documents": len(texts), "text_mb": round(n_bytes / 1e6, 2)}
+    for name, work in (
+        ("tiktoken_batch", tiktoken_batch),
+        ("tiktoken_serial", tiktoken_serial),
+        ("recordagent_chunk_many", ours),
+    ):
+        runs = [_timed(work) for _ in range(repeats)]
+        results[name] = _throughput([s for s, _ in runs], n_bytes, runs[0][1])
+    baseline = max(("tiktoken_batch", "tiktoken_serial"), key=lambda n: results[n]["mb_per_s"])
+    results["best_baseline"] = baseline
+    results["ours_over_best_baseline"] = round(
+        results["recordagent_chunk_many"]["mb_per_s"] / results[baseline]["mb_per_s"], 3
+    )
+    results["tokens_agree"] = (
+        results["recordagent_chunk_many"]["tokens"] == results["tiktoken_batch"]["tokens"]
+    )
+    return results
+
+
+# -- d. peak memory -----------------------------------------------------------------------------
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process image.
+
+    Reads ``VmHWM`` from ``/proc/self/status``, which starts afresh at ``exec``. ``ru_maxrss``
+    would not do: Linux carries it across ``exec``, so a child forked from a large benchmark
+    process reports the parent's size. Falls back to ``ru_maxrss`` where there is no ``/proc``.
+    """
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def child_load(bundle: Path) -> Json:
+    """In a child process: load the bundle as in (b) and report peak resident memory."""
+    before = peak_rss_bytes()
+    figures = load_once(bundle)
+    return {
+        "peak_rss_bytes": peak_rss_bytes(),
+        "rss_before_load_bytes": before,
+        "seconds": figures["total"],
+        "phases": figures["phases"],
+    }
+
+
+def memory_once(bundle: Path) -> Json:
+    """Run one load in a fresh child process and read its peak RSS."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--child-load", str(bundle)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"child load failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    figures: Json = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def bench_memory(bundle: Path, repeats: int) -> Json:
+    """Peak RSS of a child process loading the bundle, ``repeats`` times."""
+    runs = repeat(lambda: memory_once(bundle), repeats)
+    return {
+        "peak_rss_gb": summarise([r["peak_rss_bytes"] / 1e9 for r in runs]),
+        "peak_rss_before_load_gb": summarise([r["rss_before_load_bytes"] / 1e9 for r in runs]),
+        "child_load_seconds": summarise([r["seconds"] for r in runs]),
+    }
+
+
+# -- orchestration ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def prepared_bundle(
+    given: Path | None, scale: float, seed: int
+) -> Iterator[tuple[Path, float | None]]:
+    """The bundle folder to measure, and how long generating it took (None if reused).
+
+    A given folder that already holds the tables is reused; otherwise the bundle is written
+    there, or into a temporary folder removed afterwards.
+    """
+    if given is not None and all((given / f"{t}.parquet").is_file() for t in TABLES):
+        yield given, None
+        return
+    with contextlib.ExitStack() as stack:
+        folder = given or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
+        clock = time.perf_counter()
+        write_bench_bundle(folder, **scaled_counts(scale), seed=seed)
+        yield folder, time.perf_counter() - clock
+
+
+def figures(raw: Json, load: Json, chunking: Json, memory: Json) -> Json:
+    """The headline ratios, each with its target and whether it is met."""
+    raw_s = raw["seconds"]["median"]
+    tables_ratio = load["tables_seconds"]["median"] / raw_s
+    peak = memory["peak_rss_gb"]["median"]
+    return {
+        "tables_over_raw_scan": {
+            "value": round(tables_ratio, 3),
+            "target_at_most": TARGETS["tables_over_raw_scan"],
+            "met": tables_ratio <= TARGETS["tables_over_raw_scan"],
+        },
+        "total_load_over_raw_scan": {"value": round(load["seconds"]["median"] / raw_s, 3)},
+        "chunking_over_tiktoken": {
+            "value": chunking["ours_over_best_baseline"],
+            "baseline": chunking["best_baseline"],
+            "target_at_least": TARGETS["chunking_over_tiktoken"],
+            "met": chunking["ours_over_best_baseline"] >= TARGETS["chunking_over_tiktoken"],
+        },
+        "peak_load_rss_gb": {
+            "value": peak,
+            "target_below": TARGETS["peak_load_rss_gb"],
+            "met": peak < TARGETS["peak_load_rss_gb"],
+        },
+    }
+
+
+def run(scale: float, repeats: int, bundle: Path | None, seed: int) -> Json:
+    """Generate (or reuse) the bundle and take every measurement."""
+    with prepared_bundle(bundle, scale, seed) as (folder, generated):
+        files = bundle_files(folder)
+        result: Json = {
+            "config": {"scale": scale, "repeats": repeats, "seed": seed},
+            "machine": machine_facts(),
+            "bundle": bundle_facts(folder, generated),
+        }
+        result["raw_scan"] = bench_raw_scan(files, repeats)
+        result["load"] = bench_load(folder, repeats)
+        result["chunking"] = bench_chunking(files["documents"], repeats)
+        result["memory"] = bench_memory(folder, repeats)
+        result["figures"] = figures(
+            result["raw_scan"], result["load"], result["chunking"], result["memory"]
+        )
+        return result
+
+
+def summary(result: Json) -> str:
+    """A few lines for humans."""
+    b, raw, load = result["bundle"], result["raw_scan"], result["load"]
+    ch, fig = result["chunking"], result["figures"]
+    phases = ", ".join(f"{p} {v['median']:.2f}" for p, v in load["phases"].items())
+    ok = {True: "ok", False: "MISSED"}
+    return "\n".join(
+        [
+            f"bundle: {b['counts']} | {b['total_mb']} MB on disk, "
+            f"{b['document_text_mb']} MB text, median doc {b['document_median_chars']:.0f} chars",
+            f"raw DuckDB scan: {raw['seconds']['median']:.2f} s",
+            f"recordagent load: {load['seconds']['median']:.2f} s ({phases}); "
+            f"tables {load['tables_seconds']['median']:.2f} s",
+            f"  tables / raw scan = {fig['tables_over_raw_scan']['value']:.2f} "
+            f"(target <= 2.0: {ok[fig['tables_over_raw_scan']['met']]}); "
+            f"total / raw scan = {fig['total_load_over_raw_scan']['value']:.2f}",
+            f"chunking: ours {ch['recordagent_chunk_many']['mb_per_s']} MB/s, "
+            f"tiktoken batch {ch['tiktoken_batch']['mb_per_s']} MB/s, "
+            f"serial {ch['tiktoken_serial']['mb_per_s']} MB/s",
+            f"  ours / best baseline = {fig['chunking_over_tiktoken']['value']:.2f} "
+            f"(target >= 0.75: {ok[fig['chunking_over_tiktoken']['met']]})",
+            f"peak RSS while loading: {fig['peak_load_rss_gb']['value']:.2f} GB "
+            f"(target < 4: {ok[fig['peak_load_rss_gb']['met']]})",
+        ]
+    )
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the full scale")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per measurement")
+    parser.add_argument("--out", type=Path, default=Path("bench-out/bench.json"))
+    parser.add_argument("--bundle", type=Path, help="bundle folder to reuse or to write into")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--child-load", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.scale <= 0:
+        parser.error("--repeats must be at least 1 and --scale positive")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the benchmarks (or, with ``--child-load``, one load for the memory measurement)."""
+    args = parse_args(argv)
+    if args.child_load is not None:
+        print(json.dumps(child_load(args.child_load)))
+        return
+    result = run(args.scale, args.repeats, args.bundle, args.seed)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(summary(result))
+    print(f"figures written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
