@@ -45,7 +45,7 @@ from recordagent.records.chunking import Chunker
 from recordagent.records.db import connect
 from recordagent.records.load import load_bundle
 from recordagent.records.tokens import Tokenizer
-from recordagent.settings import ChunkingSettings
+from recordagent.settings import ChunkingSettings, Settings
 
 try:
     from bench_bundle import scaled_counts, write_bench_bundle
@@ -223,12 +223,17 @@ def bench_raw_scan(files: dict[str, Path], repeats: int) -> Json:
 # -- b. recordagent load ------------------------------------------------------------------------
 
 
+def load_settings_as_cli() -> Settings:
+    """The settings ``recordagent load`` uses: defaults, chunking on every core."""
+    return Settings(chunking={"workers": os.cpu_count() or 1})
+
+
 def load_once(bundle: Path) -> Json:
     """One load into a fresh in-memory store: wall time, per-phase time and the report."""
     store = connect()
     try:
         clock = time.perf_counter()
-        report = load_bundle(store, bundle)
+        report = load_bundle(store, bundle, settings=load_settings_as_cli())
         wall = time.perf_counter() - clock
     finally:
         store.close()
@@ -293,7 +298,7 @@ def bench_chunking(documents: Path, repeats: int) -> Json:
         return sum(len(encoding.encode_ordinary(t)) for t in texts)
 
     def ours() -> int:
-        return sum(r.total_tokens for r in chunker.chunk_many(texts, threads=2))
+        return sum(r.total_tokens for r in chunker.chunk_many(texts, workers=2))
 
     results: Json = {"documents": len(texts), "text_mb": round(n_bytes / 1e6, 2)}
     for name, work in (
@@ -332,11 +337,41 @@ def peak_rss_bytes() -> int:
 
 
 def child_load(bundle: Path) -> Json:
-    """In a child process: load the bundle as in (b) and report peak resident memory."""
+    """In a child process: load the bundle as in (b) and report peak resident memory.
+
+    The load's chunking runs in worker processes of its own, so besides this process's peak a
+    sampler thread records the peak of the summed RSS of this process and its descendants
+    (every 20 ms; a sampled figure, so a very short spike could be missed).
+    """
+    import threading
+
+    import psutil
+
     before = peak_rss_bytes()
-    figures = load_once(bundle)
+    me = psutil.Process()
+    tree_peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal tree_peak
+        while not stop.is_set():
+            total = me.memory_info().rss
+            for child in me.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    total += child.memory_info().rss
+            tree_peak = max(tree_peak, total)
+            stop.wait(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        figures = load_once(bundle)
+    finally:
+        stop.set()
+        sampler.join()
     return {
         "peak_rss_bytes": peak_rss_bytes(),
+        "tree_peak_rss_bytes": tree_peak,
         "rss_before_load_bytes": before,
         "seconds": figures["total"],
         "phases": figures["phases"],
@@ -358,6 +393,7 @@ def bench_memory(bundle: Path, repeats: int) -> Json:
     runs = repeat(lambda: memory_once(bundle), repeats)
     return {
         "peak_rss_gb": summarise([r["peak_rss_bytes"] / 1e9 for r in runs]),
+        "tree_peak_rss_gb": summarise([r["tree_peak_rss_bytes"] / 1e9 for r in runs]),
         "peak_rss_before_load_gb": summarise([r["rss_before_load_bytes"] / 1e9 for r in runs]),
         "child_load_seconds": summarise([r["seconds"] for r in runs]),
     }
@@ -389,7 +425,8 @@ def figures(raw: Json, load: Json, chunking: Json, memory: Json) -> Json:
     """The headline ratios, each with its target and whether it is met."""
     raw_s = raw["seconds"]["median"]
     tables_ratio = load["tables_seconds"]["median"] / raw_s
-    peak = memory["peak_rss_gb"]["median"]
+    # Judged on the whole process tree (loader plus chunking workers) where that is larger.
+    peak = max(memory["peak_rss_gb"]["median"], memory["tree_peak_rss_gb"]["median"])
     return {
         "tables_over_raw_scan": {
             "value": round(tables_ratio, 3),
@@ -451,7 +488,8 @@ def summary(result: Json) -> str:
             f"serial {ch['tiktoken_serial']['mb_per_s']} MB/s",
             f"  ours / best baseline = {fig['chunking_over_tiktoken']['value']:.2f} "
             f"(target >= 0.75: {ok[fig['chunking_over_tiktoken']['met']]})",
-            f"peak RSS while loading: {fig['peak_load_rss_gb']['value']:.2f} GB "
+            f"peak RSS while loading (loader + chunking workers): "
+            f"{fig['peak_load_rss_gb']['value']:.2f} GB "
             f"(target < 4: {ok[fig['peak_load_rss_gb']['met']]})",
         ]
     )

@@ -2,4 +2,5 @@
 
 from recordagent.cli.main import run
 
-run()
+if __name__ == "__main__":  # worker processes re-import this module; they must not rerun it
+    run()

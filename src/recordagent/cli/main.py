@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated
 
@@ -34,7 +35,12 @@ def main(
     ] = None,
 ) -> None:
     """Set up the settings every subcommand receives."""
-    ctx.obj = load_settings(preset)
+    settings = load_settings(preset)
+    if settings.chunking.workers is None:
+        # The command's entry point is import-safe, so large loads may chunk on every core.
+        chunking = settings.chunking.model_copy(update={"workers": os.cpu_count() or 1})
+        settings = settings.model_copy(update={"chunking": chunking})
+    ctx.obj = settings
 
 
 app.command("demo")(demo.demo)

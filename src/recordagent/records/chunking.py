@@ -1,23 +1,33 @@
-"""Section- and paragraph-aware chunking of documents, bounded in tokens.
+r"""Section- and paragraph-aware chunking of documents, bounded in tokens.
 
 A chunk is an exact span of its document (``text[char_start:char_end]``), so chunks cite
 precisely and, without overlap, concatenate back to the document. Each document is encoded once;
-chunk boundaries are placed only after line breaks, which are pre-tokenizer split points of the
-encoding, so a chunk's token count is read off the whole-document encoding and equals the count
-of the chunk text encoded on its own (a property the test suite checks on real clinical prose).
+chunk boundaries are placed only right after line breaks, which are pre-tokenizer split points of
+cl100k (its ``\s*[\r\n]`` alternative ends there), so a chunk's token count is read off the
+whole-document encoding and equals the count of the chunk text encoded on its own — a property
+the test suite checks on real clinical prose and on random text.
 
-Packing is greedy over lines: a section heading starts a new chunk once the current one holds
+Packing is greedy: a section heading starts a new chunk once the current one holds
 ``min_tokens``; a chunk that would overflow ``max_tokens`` is closed at its last paragraph break
 if that keeps it at least half full, else at the last line break. A single line longer than the
-bound is cut at sentence, then word, then token boundaries and its pieces are recounted.
+bound is cut at sentence, then word, then token boundaries, and its pieces are recounted.
+
+The work is done on the UTF-8 bytes with whole-document numpy operations, so that the Python
+time per document stays small next to tiktoken's encoding (which releases the GIL and runs on
+the other core).
 """
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -25,25 +35,38 @@ import numpy.typing as npt
 from recordagent.records.tokens import Tokenizer
 from recordagent.settings import ChunkingSettings
 
-__all__ = ["ChunkSpan", "Chunker", "DocumentChunks"]
+__all__ = ["PARALLEL_MIN_BYTES", "ChunkSpan", "Chunker", "DocumentChunks"]
 
-# Ends of whitespace runs that contain a line break: after the last break of the run. These are
-# exactly where the cl100k pre-tokenizer's `\s*[\r\n]` alternative stops.
-_LINE_END = re.compile(r"\s*[\r\n]")
+logger = logging.getLogger(__name__)
+
+PARALLEL_MIN_BYTES = 8_000_000
+"""Inputs with fewer characters than this are chunked in the calling process."""
+
+# Unicode White_Space except CR and LF, as UTF-8 (the pre-tokenizer's `\s` is Unicode-aware).
+_WS = (
+    rb"(?:[ \t\x0b\x0c]|\xc2[\x85\xa0]|\xe1\x9a\x80|\xe2\x80[\x80-\x8a\xa8\xa9\xaf]"
+    rb"|\xe2\x81\x9f|\xe3\x80\x80)"
+)
+# A line feed and the blank lines after it; a chunk may start where it ends. The patterns begin
+# with a literal line feed so the regex engine can skip ahead to candidates quickly. A lone CR
+# (classic Mac line ends) is not a line break here: such text is cut as one long line.
+_LINE_END = re.compile(rb"\n(?:" + _WS + rb"*[\r\n])*")
+# Two or more line feeds: the line after starts a paragraph.
+_PARAGRAPH_END = re.compile(rb"\n(?:(?:" + _WS + rb"|\r)*\n)+")
+# Headings, matched after a line feed (the text is searched with one prepended).
 _HEADING = re.compile(
-    r"""^[ \t]*(?:
-        \#{1,6}[ \t]+(?P<md>[^\n]{1,80}?)[ \t]*                      # markdown heading
+    rb"""\n[ \t]*(?:
+        \#{1,6}[ \t]+(?P<md>[^\r\n]{1,80}?)[ \t]*                   # markdown heading
       | (?P<caps>[A-Z][A-Z0-9 /&,()'+-]{2,60}?)[ \t]*:?[ \t]*         # ALL-CAPS line
       | (?P<label>[A-Z][A-Za-z0-9 /&()'+-]{1,40}?):[ \t]*             # 'Title:' alone on a line
-      | (?P<inline>[A-Z][A-Z0-9 /&()'+-]{2,40}?):[ \t]+\S[^\n]*        # 'CAPS: text' on one line
+      | (?P<inline>[A-Z][A-Z0-9 /&()'+-]{2,40}?):[ \t]+\S[^\r\n]*      # 'CAPS: text' on one line
     )\r?$""",
     re.MULTILINE | re.VERBOSE,
 )
 _SENTENCE_END = re.compile(rb"[.!?;:]$")
 
 
-@dataclass(frozen=True)
-class ChunkSpan:
+class ChunkSpan(NamedTuple):
     """One chunk of one document, as offsets into the document text."""
 
     position: int
@@ -61,6 +84,21 @@ class DocumentChunks:
     total_tokens: int
 
 
+@dataclass
+class _Lines:
+    """A document cut into lines at token-aligned line breaks (plain lists: small and hot)."""
+
+    start: list[int]  # byte offset of each line start, plus the end of the text
+    token: list[int]  # token index at each line start, plus the token count
+    headings: list[int]  # indices of heading lines, ascending
+    heading_names: dict[int, str]
+    paragraphs: list[int]  # indices of lines that start a paragraph, ascending
+
+    @property
+    def count(self) -> int:
+        return len(self.start) - 1
+
+
 class Chunker:
     """Cuts documents into token-bounded chunks.
 
@@ -76,248 +114,178 @@ class Chunker:
 
     def chunk(self, text: str) -> DocumentChunks:
         """Chunk one document."""
-        return self._chunk_encoded(text, self.tokenizer.encode(text))
+        tokens = self.tokenizer.encode_array(text)
+        if len(tokens) == 0:
+            return DocumentChunks((), 0)
+        data = text.encode("utf-8")
+        token_ends = np.cumsum(self._byte_lengths[tokens])
+        lines = _lines(data, token_ends, len(tokens))
+        spans = self._pack(data, tokens, token_ends, lines)
+        to_char = _char_offsets(text, data, spans)
+        headings, names = lines.headings, lines.heading_names
+        chunks = []
+        for i, (bs, be, count, first) in enumerate(spans):
+            k = bisect_right(headings, first) - 1
+            section = names[headings[k]] if k >= 0 else None
+            chunks.append(ChunkSpan(i, to_char[bs], to_char[be], count, section))
+        return DocumentChunks(tuple(chunks), len(tokens))
 
     def chunk_many(
         self,
         texts: Sequence[str],
         *,
-        threads: int = 2,
-        batch_size: int = 256,
+        workers: int | None = None,
+        batch_size: int = 512,
         progress: Callable[[int], None] | None = None,
     ) -> list[DocumentChunks]:
-        """Chunk many documents, overlapping encoding (which releases the GIL) across threads.
+        """Chunk many documents, in worker processes when the input is large.
+
+        Encoding releases the GIL but the chunker's own per-document work does not, so threads
+        cannot use a second core well; processes can. Small inputs (under
+        ``PARALLEL_MIN_BYTES``) are chunked in this process, where starting workers would cost
+        more than it saves. Workers are started with "spawn", which re-imports the main module:
+        scripts that use several workers need an ``if __name__ == "__main__":`` guard. If worker
+        processes cannot be started the work is done here instead, with a warning.
 
         Args:
             texts: Document texts.
-            threads: Worker threads; 1 runs inline.
-            batch_size: Documents per work item.
+            workers: Worker processes; ``None`` takes ``settings.workers`` (itself ``None``
+                meaning 1); 1 works in this process.
+            batch_size: Documents per work item sent to a worker.
             progress: Called with the number of documents finished in each completed batch.
         """
-        batches = [
-            range(i, min(i + batch_size, len(texts))) for i in range(0, len(texts), batch_size)
-        ]
-
-        def work(batch: range) -> list[DocumentChunks]:
-            return [self.chunk(texts[i]) for i in batch]
-
+        workers = workers or self.settings.workers or 1
+        batches = [list(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
+        size = sum(len(t) for t in texts)
+        if workers > 1 and len(batches) > 1 and size >= PARALLEL_MIN_BYTES:
+            try:
+                return self._chunk_in_processes(batches, min(workers, len(batches)), progress)
+            except (OSError, RuntimeError, BrokenProcessPool) as exc:
+                reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+                logger.warning("worker processes failed (%s); chunking in this process", reason)
         results: list[DocumentChunks] = []
-        if threads <= 1:
-            for batch in batches:
-                results.extend(work(batch))
-                if progress:
-                    progress(len(batch))
-            return results
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            for batch, done in zip(batches, pool.map(work, batches), strict=True):
+        for batch in batches:
+            results.extend(self.chunk(t) for t in batch)
+            if progress:
+                progress(len(batch))
+        return results
+
+    def _chunk_in_processes(
+        self,
+        batches: list[list[str]],
+        workers: int,
+        progress: Callable[[int], None] | None,
+    ) -> list[DocumentChunks]:
+        # "spawn": forking a process that holds DuckDB's threads and locks is unsafe.
+        context = multiprocessing.get_context("spawn")
+        results: list[DocumentChunks] = []
+        with ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(self.settings.model_dump(),),
+        ) as pool:
+            for batch, done in zip(batches, pool.map(_chunk_batch, batches), strict=True):
                 results.extend(done)
                 if progress:
                     progress(len(batch))
         return results
 
-    # -- one document -------------------------------------------------------------------------
-
-    def _chunk_encoded(self, text: str, tokens: list[int]) -> DocumentChunks:
-        n_tokens = len(tokens)
-        if n_tokens == 0:
-            return DocumentChunks((), 0)
-        token_ends = np.cumsum(self._byte_lengths[np.asarray(tokens, dtype=np.int64)])
-        char_to_byte = _char_to_byte_offsets(text)
-
-        # Line starts (char offsets) whose byte offset is also a token boundary.
-        starts = [0] + [m.end() for m in _LINE_END.finditer(text) if m.end() < len(text)]
-        start_chars = np.asarray(starts, dtype=np.int64)
-        start_bytes = start_chars if char_to_byte is None else char_to_byte[start_chars]
-        token_at = np.searchsorted(token_ends, start_bytes, side="right")
-        aligned = (start_bytes == 0) | (token_ends[np.maximum(token_at - 1, 0)] == start_bytes)
-        start_chars, token_at = start_chars[aligned], token_at[aligned]
-
-        line_start = start_chars.tolist() + [len(text)]
-        line_token = token_at.tolist() + [n_tokens]
-        n_lines = len(line_start) - 1
-        paragraph_start = self._paragraph_starts(text, line_start)
-        heading_line, section_names = self._headings(text, start_chars)
-
-        spans = self._pack(
-            text,
-            tokens,
-            token_ends,
-            char_to_byte,
-            line_start,
-            line_token,
-            n_lines,
-            paragraph_start,
-            heading_line,
-        )
-        line_section = np.maximum.accumulate(heading_line) if n_lines else heading_line
-        chunks = tuple(
-            ChunkSpan(
-                position=i,
-                char_start=cs,
-                char_end=ce,
-                token_count=tc,
-                section=section_names.get(int(line_section[first_line])),
-            )
-            for i, (cs, ce, tc, first_line) in enumerate(spans)
-        )
-        return DocumentChunks(chunks, n_tokens)
-
-    @staticmethod
-    def _paragraph_starts(text: str, line_start: list[int]) -> list[bool]:
-        """A line starts a paragraph when the break before it holds two or more line feeds."""
-        flags = [True]
-        for k in range(1, len(line_start) - 1):
-            gap_start = line_start[k - 1]
-            brk = text.rfind("\n", gap_start, line_start[k] - 1)
-            flags.append(brk >= gap_start and not text[brk + 1 : line_start[k] - 1].strip())
-        return flags
-
-    @staticmethod
-    def _headings(
-        text: str, start_chars: npt.NDArray[np.int64]
-    ) -> tuple[npt.NDArray[np.int64], dict[int, str]]:
-        """Per line: index of the line if it is a heading, else -1; and heading names."""
-        heading_line = np.full(len(start_chars), -1, dtype=np.int64)
-        names: dict[int, str] = {}
-        for m in _HEADING.finditer(text):
-            line = int(np.searchsorted(start_chars, m.start(), side="right")) - 1
-            if line < 0 or start_chars[line] != m.start():
-                continue  # the heading's line start is not a usable boundary
-            name = m.group("md") or m.group("caps") or m.group("label") or m.group("inline")
-            if name is None or not any(c.isalpha() for c in name):
-                continue
-            heading_line[line] = line
-            names[line] = name.strip().rstrip(":").strip()
-        return heading_line, names
+    # -- packing ------------------------------------------------------------------------------
 
     def _pack(
         self,
-        text: str,
-        tokens: list[int],
+        data: bytes,
+        tokens: npt.NDArray[np.uint32],
         token_ends: npt.NDArray[np.int64],
-        char_to_byte: npt.NDArray[np.int64] | None,
-        line_start: list[int],
-        line_token: list[int],
-        n_lines: int,
-        paragraph_start: list[bool],
-        heading_line: npt.NDArray[np.int64],
+        lines: _Lines,
     ) -> list[tuple[int, int, int, int]]:
-        """Greedy packing; returns (char_start, char_end, token_count, first_line) per chunk."""
+        """Greedy packing; (byte_start, byte_end, token_count, first_line) per chunk."""
         max_tokens = self.settings.max_tokens
         min_tokens = self.settings.min_tokens
-        overlap = self.settings.overlap_tokens
-        is_heading = (heading_line >= 0).tolist()
+        cum, starts, n = lines.token, lines.start, lines.count
         spans: list[tuple[int, int, int, int]] = []
-
-        def emit(first: int, end: int) -> None:
-            spans.append(
-                (line_start[first], line_start[end], line_token[end] - line_token[first], first)
-            )
-
-        def overlap_start(first: int, end: int) -> int:
-            """Earliest line after ``first`` whose tail up to ``end`` fits in the overlap."""
-            start = end
-            while (
-                overlap
-                and start - 1 > first
-                and line_token[end] - line_token[start - 1] <= overlap
-                and not is_heading[start]
-            ):
-                start -= 1
-            return start
-
         first = 0
-        i = 0
-        while i < n_lines:
-            line_tokens = line_token[i + 1] - line_token[i]
-            held = line_token[i] - line_token[first]
-            if i > first and is_heading[i] and held >= min_tokens:
-                emit(first, i)
-                first = i
-                held = 0
-            if line_tokens > max_tokens:
+        while first < n:
+            # Lines [first, end) fit within the bound.
+            end = min(bisect_right(cum, cum[first] + max_tokens) - 1, n)
+            heading = _first_heading(lines, first, end, cum[first] + min_tokens)
+            if heading is not None:
+                spans.append((starts[first], starts[heading], cum[heading] - cum[first], first))
+                first = heading
+                continue
+            if end == n:
+                spans.append((starts[first], starts[n], cum[n] - cum[first], first))
+                break
+            if cum[end + 1] - cum[end] > max_tokens:  # line `end` alone is too long
+                if cum[end] - cum[first] > max_tokens // 2:
+                    spans.append((starts[first], starts[end], cum[end] - cum[first], first))
+                    first = end
                 # Short pending lines (a heading, say) ride along with the line's first piece.
-                if held > max_tokens // 2:
-                    emit(first, i)
-                    first = i
-                spans.extend(
-                    self._split_long_line(
-                        text,
-                        tokens,
-                        token_ends,
-                        char_to_byte,
-                        line_start[first],
-                        line_start[i + 1],
-                        line_token[first],
-                        line_token[i + 1],
-                        first,
-                    )
-                )
-                first = i + 1
-                i += 1
+                spans.extend(self._split_long_line(data, tokens, token_ends, lines, first, end + 1))
+                first = end + 1
                 continue
-            if held + line_tokens > max_tokens:
-                brk = i
-                for p in range(i - 1, first, -1):
-                    if line_token[p] - line_token[first] < max_tokens // 2:
-                        break
-                    if paragraph_start[p]:
-                        brk = p
-                        break
-                emit(first, brk)
-                first = overlap_start(first, brk)
-                i = max(brk, first)
-                # Overlap may leave the next chunk too full for line i; drop it if so.
-                if line_token[i + 1] - line_token[first] > max_tokens and i < n_lines:
-                    first = brk
-                continue
-            i += 1
-        if first < n_lines:
-            emit(first, n_lines)
+            brk = _paragraph_break(lines, first, end, cum[first] + max_tokens // 2)
+            spans.append((starts[first], starts[brk], cum[brk] - cum[first], first))
+            first = self._overlap_start(lines, first, brk)
         return spans
+
+    def _overlap_start(self, lines: _Lines, first: int, brk: int) -> int:
+        """Where the next chunk starts: ``brk``, or earlier lines repeated within the overlap."""
+        overlap = self.settings.overlap_tokens
+        if not overlap or brk in lines.heading_names:
+            return brk
+        cum = lines.token
+        start = brk
+        while (
+            start - 1 > first
+            and cum[brk] - cum[start - 1] <= overlap
+            and start not in lines.heading_names
+        ):
+            start -= 1
+        # The next chunk must still make progress past the repeated lines.
+        if start < brk and cum[brk + 1] - cum[start] > self.settings.max_tokens:
+            return brk
+        return start
 
     def _split_long_line(
         self,
-        text: str,
-        tokens: list[int],
+        data: bytes,
+        tokens: npt.NDArray[np.uint32],
         token_ends: npt.NDArray[np.int64],
-        char_to_byte: npt.NDArray[np.int64] | None,
-        char_start: int,
-        char_end: int,
-        token_start: int,
-        token_end: int,
-        line: int,
+        lines: _Lines,
+        first_line: int,
+        end_line: int,
     ) -> list[tuple[int, int, int, int]]:
-        """Cut one overlong line; pieces are recounted, since cuts may fall inside a word."""
+        """Cut lines [first_line, end_line) whose last line is overlong; pieces are recounted."""
         max_tokens = self.settings.max_tokens
-        byte_to_char = _byte_to_char(char_to_byte)
+        count = self.tokenizer.count
+        byte_end = lines.start[end_line]
+        token_end = lines.token[end_line]
         pieces: list[tuple[int, int, int, int]] = []
-        tok = token_start
-        cs = char_start
+        tok = lines.token[first_line]
+        bs = lines.start[first_line]
         while tok < token_end:
-            end_tok = min(tok + max_tokens, token_end)
-            cut = end_tok
-            if end_tok < token_end:
-                cut = self._best_cut(tokens, token_ends, byte_to_char, tok, end_tok)
-            ce = char_end if cut >= token_end else byte_to_char(int(token_ends[cut - 1]))
-            count = self.tokenizer.count(text[cs:ce])
-            while count > max_tokens and cut - 1 > tok:  # recount shrank nothing: step back
+            cut = token_end
+            if tok + max_tokens < token_end:
+                cut = self._best_cut(data, tokens, token_ends, tok, tok + max_tokens)
+            be = byte_end if cut >= token_end else int(token_ends[cut - 1])
+            n = count(data[bs:be].decode("utf-8"))
+            while n > max_tokens and cut - 1 > tok:  # a cut inside a word re-encoded longer
                 cut -= 1
-                ce = byte_to_char(int(token_ends[cut - 1]))
-                count = self.tokenizer.count(text[cs:ce])
-            if ce <= cs:  # no char boundary within reach: take the whole remainder
-                ce = char_end
-                count = self.tokenizer.count(text[cs:ce])
-                cut = token_end
-            pieces.append((cs, ce, count, line))
-            tok, cs = cut, ce
+                while cut - 1 > tok and not _is_char_boundary(data, int(token_ends[cut - 1])):
+                    cut -= 1
+                be = int(token_ends[cut - 1])
+                n = count(data[bs:be].decode("utf-8"))
+            pieces.append((bs, be, n, first_line))
+            tok, bs = cut, be
         return pieces
 
     def _best_cut(
         self,
-        tokens: list[int],
+        data: bytes,
+        tokens: npt.NDArray[np.uint32],
         token_ends: npt.NDArray[np.int64],
-        byte_to_char: Callable[[int], int],
         first: int,
         limit: int,
     ) -> int:
@@ -326,39 +294,100 @@ class Chunker:
         floor = first + max(1, (limit - first) // 2)
         word_cut = None
         for k in range(limit, floor, -1):
-            if byte_to_char(int(token_ends[k - 1])) < 0:
-                continue  # inside a multi-byte character
-            prev, nxt = decode(tokens[k - 1]), decode(tokens[k])
-            if nxt[:1] == b" " and _SENTENCE_END.search(prev):
+            if not _is_char_boundary(data, int(token_ends[k - 1])):
+                continue
+            nxt = decode(int(tokens[k]))
+            if nxt[:1] != b" ":
+                continue
+            if _SENTENCE_END.search(decode(int(tokens[k - 1]))):
                 return k
-            if word_cut is None and nxt[:1] == b" ":
+            if word_cut is None:
                 word_cut = k
         if word_cut is not None:
             return word_cut
         for k in range(limit, first, -1):
-            if byte_to_char(int(token_ends[k - 1])) >= 0:
+            if _is_char_boundary(data, int(token_ends[k - 1])):
                 return k
         return limit
 
 
-def _char_to_byte_offsets(text: str) -> npt.NDArray[np.int64] | None:
-    """UTF-8 byte offset of every char offset (len+1 entries); None when the text is ASCII."""
+def _lines(data: bytes, token_ends: npt.NDArray[np.int64], n_tokens: int) -> _Lines:
+    """Line starts that fall on token boundaries, with headings and paragraph starts."""
+    size = len(data)
+    found = np.fromiter((m.end() for m in _LINE_END.finditer(data)), dtype=np.int64)
+    found = found[found < size]
+    token_at = np.searchsorted(token_ends, found, side="right")
+    # Keep only breaks where a token ends (always so for cl100k; a guard for odd whitespace).
+    aligned = token_ends[token_at - 1] == found if len(found) else found.astype(bool)
+    starts = [0, *found[aligned].tolist()]
+    line_token = [0, *token_at[aligned].tolist(), n_tokens]
+    index = {offset: line for line, offset in enumerate(starts)}
+
+    paragraphs = [0]
+    for m in _PARAGRAPH_END.finditer(data):
+        line = index.get(m.end())
+        if line:
+            paragraphs.append(line)
+
+    names: dict[int, str] = {}
+    for m in _HEADING.finditer(b"\n" + data):
+        line = index.get(m.start())  # the prepended line feed shifts offsets by one
+        if line is None:
+            continue  # the heading's line start is not a usable boundary
+        raw = m.group("md") or m.group("caps") or m.group("label") or m.group("inline")
+        name = raw.decode("utf-8", errors="replace").strip().rstrip(":").strip()
+        if any(c.isalpha() for c in name):
+            names[line] = name
+    starts.append(size)
+    return _Lines(starts, line_token, sorted(names), names, paragraphs)
+
+
+def _first_heading(lines: _Lines, first: int, end: int, min_token: int) -> int | None:
+    """First heading line in (first, end] that starts at or past ``min_token`` tokens."""
+    reach = bisect_left(lines.token, min_token)
+    k = bisect_left(lines.headings, max(reach, first + 1))
+    if k < len(lines.headings) and lines.headings[k] <= min(end, lines.count - 1):
+        return lines.headings[k]
+    return None
+
+
+def _paragraph_break(lines: _Lines, first: int, end: int, half_token: int) -> int:
+    """Last paragraph start in (first, end] keeping the chunk half full, else ``end``."""
+    k = bisect_right(lines.paragraphs, end) - 1
+    if k >= 0:
+        candidate = lines.paragraphs[k]
+        if candidate > first and lines.token[candidate] >= half_token:
+            return candidate
+    return end
+
+
+def _char_offsets(text: str, data: bytes, spans: list[tuple[int, int, int, int]]) -> dict[int, int]:
+    """Character offset of every span boundary (UTF-8 byte offsets on character boundaries)."""
+    offsets = sorted({b for span in spans for b in span[:2]})
     if text.isascii():
-        return None
-    code_points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    widths = 1 + (code_points >= 0x80) + (code_points >= 0x800) + (code_points >= 0x10000)
-    offsets = np.zeros(len(code_points) + 1, dtype=np.int64)
-    np.cumsum(widths, out=offsets[1:])
-    return offsets
+        return {b: b for b in offsets}
+    chars: dict[int, int] = {}
+    previous_byte = previous_char = 0
+    for b in offsets:  # decode each stretch once: linear in the document
+        previous_char += len(data[previous_byte:b].decode("utf-8"))
+        previous_byte = b
+        chars[b] = previous_char
+    return chars
 
 
-def _byte_to_char(char_to_byte: npt.NDArray[np.int64] | None) -> Callable[[int], int]:
-    """Maps a byte offset to its char offset, or -1 when it falls inside a character."""
-    if char_to_byte is None:
-        return lambda b: b
+def _is_char_boundary(data: bytes, byte_offset: int) -> bool:
+    return byte_offset >= len(data) or (data[byte_offset] & 0xC0) != 0x80
 
-    def convert(byte_offset: int) -> int:
-        k = int(np.searchsorted(char_to_byte, byte_offset))
-        return k if k < len(char_to_byte) and char_to_byte[k] == byte_offset else -1
 
-    return convert
+# The chunker of a worker process, made once by the pool's initializer (never set in the parent).
+_worker_chunker: Chunker | None = None
+
+
+def _start_worker(settings: dict[str, object]) -> None:
+    global _worker_chunker
+    _worker_chunker = Chunker(ChunkingSettings.model_validate(settings))
+
+
+def _chunk_batch(texts: list[str]) -> list[DocumentChunks]:
+    assert _worker_chunker is not None, "worker used before its initializer ran"
+    return [_worker_chunker.chunk(t) for t in texts]

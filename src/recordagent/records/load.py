@@ -38,12 +38,6 @@ __all__ = ["LoadReport", "ProgressCallback", "load_bundle"]
 ProgressCallback = Callable[[str, int, int], None]
 """Called as ``progress(phase, done, total)``; phases: read, validate, chunk, write."""
 
-_SORT_KEYS = {
-    "patients": ["patient_id"],
-    "documents": ["patient_id", "date", "document_id"],
-    "labs": ["patient_id", "time", "lab_id"],
-    "events": ["patient_id", "start_time", "event_id"],
-}
 _TABLE_ORDER = ("patients", "documents", "labs", "events")
 
 
@@ -113,10 +107,10 @@ def load_bundle(
         all_paths += [files.documents_manifest, *text_paths]
     fingerprint = fingerprint_files(all_paths, files.root)
 
-    existing = _existing_source(store, name, fingerprint)
-    if existing is not None and (existing[2] == fingerprint) and not replace:
+    loaded_as = _source_with_fingerprint(store, name, fingerprint)
+    if loaded_as is not None and not replace:
         return LoadReport(
-            source=existing[1],
+            source=loaded_as,
             location=str(files.root.resolve()),
             fingerprint=fingerprint,
             status="unchanged",
@@ -149,27 +143,38 @@ def load_bundle(
         raise DataLoadError(log.problems[: settings.load.max_reported_problems], total=log.total)
     timings["validate"] = time.perf_counter() - clock
 
-    clock = time.perf_counter()
     chunker = chunker or Chunker(settings.chunking)
-    chunks, n_tokens = _chunk_documents(chunker, typed.get("documents"), report_progress)
-    timings["chunk"] = time.perf_counter() - clock
-
-    clock = time.perf_counter()
     counts = {t: typed[t].height for t in _TABLE_ORDER if t in typed}
-    counts["chunks"] = chunks.height
-    _write(
-        store,
-        name,
-        files,
-        fingerprint,
-        chunker,
-        typed,
-        chunks,
-        counts,
-        replaced_id,
-        report_progress,
-    )
-    timings["write"] = time.perf_counter() - clock
+    con = store.connection
+    con.execute("BEGIN TRANSACTION")  # one transaction: tables, chunking, chunks
+    try:
+        clock = time.perf_counter()
+        source_id = _write_tables(
+            con, name, files, fingerprint, chunker, typed, replaced_id, report_progress
+        )
+        timings["write"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        chunks, n_tokens = _chunk_documents(chunker, typed.get("documents"), report_progress)
+        timings["chunk"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        counts["chunks"] = chunks.height
+        _insert(con, "chunks", _clustered_by_patient(chunks), source_id)
+        con.execute(
+            "UPDATE sources SET n_chunks = $n WHERE source_id = $id",
+            {"n": chunks.height, "id": source_id},
+        )
+        con.execute("COMMIT")
+        timings["write"] += time.perf_counter() - clock
+    except duckdb.ConstraintException as exc:
+        con.execute("ROLLBACK")
+        raise DataLoadError(
+            [LoadProblem(files.label(files.root), f"the store refused the rows: {exc}")]
+        ) from exc
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
     return LoadReport(
         source=name,
         location=str(files.root.resolve()),
@@ -179,7 +184,7 @@ def load_bundle(
         document_tokens=n_tokens,
         tokenizer=chunker.tokenizer.description,
         ignored_files=list(files.ignored),
-        seconds={k: round(v, 4) for k, v in timings.items()},
+        seconds={k: round(timings[k], 4) for k in ("read", "validate", "chunk", "write")},
     )
 
 
@@ -220,18 +225,15 @@ def _read_document_folder(files: BundleFiles, log: ProblemLog) -> tuple[pl.DataF
     return frame.filter(~pl.col(ROW_COLUMN).is_in(unread)), paths
 
 
-def _existing_source(
-    store: RecordStore, name: str, fingerprint: str
-) -> tuple[int, str, str] | None:
-    """A source with these exact files (under any name), preferring the same name."""
+def _source_with_fingerprint(store: RecordStore, name: str, fingerprint: str) -> str | None:
+    """Name of a source loaded from exactly these files (preferring ``name``), if any."""
     row = first_row(
         store.connection.execute(
-            "SELECT source_id, name, fingerprint FROM sources WHERE fingerprint = $f "
-            "ORDER BY name = $n DESC LIMIT 1",
+            "SELECT name FROM sources WHERE fingerprint = $f ORDER BY name = $n DESC LIMIT 1",
             {"f": fingerprint, "n": name},
         ).fetchall()
     )
-    return (int(row[0]), str(row[1]), str(row[2])) if row else None
+    return str(row[0]) if row else None
 
 
 def _source_by_name(store: RecordStore, name: str) -> tuple[int, str] | None:
@@ -265,13 +267,18 @@ def _check_against_store(
         for table, frame in typed.items():
             spec = BUNDLE_TABLES[table]
             con.register("_incoming", frame.select(ROW_COLUMN, spec.id_column))
-            clashes = con.execute(
-                f"SELECT i.{ROW_COLUMN}, i.{spec.id_column}, s.name FROM _incoming i "
-                f"JOIN {table} t ON t.{spec.id_column} = i.{spec.id_column} "
-                f"JOIN sources s ON s.source_id = t.source_id WHERE t.{keep} "
-                f"ORDER BY i.{ROW_COLUMN}",
-                params,
-            ).fetchall()
+            empty = not con.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchall()[0][0]
+            clashes = (
+                []
+                if empty
+                else con.execute(
+                    f"SELECT i.{ROW_COLUMN}, i.{spec.id_column}, s.name FROM _incoming i "
+                    f"JOIN {table} t ON t.{spec.id_column} = i.{spec.id_column} "
+                    f"JOIN sources s ON s.source_id = t.source_id WHERE t.{keep} "
+                    f"ORDER BY i.{ROW_COLUMN}",
+                    params,
+                ).fetchall()
+            )
             con.unregister("_incoming")
             log.total += len(clashes)
             for row, ident, source_name in clashes[:3]:
@@ -338,6 +345,7 @@ def _check_replaced_patients_still_referenced(
 def _chunk_documents(
     chunker: Chunker, documents: pl.DataFrame | None, progress: ProgressCallback
 ) -> tuple[pl.DataFrame, int]:
+    """Chunk every document; returns the chunks table (offsets only) and the total tokens."""
     schema = {
         "chunk_id": pl.String,
         "document_id": pl.String,
@@ -346,15 +354,11 @@ def _chunk_documents(
         "section": pl.String,
         "char_start": pl.Int32,
         "char_end": pl.Int32,
-        "text": pl.String,
         "token_count": pl.Int32,
     }
     if documents is None or documents.height == 0:
         return pl.DataFrame(schema=schema), 0
-    texts: list[str] = documents["text"].to_list()
-    ids: list[str] = documents["document_id"].to_list()
-    patients: list[str] = documents["patient_id"].to_list()
-    total = len(texts)
+    total = documents.height
     done = 0
 
     def step(n: int) -> None:
@@ -362,91 +366,92 @@ def _chunk_documents(
         done += n
         progress("chunk", done, total)
 
-    results = chunker.chunk_many(texts, progress=step)
-    columns: dict[str, list[object]] = {k: [] for k in schema}
-    n_tokens = 0
-    for doc_id, patient, text, result in zip(ids, patients, texts, results, strict=True):
-        n_tokens += result.total_tokens
-        for span in result.chunks:
-            columns["chunk_id"].append(f"{doc_id}:{span.position}")
-            columns["document_id"].append(doc_id)
-            columns["patient_id"].append(patient)
-            columns["position"].append(span.position)
-            columns["section"].append(span.section)
-            columns["char_start"].append(span.char_start)
-            columns["char_end"].append(span.char_end)
-            columns["text"].append(text[span.char_start : span.char_end])
-            columns["token_count"].append(span.token_count)
-    return pl.DataFrame(columns, schema=schema), n_tokens
+    results = chunker.chunk_many(documents["text"].to_list(), progress=step)
+    per_document = [len(r.chunks) for r in results]
+    spans = [span for r in results for span in r.chunks]
+    columns = list(zip(*spans, strict=True)) if spans else [(), (), (), (), ()]
+    positions, starts, ends, counts, sections = columns
+    owners = (
+        documents.select("document_id", "patient_id")
+        .with_columns(pl.Series("n", per_document, dtype=pl.Int64))
+        .filter(pl.col("n") > 0)
+    )
+    repeated = owners.select(pl.col("document_id", "patient_id").repeat_by("n").explode())
+    chunks = pl.DataFrame(
+        {
+            "document_id": repeated["document_id"],
+            "patient_id": repeated["patient_id"],
+            "position": pl.Series(positions, dtype=pl.Int32),
+            "section": pl.Series(sections, dtype=pl.String),
+            "char_start": pl.Series(starts, dtype=pl.Int32),
+            "char_end": pl.Series(ends, dtype=pl.Int32),
+            "token_count": pl.Series(counts, dtype=pl.Int32),
+        }
+    ).select(
+        pl.concat_str(pl.col("document_id"), pl.lit(":"), pl.col("position")).alias("chunk_id"),
+        pl.all(),
+    )
+    return chunks.select(list(schema)), sum(r.total_tokens for r in results)
 
 
-def _write(
-    store: RecordStore,
+def _write_tables(
+    con: duckdb.DuckDBPyConnection,
     name: str,
     files: BundleFiles,
     fingerprint: str,
     chunker: Chunker,
     typed: dict[str, pl.DataFrame],
-    chunks: pl.DataFrame,
-    counts: dict[str, int],
     replaced_id: int | None,
     progress: ProgressCallback,
-) -> None:
-    con = store.connection
-    steps = [t for t in _TABLE_ORDER if t in typed] + ["chunks"]
-    con.execute("BEGIN TRANSACTION")
-    try:
-        if replaced_id is not None:
-            for table in ("chunks", "events", "labs", "documents", "patients", "sources"):
-                con.execute(f"DELETE FROM {table} WHERE source_id = $s", {"s": replaced_id})
-        row = first_row(
-            con.execute("SELECT coalesce(max(source_id), 0) + 1 FROM sources").fetchall()
-        )
-        source_id = int(row[0]) if row else 1
-        con.execute(
-            "INSERT INTO sources VALUES ($id, $name, $loc, $fp, $at, $ver, $tok, $max, "
-            "$np, $nd, $nc, $nl, $ne)",
-            {
-                "id": source_id,
-                "name": name,
-                "loc": str(files.root.resolve()),
-                "fp": fingerprint,
-                "at": dt.datetime.now(),
-                "ver": _package_version(),
-                "tok": chunker.tokenizer.description,
-                "max": chunker.settings.max_tokens,
-                "np": counts.get("patients", 0),
-                "nd": counts.get("documents", 0),
-                "nc": counts.get("chunks", 0),
-                "nl": counts.get("labs", 0),
-                "ne": counts.get("events", 0),
-            },
-        )
-        for i, table in enumerate(steps):
-            progress("write", i, len(steps))
-            if table == "chunks":
-                frame, order = chunks, ["patient_id", "document_id", "position"]
-            else:
-                spec = BUNDLE_TABLES[table]
-                frame, order = typed[table].select(spec.column_names), _SORT_KEYS[table]
-            _insert(con, table, frame.sort(order), source_id)
-        progress("write", len(steps), len(steps))
-        con.execute("COMMIT")
-    except duckdb.ConstraintException as exc:
-        con.execute("ROLLBACK")
-        raise DataLoadError(
-            [LoadProblem(files.label(files.root), f"the store refused the rows: {exc}")]
-        ) from exc
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+) -> int:
+    """Register the source and insert its tables (inside the caller's transaction)."""
+    if replaced_id is not None:
+        for table in ("chunks", "events", "labs", "documents", "patients", "sources"):
+            con.execute(f"DELETE FROM {table} WHERE source_id = $s", {"s": replaced_id})
+    row = first_row(con.execute("SELECT coalesce(max(source_id), 0) + 1 FROM sources").fetchall())
+    source_id = int(row[0]) if row else 1
+    count = {t: frame.height for t, frame in typed.items()}
+    con.execute(
+        "INSERT INTO sources VALUES ($id, $name, $loc, $fp, $at, $ver, $tok, $max, "
+        "$np, $nd, 0, $nl, $ne)",
+        {
+            "id": source_id,
+            "name": name,
+            "loc": str(files.root.resolve()),
+            "fp": fingerprint,
+            "at": dt.datetime.now(),
+            "ver": _package_version(),
+            "tok": chunker.tokenizer.description,
+            "max": chunker.settings.max_tokens,
+            "np": count.get("patients", 0),
+            "nd": count.get("documents", 0),
+            "nl": count.get("labs", 0),
+            "ne": count.get("events", 0),
+        },
+    )
+    tables = [t for t in _TABLE_ORDER if t in typed]
+    for i, table in enumerate(tables):
+        progress("write", i, len(tables))
+        frame = typed[table].select(BUNDLE_TABLES[table].column_names)
+        _insert(con, table, _clustered_by_patient(frame), source_id)
+    progress("write", len(tables), len(tables))
+    return source_id
+
+
+def _clustered_by_patient(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows grouped by patient, so DuckDB's per-row-group min/max prune per-patient reads."""
+    in_order = frame.select(
+        (pl.col("patient_id") >= pl.col("patient_id").shift(1)).all(ignore_nulls=True)
+    ).item()
+    return frame if in_order else frame.sort("patient_id", maintain_order=True)
 
 
 def _insert(
     con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, source_id: int
 ) -> None:
     columns = ", ".join(frame.columns)
-    con.register("_rows", frame.to_arrow())
+    # Arrow string views hand polars' strings to DuckDB without a copy.
+    con.register("_rows", frame.to_arrow(compat_level=pl.CompatLevel.newest()))
     try:
         con.execute(
             f"INSERT INTO {table} ({columns}, source_id) SELECT {columns}, $sid FROM _rows",

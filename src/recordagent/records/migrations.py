@@ -67,7 +67,6 @@ _V1 = (
         section VARCHAR,
         char_start INTEGER NOT NULL,
         char_end INTEGER NOT NULL,
-        text VARCHAR NOT NULL,
         token_count INTEGER NOT NULL,
         source_id INTEGER NOT NULL
     )
@@ -104,3 +103,5 @@ _V1 = (
 )
 
 MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial record store", _V1),)
+"""Chunks store offsets only; their text is ``substr`` of the document text (characters, 1-based),
+which keeps the store (and loading) free of a second copy of every document."""

@@ -26,10 +26,15 @@ if TYPE_CHECKING:
 __all__ = ["PatientScope"]
 
 SCOPED_TABLES = ("patients", "documents", "chunks", "labs", "events")
-_PREFIX = "WITH " + ", ".join(
-    f"{t} AS NOT MATERIALIZED (SELECT * FROM main.{t} WHERE patient_id = $patient_id)"
-    for t in SCOPED_TABLES
+_SCOPED = {t: f"SELECT * FROM main.{t} WHERE patient_id = $patient_id" for t in SCOPED_TABLES}
+# Chunks hold offsets; their text is cut from the (patient's) document text on demand.
+_SCOPED["chunks"] = (
+    "SELECT c.*, substr(d.text, c.char_start + 1, c.char_end - c.char_start) AS text "
+    "FROM main.chunks c JOIN main.documents d "
+    "ON d.document_id = c.document_id AND d.patient_id = $patient_id "
+    "WHERE c.patient_id = $patient_id"
 )
+_PREFIX = "WITH " + ", ".join(f"{t} AS NOT MATERIALIZED ({q})" for t, q in _SCOPED.items())
 # Library SQL must name tables unqualified so the patient-filtered CTEs shadow them.
 _FORBIDDEN = re.compile(
     r"\b(main|memory|temp|system|information_schema|pg_catalog)\s*\.|;|\bread_\w+\s*\(|\bsources\b",

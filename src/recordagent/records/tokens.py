@@ -72,6 +72,10 @@ class Tokenizer:
         """Token ids of ``text``; special-token strings count as ordinary text."""
         return self.encoding.encode_ordinary(text)
 
+    def encode_array(self, text: str) -> npt.NDArray[np.uint32]:
+        """Token ids of ``text`` as a numpy array (no Python list is built)."""
+        return self.encoding.encode_to_numpy(text, disallowed_special=())
+
     def count(self, text: str) -> int:
         """Number of tokens in ``text``."""
         return len(self.encoding.encode_ordinary(text))

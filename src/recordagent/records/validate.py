@@ -91,19 +91,39 @@ def validate_table(
     if log.total > problems_before:  # without the right columns nothing else can be checked
         return frame
 
+    frame = _trim_text(spec, frame)
     typed: dict[str, pl.Series] = {ROW_COLUMN: frame[ROW_COLUMN]}
     unparsed: dict[str, pl.Series] = {}
     rows = frame[ROW_COLUMN]
-    none = pl.Series([False] * frame.height, dtype=pl.Boolean)
+    none = pl.repeat(False, frame.height, eager=True)
     for col in spec.columns:
         if col.name not in frame.columns:
-            typed[col.name] = pl.Series(col.name, [None] * frame.height, dtype=_polars_type(col))
+            typed[col.name] = pl.repeat(
+                None, frame.height, dtype=_polars_type(col), eager=True
+            ).rename(col.name)
             unparsed[col.name] = none
             continue
         typed[col.name], unparsed[col.name] = _typed_column(col, frame[col.name], rows, label, log)
     out = normalised(spec, pl.DataFrame(typed))
     _check_values(spec, out, unparsed, label, log)
     return out
+
+
+def _trim_text(spec: TableSpec, frame: pl.DataFrame) -> pl.DataFrame:
+    """Trim text columns (but verbatim ones) and make blank values missing, in one pass."""
+    trimmed = []
+    for col in spec.columns:
+        if (
+            col.type is not ColumnType.TEXT
+            or col.name in _VERBATIM
+            or col.name not in frame.columns
+        ):
+            continue
+        if frame.schema[col.name] != pl.String:
+            continue
+        value = pl.col(col.name).str.strip_chars()
+        trimmed.append(pl.when(value.str.len_bytes() > 0).then(value).alias(col.name))
+    return frame.lazy().with_columns(trimmed).collect() if trimmed else frame
 
 
 def _polars_type(col: Column) -> pl.DataType:
@@ -121,7 +141,7 @@ def _typed_column(
     """The column in its logical type, and a mask of the values that failed to convert."""
     converted = _convert(col, raw, rows, label, log)
     if col.type is ColumnType.TEXT:
-        return converted, pl.Series([False] * len(raw), dtype=pl.Boolean)
+        return converted, pl.repeat(False, len(raw), eager=True)
     given = raw.is_not_null()
     if raw.dtype == pl.String:
         given = given & (raw.str.strip_chars().str.len_chars() > 0)
@@ -137,16 +157,12 @@ def _convert(
         log.add(
             LoadProblem(label, f"expected {col.type.value} values, found {dtype}", column=col.name)
         )
-        return pl.Series(col.name, [None] * len(raw), dtype=target)
+        return pl.repeat(None, len(raw), dtype=target, eager=True).rename(col.name)
     if dtype == pl.Null:
-        return pl.Series(col.name, [None] * len(raw), dtype=target)
+        return pl.repeat(None, len(raw), dtype=target, eager=True).rename(col.name)
 
     if col.type is ColumnType.TEXT:
-        text = raw.cast(pl.String)
-        if col.name not in _VERBATIM:
-            text = text.str.strip_chars()
-            text = pl.select(pl.when(text.str.len_chars() > 0).then(text)).to_series()
-        return text.rename(col.name)
+        return raw.cast(pl.String).rename(col.name)  # already trimmed by _trim_text
 
     if dtype == pl.String:
         source = raw.str.strip_chars()
@@ -201,7 +217,17 @@ def _convert(
             else raw.cast(target).rename(col.name)
         )
     log.add(LoadProblem(label, f"expected {col.type.value} values, found {dtype}", column=col.name))
-    return pl.Series(col.name, [None] * len(raw), dtype=target)
+    return pl.repeat(None, len(raw), dtype=target, eager=True).rename(col.name)
+
+
+@dataclass(frozen=True)
+class _Check:
+    """A rule over a table: rows where ``failed`` is true break it."""
+
+    column: str
+    message: str
+    failed: pl.Expr
+    show_value: bool = False
 
 
 def _check_values(
@@ -211,44 +237,50 @@ def _check_values(
     label: str,
     log: ProblemLog,
 ) -> None:
-    """Value rules; cells that already failed to convert are not reported again."""
-    rows = frame[ROW_COLUMN]
+    """Value rules; cells that already failed to convert are not reported again.
+
+    All rules are evaluated in one parallel pass; rows are collected only for rules that fail.
+    """
+    checks: list[_Check] = []
     for col in spec.columns:
-        values = frame[col.name]
+        value = pl.col(col.name)
         if col.required:
-            missing = values.is_null() & ~unparsed[col.name]
-            if col.nonblank and values.dtype == pl.String:
-                missing = missing | (values.str.strip_chars().str.len_chars() == 0)
-            if missing.any():
-                what = "empty text" if col.name == "text" else "value is required"
-                log.add_rows(label, col.name, rows.filter(missing).to_list(), what)
+            missing = value.is_null() & ~pl.lit(unparsed[col.name])
+            if col.nonblank and frame.schema[col.name] == pl.String:
+                missing = missing | value.str.contains(r"^\s*$")
+            what = "empty text" if col.name == "text" else "value is required"
+            checks.append(_Check(col.name, what, missing))
         if col.finite:
-            bad = values.is_not_null() & ~values.is_finite()
-            if bad.any():
-                log.add_rows(
-                    label,
-                    col.name,
-                    rows.filter(bad).to_list(),
-                    "value must be a finite number",
-                    values.filter(bad).to_list(),
-                )
+            checks.append(
+                _Check(col.name, "value must be a finite number", ~value.is_finite(), True)
+            )
         if col.allowed is not None:
-            bad = values.is_not_null() & ~values.is_in(list(col.allowed))
-            if bad.any():
-                log.add_rows(
-                    label,
-                    col.name,
-                    rows.filter(bad).to_list(),
-                    f"must be one of: {', '.join(col.allowed)}",
-                    values.filter(bad).to_list(),
+            message = f"must be one of: {', '.join(col.allowed)}"
+            checks.append(
+                _Check(
+                    col.name, message, value.is_not_null() & ~value.is_in(list(col.allowed)), True
                 )
-    _check_duplicates(spec, frame, label, log)
+            )
     if spec.name == "labs":
-        _check_labs(frame, unparsed["value_num"] | unparsed["value_text"], label, log)
+        checks += _lab_checks(frame, unparsed["value_num"] | unparsed["value_text"])
     elif spec.name == "events":
-        _check_order(frame, "start_time", "end_time", label, log)
+        checks.append(_order_check("start_time", "end_time"))
     elif spec.name == "patients":
-        _check_order(frame, "birth_date", "death_date", label, log)
+        checks.append(_order_check("birth_date", "death_date"))
+
+    flags = (
+        frame.lazy()
+        .select([c.failed.fill_null(False).any().alias(str(i)) for i, c in enumerate(checks)])
+        .collect()
+    )
+    rows = frame[ROW_COLUMN]
+    for i, check in enumerate(checks):
+        if not flags[str(i)][0]:
+            continue
+        failed = frame.select(check.failed.fill_null(False)).to_series()
+        values = frame[check.column].filter(failed).to_list() if check.show_value else None
+        log.add_rows(label, check.column, rows.filter(failed).to_list(), check.message, values)
+    _check_duplicates(spec, frame, label, log)
 
 
 def _normalise_vocabulary(col: Column) -> pl.Expr:
@@ -266,6 +298,8 @@ def normalised(spec: TableSpec, frame: pl.DataFrame) -> pl.DataFrame:
 
 def _check_duplicates(spec: TableSpec, frame: pl.DataFrame, label: str, log: ProblemLog) -> None:
     ids = frame[spec.id_column]
+    if ids.hash().n_unique() == ids.len():  # distinct hashes: distinct ids (the usual case)
+        return
     dup = ids.is_not_null() & ids.is_duplicated()
     if not dup.any():
         return
@@ -290,48 +324,37 @@ def _check_duplicates(spec: TableSpec, frame: pl.DataFrame, label: str, log: Pro
         )
 
 
-def _check_labs(frame: pl.DataFrame, unparsed: pl.Series, label: str, log: ProblemLog) -> None:
-    rows = frame[ROW_COLUMN]
-    no_value = frame["value_num"].is_null() & frame["value_text"].is_null() & ~unparsed
-    if no_value.any():
-        log.add_rows(
-            label,
+def _lab_checks(frame: pl.DataFrame, unparsed: pl.Series) -> list[_Check]:
+    value = pl.col("value_num")
+    # Only the (few) analytes with negative values need their names looked at.
+    negative_names = frame.filter(value < 0)["analyte_name"].unique().to_list()
+    signed = [
+        name
+        for name in negative_names
+        if name and any(word in name.lower() for word in SIGNED_ANALYTE_WORDS)
+    ]
+    return [
+        _Check(
             "value_num",
-            rows.filter(no_value).to_list(),
             "a lab row needs value_num or value_text",
-        )
-    signed = pl.lit(False)
-    for word in SIGNED_ANALYTE_WORDS:
-        signed = signed | pl.col("analyte_name").str.to_lowercase().str.contains(word, literal=True)
-    negative = (
-        frame.select((pl.col("value_num") < 0) & pl.col("value_num").is_finite() & ~signed)
-        .to_series()
-        .fill_null(False)
-    )
-    if negative.any():
-        log.add_rows(
-            label,
+            value.is_null() & pl.col("value_text").is_null() & ~pl.lit(unparsed),
+        ),
+        _Check(
             "value_num",
-            rows.filter(negative).to_list(),
             "negative value for an analyte that cannot be negative",
-            frame["value_num"].filter(negative).to_list(),
-        )
-    inverted = (frame["ref_low"] > frame["ref_high"]).fill_null(False)
-    if inverted.any():
-        log.add_rows(
-            label,
+            (value < 0) & value.is_finite() & ~pl.col("analyte_name").is_in(signed),
+            True,
+        ),
+        _Check(
             "ref_low",
-            rows.filter(inverted).to_list(),
             "reference range lower limit exceeds upper limit",
-        )
+            pl.col("ref_low") > pl.col("ref_high"),
+        ),
+    ]
 
 
-def _check_order(frame: pl.DataFrame, first: str, last: str, label: str, log: ProblemLog) -> None:
-    wrong = (frame[last] < frame[first]).fill_null(False)
-    if wrong.any():
-        log.add_rows(
-            label, last, frame[ROW_COLUMN].filter(wrong).to_list(), f"{last} is before {first}"
-        )
+def _order_check(first: str, last: str) -> _Check:
+    return _Check(last, f"{last} is before {first}", pl.col(last) < pl.col(first))
 
 
 def _closest(name: str, options: Sequence[str]) -> str | None:

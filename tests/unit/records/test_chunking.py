@@ -125,11 +125,21 @@ def test_chunk_many_matches_chunk_in_order(tokenizer: Tokenizer):
     texts = [NOTE, "short", NOTE.upper(), "", "x\n" * 500]
     c = chunker(tokenizer, max_tokens=32, min_tokens=0)
     seen: list[int] = []
-    assert c.chunk_many(texts, threads=2, batch_size=2, progress=seen.append) == [
+    assert c.chunk_many(texts, batch_size=2, progress=seen.append) == [c.chunk(t) for t in texts]
+    assert seen == [2, 2, 1]
+
+
+def test_chunk_many_in_worker_processes_matches_in_process(tokenizer: Tokenizer, monkeypatch):
+    from recordagent.records import chunking
+
+    monkeypatch.setattr(chunking, "PARALLEL_MIN_BYTES", 0)
+    texts = [NOTE * (i % 4 + 1) for i in range(12)]
+    c = chunker(tokenizer, max_tokens=48, min_tokens=8)
+    seen: list[int] = []
+    assert c.chunk_many(texts, workers=2, batch_size=5, progress=seen.append) == [
         c.chunk(t) for t in texts
     ]
-    assert sum(seen) == len(texts)
-    assert c.chunk_many(texts, threads=1) == [c.chunk(t) for t in texts]
+    assert seen == [5, 5, 2]
 
 
 clinical_words = st.sampled_from(
