@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Literal
@@ -36,7 +37,7 @@ from recordagent.settings import Settings
 __all__ = ["LoadReport", "ProgressCallback", "load_bundle"]
 
 ProgressCallback = Callable[[str, int, int], None]
-"""Called as ``progress(phase, done, total)``; phases: read, validate, chunk, write."""
+"""Called as ``progress(phase, done, total)``; phases: validate, chunk, write."""
 
 _TABLE_ORDER = ("patients", "documents", "labs", "events")
 
@@ -59,7 +60,9 @@ class LoadReport(BaseModel):
         default_factory=list, description="Files in the bundle folder that are not bundle tables."
     )
     seconds: dict[str, float] = Field(
-        default_factory=dict, description="Wall time per phase: read, validate, chunk, write."
+        default_factory=dict,
+        description="Wall time per phase: read (locate and fingerprint the files), validate "
+        "(parse and check every table), chunk (tokenizer included), write.",
     )
 
 
@@ -124,26 +127,37 @@ def load_bundle(
         )
     replaced_id = named[0] if named is not None else None
 
-    for i, (table, file) in enumerate(files.tables.items()):
-        report_progress("read", i, len(files.tables))
-        labels[table] = files.label(file)
-        frames[table] = read_table(file, labels[table])
-    report_progress("read", len(files.tables), len(files.tables))
     timings["read"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
+    labels.update({table: files.label(file) for table, file in files.tables.items()})
+    order = [t for t in BUNDLE_TABLES if t in files.tables or t in frames]
+
+    def read_and_validate(table: str) -> tuple[pl.DataFrame, ProblemLog]:
+        frame = frames[table] if table in frames else read_table(files.tables[table], labels[table])
+        table_log = ProblemLog()
+        return validate_table(BUNDLE_TABLES[table], frame, labels[table], table_log), table_log
+
     typed: dict[str, pl.DataFrame] = {}
-    for i, (table, frame) in enumerate(frames.items()):
-        report_progress("validate", i, len(frames))
-        typed[table] = validate_table(BUNDLE_TABLES[table], frame, labels[table], log)
-    report_progress("validate", len(frames), len(frames))
+    report_progress("validate", 0, len(order))
+    # polars releases the GIL, so tables are parsed and checked side by side; problems are
+    # merged in table order, so the report does not depend on timing.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for done, (table, (frame, table_log)) in enumerate(
+            zip(order, pool.map(read_and_validate, order), strict=True), start=1
+        ):
+            typed[table] = frame
+            log.extend(table_log)
+            report_progress("validate", done, len(order))
     if not log:
         _check_against_store(store, typed, labels, replaced_id, log)
     if log:
         raise DataLoadError(log.problems[: settings.load.max_reported_problems], total=log.total)
     timings["validate"] = time.perf_counter() - clock
 
-    chunker = chunker or Chunker(settings.chunking)
+    clock = time.perf_counter()
+    chunker = chunker or Chunker(settings.chunking)  # loading the tokenizer is chunking work
+    chunker_setup = time.perf_counter() - clock
     counts = {t: typed[t].height for t in _TABLE_ORDER if t in typed}
     con = store.connection
     con.execute("BEGIN TRANSACTION")  # one transaction: tables, chunking, chunks
@@ -156,7 +170,7 @@ def load_bundle(
 
         clock = time.perf_counter()
         chunks, n_tokens = _chunk_documents(chunker, typed.get("documents"), report_progress)
-        timings["chunk"] = time.perf_counter() - clock
+        timings["chunk"] = time.perf_counter() - clock + chunker_setup
 
         clock = time.perf_counter()
         counts["chunks"] = chunks.height
@@ -264,6 +278,13 @@ def _check_against_store(
             if bundle_patients is not None
             else pl.DataFrame({"patient_id": []}, schema={"patient_id": pl.String}),
         )
+        known_patients = (
+            set(bundle_patients["patient_id"].to_list()) if (bundle_patients is not None) else set()
+        )
+        known_patients |= {
+            r[0]
+            for r in con.execute(f"SELECT patient_id FROM patients WHERE {keep}", params).fetchall()
+        }
         for table, frame in typed.items():
             spec = BUNDLE_TABLES[table]
             con.register("_incoming", frame.select(ROW_COLUMN, spec.id_column))
@@ -292,15 +313,17 @@ def _check_against_store(
                 )
             if not spec.references_patient:
                 continue
-            con.register("_refs", frame.select(ROW_COLUMN, "patient_id"))
-            orphans = con.execute(
-                f"SELECT r.{ROW_COLUMN}, r.patient_id FROM _refs r "
-                "WHERE r.patient_id NOT IN (SELECT patient_id FROM _bundle_patients) "
-                f"AND r.patient_id NOT IN (SELECT patient_id FROM patients WHERE {keep}) "
-                f"ORDER BY r.{ROW_COLUMN}",
-                params,
-            ).fetchall()
-            con.unregister("_refs")
+            # Compare the (few) distinct patient ids; rows are looked up only when some are unknown.
+            referenced = set(frame["patient_id"].unique().drop_nulls().to_list())
+            unknown = referenced - known_patients
+            orphans = (
+                frame.filter(pl.col("patient_id").is_in(list(unknown)))
+                .select(ROW_COLUMN, "patient_id")
+                .sort(ROW_COLUMN)
+                .rows()
+                if unknown
+                else []
+            )
             log.total += len(orphans)
             for row, patient in orphans[:3]:
                 log.problems.append(

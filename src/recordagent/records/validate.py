@@ -57,6 +57,11 @@ class ProblemLog:
             text = message if values is None else f"{message} (got {_show(values[k])})"
             self.problems.append(LoadProblem(file, text, row, column))
 
+    def extend(self, other: ProblemLog) -> None:
+        """Take over every problem of ``other``."""
+        self.total += other.total
+        self.problems.extend(other.problems)
+
     def __bool__(self) -> bool:
         return self.total > 0
 
