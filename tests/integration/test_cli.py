@@ -95,3 +95,12 @@ def test_help(args: list[str]):
     result = recordagent(*args)
     assert result.returncode == 0
     assert "Usage" in result.stdout
+
+
+def test_the_command_chunks_on_every_core_unless_told_otherwise(monkeypatch):
+    from recordagent.cli.main import command_settings
+
+    assert command_settings(None).chunking.workers == (os.cpu_count() or 1)
+    monkeypatch.setenv("RECORDAGENT_CHUNKING__WORKERS", "1")
+    assert command_settings(None).chunking.workers == 1
+    assert command_settings("small-chunks").chunking.workers == 1

@@ -184,3 +184,28 @@ def test_missing_folder_is_a_user_error(store: RecordStore, tmp_path: Path):
 def test_folder_without_tables_is_a_user_error(store: RecordStore, tmp_path: Path):
     with pytest.raises(UserError, match="holds no bundle table"):
         load_bundle(store, tmp_path)
+
+
+def test_rows_are_stored_grouped_by_patient_whatever_the_file_order(
+    store: RecordStore, two_patients: Path
+):
+    labs = two_patients / "labs.csv"
+    header, *rows = labs.read_text().splitlines()
+    labs.write_text("\n".join([header, *reversed(rows)]) + "\n")  # B's rows first, then A's
+
+    load_bundle(store, two_patients)
+
+    stored = [r[0] for r in store.connection.execute("SELECT patient_id FROM labs").fetchall()]
+    assert stored == sorted(stored)
+    assert [lab.lab_id for lab in store.scope("A").labs()] == ["LA1", "LA2", "LA3"]
+
+
+def test_chunk_text_is_cut_from_the_document_on_demand(store: RecordStore, two_patients: Path):
+    load_bundle(
+        store, two_patients, settings=Settings(chunking={"max_tokens": 16, "min_tokens": 0})
+    )
+    scope = store.scope("A")
+    for doc in scope.documents():
+        pieces = scope.chunks(document_ids=[doc.document_id])
+        assert "".join(c.text for c in pieces) == doc.text
+        assert all(c.text == doc.text[c.char_start : c.char_end] for c in pieces)

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from recordagent.cli import demo, load, summary
 from recordagent.errors import UserError
-from recordagent.settings import load_settings
+from recordagent.settings import Settings, load_settings
 
 __all__ = ["app", "run"]
 
@@ -35,12 +35,20 @@ def main(
     ] = None,
 ) -> None:
     """Set up the settings every subcommand receives."""
+    ctx.obj = command_settings(preset)
+
+
+def command_settings(preset: str | None) -> Settings:
+    """Settings for a command: the preset, and chunking on every core unless set otherwise.
+
+    The command's entry point is import-safe, so worker processes may be used; a library caller
+    keeps the in-process default.
+    """
     settings = load_settings(preset)
     if settings.chunking.workers is None:
-        # The command's entry point is import-safe, so large loads may chunk on every core.
         chunking = settings.chunking.model_copy(update={"workers": os.cpu_count() or 1})
         settings = settings.model_copy(update={"chunking": chunking})
-    ctx.obj = settings
+    return settings
 
 
 app.command("demo")(demo.demo)

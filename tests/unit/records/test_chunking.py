@@ -186,3 +186,20 @@ def test_property_counts_are_exact_and_bounded(text: str, max_tokens: int, min_t
     ).chunk(text)
     assert_well_formed(text, result, tokenizer, max_tokens)
     assert "".join(text[c.char_start : c.char_end] for c in result.chunks) == text
+
+
+def test_chunk_many_falls_back_in_process_when_workers_cannot_start(
+    tokenizer: Tokenizer, monkeypatch, caplog
+):
+    from recordagent.records import chunking
+
+    def refuse(*args, **kwargs):
+        raise OSError("no processes in this sandbox")
+
+    monkeypatch.setattr(chunking, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(Chunker, "_chunk_in_processes", refuse)
+    c = chunker(tokenizer, max_tokens=48, min_tokens=8)
+    texts = [NOTE, NOTE.lower()]
+    with caplog.at_level("WARNING", logger="recordagent.records.chunking"):
+        assert c.chunk_many(texts, workers=2, batch_size=1) == [c.chunk(t) for t in texts]
+    assert "no processes in this sandbox" in caplog.text
