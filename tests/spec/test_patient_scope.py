@@ -100,15 +100,65 @@ def test_raw_sql_sees_only_the_scoped_patient(loaded: RecordStore):
     "sql",
     [
         "SELECT * FROM main.labs",
+        'SELECT * FROM "main".documents',
+        "SELECT * FROM main/**/.documents",
+        'SELECT * FROM "memory".documents',
         "SELECT * FROM memory.main.labs",
-        "SELECT 1; DELETE FROM labs",
-        "SELECT * FROM read_csv('labs.csv')",
+        "SELECT * FROM store6.documents",
+        "SELECT * FROM temp.main.labs",
         "SELECT * FROM sources",
+        "SELECT (SELECT count(*) FROM schema_migrations)",
+        "SELECT * FROM labs WHERE lab_id IN (SELECT lab_id FROM information_schema.tables)",
+        "SELECT * FROM '/etc/hostname'",
+        "WITH sources AS (SELECT 1) SELECT * FROM sources",
+        "WITH labs AS (SELECT * FROM labs) SELECT * FROM labs",
     ],
 )
-def test_raw_sql_that_could_escape_the_scope_is_refused(loaded: RecordStore, sql: str):
-    with pytest.raises(ValueError, match="unqualified record tables"):
+def test_sql_naming_other_tables_is_refused(loaded: RecordStore, sql: str):
+    with pytest.raises(ValueError, match="unqualified record tables|CTEs named like tables"):
         loaded.scope("A").fetch(sql)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM read_csv('labs.csv')",
+        "SELECT * FROM glob('*')",
+        "SELECT * FROM parquet_scan('x.parquet')",
+        "SELECT * FROM labs, read_text('/etc/hostname')",
+        "SELECT * FROM labs WHERE EXISTS (SELECT * FROM read_blob('/etc/hostname'))",
+        "SHOW TABLES",
+        "DESCRIBE documents",
+    ],
+)
+def test_sql_reading_files_or_the_catalog_is_refused(loaded: RecordStore, sql: str):
+    with pytest.raises(ValueError, match="may not use"):
+        loaded.scope("A").fetch(sql)
+
+
+@pytest.mark.parametrize(
+    "sql", ["SELECT 1; DELETE FROM labs", "DELETE FROM labs", "ATTACH 'other.duckdb'"]
+)
+def test_anything_but_one_select_is_refused(loaded: RecordStore, sql: str):
+    with pytest.raises(ValueError, match="one SELECT statement"):
+        loaded.scope("A").fetch(sql)
+    assert loaded.scope("A").counts()["labs"] == 3
+
+
+def test_library_sql_with_ctes_set_operations_and_subqueries_is_allowed(loaded: RecordStore):
+    scope = loaded.scope("A")
+    rows = scope.fetch(
+        "WITH recent AS (SELECT * FROM labs ORDER BY time DESC LIMIT 2) "
+        "SELECT DISTINCT lab_id FROM recent "
+        "UNION ALL SELECT document_id FROM documents WHERE document_id IN "
+        "(SELECT document_id FROM chunks) ORDER BY 1"
+    )
+    assert rows == [("DA1",), ("DA2",), ("LA2",), ("LA3",)]
+    counted = scope.fetch(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3) "
+        "SELECT count(*) FROM n JOIN labs ON true"
+    )
+    assert counted == [(9,)]
 
 
 def test_patient_id_cannot_be_rebound(loaded: RecordStore):

@@ -184,7 +184,7 @@ def load_bundle(
     except duckdb.ConstraintException as exc:
         con.execute("ROLLBACK")
         raise DataLoadError(
-            [LoadProblem(files.label(files.root), f"the store refused the rows: {exc}")]
+            [LoadProblem(files.root.name, f"the store refused the rows: {exc}")]
         ) from exc
     except BaseException:
         con.execute("ROLLBACK")

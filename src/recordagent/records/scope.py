@@ -9,6 +9,7 @@ argument can widen it. Tools never pass SQL from a model; the SQL here is librar
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -34,11 +35,13 @@ _SCOPED["chunks"] = (
     "ON d.document_id = c.document_id AND d.patient_id = $patient_id "
     "WHERE c.patient_id = $patient_id"
 )
-_PREFIX = "WITH " + ", ".join(f"{t} AS NOT MATERIALIZED ({q})" for t, q in _SCOPED.items())
-# Library SQL must name tables unqualified so the patient-filtered CTEs shadow them.
-_FORBIDDEN = re.compile(
-    r"\b(main|memory|temp|system|information_schema|pg_catalog)\s*\.|;|\bread_\w+\s*\(|\bsources\b",
-    re.IGNORECASE,
+_SCOPED_CTES = ", ".join(f"{t} AS NOT MATERIALIZED ({q})" for t, q in _SCOPED.items())
+# Library SQL may open with its own WITH clause; its CTEs then join the scoped ones.
+_LEADING_WITH = re.compile(r"\A\s*WITH\s+(RECURSIVE\s+)?", re.IGNORECASE)
+# Table references a scoped query may contain. Anything else (table functions such as read_csv
+# or glob, SHOW/DESCRIBE, references added by future DuckDB versions) is refused: fail closed.
+_ALLOWED_TABLE_REFS = frozenset(
+    {"BASE_TABLE", "JOIN", "SUBQUERY", "EXPRESSION_LIST", "EMPTY", "PIVOT"}
 )
 _RowT = TypeVar("_RowT", bound=BaseModel)
 
@@ -61,6 +64,7 @@ class PatientScope:
             raise UserError(f"no patient '{patient_id}' in the record store")
         self._patient_id = patient_id
         self._connection = store.connection
+        self._checked_sql: set[str] = set()
 
     @property
     def patient_id(self) -> str:
@@ -76,8 +80,9 @@ class PatientScope:
         """Run library SQL over this patient's rows; ``$name`` placeholders bind ``params``.
 
         Raises:
-            ValueError: The SQL qualifies a table name, reads files, touches ``sources`` or holds
-                more than one statement, or a parameter tries to rebind ``patient_id``.
+            ValueError: The SQL is not one SELECT; names a table other than the unqualified
+                record tables (or qualifies one, or defines a CTE that shadows a table); calls a
+                table function (file readers, ``glob``); or a parameter rebinds ``patient_id``.
         """
         query, bound = self._prepare(sql, params)
         with self._connection.cursor() as cursor:
@@ -90,13 +95,53 @@ class PatientScope:
             return query_frame(cursor, query, bound)
 
     def _prepare(self, sql: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
-        if _FORBIDDEN.search(sql):
-            raise ValueError(f"scoped SQL must use unqualified record tables only: {sql!r}")
+        if sql not in self._checked_sql:
+            self._check_sql(sql)
+            self._checked_sql.add(sql)
         bound = dict(params or {})
         if "patient_id" in bound:
             raise ValueError("'patient_id' is bound by the scope and cannot be passed")
         bound["patient_id"] = self._patient_id
-        return f"{_PREFIX}\n{sql}", bound
+        return _with_scoped_tables(sql), bound
+
+    def _check_sql(self, sql: str) -> None:
+        """Refuse SQL that could read anything but this patient's rows.
+
+        The check runs on DuckDB's own parse tree, not on the text, so quoting, comments and
+        odd spacing cannot hide a qualified name, a file read or a second statement.
+        """
+        with self._connection.cursor() as cursor:
+            row = cursor.execute("SELECT json_serialize_sql($sql)", {"sql": sql}).fetchone()
+            tables = {
+                name
+                for (name,) in cursor.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+            }
+        tree = json.loads(row[0]) if row else {"error": True}
+        if tree.get("error"):
+            raise ValueError(
+                f"scoped SQL must be one SELECT statement: {tree.get('error_message', sql)}"
+            )
+        if len(tree["statements"]) != 1:
+            raise ValueError(f"scoped SQL must be one SELECT statement, got: {sql!r}")
+        nodes = list(_tree_nodes(tree["statements"]))
+        cte_names = {name for node in nodes for name in _cte_names(node)}
+        if clash := cte_names & (tables | set(SCOPED_TABLES)):
+            raise ValueError(f"scoped SQL may not define CTEs named like tables: {sorted(clash)}")
+        allowed = set(SCOPED_TABLES) | cte_names
+        for node in filter(_is_table_ref, nodes):
+            kind = node["type"]
+            if kind not in _ALLOWED_TABLE_REFS:
+                raise ValueError(f"scoped SQL may not use {kind.lower()} references: {sql!r}")
+            if kind == "BASE_TABLE" and (
+                node.get("catalog_name")
+                or node.get("schema_name")
+                or node.get("table_name") not in allowed
+            ):
+                name = ".".join(n for n in _qualified(node) if n)
+                raise ValueError(
+                    f"scoped SQL may name only the unqualified record tables "
+                    f"{', '.join(SCOPED_TABLES)}; it names {name!r}"
+                )
 
     def _models(
         self, model: type[_RowT], sql: str, params: Mapping[str, Any] | None = None
@@ -199,6 +244,44 @@ class PatientScope:
             " (SELECT count(*) FROM labs), (SELECT count(*) FROM events)"
         )[0]
         return dict(zip(("documents", "chunks", "labs", "events"), map(int, row), strict=True))
+
+
+def _with_scoped_tables(sql: str) -> str:
+    if match := _LEADING_WITH.match(sql):
+        return f"WITH {match.group(1) or ''}{_SCOPED_CTES},\n{sql[match.end() :]}"
+    return f"WITH {_SCOPED_CTES}\n{sql}"
+
+
+def _tree_nodes(tree: Any) -> Iterable[dict[str, Any]]:
+    """Every typed node of a serialized parse tree that is not an expression."""
+    if isinstance(tree, dict):
+        if isinstance(tree.get("type"), str) and "class" not in tree:
+            yield tree
+        for value in tree.values():
+            yield from _tree_nodes(value)
+    elif isinstance(tree, list):
+        for value in tree:
+            yield from _tree_nodes(value)
+
+
+def _is_table_ref(node: dict[str, Any]) -> bool:
+    # DuckDB serializes every TableRef with an alias and a sample; query nodes carry modifiers.
+    return "alias" in node and "sample" in node and "modifiers" not in node
+
+
+def _cte_names(node: dict[str, Any]) -> list[str]:
+    cte_map = node.get("cte_map")
+    if not isinstance(cte_map, dict):
+        return []
+    return [str(entry.get("key")) for entry in cte_map.get("map", [])]
+
+
+def _qualified(node: dict[str, Any]) -> tuple[str, str, str]:
+    return (
+        str(node.get("catalog_name") or ""),
+        str(node.get("schema_name") or ""),
+        str(node.get("table_name") or ""),
+    )
 
 
 def _filters(
