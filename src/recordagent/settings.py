@@ -82,7 +82,10 @@ class ChunkingSettings(BaseModel):
         if self.overlap_tokens >= self.max_tokens // 2:
             raise ValueError("overlap_tokens must be less than half of max_tokens")
         if self.min_tokens > self.max_tokens:
-            raise ValueError("min_tokens must not exceed max_tokens")
+            if "min_tokens" in self.model_fields_set:
+                raise ValueError("min_tokens must not exceed max_tokens")
+            # The default suits the default max_tokens; a smaller max alone scales it down.
+            self.min_tokens = self.max_tokens // 8
         return self
 
 

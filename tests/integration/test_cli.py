@@ -63,6 +63,16 @@ def test_bad_bundle_exits_3_with_located_problems_and_no_traceback(
     assert "Traceback" not in result.stderr
     assert "labs.csv, row 1, column 'value_num': expected a number (got 'abc')" in result.stderr
     assert "the store is unchanged" in result.stderr
+    assert not db.exists(), "a failed first load must not leave an empty store file behind"
+
+
+def test_summary_of_a_file_that_is_not_a_store(tmp_path: Path):
+    not_a_store = tmp_path / "labs.csv"
+    not_a_store.write_text("a,b\n1,2\n")
+    result = recordagent("summary", "--db", str(not_a_store))
+    assert result.returncode == 2
+    assert "is not a DuckDB database" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr
 
 
 def test_user_errors_exit_2_without_traceback(tmp_path: Path):

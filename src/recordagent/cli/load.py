@@ -30,8 +30,15 @@ def load(
     """Validate BUNDLE and load it into the store at --db (all or nothing)."""
     settings: Settings = ctx.obj
     console = Console()
-    with connect(db, settings=settings.store) as store, load_progress(console) as progress:
-        report = load_bundle(
-            store, bundle, settings=settings, source=source, replace=replace, progress=progress
-        )
+    created = not db.exists()
+    try:
+        with connect(db, settings=settings.store) as store, load_progress(console) as progress:
+            report = load_bundle(
+                store, bundle, settings=settings, source=source, replace=replace, progress=progress
+            )
+    except BaseException:
+        if created:  # a failed first load leaves no empty store behind
+            for leftover in (db, db.with_name(db.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+        raise
     console.print(render_load_report(report))

@@ -9,7 +9,10 @@ relative to ``documents/``.
 
 from __future__ import annotations
 
+import csv
+import gzip
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +25,7 @@ __all__ = ["BundleFiles", "find_bundle_files", "fingerprint_files", "read_table"
 
 _SUFFIXES = (".parquet", ".csv", ".csv.gz")
 ROW_COLUMN = "__row"  # 1-based data row number carried through validation
+_DUPLICATE_HEADER = re.compile(r"\A(.+)_duplicated_\d+\Z")  # how polars renames a repeated name
 
 
 @dataclass(frozen=True)
@@ -112,18 +116,36 @@ def read_table(path: Path, label: str) -> pl.DataFrame:
     Raises:
         DataLoadError: The file cannot be parsed.
     """
+    is_csv = not path.name.endswith(".parquet")
     try:
-        if path.name.endswith(".parquet"):
-            frame = pl.read_parquet(path)
-        else:
+        if is_csv:
             frame = pl.read_csv(path, infer_schema=False, encoding="utf8", raise_if_empty=False)
+        else:
+            frame = pl.read_parquet(path)
     except Exception as exc:  # any parser failure is a property of the user's file
+        ragged = _first_ragged_row(path, label) if is_csv else None
         raise DataLoadError(
-            [LoadProblem(label, f"cannot read the file: {_first_line(exc)}")]
+            [ragged or LoadProblem(label, f"cannot read the file: {_first_line(exc)}")]
         ) from exc
     if ROW_COLUMN in frame.columns:
         raise DataLoadError([LoadProblem(label, f"column name '{ROW_COLUMN}' is reserved")])
-    return frame.with_row_index(ROW_COLUMN, offset=1)
+    repeated = [
+        m.group(1)
+        for c in frame.columns
+        if (m := _DUPLICATE_HEADER.match(c)) and m.group(1) in frame.columns
+    ]
+    if repeated:
+        raise DataLoadError(
+            [
+                LoadProblem(label, "column appears more than once in the header", column=name)
+                for name in dict.fromkeys(repeated)
+            ]
+        )
+    frame = frame.with_row_index(ROW_COLUMN, offset=1)
+    if is_csv and frame.width > 1:
+        # Blank lines (and lines of bare commas) are layout, not records.
+        frame = frame.filter(~pl.all_horizontal(pl.exclude(ROW_COLUMN).is_null()))
+    return frame
 
 
 def fingerprint_files(paths: list[Path], root: Path) -> str:
@@ -136,6 +158,27 @@ def fingerprint_files(paths: list[Path], root: Path) -> str:
                 digest.update(block)
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+def _first_ragged_row(path: Path, label: str) -> LoadProblem | None:
+    """The first CSV row whose field count differs from the header's (read only on failure)."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8", newline="") as handle:
+            rows = csv.reader(handle)
+            header = next(rows, None)
+            if header is None:
+                return None
+            for number, fields in enumerate(rows, start=1):
+                if fields and len(fields) != len(header):
+                    return LoadProblem(
+                        label,
+                        f"the row has {len(fields)} fields but the header has {len(header)}",
+                        row=number,
+                    )
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    return None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["RecordStore", "connect", "first_row", "query_frame"]
 
 MEMORY = ":memory:"
+_DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
 
 
 class RecordStore:
@@ -115,6 +116,13 @@ def connect(
             raise UserError(f"no record store at {file}")
         if not file.parent.exists():
             raise UserError(f"folder for the record store does not exist: {file.parent}")
+        if file.is_dir():
+            raise UserError(f"{file} is a folder, not a record store file")
+        if file.is_file() and file.stat().st_size > 0 and not _is_duckdb_file(file):
+            raise UserError(
+                f"{file} is not a DuckDB database, so not a record store; a record store is "
+                "the file written by `recordagent load BUNDLE --db STORE.duckdb`"
+            )
     config: dict[str, str | bool | int | float | list[str]] = {}
     if settings.threads is not None:
         config["threads"] = settings.threads
@@ -133,6 +141,12 @@ def connect(
         con.close()
         raise
     return RecordStore(con, location)
+
+
+def _is_duckdb_file(file: Path) -> bool:
+    with file.open("rb") as handle:
+        header = handle.read(12)
+    return header[8:12] == _DUCKDB_MAGIC
 
 
 def _applied_version(con: duckdb.DuckDBPyConnection) -> int | None:

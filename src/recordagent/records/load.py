@@ -159,8 +159,10 @@ def load_bundle(
     chunker = chunker or Chunker(settings.chunking)  # loading the tokenizer is chunking work
     chunker_setup = time.perf_counter() - clock
     counts = {t: typed[t].height for t in _TABLE_ORDER if t in typed}
-    con = store.connection
-    con.execute("BEGIN TRANSACTION")  # one transaction: tables, chunking, chunks
+    # A cursor of its own: the load is one transaction (tables, chunking, chunks) whatever
+    # transaction the caller may have open on the store's connection.
+    con = store.connection.cursor()
+    con.execute("BEGIN TRANSACTION")
     try:
         clock = time.perf_counter()
         source_id = _write_tables(
@@ -186,9 +188,17 @@ def load_bundle(
         raise DataLoadError(
             [LoadProblem(files.root.name, f"the store refused the rows: {exc}")]
         ) from exc
+    except duckdb.TransactionException as exc:
+        con.execute("ROLLBACK")
+        raise UserError(
+            f"the load conflicts with uncommitted changes to the store ({exc}); commit or roll "
+            "them back and load again"
+        ) from exc
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    finally:
+        con.close()
     return LoadReport(
         source=name,
         location=str(files.root.resolve()),
@@ -209,6 +219,29 @@ def _read_document_folder(files: BundleFiles, log: ProblemLog) -> tuple[pl.DataF
     manifest = read_table(files.documents_manifest, label)
     if "file" not in manifest.columns:
         raise DataLoadError([LoadProblem(label, "required column is missing", column="file")])
+    if "text" in manifest.columns:
+        raise DataLoadError(
+            [
+                LoadProblem(
+                    label,
+                    "unknown column: a manifest names each text file in 'file'; the text "
+                    "itself comes from that file",
+                    column="text",
+                )
+            ]
+        )
+    if manifest.schema["file"] not in (pl.String, pl.Categorical) and not isinstance(
+        manifest.schema["file"], pl.Enum
+    ):
+        raise DataLoadError(
+            [
+                LoadProblem(
+                    label,
+                    f"expected text values (file names), found {manifest.schema['file']}",
+                    column="file",
+                )
+            ]
+        )
     folder = files.documents_manifest.parent.resolve()
     texts: list[str | None] = []
     paths: list[Path] = []
@@ -217,7 +250,12 @@ def _read_document_folder(files: BundleFiles, log: ProblemLog) -> tuple[pl.DataF
             log.add(LoadProblem(label, "value is required", row, "file"))
             texts.append(None)
             continue
-        target = (folder / name.strip()).resolve()
+        try:
+            target = (folder / name.strip()).resolve()
+        except (ValueError, OSError) as exc:  # e.g. an embedded NUL byte
+            log.add(LoadProblem(label, f"'{name}' is not a usable file name: {exc}", row, "file"))
+            texts.append(None)
+            continue
         if not target.is_relative_to(folder):
             log.add(
                 LoadProblem(label, f"'{name}' points outside the documents folder", row, "file")
@@ -225,7 +263,8 @@ def _read_document_folder(files: BundleFiles, log: ProblemLog) -> tuple[pl.DataF
             texts.append(None)
             continue
         try:
-            texts.append(target.read_text(encoding="utf-8"))
+            # Bytes, not read_text: universal newlines would rewrite the document's line ends.
+            texts.append(target.read_bytes().decode("utf-8"))
             paths.append(target)
         except FileNotFoundError:
             log.add(LoadProblem(label, f"text file '{name}' not found", row, "file"))

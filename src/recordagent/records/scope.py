@@ -116,7 +116,7 @@ class PatientScope:
                 name
                 for (name,) in cursor.execute("SELECT table_name FROM duckdb_tables()").fetchall()
             }
-        tree = json.loads(row[0]) if row else {"error": True}
+        tree: dict[str, Any] = json.loads(row[0]) if row else {"error": True}
         if tree.get("error"):
             raise ValueError(
                 f"scoped SQL must be one SELECT statement: {tree.get('error_message', sql)}"

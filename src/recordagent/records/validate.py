@@ -7,6 +7,7 @@ Every check is vectorised over the whole column; each failing row becomes a
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -27,7 +28,13 @@ _DATETIME_FORMATS = (
 )
 _SEX_ALIASES = {"f": "female", "m": "male", "o": "other", "u": "unknown", "w": "female"}
 # Columns whose text is kept exactly as given (everything else is trimmed).
-_VERBATIM = frozenset({"text", "detail", "value_text", "title"})
+_VERBATIM = frozenset({"text", "detail", "title"})
+# Strict ISO 8601 shapes (polars' parser alone also takes '2021-3-4').
+_ISO_DATETIME = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?$"
+# The range every store type holds: ISO 8601 years 0001-9999.
+_FIRST_DAY, _LAST_DAY = dt.date(1, 1, 1), dt.date(9999, 12, 31)
+_MICROSECONDS_PER_DAY = 86_400_000_000
+_TEXT_INPUT_TYPES = (pl.String, pl.Categorical, pl.Enum)
 ROWS_SHOWN_PER_CHECK = 3
 
 
@@ -109,8 +116,9 @@ def validate_table(
             unparsed[col.name] = none
             continue
         typed[col.name], unparsed[col.name] = _typed_column(col, frame[col.name], rows, label, log)
-    out = normalised(spec, pl.DataFrame(typed))
-    _check_values(spec, out, unparsed, label, log)
+    given = pl.DataFrame(typed)
+    out = normalised(spec, given)
+    _check_values(spec, out, unparsed, label, log, shown=given)
     return out
 
 
@@ -118,13 +126,14 @@ def _trim_text(spec: TableSpec, frame: pl.DataFrame) -> pl.DataFrame:
     """Trim text columns (but verbatim ones) and make blank values missing, in one pass."""
     trimmed = []
     for col in spec.columns:
-        if (
-            col.type is not ColumnType.TEXT
-            or col.name in _VERBATIM
-            or col.name not in frame.columns
-        ):
+        if col.type is not ColumnType.TEXT or col.name not in frame.columns:
             continue
-        if frame.schema[col.name] != pl.String:
+        dtype = frame.schema[col.name]
+        if dtype in (pl.Categorical,) or isinstance(dtype, pl.Enum):
+            frame = frame.with_columns(pl.col(col.name).cast(pl.String))
+        elif dtype != pl.String:
+            continue
+        if col.name in _VERBATIM:
             continue
         value = pl.col(col.name).str.strip_chars()
         trimmed.append(pl.when(value.str.len_bytes() > 0).then(value).alias(col.name))
@@ -167,7 +176,17 @@ def _convert(
         return pl.repeat(None, len(raw), dtype=target, eager=True).rename(col.name)
 
     if col.type is ColumnType.TEXT:
-        return raw.cast(pl.String).rename(col.name)  # already trimmed by _trim_text
+        if dtype == pl.String or dtype.is_integer():  # integer ids are common and exact
+            return raw.cast(pl.String).rename(col.name)  # already trimmed by _trim_text
+        log.add(
+            LoadProblem(
+                label,
+                f"expected text values, found {dtype}"
+                + ("; ids must be text or integers" if col.name.endswith("_id") else ""),
+                column=col.name,
+            )
+        )
+        return pl.repeat(None, len(raw), dtype=target, eager=True).rename(col.name)
 
     if dtype == pl.String:
         source = raw.str.strip_chars()
@@ -183,6 +202,9 @@ def _convert(
                     ]
                 )
             ).to_series()
+            parsed = parsed.set(~source.str.contains(_ISO_DATETIME).fill_null(False), None)
+            if col.type is ColumnType.DATE:
+                _refuse_times_of_day(col, parsed, rows, label, log, source)
             converted = parsed.cast(target) if col.type is ColumnType.DATE else parsed
         failed = source.is_not_null() & (source.str.len_chars() > 0) & converted.is_null()
         if failed.any():
@@ -207,6 +229,7 @@ def _convert(
     if col.type in (ColumnType.DATE, ColumnType.TIMESTAMP) and isinstance(
         dtype, (pl.Date, pl.Datetime)
     ):
+        raw = _within_calendar(col, raw, rows, label, log)
         if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
             log.add(
                 LoadProblem(
@@ -216,13 +239,63 @@ def _convert(
                     column=col.name,
                 )
             )
-        return (
-            raw.dt.replace_time_zone(None).cast(target).rename(col.name)
+        converted = (
+            raw.dt.replace_time_zone(None).cast(pl.Datetime("us"))
             if isinstance(dtype, pl.Datetime)
-            else raw.cast(target).rename(col.name)
+            else raw.cast(pl.Datetime("us"))
         )
+        if col.type is ColumnType.DATE and isinstance(dtype, pl.Datetime):
+            _refuse_times_of_day(col, converted, rows, label, log, converted)
+        return converted.cast(target).rename(col.name)
     log.add(LoadProblem(label, f"expected {col.type.value} values, found {dtype}", column=col.name))
     return pl.repeat(None, len(raw), dtype=target, eager=True).rename(col.name)
+
+
+def _refuse_times_of_day(
+    col: Column,
+    moments: pl.Series,
+    rows: pl.Series,
+    label: str,
+    log: ProblemLog,
+    shown: pl.Series,
+) -> None:
+    """A DATE column holds days; a time of day would be silently dropped, so it is an error."""
+    with_time = (moments.dt.truncate("1d") != moments).fill_null(False)
+    if with_time.any():
+        log.add_rows(
+            label,
+            col.name,
+            rows.filter(with_time).to_list(),
+            "expected a date without a time of day",
+            shown.filter(with_time).to_list(),
+        )
+
+
+def _within_calendar(
+    col: Column, raw: pl.Series, rows: pl.Series, label: str, log: ProblemLog
+) -> pl.Series:
+    """Dates outside years 0001-9999 reported (and dropped) before any conversion overflows."""
+    physical = raw.to_physical()
+    if isinstance(raw.dtype, pl.Date):
+        low, high = (_FIRST_DAY - dt.date(1970, 1, 1)).days, (_LAST_DAY - dt.date(1970, 1, 1)).days
+    else:
+        assert isinstance(raw.dtype, pl.Datetime)
+        per_us = {"ns": 1000, "us": 1, "ms": 0.001}[raw.dtype.time_unit or "us"]
+        low_days = (_FIRST_DAY - dt.date(1970, 1, 1)).days
+        high_days = (_LAST_DAY - dt.date(1970, 1, 1)).days + 1
+        low = int(low_days * _MICROSECONDS_PER_DAY * per_us)
+        high = int(high_days * _MICROSECONDS_PER_DAY * per_us) - 1
+    outside = ((physical < low) | (physical > high)).fill_null(False)
+    if not outside.any():
+        return raw
+    log.add_rows(
+        label,
+        col.name,
+        rows.filter(outside).to_list(),
+        "date outside the years 0001-9999",
+        physical.filter(outside).to_list(),
+    )
+    return raw.set(outside, None)
 
 
 @dataclass(frozen=True)
@@ -241,8 +314,11 @@ def _check_values(
     unparsed: dict[str, pl.Series],
     label: str,
     log: ProblemLog,
+    shown: pl.DataFrame,
 ) -> None:
     """Value rules; cells that already failed to convert are not reported again.
+
+    ``shown`` is the table before vocabulary normalisation: problems quote what the file says.
 
     All rules are evaluated in one parallel pass; rows are collected only for rules that fail.
     """
@@ -283,7 +359,7 @@ def _check_values(
         if not flags[str(i)][0]:
             continue
         failed = frame.select(check.failed.fill_null(False)).to_series()
-        values = frame[check.column].filter(failed).to_list() if check.show_value else None
+        values = shown[check.column].filter(failed).to_list() if check.show_value else None
         log.add_rows(label, check.column, rows.filter(failed).to_list(), check.message, values)
     _check_duplicates(spec, frame, label, log)
 
