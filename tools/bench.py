@@ -8,12 +8,18 @@ a. raw DuckDB scan: ``CREATE TABLE ... AS SELECT * FROM read_parquet(file)`` for
 b. the recordagent load into a fresh in-memory store, per phase (read, validate, chunk, write);
    *tables* time is the total minus the chunk phase, compared with the raw scan;
 c. chunking throughput against tiktoken's own encoding throughput on the same texts;
-d. peak resident memory of a child process that does the load of (b).
+d. peak resident memory of a child process that does the load of (b);
+e. the synthetic myeloma cohort (``recordagent synth --preset reference``): generation time,
+   documents, lab values, tokens and record-length deciles, and the time to load it.
+
+(a)-(d) use the ACI-bench-based bundle of ``bench_bundle.py`` (real clinical prose at the
+reference scale); (e) is the project's own cohort. ``--only synthetic`` or ``--only load``
+runs one part.
 
 Usage::
 
     python tools/bench.py [--scale 1.0] [--repeats 3] [--out bench-out/bench.json]
-                          [--bundle DIR] [--seed 0]
+                          [--bundle DIR] [--seed 0] [--only all|load|synthetic]
 
 Figures go to the JSON file (folder created) and a short summary to stdout.
 """
@@ -421,6 +427,58 @@ def prepared_bundle(
         yield folder, time.perf_counter() - clock
 
 
+def bench_synthetic(repeats: int, seed: int) -> Json:
+    """Generate the reference cohort ``repeats`` times; load the last one once."""
+    from recordagent.sources.synthetic import generate_cohort, load_preset
+
+    preset = load_preset("reference")
+    seconds: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="bench-synth-") as folder:
+        for k in range(repeats):
+            out = Path(folder) / f"run{k}"
+            clock = time.perf_counter()
+            report = generate_cohort(preset, seed, out)
+            seconds.append(time.perf_counter() - clock)
+        with connect() as store:
+            clock = time.perf_counter()
+            loaded = load_bundle(store, out, settings=load_settings_as_cli())
+            load_seconds = time.perf_counter() - clock
+            per_patient = store.connection.execute(
+                "SELECT p.patient_id, count(DISTINCT d.document_id), "
+                "coalesce(sum(c.token_count), 0) FROM patients p "
+                "LEFT JOIN documents d USING (patient_id) "
+                "LEFT JOIN chunks c ON c.document_id = d.document_id GROUP BY 1"
+            ).fetchall()
+            text_mb = store.connection.execute(
+                "SELECT sum(strlen(text)) / 1e6 FROM documents"
+            ).fetchall()[0][0]
+    documents = [int(r[1]) for r in per_patient]
+    tokens = [int(r[2]) for r in per_patient]
+
+    def deciles(values: list[int]) -> list[int]:
+        ordered = sorted(values)
+        return [ordered[min(len(ordered) - 1, int(q / 10 * len(ordered)))] for q in range(1, 10)]
+
+    return {
+        "preset": preset.model_dump(),
+        "generate_seconds": summarise(seconds),
+        "counts": report.counts,
+        "targets_met_within_5pct": {
+            name: abs(report.counts[name] / getattr(preset, name) - 1) <= 0.05
+            for name in ("documents", "labs")
+        },
+        "document_text_mb": round(float(text_mb), 2),
+        "document_tokens": loaded.document_tokens,
+        "tokenizer": loaded.tokenizer,
+        "load_seconds": round(load_seconds, 3),
+        "documents_per_patient_deciles": deciles(documents),
+        "documents_per_patient_max": max(documents),
+        "tokens_per_patient_deciles": deciles(tokens),
+        "tokens_per_patient_max": max(tokens),
+        "generate_target_seconds": 120,
+    }
+
+
 def figures(raw: Json, load: Json, chunking: Json, memory: Json) -> Json:
     """The headline ratios, each with its target and whether it is met."""
     raw_s = raw["seconds"]["median"]
@@ -448,8 +506,14 @@ def figures(raw: Json, load: Json, chunking: Json, memory: Json) -> Json:
     }
 
 
-def run(scale: float, repeats: int, bundle: Path | None, seed: int) -> Json:
+def run(scale: float, repeats: int, bundle: Path | None, seed: int, only: str = "all") -> Json:
     """Generate (or reuse) the bundle and take every measurement."""
+    if only == "synthetic":
+        return {
+            "config": {"repeats": repeats, "seed": seed, "only": only},
+            "machine": machine_facts(),
+            "synthetic": bench_synthetic(repeats, seed),
+        }
     with prepared_bundle(bundle, scale, seed) as (folder, generated):
         files = bundle_files(folder)
         result: Json = {
@@ -464,11 +528,30 @@ def run(scale: float, repeats: int, bundle: Path | None, seed: int) -> Json:
         result["figures"] = figures(
             result["raw_scan"], result["load"], result["chunking"], result["memory"]
         )
-        return result
+    if only == "all":
+        result["synthetic"] = bench_synthetic(repeats, seed)
+    return result
+
+
+def synthetic_summary(syn: Json) -> list[str]:
+    """Lines for the synthetic cohort."""
+    return [
+        f"synthetic reference cohort: generated in {syn['generate_seconds']['median']:.1f} s "
+        f"(target <= {syn['generate_target_seconds']} s); {syn['counts']}",
+        f"  {syn['document_text_mb']} MB text, {syn['document_tokens']:,} tokens, "
+        f"loaded in {syn['load_seconds']:.1f} s",
+        f"  documents per patient, deciles: {syn['documents_per_patient_deciles']} "
+        f"(max {syn['documents_per_patient_max']})",
+        f"  tokens per patient, deciles: {syn['tokens_per_patient_deciles']} "
+        f"(max {syn['tokens_per_patient_max']})",
+    ]
 
 
 def summary(result: Json) -> str:
     """A few lines for humans."""
+    if "bundle" not in result:
+        return "\n".join(synthetic_summary(result["synthetic"]))
+    extra = synthetic_summary(result["synthetic"]) if "synthetic" in result else []
     b, raw, load = result["bundle"], result["raw_scan"], result["load"]
     ch, fig = result["chunking"], result["figures"]
     phases = ", ".join(f"{p} {v['median']:.2f}" for p, v in load["phases"].items())
@@ -491,6 +574,7 @@ def summary(result: Json) -> str:
             f"peak RSS while loading (loader + chunking workers): "
             f"{fig['peak_load_rss_gb']['value']:.2f} GB "
             f"(target < 4: {ok[fig['peak_load_rss_gb']['met']]})",
+            *extra,
         ]
     )
 
@@ -503,6 +587,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("bench-out/bench.json"))
     parser.add_argument("--bundle", type=Path, help="bundle folder to reuse or to write into")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--only", choices=("all", "load", "synthetic"), default="all", help="run one part"
+    )
     parser.add_argument("--child-load", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.scale <= 0:
@@ -516,7 +603,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.child_load is not None:
         print(json.dumps(child_load(args.child_load)))
         return
-    result = run(args.scale, args.repeats, args.bundle, args.seed)
+    result = run(args.scale, args.repeats, args.bundle, args.seed, args.only)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(summary(result))

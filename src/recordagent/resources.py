@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["example_bundle_path", "question_templates_path"]
+__all__ = ["cohort_presets_file", "example_bundle_path", "question_templates_path"]
 
 
 def example_bundle_path() -> Path:
@@ -23,3 +23,10 @@ def question_templates_path() -> Path:
     if packaged.is_dir():
         return packaged
     return Path(__file__).resolve().parents[2] / "question_templates"
+
+
+def cohort_presets_file() -> Path:
+    """YAML file of the synthetic cohort presets (tiny, small, reference)."""
+    return Path(
+        str(resources.files("recordagent") / "sources" / "synthetic" / "cohort_presets.yaml")
+    )

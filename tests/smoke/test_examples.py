@@ -34,6 +34,14 @@ def test_load_and_query_example_on_another_bundle():
     assert "M-protein 3.1 g/dL  [LA1]" in out
 
 
+def test_synthetic_gold_evidence_example():
+    out = run_example("synthetic_gold_evidence.py")
+    assert "patient MM-001:" in out
+    assert "- diagnosis_date = " in out
+    assert "[bone marrow report," in out
+    assert "[Calcium " in out  # a fact shown by a lab row
+
+
 def test_every_example_has_a_smoke_test():
-    tested = {"load_and_query.py"}
+    tested = {"load_and_query.py", "synthetic_gold_evidence.py"}
     assert {p.name for p in (REPO / "examples").glob("*.py")} == tested

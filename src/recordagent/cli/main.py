@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from recordagent.cli import demo, load, summary
+from recordagent.cli import demo, load, summary, synth
 from recordagent.errors import UserError
 from recordagent.settings import Settings, load_settings
 
@@ -54,6 +54,7 @@ def command_settings(preset: str | None) -> Settings:
 app.command("demo")(demo.demo)
 app.command("load")(load.load)
 app.command("summary")(summary.summary)
+app.command("synth")(synth.synth)
 
 
 def run(argv: list[str] | None = None) -> None:
