@@ -420,3 +420,14 @@ def test_some_documents_carry_the_hard_parts(tables: dict[str, pl.DataFrame]):
     assert (tables["labs"]["flag"] == "corrected").any()  # corrected lab values
     dupes = tables["labs"].select("patient_id", "time", "analyte_code", "value_num")
     assert dupes.is_duplicated().any()  # duplicated rows
+
+
+def test_no_document_mentions_its_future(tables: dict[str, pl.DataFrame]):
+    """Copied-forward text may be stale, never prescient: history dates precede the document."""
+    pattern = re.compile(r"(?:^- |ASCT |progression )(\d{2})/(\d{4})", re.MULTILINE)
+    checked = 0
+    for day, text in tables["documents"].select("date", "text").iter_rows():
+        for month, year in pattern.findall(text):
+            assert (int(year), int(month)) <= (day.year, day.month), (day, text[:400])
+            checked += 1
+    assert checked > 1000
