@@ -12,6 +12,7 @@ import polars as pl
 
 from recordagent.errors import UserError
 from recordagent.records.migrations import MIGRATIONS
+from recordagent.records.search_index import index_missing_sources
 from recordagent.settings import StoreSettings
 
 if TYPE_CHECKING:
@@ -137,6 +138,7 @@ def connect(
             _check_version(con, location)
         else:
             _migrate(con, location)
+            index_missing_sources(con)  # stores loaded before the search index existed
     except BaseException:
         con.close()
         raise

@@ -31,6 +31,8 @@ from recordagent.records.bundle import (
 from recordagent.records.chunking import Chunker
 from recordagent.records.db import RecordStore, first_row
 from recordagent.records.schema import BUNDLE_TABLES
+from recordagent.records.search_index import build_index_rows, insert_index
+from recordagent.records.terms import load_vocabulary
 from recordagent.records.validate import ProblemLog, validate_table
 from recordagent.settings import Settings
 
@@ -62,7 +64,8 @@ class LoadReport(BaseModel):
     seconds: dict[str, float] = Field(
         default_factory=dict,
         description="Wall time per phase: read (locate and fingerprint the files), validate "
-        "(parse and check every table), chunk (tokenizer included), write.",
+        "(parse and check every table), chunk (tokenizer included), index (search terms), "
+        "write.",
     )
 
 
@@ -175,8 +178,17 @@ def load_bundle(
         timings["chunk"] = time.perf_counter() - clock + chunker_setup
 
         clock = time.perf_counter()
+        vocabulary = load_vocabulary()
+        chunks = _clustered_by_patient(chunks)
+        documents = typed.get("documents", pl.DataFrame(schema={"document_id": pl.String}))
+        terms, n_terms = build_index_rows(chunks, documents, vocabulary)
+        chunks = chunks.with_columns(n_terms)
+        timings["index"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
         counts["chunks"] = chunks.height
-        _insert(con, "chunks", _clustered_by_patient(chunks), source_id)
+        _insert(con, "chunks", chunks, source_id)
+        insert_index(con, terms, source_id, vocabulary)
         con.execute(
             "UPDATE sources SET n_chunks = $n WHERE source_id = $id",
             {"n": chunks.height, "id": source_id},
@@ -208,7 +220,7 @@ def load_bundle(
         document_tokens=n_tokens,
         tokenizer=chunker.tokenizer.description,
         ignored_files=list(files.ignored),
-        seconds={k: round(timings[k], 4) for k in ("read", "validate", "chunk", "write")},
+        seconds={k: round(timings[k], 4) for k in ("read", "validate", "chunk", "index", "write")},
     )
 
 
@@ -468,7 +480,16 @@ def _write_tables(
 ) -> int:
     """Register the source and insert its tables (inside the caller's transaction)."""
     if replaced_id is not None:
-        for table in ("chunks", "events", "labs", "documents", "patients", "sources"):
+        for table in (
+            "chunk_terms",
+            "search_index",
+            "chunks",
+            "events",
+            "labs",
+            "documents",
+            "patients",
+            "sources",
+        ):
             con.execute(f"DELETE FROM {table} WHERE source_id = $s", {"s": replaced_id})
     row = first_row(con.execute("SELECT coalesce(max(source_id), 0) + 1 FROM sources").fetchall())
     source_id = int(row[0]) if row else 1

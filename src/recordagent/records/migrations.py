@@ -102,6 +102,23 @@ _V1 = (
     """,
 )
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial record store", _V1),)
+_V2 = (
+    """
+    CREATE TABLE chunk_terms (
+        patient_id VARCHAR NOT NULL,
+        chunk_id VARCHAR NOT NULL,
+        term VARCHAR NOT NULL,
+        tf INTEGER NOT NULL,
+        source_id INTEGER NOT NULL
+    )
+    """,
+    "ALTER TABLE chunks ADD COLUMN n_terms INTEGER",
+    "CREATE TABLE search_index (source_id INTEGER PRIMARY KEY, vocabulary VARCHAR NOT NULL)",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial record store", _V1),
+    Migration(2, "lexical search index over chunks", _V2),
+)
 """Chunks store offsets only; their text is ``substr`` of the document text (characters, 1-based),
 which keeps the store (and loading) free of a second copy of every document."""

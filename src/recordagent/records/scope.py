@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PatientScope"]
 
-SCOPED_TABLES = ("patients", "documents", "chunks", "labs", "events")
+SCOPED_TABLES = ("patients", "documents", "chunks", "chunk_terms", "labs", "events")
 _SCOPED = {t: f"SELECT * FROM main.{t} WHERE patient_id = $patient_id" for t in SCOPED_TABLES}
 # Chunks hold offsets; their text is cut from the (patient's) document text on demand.
 _SCOPED["chunks"] = (

@@ -1,0 +1,127 @@
+"""The lexical search index: term frequencies per chunk, kept in the store beside the chunks.
+
+Search ranks a patient's chunks with BM25 computed in SQL over ``chunk_terms`` (see
+:mod:`recordagent.tools.search`). The index is built while loading, in the load's transaction,
+and records which vocabulary built it.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from recordagent.records.terms import Vocabulary, load_vocabulary, text_terms
+
+__all__ = ["build_index_rows", "index_missing_sources"]
+
+
+def build_index_rows(
+    chunks: pl.DataFrame, documents: pl.DataFrame, vocabulary: Vocabulary
+) -> tuple[pl.DataFrame, pl.Series]:
+    """Term rows (patient_id, chunk_id, term, tf) and each chunk's term count, in chunk order.
+
+    ``chunks`` needs chunk_id, document_id, patient_id, char_start, char_end; ``documents``
+    needs document_id and text.
+    """
+    if chunks.height == 0:
+        empty = pl.DataFrame(
+            schema={
+                "patient_id": pl.String,
+                "chunk_id": pl.String,
+                "term": pl.String,
+                "tf": pl.Int32,
+            }
+        )
+        return empty, pl.Series("n_terms", [], dtype=pl.Int32)
+    texts = (
+        chunks.select("document_id", "char_start", "char_end")
+        .join(
+            documents.select("document_id", "text"),
+            on="document_id",
+            how="left",
+            maintain_order="left",
+        )
+        .select(
+            pl.col("text").str.slice(
+                pl.col("char_start"), pl.col("char_end") - pl.col("char_start")
+            )
+        )
+        .to_series()
+    )
+    # Chunks come clustered by patient, so ordering terms by chunk row keeps them clustered
+    # (an integer sort, not a sort on strings).
+    terms = text_terms(texts, vocabulary).sort("row")
+    rows = terms["row"]
+    index_rows = pl.DataFrame(
+        {
+            "patient_id": chunks["patient_id"].gather(rows),
+            "chunk_id": chunks["chunk_id"].gather(rows),
+            "term": terms["term"],
+            "tf": terms["tf"],
+        }
+    )
+    lengths = terms.group_by("row").agg(pl.col("tf").sum())
+    n_terms = np.zeros(chunks.height, dtype=np.int32)
+    n_terms[lengths["row"].to_numpy()] = lengths["tf"].to_numpy()
+    return index_rows, pl.Series("n_terms", n_terms, dtype=pl.Int32)
+
+
+def index_missing_sources(con: duckdb.DuckDBPyConnection) -> int:
+    """Index every loaded source that has no search index yet (stores from before v2).
+
+    Returns the number of sources indexed.
+    """
+    missing = [
+        r[0]
+        for r in con.execute(
+            "SELECT source_id FROM sources WHERE source_id NOT IN "
+            "(SELECT source_id FROM search_index) ORDER BY source_id"
+        ).fetchall()
+    ]
+    if not missing:
+        return 0
+    vocabulary = load_vocabulary()
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for source_id in missing:
+            params = {"s": source_id}
+            chunks = con.sql(
+                "SELECT chunk_id, document_id, patient_id, char_start, char_end FROM chunks "
+                "WHERE source_id = $s ORDER BY patient_id, chunk_id",
+                params=params,
+            ).pl()
+            documents = con.sql(
+                "SELECT document_id, text FROM documents WHERE source_id = $s", params=params
+            ).pl()
+            rows, n_terms = build_index_rows(chunks, documents, vocabulary)
+            insert_index(con, rows, source_id, vocabulary)
+            con.register("_lengths", chunks.select("chunk_id").with_columns(n_terms).to_arrow())
+            con.execute(
+                "UPDATE chunks SET n_terms = l.n_terms FROM _lengths l "
+                "WHERE chunks.chunk_id = l.chunk_id AND chunks.source_id = $s",
+                params,
+            )
+            con.unregister("_lengths")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return len(missing)
+
+
+def insert_index(
+    con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, source_id: int, vocabulary: Vocabulary
+) -> None:
+    """Write a source's term rows and record the vocabulary (inside the caller's transaction)."""
+    con.register("_terms", rows.to_arrow())
+    try:
+        con.execute(
+            "INSERT INTO chunk_terms SELECT patient_id, chunk_id, term, tf, $s FROM _terms",
+            {"s": source_id},
+        )
+    finally:
+        con.unregister("_terms")
+    con.execute(
+        "INSERT INTO search_index VALUES ($s, $v)", {"s": source_id, "v": vocabulary.digest}
+    )
