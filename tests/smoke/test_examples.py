@@ -42,6 +42,15 @@ def test_synthetic_gold_evidence_example():
     assert "[Calcium " in out  # a fact shown by a lab row
 
 
+def test_tools_tour_example():
+    out = run_example("tools_tour.py")
+    assert ">>> get_timeline(" in out and "therapy:" in out
+    assert ">>> search_documents(" in out and "passage(s) for 'del(17p) FISH'" in out
+    assert "M-protein (g/dL)" in out and "; min = " in out
+    assert "ToolError: query_labs: unknown analyte 'hemoglobn'; did you mean 'Hemoglobin'" in out
+    assert ">>> read_document(" in out
+
+
 def test_every_example_has_a_smoke_test():
-    tested = {"load_and_query.py", "synthetic_gold_evidence.py"}
+    tested = {"load_and_query.py", "synthetic_gold_evidence.py", "tools_tour.py"}
     assert {p.name for p in (REPO / "examples").glob("*.py")} == tested

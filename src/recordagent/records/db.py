@@ -30,6 +30,10 @@ class RecordStore:
     def __init__(self, connection: duckdb.DuckDBPyConnection, location: str) -> None:
         self._con = connection
         self.location = location
+        # Library SQL already checked by a PatientScope, with the record tables it reads:
+        # shared by every scope of the store, since tools run the same statements for every
+        # patient.
+        self.checked_scope_sql: dict[str, tuple[str, ...]] = {}
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:

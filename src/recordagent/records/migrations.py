@@ -109,6 +109,7 @@ _V2 = (
         chunk_id VARCHAR NOT NULL,
         term VARCHAR NOT NULL,
         tf INTEGER NOT NULL,
+        n_terms INTEGER NOT NULL,
         source_id INTEGER NOT NULL
     )
     """,

@@ -1,9 +1,11 @@
 """PatientScope: one patient's record, and nothing else.
 
-Every query a scope runs is wrapped so that the names ``patients``, ``documents``, ``chunks``,
-``labs`` and ``events`` resolve to that patient's rows only, filtered by the patient id as a
-bound parameter. Isolation is therefore structural: a query cannot forget the filter, and no
-argument can widen it. Tools never pass SQL from a model; the SQL here is library code.
+Every query a scope runs is wrapped so that the record tables it names (``patients``,
+``documents``, ``chunks``, ``chunk_terms``, ``labs``, ``events``) resolve to that patient's rows
+only, filtered by the patient id as a bound parameter. Isolation is therefore structural: a
+query cannot forget the filter, and no argument can widen it. The SQL is checked on DuckDB's
+parse tree before it runs (once per statement and store). Tools never pass SQL from a model;
+the SQL here is library code.
 """
 
 from __future__ import annotations
@@ -24,18 +26,13 @@ from recordagent.records.schema import Chunk, Document, Event, LabValue, Patient
 if TYPE_CHECKING:
     from recordagent.records.db import RecordStore
 
-__all__ = ["PatientScope"]
+__all__ = ["CHUNK_TEXT", "PatientScope"]
 
 SCOPED_TABLES = ("patients", "documents", "chunks", "chunk_terms", "labs", "events")
 _SCOPED = {t: f"SELECT * FROM main.{t} WHERE patient_id = $patient_id" for t in SCOPED_TABLES}
-# Chunks hold offsets; their text is cut from the (patient's) document text on demand.
-_SCOPED["chunks"] = (
-    "SELECT c.*, substr(d.text, c.char_start + 1, c.char_end - c.char_start) AS text "
-    "FROM main.chunks c JOIN main.documents d "
-    "ON d.document_id = c.document_id AND d.patient_id = $patient_id "
-    "WHERE c.patient_id = $patient_id"
-)
-_SCOPED_CTES = ", ".join(f"{t} AS NOT MATERIALIZED ({q})" for t, q in _SCOPED.items())
+# Chunks hold offsets; a query that wants their text cuts it from the document with
+# CHUNK_TEXT (joining documents d), so queries that do not need it pay no join.
+CHUNK_TEXT = "substr(d.text, c.char_start + 1, c.char_end - c.char_start)"
 # Library SQL may open with its own WITH clause; its CTEs then join the scoped ones.
 _LEADING_WITH = re.compile(r"\A\s*WITH\s+(RECURSIVE\s+)?", re.IGNORECASE)
 # Table references a scoped query may contain. Anything else (table functions such as read_csv
@@ -64,7 +61,7 @@ class PatientScope:
             raise UserError(f"no patient '{patient_id}' in the record store")
         self._patient_id = patient_id
         self._connection = store.connection
-        self._checked_sql: set[str] = set()
+        self._checked_sql = store.checked_scope_sql
 
     @property
     def patient_id(self) -> str:
@@ -95,17 +92,20 @@ class PatientScope:
             return query_frame(cursor, query, bound)
 
     def _prepare(self, sql: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
-        if sql not in self._checked_sql:
-            self._check_sql(sql)
-            self._checked_sql.add(sql)
+        tables = self._checked_sql.get(sql)
+        if tables is None:
+            tables = self._check_sql(sql)
+            self._checked_sql[sql] = tables
         bound = dict(params or {})
         if "patient_id" in bound:
             raise ValueError("'patient_id' is bound by the scope and cannot be passed")
+        if not tables:
+            return sql, bound
         bound["patient_id"] = self._patient_id
-        return _with_scoped_tables(sql), bound
+        return _with_scoped_tables(sql, tables), bound
 
-    def _check_sql(self, sql: str) -> None:
-        """Refuse SQL that could read anything but this patient's rows.
+    def _check_sql(self, sql: str) -> tuple[str, ...]:
+        """Refuse SQL that could read anything but this patient's rows; name the tables it reads.
 
         The check runs on DuckDB's own parse tree, not on the text, so quoting, comments and
         odd spacing cannot hide a qualified name, a file read or a second statement.
@@ -142,6 +142,13 @@ class PatientScope:
                     f"scoped SQL may name only the unqualified record tables "
                     f"{', '.join(SCOPED_TABLES)}; it names {name!r}"
                 )
+        named = {
+            str(node.get("table_name"))
+            for node in nodes
+            if node["type"] == "BASE_TABLE" and _is_table_ref(node)
+        }
+        # Only the record tables the query reads get a patient-filtered CTE: less to bind.
+        return tuple(t for t in SCOPED_TABLES if t in named - cte_names)
 
     def _models(
         self, model: type[_RowT], sql: str, params: Mapping[str, Any] | None = None
@@ -192,7 +199,8 @@ class PatientScope:
         return self._models(
             Chunk,
             "SELECT c.chunk_id, c.document_id, c.patient_id, c.position, c.section, c.char_start,"
-            " c.char_end, c.text, c.token_count FROM chunks c JOIN documents d USING (document_id)"
+            f" c.char_end, {CHUNK_TEXT} AS text, c.token_count"
+            " FROM chunks c JOIN documents d USING (document_id)"
             f"{where} ORDER BY d.date, c.document_id, c.position",
             params,
         )
@@ -246,10 +254,11 @@ class PatientScope:
         return dict(zip(("documents", "chunks", "labs", "events"), map(int, row), strict=True))
 
 
-def _with_scoped_tables(sql: str) -> str:
+def _with_scoped_tables(sql: str, tables: tuple[str, ...]) -> str:
+    ctes = ", ".join(f"{t} AS NOT MATERIALIZED ({_SCOPED[t]})" for t in tables)
     if match := _LEADING_WITH.match(sql):
-        return f"WITH {match.group(1) or ''}{_SCOPED_CTES},\n{sql[match.end() :]}"
-    return f"WITH {_SCOPED_CTES}\n{sql}"
+        return f"WITH {match.group(1) or ''}{ctes},\n{sql[match.end() :]}"
+    return f"WITH {ctes}\n{sql}"
 
 
 def _tree_nodes(tree: Any) -> Iterable[dict[str, Any]]:

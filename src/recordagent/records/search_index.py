@@ -19,7 +19,7 @@ __all__ = ["build_index_rows", "index_missing_sources"]
 def build_index_rows(
     chunks: pl.DataFrame, documents: pl.DataFrame, vocabulary: Vocabulary
 ) -> tuple[pl.DataFrame, pl.Series]:
-    """Term rows (patient_id, chunk_id, term, tf) and each chunk's term count, in chunk order.
+    """Term rows (patient_id, chunk_id, term, tf, n_terms) and each chunk's term count.
 
     ``chunks`` needs chunk_id, document_id, patient_id, char_start, char_end; ``documents``
     needs document_id and text.
@@ -31,6 +31,7 @@ def build_index_rows(
                 "chunk_id": pl.String,
                 "term": pl.String,
                 "tf": pl.Int32,
+                "n_terms": pl.Int32,
             }
         )
         return empty, pl.Series("n_terms", [], dtype=pl.Int32)
@@ -53,17 +54,19 @@ def build_index_rows(
     # (an integer sort, not a sort on strings).
     terms = text_terms(texts, vocabulary).sort("row")
     rows = terms["row"]
+    lengths = terms.group_by("row").agg(pl.col("tf").sum())
+    n_terms = np.zeros(chunks.height, dtype=np.int32)
+    n_terms[lengths["row"].to_numpy()] = lengths["tf"].to_numpy()
+    # Each row carries its chunk's length, so BM25 needs no join back to the chunks.
     index_rows = pl.DataFrame(
         {
             "patient_id": chunks["patient_id"].gather(rows),
             "chunk_id": chunks["chunk_id"].gather(rows),
             "term": terms["term"],
             "tf": terms["tf"],
+            "n_terms": pl.Series(n_terms).gather(rows),
         }
     )
-    lengths = terms.group_by("row").agg(pl.col("tf").sum())
-    n_terms = np.zeros(chunks.height, dtype=np.int32)
-    n_terms[lengths["row"].to_numpy()] = lengths["tf"].to_numpy()
     return index_rows, pl.Series("n_terms", n_terms, dtype=pl.Int32)
 
 
@@ -117,7 +120,8 @@ def insert_index(
     con.register("_terms", rows.to_arrow())
     try:
         con.execute(
-            "INSERT INTO chunk_terms SELECT patient_id, chunk_id, term, tf, $s FROM _terms",
+            "INSERT INTO chunk_terms SELECT patient_id, chunk_id, term, tf, n_terms, $s "
+            "FROM _terms",
             {"s": source_id},
         )
     finally:

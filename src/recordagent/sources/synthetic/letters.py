@@ -140,6 +140,12 @@ def visit(w: PatientWriter, day: dt.date) -> None:
     o = w.outcomes.line_on(day)
     style = w.style()
     states: States = []
+    # Headers give the diagnosis as a month or as a full date, as different clinics do.
+    if w.rng.random() < 0.5:
+        diagnosed = w.d(c.diagnosis_date, style)
+        states.append(("diagnosis_date", None))
+    else:
+        diagnosed = ph.month_year(c.diagnosis_date)
     body = [
         w.choice(
             (
@@ -151,7 +157,7 @@ def visit(w: PatientWriter, day: dt.date) -> None:
         ),
         f"Date of visit: {w.d(day, style)}",
         "",
-        f"Diagnosis: {w.isotype()} multiple myeloma since {ph.month_year(c.diagnosis_date)}",
+        f"Diagnosis: {w.isotype()} multiple myeloma since {diagnosed}",
         "",
         "ONCOLOGICAL HISTORY",
         w.history(day),

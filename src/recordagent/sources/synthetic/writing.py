@@ -105,7 +105,13 @@ class PatientWriter:
             self.rng, kind, self.course.patient_id, self.course.birth_date, self.house_style
         )
         text = "\n".join([*head, *body, *bp.signature(self.rng)]).strip() + "\n"
+        if self._history_marker() in text:
+            # An oncological history names the isotype and the ISS stage, which never change.
+            states = [*states, ("isotype", None), ("iss_stage", None)]
         self.docs.append(Doc(day, kind, title, text, states))
+
+    def _history_marker(self) -> str:
+        return f"- {ph.month_year(self.course.diagnosis_date)}: diagnosis of"
 
     def labs_on(self, day: dt.date) -> dict[str, tuple[float | None, str | None, str]]:
         """Lab values drawn on ``day``, by analyte code: (value, text, unit)."""
