@@ -55,9 +55,11 @@ from recordagent.settings import ChunkingSettings, Settings
 
 try:
     from bench_bundle import scaled_counts, write_bench_bundle
+    from bench_llm import bench_llm, llm_summary
     from bench_tools import bench_tools, tools_summary
 except ImportError:  # imported as tools.bench rather than run as a script
     from tools.bench_bundle import scaled_counts, write_bench_bundle
+    from tools.bench_llm import bench_llm, llm_summary
     from tools.bench_tools import bench_tools, tools_summary
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -513,6 +515,8 @@ def run(
     scale: float, repeats: int, bundle: Path | None, seed: int, only: str = "all", calls: int = 1000
 ) -> Json:
     """Generate (or reuse) the bundle and take every measurement."""
+    if only == "llm":
+        return {"config": {"only": only}, "machine": machine_facts(), "llm": bench_llm()}
     if only == "tools":
         return {
             "config": {"seed": seed, "only": only, "calls": calls},
@@ -542,6 +546,7 @@ def run(
     if only == "all":
         result["synthetic"] = bench_synthetic(repeats, seed)
         result["tools"] = bench_tools(calls, seed)
+        result["llm"] = bench_llm()
     return result
 
 
@@ -562,11 +567,14 @@ def synthetic_summary(syn: Json) -> list[str]:
 def summary(result: Json) -> str:
     """A few lines for humans."""
     if "bundle" not in result:
+        if "llm" in result:
+            return "\n".join(llm_summary(result["llm"]))
         if "tools" in result:
             return "\n".join(tools_summary(result["tools"]))
         return "\n".join(synthetic_summary(result["synthetic"]))
     extra = synthetic_summary(result["synthetic"]) if "synthetic" in result else []
     extra += tools_summary(result["tools"]) if "tools" in result else []
+    extra += llm_summary(result["llm"]) if "llm" in result else []
     b, raw, load = result["bundle"], result["raw_scan"], result["load"]
     ch, fig = result["chunking"], result["figures"]
     phases = ", ".join(f"{p} {v['median']:.2f}" for p, v in load["phases"].items())
@@ -603,7 +611,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--bundle", type=Path, help="bundle folder to reuse or to write into")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--only", choices=("all", "load", "synthetic", "tools"), default="all", help="run one part"
+        "--only",
+        choices=("all", "load", "synthetic", "tools", "llm"),
+        default="all",
+        help="run one part",
     )
     parser.add_argument("--calls", type=int, default=1000, help="tool calls per tool")
     parser.add_argument("--child-load", type=Path, help=argparse.SUPPRESS)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 __all__ = [
     "DataLoadError",
     "LoadProblem",
+    "ModelError",
     "RecordAgentError",
     "ToolError",
     "UserError",
@@ -83,3 +84,12 @@ class DataLoadError(UserError):
 
 class ToolError(RecordAgentError):
     """A tool could not serve its arguments; the message is returned to the model to correct."""
+
+
+class ModelError(UserError):
+    """A model call failed for good (retry budget spent, request refused, unusable answer).
+
+    Printed without a traceback, like every UserError.
+    """
+
+    exit_code = 4

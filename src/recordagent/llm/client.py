@@ -1,0 +1,155 @@
+"""The ChatModel protocol every runner talks to, and the pieces all implementations share."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ValidationError
+
+from recordagent.llm.types import Completion, Message, ToolCall
+
+__all__ = [
+    "ChatModel",
+    "parse_structured",
+    "parse_text_tool_calls",
+    "parse_tool_calls",
+    "schema_instruction",
+    "tools_instruction",
+    "without_tool_roles",
+]
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """An async chat model: OpenAI-compatible, mock, or a cache around either."""
+
+    @property
+    def name(self) -> str:
+        """Model name as recorded in run logs."""
+        ...
+
+    @property
+    def is_mock(self) -> bool:
+        """True for scripted models: their output is never a model's answer."""
+        ...
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[dict[str, Any]] | None = None,
+        response_format: type[BaseModel] | None = None,
+        **params: Any,
+    ) -> Completion:
+        """Answer ``messages``.
+
+        ``tools`` are OpenAI function schemas; ``response_format`` a pydantic model the answer
+        must validate against; ``params`` temperature, max_tokens, seed, reasoning_effort.
+        """
+        ...
+
+
+def parse_tool_calls(
+    raw: Sequence[tuple[str, str, str]], tools: Sequence[dict[str, Any]] | None
+) -> tuple[ToolCall, ...]:
+    """Tool calls from (id, name, arguments JSON) triples, problems kept as corrective errors."""
+    known = [t["function"]["name"] for t in tools or ()]
+    calls = []
+    for k, (call_id, name, arguments) in enumerate(raw):
+        error = None
+        parsed: dict[str, Any] | None = None
+        if known and name not in known:
+            error = f"unknown tool '{name}'; available tools: {', '.join(known)}"
+        else:
+            try:
+                value = json.loads(arguments) if arguments.strip() else {}
+                if isinstance(value, dict):
+                    parsed = value
+                else:
+                    error = f"arguments of {name} must be a JSON object, got {type(value).__name__}"
+            except json.JSONDecodeError as exc:
+                error = f"arguments of {name} are not valid JSON ({exc.msg} at {exc.pos}); resend"
+        calls.append(
+            ToolCall(
+                id=call_id or f"call_{k}",
+                name=name,
+                arguments=parsed,
+                raw_arguments=arguments,
+                error=error,
+            )
+        )
+    return tuple(calls)
+
+
+def parse_structured(text: str, schema: type[BaseModel]) -> tuple[dict[str, Any] | None, str]:
+    """Validate a JSON answer; returns (value, '') or (None, what was wrong)."""
+    candidate = text.strip()
+    if candidate.startswith("```"):  # models like to fence JSON
+        candidate = candidate.strip("`")
+        candidate = candidate.removeprefix("json").strip()
+    try:
+        return schema.model_validate_json(candidate).model_dump(mode="json"), ""
+    except ValidationError as exc:
+        return None, str(exc)
+
+
+def schema_instruction(schema: type[BaseModel]) -> str:
+    """The instruction used where a server cannot enforce a JSON schema itself."""
+    return (
+        "Answer with one JSON object only (no prose, no code fence) that validates against "
+        f"this JSON schema:\n{json.dumps(schema.model_json_schema(), separators=(',', ':'))}"
+    )
+
+
+def tools_instruction(tools: Sequence[dict[str, Any]]) -> str:
+    """How to call tools on a server without native tool calling: a JSON object in the text."""
+    listed = json.dumps([t["function"] for t in tools], separators=(",", ":"))
+    return (
+        "You can call these tools: " + listed + "\nTo call tools, reply with one JSON object "
+        'only: {"tool_calls": [{"name": "<tool>", "arguments": {...}}]}. To answer, reply '
+        "with plain text."
+    )
+
+
+def parse_text_tool_calls(
+    text: str, tools: Sequence[dict[str, Any]]
+) -> tuple[tuple[ToolCall, ...] | None, str]:
+    """Tool calls written as JSON text.
+
+    Returns (calls, '') for calls, (None, '') for a plain answer, and (None, problem) for an
+    attempted call that is not valid.
+    """
+    candidate = text.strip()
+    if candidate.startswith("```"):
+        candidate = candidate.strip("`").removeprefix("json").strip()
+    if not (candidate.startswith("{") and "tool_calls" in candidate):
+        return None, ""
+    try:
+        value = json.loads(candidate)
+        raw = [
+            (f"call_{k}", str(call["name"]), json.dumps(call.get("arguments", {})))
+            for k, call in enumerate(value["tool_calls"])
+        ]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        return None, f"the tool call is not valid: {exc}"
+    return parse_tool_calls(raw, tools), ""
+
+
+def without_tool_roles(messages: Sequence[Message]) -> list[Message]:
+    """The conversation for a server without tool calling: calls and results as plain text."""
+    out = []
+    for message in messages:
+        if message.role == "tool":
+            out.append(
+                Message(
+                    role="user",
+                    content=f"Result of tool call {message.tool_call_id}:\n{message.content}",
+                )
+            )
+        elif message.tool_calls:
+            calls = [{"name": c.name, "arguments": c.arguments or {}} for c in message.tool_calls]
+            out.append(Message(role="assistant", content=json.dumps({"tool_calls": calls})))
+        else:
+            out.append(message)
+    return out

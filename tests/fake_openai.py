@@ -1,0 +1,173 @@
+"""A fake OpenAI-compatible server: real HTTP on 127.0.0.1, scripted replies, injected faults.
+
+    with FakeOpenAI() as server:
+        server.script(ok("hello"), status(429, retry_after=1), ok("again"))
+        ... OpenAICompatModel(ModelSettings(provider="openai", base_url=server.url, ...)) ...
+
+Each request to ``/v1/chat/completions`` takes the next scripted action (the last one repeats
+when the script runs out, or a plain "ok" reply if nothing was scripted). Requests are recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["Action", "FakeOpenAI", "drop", "empty", "ok", "status"]
+
+
+@dataclass(frozen=True)
+class Action:
+    """What the server does with one request."""
+
+    kind: str  # ok, status, drop, empty
+    content: str | None = "ok"
+    tool_calls: tuple[tuple[str, str, str], ...] = ()
+    usage: tuple[int, int] | None = (10, 5)
+    code: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+
+
+def ok(
+    content: str | None = "ok",
+    *,
+    tool_calls: list[tuple[str, str, str]] | None = None,
+    usage: tuple[int, int] | None = (10, 5),
+    delay_s: float = 0.0,
+) -> Action:
+    """A normal completion (tool calls as (id, name, arguments JSON text))."""
+    return Action("ok", content, tuple(tool_calls or ()), usage, 200, {}, delay_s)
+
+
+def status(code: int, *, retry_after: float | None = None, delay_s: float = 0.0) -> Action:
+    """An HTTP error with an OpenAI-style error body."""
+    headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
+    return Action("status", code=code, headers=headers, delay_s=delay_s)
+
+
+def drop() -> Action:
+    """Close the connection without answering."""
+    return Action("drop")
+
+
+def empty() -> Action:
+    """200 with no choices."""
+    return Action("empty")
+
+
+class FakeOpenAI:
+    """The server; use as a context manager."""
+
+    def __init__(self) -> None:
+        self._actions: list[Action] = []
+        self._lock = threading.Lock()
+        self.requests: list[dict[str, Any]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                return
+
+            def setup(self) -> None:
+                super().setup()
+                # Headers and body go out in two writes; without TCP_NODELAY, Nagle's algorithm
+                # and the client's delayed ACK add ~40 ms to every response.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                action = server._next(body)
+                if action.delay_s:
+                    time.sleep(action.delay_s)
+                if action.kind == "drop":
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                if action.kind == "status":
+                    payload = {"error": {"message": f"injected {action.code}", "type": "fault"}}
+                    self._send(action.code, payload, action.headers)
+                    return
+                self._send(200, _completion(body, action), {})
+
+            def _send(self, code: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                try:
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client timed out and went away: that is the test
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """Base URL for the client (``.../v1``)."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def script(self, *actions: Action) -> None:
+        """Replace the script."""
+        with self._lock:
+            self._actions = list(actions)
+
+    def _next(self, body: dict[str, Any]) -> Action:
+        with self._lock:
+            self.requests.append(body)
+            if not self._actions:
+                return ok()
+            return self._actions.pop(0) if len(self._actions) > 1 else self._actions[0]
+
+    def __enter__(self) -> FakeOpenAI:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _completion(body: dict[str, Any], action: Action) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": action.content}
+    if action.tool_calls:
+        message["tool_calls"] = [
+            {"id": i, "type": "function", "function": {"name": n, "arguments": a}}
+            for i, n, a in action.tool_calls
+        ]
+    out: dict[str, Any] = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 0,
+        "model": body.get("model", "fake"),
+        "choices": []
+        if action.kind == "empty"
+        else [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": "tool_calls" if action.tool_calls else "stop",
+            }
+        ],
+    }
+    if action.usage is not None:
+        out["usage"] = {
+            "prompt_tokens": action.usage[0],
+            "completion_tokens": action.usage[1],
+            "total_tokens": sum(action.usage),
+        }
+    return out

@@ -1,0 +1,138 @@
+"""Mock model, replay cache, token counting and prices."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from recordagent.errors import UserError
+from recordagent.llm import (
+    CachedModel,
+    CacheMiss,
+    Message,
+    MockModel,
+    MockScriptExhausted,
+    count_request_tokens,
+    load_prices,
+    request_key,
+)
+from recordagent.records.tokens import Tokenizer
+
+HELLO = [Message(role="user", content="hello")]
+TOOLS = [{"type": "function", "function": {"name": "query_labs", "parameters": {}}}]
+
+
+class Answer(BaseModel):
+    value: int
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_mock_replies_in_order_and_says_it_is_a_mock():
+    mock = MockModel(["first", {"tool_calls": [("query_labs", {"analyte": "Hb"})]}])
+    first = run(mock.complete(HELLO))
+    second = run(mock.complete(HELLO, tools=TOOLS))
+    assert (first.text, first.mock, mock.is_mock) == ("first", True, True)
+    assert second.tool_calls[0].arguments == {"analyte": "Hb"}
+    assert second.finish_reason == "tool_calls"
+    with pytest.raises(
+        MockScriptExhausted, match="has 2 scripted replies and was asked for reply 3"
+    ):
+        run(mock.complete(HELLO))
+
+
+def test_mock_script_may_be_a_function_of_the_request():
+    mock = MockModel(lambda request: {"json": {"value": len(request.messages)}})
+    completion = run(mock.complete(HELLO * 3, response_format=Answer))
+    assert completion.parsed == {"value": 3}
+    assert mock.requests[0].schema_name == "Answer"
+
+
+def test_mock_tool_calls_are_checked_like_a_real_models():
+    mock = MockModel([{"tool_calls": [("drop_table", {})]}])
+    (call,) = run(mock.complete(HELLO, tools=TOOLS)).tool_calls
+    assert call.error == "unknown tool 'drop_table'; available tools: query_labs"
+
+
+def test_cache_replays_without_calling_the_model(tmp_path: Path):
+    inner = MockModel(["recorded answer"])
+    recorder = CachedModel(inner, tmp_path / "cache.sqlite", mode="read-write")
+    first = run(recorder.complete(HELLO, temperature=0))
+    recorder.close()
+    replayer = CachedModel(MockModel([]), tmp_path / "cache.sqlite", mode="read")
+    again = run(replayer.complete(HELLO, temperature=0))
+    assert again.cached and again.text == first.text
+    assert again.model_dump(exclude={"cached"}) == first.model_dump(exclude={"cached"})
+    assert (replayer.hits, replayer.misses) == (1, 0)
+    with pytest.raises(CacheMiss, match="no recording of this request"):
+        run(replayer.complete(HELLO, temperature=1))
+
+
+def test_cache_key_covers_model_messages_tools_schema_and_parameters():
+    base = request_key("m", HELLO, None, None, {})
+    assert base == request_key("m", list(HELLO), None, None, {})
+    assert (
+        len(
+            {
+                base,
+                request_key("other", HELLO, None, None, {}),
+                request_key("m", [Message(role="user", content="hi")], None, None, {}),
+                request_key("m", HELLO, TOOLS, None, {}),
+                request_key("m", HELLO, None, Answer, {}),
+                request_key("m", HELLO, None, None, {"seed": 1}),
+            }
+        )
+        == 6
+    )
+
+
+def test_token_counts_follow_the_chat_accounting():
+    tokenizer = Tokenizer()
+    one = count_request_tokens(tokenizer, HELLO)
+    assert one == 3 + 3 + tokenizer.count("user") + tokenizer.count("hello")
+    assert count_request_tokens(tokenizer, HELLO, TOOLS) > one
+
+
+def test_prices_by_name_prefix_and_override(tmp_path: Path):
+    table = load_prices()
+    assert table.price("gpt-4o-mini-2024-07-18") == table.price("gpt-4o-mini")
+    assert table.price("llama-3.1-70b") is None
+    custom = tmp_path / "prices.yaml"
+    custom.write_text("models:\n  llama-3.1-70b: {input: 0.0, output: 0.0}\n")
+    assert load_prices(custom).price("llama-3.1-70b") is not None
+    custom.write_text("models: [1, 2]\n")
+    with pytest.raises(UserError, match="cannot read price table"):
+        load_prices(custom)
+
+
+def test_settings_choose_the_model_and_mock_needs_a_script(monkeypatch):
+    from recordagent.llm import OpenAICompatModel, build_model
+    from recordagent.settings import load_settings
+
+    monkeypatch.setenv("RECORDAGENT_MODEL__PROVIDER", "openai")
+    monkeypatch.setenv("RECORDAGENT_MODEL__BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("RECORDAGENT_MODEL__MODEL", "llama-3.1-8b")
+    settings = load_settings()
+    assert (settings.model.provider, settings.model.base_url) == ("openai", "http://127.0.0.1:9/v1")
+    built = build_model(settings.model)
+    assert isinstance(built, OpenAICompatModel) and built.name == "llama-3.1-8b"
+    assert not built.is_mock
+    with pytest.raises(UserError, match="has no script here"):
+        build_model(load_settings(model={"provider": "mock"}).model)
+
+
+def test_every_model_implements_the_protocol(tmp_path: Path):
+    from recordagent.llm import ChatModel, OpenAICompatModel
+    from recordagent.settings import ModelSettings
+
+    mock = MockModel([])
+    real = OpenAICompatModel(ModelSettings(provider="openai", base_url="http://127.0.0.1:9/v1"))
+    cached = CachedModel(mock, tmp_path / "c.sqlite")
+    for model in (mock, real, cached):
+        assert isinstance(model, ChatModel)
+    assert cached.is_mock and not real.is_mock
