@@ -231,3 +231,38 @@ async def test_a_replayed_run_makes_no_http_call(server: FakeOpenAI, tmp_path):
         assert after.model_dump_json(exclude={"cached"}) == before.model_dump_json(
             exclude={"cached"}
         )
+
+
+async def test_a_tool_call_is_not_mistaken_for_a_bad_structured_answer(server: FakeOpenAI):
+    server.script(ok(None, tool_calls=[("c1", "search_documents", '{"query": "ISS"}')]))
+    completion = await complete(model(server), HELLO, tools=TOOLS, response_format=Stage)
+    assert completion.parsed is None and completion.tool_calls[0].name == "search_documents"
+    assert len(server.requests) == 1  # no repair round
+
+
+async def test_a_wait_longer_than_the_backoff_cap_is_a_clear_error(server: FakeOpenAI):
+    server.script(status(429, retry_after=3600))
+    with pytest.raises(ModelError, match="asks to wait 3600 s"):
+        await complete(model(server), HELLO)
+    assert len(server.requests) == 1
+
+
+def test_one_model_serves_several_event_loops(server: FakeOpenAI):
+    m = model(server, max_concurrency=1)
+    for _ in range(2):
+        texts = asyncio.run(_three(m))
+        assert texts == ["ok", "ok", "ok"]
+
+
+async def _three(m: OpenAICompatModel) -> list[str]:
+    done = await asyncio.gather(*(complete(m, HELLO) for _ in range(3)))
+    await m.close()
+    return [c.text for c in done]
+
+
+async def test_identical_requests_in_flight_are_sent_once(server: FakeOpenAI, tmp_path):
+    server.script(ok(delay_s=0.2))
+    cached = CachedModel(model(server), tmp_path / "c.sqlite", mode="read-write")
+    results = await asyncio.gather(*(complete(cached, HELLO) for _ in range(4)))
+    assert len(server.requests) == 1
+    assert {r.text for r in results} == {"ok"}

@@ -136,3 +136,28 @@ def test_every_model_implements_the_protocol(tmp_path: Path):
     for model in (mock, real, cached):
         assert isinstance(model, ChatModel)
     assert cached.is_mock and not real.is_mock
+
+
+def test_odd_tool_call_shapes_become_corrective_errors():
+    from types import SimpleNamespace
+
+    from recordagent.llm.client import parse_tool_calls
+    from recordagent.llm.openai_compat import _raw_call
+
+    as_dict = SimpleNamespace(name="query_labs", arguments={"analyte": "Hb"})
+    raw = [
+        _raw_call(0, SimpleNamespace(id="a", function=None)),
+        _raw_call(1, SimpleNamespace(id=None, function=as_dict)),
+    ]
+    nameless, as_object = parse_tool_calls(raw, TOOLS)
+    assert nameless.error is not None and "names no tool" in nameless.error
+    assert (as_object.id, as_object.arguments, as_object.error) == (
+        "call_1",
+        {"analyte": "Hb"},
+        None,
+    )
+
+
+def test_a_mistyped_cache_mode_is_refused(tmp_path: Path):
+    with pytest.raises(UserError, match="cache mode must be"):
+        CachedModel(MockModel([]), tmp_path / "c.sqlite", mode="replay")  # type: ignore[arg-type]

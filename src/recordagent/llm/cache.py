@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from recordagent.errors import ModelError
+from recordagent.errors import ModelError, UserError
 from recordagent.llm.client import ChatModel
 from recordagent.llm.types import Completion, Message
 
@@ -54,6 +54,8 @@ class CachedModel:
     """Wraps ``inner``; completions are stored in (and replayed from) ``path``."""
 
     def __init__(self, inner: ChatModel, path: str | Path, mode: CacheMode = "read-write") -> None:
+        if mode not in ("off", "read", "write", "read-write"):
+            raise UserError(f"cache mode must be off, read, write or read-write, not {mode!r}")
         self.inner = inner
         self.mode: CacheMode = mode
         self.path = Path(path)
@@ -64,7 +66,7 @@ class CachedModel:
             "completion TEXT NOT NULL)"
         )
         self._db.commit()
-        self._lock = asyncio.Lock()
+        self._in_flight: dict[str, asyncio.Lock] = {}
         self.hits = 0
         self.misses = 0
 
@@ -97,25 +99,28 @@ class CachedModel:
         if self.mode == "off":
             return await self.inner.complete(messages, tools, response_format, **params)
         key = request_key(self.name, messages, tools, response_format, params)
-        if self.mode in ("read", "read-write"):
-            row = self._db.execute(
-                "SELECT completion FROM completions WHERE key = ?", (key,)
-            ).fetchone()
-            if row is not None:
-                self.hits += 1
-                stored = Completion.model_validate_json(row[0])
-                return stored.model_copy(update={"cached": True})
-            if self.mode == "read":
-                raise CacheMiss(
-                    f"replay cache {self.path} has no recording of this request to {self.name} "
-                    f"(key {key[:12]}); record it with mode 'write' or 'read-write'"
-                )
-        self.misses += 1
-        completion = await self.inner.complete(messages, tools, response_format, **params)
-        async with self._lock:
+        # Identical requests in flight at once wait for the first: one call, one recording.
+        lock = self._in_flight.setdefault(key, asyncio.Lock())
+        async with lock:
+            if self.mode in ("read", "read-write"):
+                row = self._db.execute(
+                    "SELECT completion FROM completions WHERE key = ?", (key,)
+                ).fetchone()
+                if row is not None:
+                    self.hits += 1
+                    stored = Completion.model_validate_json(row[0])
+                    return stored.model_copy(update={"cached": True})
+                if self.mode == "read":
+                    raise CacheMiss(
+                        f"replay cache {self.path} has no recording of this request to "
+                        f"{self.name} (key {key[:12]}); record it with mode 'write' or "
+                        "'read-write'"
+                    )
+            self.misses += 1
+            completion = await self.inner.complete(messages, tools, response_format, **params)
             self._db.execute(
                 "INSERT OR REPLACE INTO completions VALUES (?, ?, ?)",
                 (key, self.name, completion.model_dump_json()),
             )
             self._db.commit()
-        return completion
+            return completion

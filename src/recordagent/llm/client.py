@@ -59,7 +59,9 @@ def parse_tool_calls(
     for k, (call_id, name, arguments) in enumerate(raw):
         error = None
         parsed: dict[str, Any] | None = None
-        if known and name not in known:
+        if not name:
+            error = "the tool call names no tool; call one of: " + (", ".join(known) or "none")
+        elif known and name not in known:
             error = f"unknown tool '{name}'; available tools: {', '.join(known)}"
         else:
             try:

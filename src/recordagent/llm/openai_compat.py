@@ -12,6 +12,9 @@ validated, and one repair is asked for when it does not validate.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import email.utils
+import json
 import os
 import random
 import time
@@ -73,8 +76,12 @@ class OpenAICompatModel:
         tokenizer: Tokenizer | None = None,
     ) -> None:
         self.settings = settings
-        self._client = client or _build_client(settings)
-        self._limiter = limiter or asyncio.Semaphore(settings.max_concurrency)
+        # Our retries only: an injected client keeps its options but loses the SDK's retries.
+        self._given_client = client.with_options(max_retries=0) if client is not None else None
+        self._given_limiter = limiter
+        # The HTTP pool and the semaphore belong to one event loop; a model used from another
+        # loop (a second asyncio.run) gets its own.
+        self._per_loop: dict[int, tuple[openai.AsyncOpenAI, asyncio.Semaphore]] = {}
         self._prices = prices or load_prices(settings.price_file)
         self._tokenizer = tokenizer
         self._random = random.Random()
@@ -90,8 +97,24 @@ class OpenAICompatModel:
         return False
 
     async def close(self) -> None:
-        """Close the HTTP connections."""
-        await self._client.close()
+        """Close the HTTP connections of the running event loop."""
+        entry = self._per_loop.pop(id(asyncio.get_running_loop()), None)
+        if entry is not None:
+            await entry[0].close()
+
+    async def __aenter__(self) -> OpenAICompatModel:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _resources(self) -> tuple[openai.AsyncOpenAI, asyncio.Semaphore]:
+        key = id(asyncio.get_running_loop())
+        if key not in self._per_loop:
+            client = self._given_client or _build_client(self.settings)
+            limiter = self._given_limiter or asyncio.Semaphore(self.settings.max_concurrency)
+            self._per_loop = {key: (client, limiter)}  # an old loop's pool is unusable anyway
+        return self._per_loop[key]
 
     async def complete(
         self,
@@ -146,7 +169,7 @@ class OpenAICompatModel:
                         "finish_reason": "tool_calls",
                     }
                 )
-        if response_format is not None:
+        if response_format is not None and not completion.tool_calls:
             parsed, problem = parse_structured(completion.text, response_format)
             if parsed is None:
                 # One repair: show the model its answer and what was wrong with it.
@@ -199,15 +222,19 @@ class OpenAICompatModel:
                     "schema": response_format.model_json_schema(),
                 },
             }
+        client, limiter = self._resources()
         budget = self.settings.max_retries
         for attempt in range(budget + 1):
             try:
-                async with self._limiter:
-                    response = await self._client.chat.completions.create(**body)
-                if not response.choices:
+                async with limiter:
+                    # The SDK's timeout applies per read; this one bounds the whole request.
+                    response = await asyncio.wait_for(
+                        client.chat.completions.create(**body), self.settings.timeout_s
+                    )
+                if not _is_completion(response):
                     raise _EmptyChoices()
                 return self._completion(response, messages, tools), attempt + 1
-            except (*_RETRYABLE, _EmptyChoices) as exc:
+            except (*_RETRYABLE, _EmptyChoices, TimeoutError) as exc:
                 if attempt == budget:
                     raise ModelError(
                         f"{self.name}: gave up after {attempt + 1} attempt(s): {_describe(exc)}"
@@ -218,33 +245,47 @@ class OpenAICompatModel:
                     f"{self.name}: the server refused the request ({exc.status_code}): "
                     f"{_describe(exc)}"
                 ) from exc
+            except (openai.OpenAIError, ValueError, TypeError, AttributeError) as exc:
+                # Unparseable bodies (an HTML page from a proxy, invalid JSON, odd shapes).
+                raise ModelError(
+                    f"{self.name}: the server's answer could not be read: {_describe(exc)}"
+                ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _delay(self, attempt: int, exc: BaseException) -> float:
+        jitter = self._random.uniform(
+            0, min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2**attempt)
+        )
         retry_after = _retry_after(exc)
-        if retry_after is not None:
-            return min(retry_after, self.settings.backoff_max_s)
-        ceiling = min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2**attempt)
-        return self._random.uniform(0, ceiling)  # full jitter
+        if retry_after is None:
+            return jitter  # full jitter
+        if retry_after > max(self.settings.backoff_max_s, self.settings.timeout_s):
+            raise ModelError(
+                f"{self.name}: the server asks to wait {retry_after:.0f} s before retrying, "
+                f"longer than backoff_max_s ({self.settings.backoff_max_s:g} s); try later"
+            ) from exc
+        return max(retry_after, jitter)
 
     def _completion(
         self, response: Any, messages: Sequence[Message], tools: Sequence[dict[str, Any]] | None
     ) -> Completion:
         choice = response.choices[0]
-        raw_calls = [
-            (call.id, call.function.name, call.function.arguments or "")
-            for call in (choice.message.tool_calls or ())
-            if getattr(call, "function", None) is not None
-        ]
+        raw_calls = [_raw_call(k, call) for k, call in enumerate(choice.message.tool_calls or ())]
+        content = choice.message.content
+        if content is not None and not isinstance(content, str):  # content parts
+            content = "".join(getattr(part, "text", "") or "" for part in content)
         message = Message(
-            role="assistant",
-            content=choice.message.content,
-            tool_calls=parse_tool_calls(raw_calls, tools),
+            role="assistant", content=content, tool_calls=parse_tool_calls(raw_calls, tools)
         )
-        if response.usage is not None:
+        reported = response.usage
+        if (
+            reported is not None
+            and reported.prompt_tokens is not None
+            and reported.completion_tokens is not None
+        ):
             usage = Usage(
-                prompt_tokens=response.usage.prompt_tokens or 0,
-                completion_tokens=response.usage.completion_tokens or 0,
+                prompt_tokens=reported.prompt_tokens,
+                completion_tokens=reported.completion_tokens,
                 reported=True,
             )
         else:
@@ -285,23 +326,47 @@ def _build_client(settings: ModelSettings) -> openai.AsyncOpenAI:
     )
 
 
+def _is_completion(response: Any) -> bool:
+    choices: Any = getattr(response, "choices", None)
+    return bool(choices) and getattr(choices[0], "message", None) is not None
+
+
+def _raw_call(k: int, call: Any) -> tuple[str, str, str]:
+    """(id, name, arguments text) of a tool call, whatever shape the server sent."""
+    function = getattr(call, "function", None)
+    name = getattr(function, "name", None) or ""
+    arguments = getattr(function, "arguments", None)
+    if arguments is None:
+        arguments = ""
+    elif not isinstance(arguments, str):  # some servers send the object itself
+        arguments = json.dumps(arguments)
+    return getattr(call, "id", None) or f"call_{k}", name, arguments
+
+
 def _retry_after(exc: BaseException) -> float | None:
     response = getattr(exc, "response", None)
     if response is None:
         return None
+    milliseconds = response.headers.get("retry-after-ms")
     value = response.headers.get("retry-after")
-    if value is None:
-        return None
     try:
+        if milliseconds is not None:
+            return max(0.0, float(milliseconds) / 1000)
+        if value is None:
+            return None
         return max(0.0, float(value))
     except ValueError:
-        return None  # an HTTP date: fall back to backoff
+        try:  # an HTTP date
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, _EmptyChoices):
         return "the server returned no choices"
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, openai.APITimeoutError | TimeoutError):
         return "request timed out"
     if isinstance(exc, openai.APIStatusError):
         return f"HTTP {exc.status_code}: {str(exc)[:300]}"

@@ -139,7 +139,11 @@ def connect(
         raise UserError(f"cannot open record store {location}: {exc}") from exc
     try:
         if read_only:
-            _check_version(con, location)
+            if _check_version(con, location) < MIGRATIONS[-1].version:
+                raise UserError(
+                    f"{location} was written by an older recordagent (schema "
+                    f"{_applied_version(con)}); open it once without read_only to upgrade it"
+                )
         else:
             _migrate(con, location)
             index_missing_sources(con)  # stores loaded before the search index existed

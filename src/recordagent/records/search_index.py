@@ -71,24 +71,28 @@ def build_index_rows(
 
 
 def index_missing_sources(con: duckdb.DuckDBPyConnection) -> int:
-    """Index every loaded source that has no search index yet (stores from before v2).
+    """Index every source without an up-to-date index (older stores, or a changed vocabulary).
 
     Returns the number of sources indexed.
     """
+    vocabulary = load_vocabulary()
+    # Sources never indexed, or indexed with another vocabulary (its concepts would be stale).
     missing = [
         r[0]
         for r in con.execute(
-            "SELECT source_id FROM sources WHERE source_id NOT IN "
-            "(SELECT source_id FROM search_index) ORDER BY source_id"
+            "SELECT s.source_id FROM sources s LEFT JOIN search_index i USING (source_id) "
+            "WHERE i.vocabulary IS DISTINCT FROM $v ORDER BY s.source_id",
+            {"v": vocabulary.digest},
         ).fetchall()
     ]
     if not missing:
         return 0
-    vocabulary = load_vocabulary()
     con.execute("BEGIN TRANSACTION")
     try:
         for source_id in missing:
             params = {"s": source_id}
+            con.execute("DELETE FROM chunk_terms WHERE source_id = $s", params)
+            con.execute("DELETE FROM search_index WHERE source_id = $s", params)
             chunks = con.sql(
                 "SELECT chunk_id, document_id, patient_id, char_start, char_end FROM chunks "
                 "WHERE source_id = $s ORDER BY patient_id, chunk_id",

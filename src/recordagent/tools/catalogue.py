@@ -38,15 +38,23 @@ class Analyte(BaseModel):
         return self.names[0]
 
     def to_canonical(self, value: float, unit: str | None) -> float | None:
-        """``value`` in the canonical unit, or None when ``unit`` is not convertible."""
-        if unit is None or unit == self.unit:
+        """``value`` in the canonical unit, or None when ``unit`` is not convertible.
+
+        Units match regardless of case, spaces and the micro sign's spelling (µ, μ, u).
+        """
+        if unit is None or _unit_key(unit) == _unit_key(self.unit):
             return value
-        factor = self.convert.get(unit)
+        factors = {_unit_key(u): f for u, f in self.convert.items()}
+        factor = factors.get(_unit_key(unit))
         return None if factor is None else value * factor
 
     def from_canonical(self, value: float, unit: str) -> float:
         """``value`` (canonical) expressed in ``unit``."""
         return value if unit == self.unit else value / self.convert[unit]
+
+
+def _unit_key(unit: str) -> str:
+    return unit.strip().lower().replace("μ", "u").replace("µ", "u").replace(" ", "")
 
 
 class LabCatalogue(BaseModel):

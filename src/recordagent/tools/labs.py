@@ -84,6 +84,10 @@ class QueryLabsResult(ToolResult):
     result: float | None = Field(description="The aggregate (None for series or no values).")
     points: list[LabPoint] = Field(description="Values the aggregate rests on, in time order.")
     total: int = Field(description="Values in the range before `limit`.")
+    excluded_units: dict[str, int] = Field(
+        default_factory=dict,
+        description="Values left out because their unit cannot be converted, by unit.",
+    )
 
     def lines(self) -> list[str]:
         """Header with the aggregate, then one line per value."""
@@ -101,6 +105,9 @@ class QueryLabsResult(ToolResult):
                 extras.append(p.flag)
             note = f" ({', '.join(extras)})" if extras else ""
             out.append(f"{p.time:%Y-%m-%d %H:%M} {value}{note} [{p.lab_id}]")
+        if self.excluded_units:
+            listed = ", ".join(f"{n} in {u}" for u, n in self.excluded_units.items())
+            out.append(f"Left out (unit cannot be converted to {self.unit}): {listed}")
         return out
 
 
@@ -116,7 +123,7 @@ def query_labs(scope: PatientScope, args: QueryLabsInput) -> QueryLabsResult:
             f"query_labs: unknown analyte '{args.analyte}'; {hint}this record has: "
             + ", ".join(own_names[:30])
         )
-    points = _points(scope, analyte, args)
+    points, excluded = _points(scope, analyte, args)
     numeric = [p for p in points if p.value is not None]
     result, shown = _aggregate(args, numeric, points)
     return QueryLabsResult(
@@ -126,11 +133,14 @@ def query_labs(scope: PatientScope, args: QueryLabsInput) -> QueryLabsResult:
         result=result,
         points=shown[: args.limit],
         total=len(points),
+        excluded_units=excluded,
         citations=[SourceRef(kind="lab", id=p.lab_id) for p in shown[: args.limit]],
     )
 
 
-def _points(scope: PatientScope, analyte: Analyte, args: QueryLabsInput) -> list[LabPoint]:
+def _points(
+    scope: PatientScope, analyte: Analyte, args: QueryLabsInput
+) -> tuple[list[LabPoint], dict[str, int]]:
     names = [n.lower() for n in analyte.names]
     filters = [
         "(list_contains($codes, analyte_code) OR list_contains($names, lower(analyte_name)))"
@@ -148,10 +158,13 @@ def _points(scope: PatientScope, analyte: Analyte, args: QueryLabsInput) -> list
         params,
     )
     draws: dict[dt.datetime, list[LabPoint]] = {}
+    excluded: dict[str, int] = {}
     for lab_id, time, value, text, unit, flag, low, high in rows:
         converted = None if value is None else analyte.to_canonical(float(value), unit)
         if value is not None and converted is None:
-            continue  # a unit the catalogue cannot convert: leave it out rather than mix units
+            # A unit the catalogue cannot convert: left out (and reported) rather than mixed.
+            excluded[str(unit)] = excluded.get(str(unit), 0) + 1
+            continue
         reported = f"{value:g} {unit or ''}".strip() if value is not None else (text or "")
         draws.setdefault(time, []).append(
             LabPoint(
@@ -177,7 +190,7 @@ def _points(scope: PatientScope, analyte: Analyte, args: QueryLabsInput) -> list
             if (p.value, p.text) not in seen:
                 seen.add((p.value, p.text))
                 out.append(p)
-    return out
+    return out, excluded
 
 
 def _aggregate(

@@ -75,10 +75,16 @@ def read_document(scope: PatientScope, args: ReadDocumentInput) -> ReadDocumentR
                 f"read_document: no section '{args.section}' in {document.document_id}; its "
                 f"sections are: {listed}"
             )
-        if args.page > 1:
-            raise ToolError("read_document: a section is one page; ask page=1")
         text = "\n".join(document.text[start:end].rstrip() for start, end in found)
-        return _result(document, names, 1, 1, text, [])
+        section_pages = _pages_of(text)
+        if args.page > len(section_pages):
+            raise ToolError(
+                f"read_document: page {args.page} does not exist; section '{args.section}' of "
+                f"{document.document_id} has {len(section_pages)}"
+            )
+        return _result(
+            document, names, args.page, len(section_pages), section_pages[args.page - 1], []
+        )
     # Chunk offsets only: the text is cut from the document already in hand.
     spans = scope.fetch(
         "SELECT chunk_id, char_start, char_end, token_count FROM chunks "
@@ -99,9 +105,27 @@ def read_document(scope: PatientScope, args: ReadDocumentInput) -> ReadDocumentR
             f"{len(pages)}"
         )
     shown = pages[args.page - 1]
-    text = "".join(document.text[start:end] for _, start, end in shown) if shown else document.text
+    if not shown:
+        return _result(document, names, 1, 1, document.text, [])
+    # One continuous span per page: chunks may overlap, and their text must not repeat.
+    previous_end = pages[args.page - 2][-1][2] if args.page > 1 else 0
+    start = max(shown[0][1], previous_end)
+    text = document.text[start : shown[-1][2]]
     cited = [SourceRef(kind="chunk", id=c, document_id=document.document_id) for c, _, _ in shown]
     return _result(document, names, args.page, len(pages), text, cited)
+
+
+def _pages_of(text: str) -> list[str]:
+    """Whole lines in pages of about PAGE_TOKENS tokens (four characters a token)."""
+    pages: list[list[str]] = [[]]
+    size = 0
+    for line in text.splitlines(keepends=True):
+        if pages[-1] and size + len(line) > PAGE_TOKENS * 4:
+            pages.append([])
+            size = 0
+        pages[-1].append(line)
+        size += len(line)
+    return ["".join(page) for page in pages]
 
 
 def _result(

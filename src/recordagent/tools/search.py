@@ -50,6 +50,7 @@ class SearchDocumentsInput(BaseModel):
     )
     document_types: list[str] | None = Field(
         default=None,
+        min_length=1,
         description="Only these document types, e.g. ['pathology report', 'tumour board "
         "protocol']; get_timeline lists the types a record has.",
     )

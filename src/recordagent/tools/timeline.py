@@ -43,6 +43,8 @@ class GetTimelineInput(BaseModel):
     def _valid(self) -> GetTimelineInput:
         if self.start and self.end and self.start > self.end:
             raise ValueError("start is after end")
+        if self.kinds == []:
+            raise ValueError("kinds is empty; omit it to include every kind")
         if self.kinds is not None:
             unknown = [k for k in self.kinds if k not in (*EVENT_KINDS, "document")]
             if unknown:

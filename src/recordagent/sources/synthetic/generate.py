@@ -212,12 +212,12 @@ def _visit_days(patients: list[_Patient], target_documents: int) -> list[list[dt
     out = []
     epoch = dt.date(1970, 1, 1)
     for patient, n in zip(patients, counts, strict=True):
-        draws = patient.labs.draws
+        draw_days = patient.labs.draws
         # Visits on draw days, spread evenly; more visits than draws fall between draws.
-        first, last = int(draws[0]), int(draws[-1])
-        if n <= len(draws):
-            picks = np.linspace(0, len(draws) - 1, int(n)).round().astype(int)
-            days = [int(draws[k]) for k in picks]
+        first, last = int(draw_days[0]), int(draw_days[-1])
+        if n <= len(draw_days):
+            picks = np.linspace(0, len(draw_days) - 1, int(n)).round().astype(int)
+            days = [int(draw_days[k]) for k in picks]
         else:
             days = np.linspace(first, last, int(n)).round().astype(int).tolist()
         out.append([epoch + dt.timedelta(days=d) for d in days])
