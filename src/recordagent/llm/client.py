@@ -86,14 +86,19 @@ def parse_tool_calls(
 
 def parse_structured(text: str, schema: type[BaseModel]) -> tuple[dict[str, Any] | None, str]:
     """Validate a JSON answer; returns (value, '') or (None, what was wrong)."""
-    candidate = text.strip()
-    if candidate.startswith("```"):  # models like to fence JSON
-        candidate = candidate.strip("`")
-        candidate = candidate.removeprefix("json").strip()
+    candidate = _unfenced(text)
     try:
         return schema.model_validate_json(candidate).model_dump(mode="json"), ""
     except ValidationError as exc:
         return None, str(exc)
+
+
+def _unfenced(text: str) -> str:
+    """The text without a markdown code fence around it (models like to fence JSON)."""
+    candidate = text.strip()
+    if candidate.startswith("```"):
+        candidate = candidate.strip("`").removeprefix("json").strip()
+    return candidate
 
 
 def schema_instruction(schema: type[BaseModel]) -> str:
@@ -122,9 +127,7 @@ def parse_text_tool_calls(
     Returns (calls, '') for calls, (None, '') for a plain answer, and (None, problem) for an
     attempted call that is not valid.
     """
-    candidate = text.strip()
-    if candidate.startswith("```"):
-        candidate = candidate.strip("`").removeprefix("json").strip()
+    candidate = _unfenced(text)
     if not (candidate.startswith("{") and "tool_calls" in candidate):
         return None, ""
     try:

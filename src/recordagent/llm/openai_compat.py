@@ -147,18 +147,21 @@ class OpenAICompatModel:
             ]
         completion, attempts = await self._call(request, tools, response_format, params)
         usage = completion.usage
+
+        async def repair(answer: Completion, instruction: str) -> Completion:
+            # One repair: the model sees its answer and what was wrong with it.
+            nonlocal attempts, usage
+            retry = [*request, answer.message, Message(role="user", content=instruction)]
+            fixed, more = await self._call(retry, tools, response_format, params)
+            attempts += more
+            usage = usage + fixed.usage
+            return fixed
+
         if text_tools:
             assert tools is not None
             calls, problem = parse_text_tool_calls(completion.text, tools)
-            if problem:  # one repair, as for structured output
-                repair = [
-                    *request,
-                    completion.message,
-                    Message(role="user", content=f"{problem}. Resend the JSON object only."),
-                ]
-                completion, more = await self._call(repair, tools, response_format, params)
-                attempts += more
-                usage = usage + completion.usage
+            if problem:
+                completion = await repair(completion, f"{problem}. Resend the JSON object only.")
                 calls, problem = parse_text_tool_calls(completion.text, tools)
                 if problem:
                     raise ModelError(f"{self.name}: tool call text still invalid: {problem}")
@@ -172,19 +175,11 @@ class OpenAICompatModel:
         if response_format is not None and not completion.tool_calls:
             parsed, problem = parse_structured(completion.text, response_format)
             if parsed is None:
-                # One repair: show the model its answer and what was wrong with it.
-                repair = [
-                    *request,
-                    completion.message,
-                    Message(
-                        role="user",
-                        content="That answer does not validate against the schema: "
-                        f"{problem[:1500]}\nReply with the corrected JSON object only.",
-                    ),
-                ]
-                completion, more = await self._call(repair, tools, response_format, params)
-                attempts += more
-                usage = usage + completion.usage
+                completion = await repair(
+                    completion,
+                    "That answer does not validate against the schema: "
+                    f"{problem[:1500]}\nReply with the corrected JSON object only.",
+                )
                 parsed, problem = parse_structured(completion.text, response_format)
                 if parsed is None:
                     raise ModelError(

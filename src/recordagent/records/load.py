@@ -181,8 +181,7 @@ def load_bundle(
         vocabulary = load_vocabulary()
         chunks = _clustered_by_patient(chunks)
         documents = typed.get("documents", pl.DataFrame(schema={"document_id": pl.String}))
-        terms, n_terms = build_index_rows(chunks, documents, vocabulary)
-        chunks = chunks.with_columns(n_terms)
+        terms = build_index_rows(chunks, documents, vocabulary)
         timings["index"] = time.perf_counter() - clock
 
         clock = time.perf_counter()

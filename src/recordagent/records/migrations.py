@@ -113,7 +113,6 @@ _V2 = (
         source_id INTEGER NOT NULL
     )
     """,
-    "ALTER TABLE chunks ADD COLUMN n_terms INTEGER",
     "CREATE TABLE search_index (source_id INTEGER PRIMARY KEY, vocabulary VARCHAR NOT NULL)",
 )
 

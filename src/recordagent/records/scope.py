@@ -26,7 +26,7 @@ from recordagent.records.schema import Chunk, Document, Event, LabValue, Patient
 if TYPE_CHECKING:
     from recordagent.records.db import RecordStore
 
-__all__ = ["CHUNK_TEXT", "PatientScope"]
+__all__ = ["CHUNK_TEXT", "PatientScope", "as_datetime"]
 
 SCOPED_TABLES = ("patients", "documents", "chunks", "chunk_terms", "labs", "events")
 _SCOPED = {t: f"SELECT * FROM main.{t} WHERE patient_id = $patient_id" for t in SCOPED_TABLES}
@@ -310,10 +310,10 @@ def _filters(
         clauses.append(f"list_contains($v{i}, {column})")
     if time_column is not None:
         if start is not None:
-            params["start"] = _as_datetime(start, end_of_day=False)
+            params["start"] = as_datetime(start, end_of_day=False)
             clauses.append(f"{time_column} >= $start")
         if end is not None:
-            params["end"] = _as_datetime(end, end_of_day=True)
+            params["end"] = as_datetime(end, end_of_day=True)
             clauses.append(f"{time_column} <= $end")
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
@@ -327,7 +327,8 @@ def _as_str_list(values: Iterable[str], column: str) -> list[str]:
     return list(listed)
 
 
-def _as_datetime(value: dt.datetime | dt.date, *, end_of_day: bool) -> dt.datetime:
+def as_datetime(value: dt.datetime | dt.date, *, end_of_day: bool) -> dt.datetime:
+    """A bound for a time column: a date means its first (or, for an end, its last) moment."""
     if isinstance(value, dt.datetime):
         return value
     if isinstance(value, dt.date):

@@ -18,8 +18,8 @@ __all__ = ["build_index_rows", "index_missing_sources"]
 
 def build_index_rows(
     chunks: pl.DataFrame, documents: pl.DataFrame, vocabulary: Vocabulary
-) -> tuple[pl.DataFrame, pl.Series]:
-    """Term rows (patient_id, chunk_id, term, tf, n_terms) and each chunk's term count.
+) -> pl.DataFrame:
+    """Term rows: patient_id, chunk_id, term, tf, and n_terms (the chunk's length in terms).
 
     ``chunks`` needs chunk_id, document_id, patient_id, char_start, char_end; ``documents``
     needs document_id and text.
@@ -34,7 +34,7 @@ def build_index_rows(
                 "n_terms": pl.Int32,
             }
         )
-        return empty, pl.Series("n_terms", [], dtype=pl.Int32)
+        return empty
     texts = (
         chunks.select("document_id", "char_start", "char_end")
         .join(
@@ -67,7 +67,7 @@ def build_index_rows(
             "n_terms": pl.Series(n_terms).gather(rows),
         }
     )
-    return index_rows, pl.Series("n_terms", n_terms, dtype=pl.Int32)
+    return index_rows
 
 
 def index_missing_sources(con: duckdb.DuckDBPyConnection) -> int:
@@ -101,15 +101,9 @@ def index_missing_sources(con: duckdb.DuckDBPyConnection) -> int:
             documents = con.sql(
                 "SELECT document_id, text FROM documents WHERE source_id = $s", params=params
             ).pl()
-            rows, n_terms = build_index_rows(chunks, documents, vocabulary)
-            insert_index(con, rows, source_id, vocabulary)
-            con.register("_lengths", chunks.select("chunk_id").with_columns(n_terms).to_arrow())
-            con.execute(
-                "UPDATE chunks SET n_terms = l.n_terms FROM _lengths l "
-                "WHERE chunks.chunk_id = l.chunk_id AND chunks.source_id = $s",
-                params,
+            insert_index(
+                con, build_index_rows(chunks, documents, vocabulary), source_id, vocabulary
             )
-            con.unregister("_lengths")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
 from recordagent.errors import ToolError
-from recordagent.records.scope import PatientScope
+from recordagent.records.scope import PatientScope, as_datetime
 from recordagent.tools._base import SourceRef, Tool, ToolResult
 from recordagent.tools.catalogue import Analyte, packaged_lab_catalogue
 
@@ -148,10 +148,10 @@ def _points(
     params: dict[str, object] = {"codes": analyte.loinc, "names": names}
     if args.start is not None:
         filters.append("time >= $start")
-        params["start"] = dt.datetime.combine(args.start, dt.time.min)
+        params["start"] = as_datetime(args.start, end_of_day=False)
     if args.end is not None:
         filters.append("time <= $end")
-        params["end"] = dt.datetime.combine(args.end, dt.time.max)
+        params["end"] = as_datetime(args.end, end_of_day=True)
     rows = scope.fetch(
         "SELECT lab_id, time, value_num, value_text, unit, flag, ref_low, ref_high FROM labs "
         f"WHERE {' AND '.join(filters)} ORDER BY time, flag = 'corrected', lab_id",

@@ -17,7 +17,7 @@ from functools import cache
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from recordagent.errors import ToolError
-from recordagent.records.scope import CHUNK_TEXT, PatientScope
+from recordagent.records.scope import CHUNK_TEXT, PatientScope, as_datetime
 from recordagent.records.terms import Vocabulary, load_vocabulary, query_terms
 from recordagent.tools._base import SourceRef, Tool, ToolResult
 
@@ -117,10 +117,10 @@ def search_documents(scope: PatientScope, args: SearchDocumentsInput) -> SearchD
     filters, params = [], {"terms": terms, "k": args.k}
     if args.start is not None:
         filters.append("d.date >= $start")
-        params["start"] = dt.datetime.combine(args.start, dt.time.min)
+        params["start"] = as_datetime(args.start, end_of_day=False)
     if args.end is not None:
         filters.append("d.date <= $end")
-        params["end"] = dt.datetime.combine(args.end, dt.time.max)
+        params["end"] = as_datetime(args.end, end_of_day=True)
     if args.document_types is not None:
         filters.append("list_contains($types, d.type)")
         params["types"] = args.document_types

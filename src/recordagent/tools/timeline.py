@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from recordagent.errors import ToolError
 from recordagent.records.schema import EVENT_KINDS
-from recordagent.records.scope import PatientScope
+from recordagent.records.scope import PatientScope, as_datetime
 from recordagent.tools._base import SourceRef, Tool, ToolResult
 
 __all__ = [
@@ -100,11 +100,11 @@ def get_timeline(scope: PatientScope, args: GetTimelineInput) -> GetTimelineResu
         event_where.append("list_contains($kinds, kind)")
         params["kinds"] = [k for k in kinds if k != "document"]
     if args.start is not None:
-        params["start"] = dt.datetime.combine(args.start, dt.time.min)
+        params["start"] = as_datetime(args.start, end_of_day=False)
         event_where.append("coalesce(end_time, start_time) >= $start")
         doc_where.append("date >= $start")
     if args.end is not None:
-        params["end"] = dt.datetime.combine(args.end, dt.time.max)
+        params["end"] = as_datetime(args.end, end_of_day=True)
         event_where.append("start_time <= $end")
         doc_where.append("date <= $end")
     parts = []

@@ -16,6 +16,7 @@ import numpy as np
 from recordagent.sources.synthetic.regimens import DRUGS, REGIMENS, DrugClass, Regimen, Setting
 
 __all__ = [
+    "REFRACTORY_WINDOW",
     "RESPONSES",
     "AdverseEvent",
     "Course",
@@ -26,7 +27,7 @@ __all__ = [
 # IMWG categories, best first.
 RESPONSES: tuple[str, ...] = ("sCR", "CR", "VGPR", "PR", "MR", "SD", "PD")
 FOLLOW_UP_END = dt.date(2026, 6, 30)
-_REFRACTORY_WINDOW_DAYS = 60  # IMWG: progression on therapy or within 60 days of the last dose
+REFRACTORY_WINDOW = dt.timedelta(days=60)  # IMWG: progression on therapy or within 60 days
 
 
 @dataclass
@@ -336,7 +337,7 @@ def _simulate_lines(rng: np.random.Generator, course: Course, end: dt.date) -> N
         elif progression is None:
             break
         else:
-            if progression <= line.end + dt.timedelta(days=_REFRACTORY_WINDOW_DAYS):
+            if progression <= line.end + REFRACTORY_WINDOW:
                 refractory.update(line.regimen.drugs)
             start = progression + _days(rng.uniform(10, 40))
         number += 1

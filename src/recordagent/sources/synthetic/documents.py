@@ -21,7 +21,14 @@ from recordagent.sources.synthetic.outcomes import Outcomes
 from recordagent.sources.synthetic.regimens import DrugClass
 from recordagent.sources.synthetic.writing import DOCUMENT_TYPES, Doc, PatientWriter
 
-__all__ = ["DOCUMENT_TYPES", "Doc", "render_documents"]
+__all__ = [
+    "DOCUMENT_TYPES",
+    "Doc",
+    "event_document_count",
+    "finish_documents",
+    "render_documents",
+    "start_documents",
+]
 
 
 def render_documents(
@@ -32,6 +39,13 @@ def render_documents(
     visit_days: list[dt.date],
 ) -> list[Doc]:
     """Every document of the patient up to death or last follow-up, in date order."""
+    return finish_documents(start_documents(rng, course, labs, outcomes), visit_days)
+
+
+def start_documents(
+    rng: np.random.Generator, course: Course, labs: PatientLabs, outcomes: Outcomes
+) -> PatientWriter:
+    """A writer holding the documents that events call for (work-up, therapies, relapses)."""
     w = PatientWriter(rng, course, labs, outcomes)
     reports.diagnosis_documents(w)
     for o in outcomes.lines:
@@ -45,10 +59,21 @@ def render_documents(
         if o.response.progression:
             letters.progression_note(w, o)
     letters.adverse_event_admissions(w)
+    return w
+
+
+def event_document_count(w: PatientWriter) -> int:
+    """How many documents the finished record has before clinic visits are added."""
+    end = w.course.end_date
+    return sum(doc.date <= end for doc in w.docs) + (1 if w.course.death_date else 0)
+
+
+def finish_documents(w: PatientWriter, visit_days: list[dt.date]) -> list[Doc]:
+    """Add the clinic visits and the death summary; the record in date order."""
     for day in visit_days:
         letters.visit(w, day)
-    if course.death_date:
+    if w.course.death_date:
         letters.death(w)
-    kept = [doc for doc in w.docs if doc.date <= course.end_date]
+    kept = [doc for doc in w.docs if doc.date <= w.course.end_date]
     kept.sort(key=lambda doc: (doc.date, DOCUMENT_TYPES.index(doc.type), doc.title))
     return kept

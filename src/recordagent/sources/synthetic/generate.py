@@ -21,7 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from recordagent.errors import UserError
 from recordagent.resources import cohort_presets_file
 from recordagent.sources.synthetic.course import Course, simulate_course
-from recordagent.sources.synthetic.documents import Doc, render_documents
+from recordagent.sources.synthetic.documents import (
+    Doc,
+    event_document_count,
+    finish_documents,
+    start_documents,
+)
 from recordagent.sources.synthetic.gold import GOLD_SCHEMA, gold_facts
 from recordagent.sources.synthetic.labs import PatientLabs, count_draws, simulate_labs
 from recordagent.sources.synthetic.outcomes import Outcomes, derive_outcomes
@@ -144,19 +149,20 @@ def generate_cohort(
         labs = simulate_labs(_rng(seed, i, _LABS), course, density)
         patients.append(_Patient(course, labs, derive_outcomes(course, labs.responses)))
         report("labs", i + 1, len(courses))
-    for i, patient in enumerate(patients):
-        events = render_documents(
-            _rng(seed, i, _DOCS), patient.course, patient.labs, patient.outcomes, []
-        )
-        patient.event_documents = len(events)
+    # Event documents first (their number sets how many clinic visits fit the target), then
+    # the visits, on the same writer: each patient's text is rendered once.
+    writers = [
+        start_documents(_rng(seed, i, _DOCS), p.course, p.labs, p.outcomes)
+        for i, p in enumerate(patients)
+    ]
+    for patient, writer in zip(patients, writers, strict=True):
+        patient.event_documents = event_document_count(writer)
     visits = _visit_days(patients, preset.documents)
 
     documents: list[pl.DataFrame] = []
     facts: list[dict[str, object]] = []
-    for i, (patient, days) in enumerate(zip(patients, visits, strict=True)):
-        docs = render_documents(
-            _rng(seed, i, _DOCS), patient.course, patient.labs, patient.outcomes, days
-        )
+    for i, (patient, writer, days) in enumerate(zip(patients, writers, visits, strict=True)):
+        docs = finish_documents(writer, days)
         ids = [f"{patient.course.patient_id}-D{k:04d}" for k in range(1, len(docs) + 1)]
         documents.append(_documents_frame(patient.course.patient_id, docs, ids))
         facts += gold_facts(patient.course, patient.labs, patient.outcomes, docs, ids)

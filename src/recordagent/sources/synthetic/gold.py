@@ -267,14 +267,9 @@ def gold_facts(
     for name, key in _LAB_FACTS.items():
         if key not in labs.diagnosis:
             continue
-        lab_id, measured, _ = labs.diagnosis[key]
+        lab_id, measured, unit = labs.diagnosis[key]
         if measured is None:
             continue  # not detected: no number to ask about
-        unit_factor = 0.1 if key == "mprotein" and _in_grams_per_litre(labs, course) else 1.0
+        unit_factor = 0.1 if key == "mprotein" and unit == "g/L" else 1.0  # gold is in g/dL
         fact(name, round(float(measured) * unit_factor, 4), labs_ids=[lab_id])
     return rows
-
-
-def _in_grams_per_litre(labs: PatientLabs, course: Course) -> bool:
-    switch = labs.mprotein_units_switch
-    return switch is not None and course.diagnosis_date < switch

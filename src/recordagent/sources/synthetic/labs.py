@@ -70,9 +70,8 @@ class PatientLabs:
 
     frame: pl.DataFrame  # bundle rows, ids assigned
     responses: list[LineResponse]  # per therapy line, read off the measured values
-    diagnosis: dict[str, tuple[str, float | None, str | None]]  # key -> (lab id, value, text)
+    diagnosis: dict[str, tuple[str, float | None, str | None]]  # key -> (lab id, value, unit)
     draws: npt.NDArray[np.int64]  # draw days (days since 1970-01-01)
-    mprotein_units_switch: dt.date | None  # before it, M-protein was reported in g/L
     bone_marrow: list[tuple[dt.date, int, str]]  # (date, plasma-cell %, lab id)
 
 
@@ -358,7 +357,7 @@ def simulate_labs(rng: np.random.Generator, course: Course, density: float) -> P
     )
     responses = _responses(course, frame)
     diagnosis = {
-        key: (str(row["lab_id"]), row["value_num"], row["value_text"])
+        key: (str(row["lab_id"]), row["value_num"], row["unit"])
         for key, row in _diagnosis_rows(frame, course.diagnosis_date).items()
     }
     bm = frame.filter(pl.col("analyte_code") == "BMPC").select("time", "value_num", "lab_id").rows()
@@ -367,7 +366,6 @@ def simulate_labs(rng: np.random.Generator, course: Course, density: float) -> P
         responses=responses,
         diagnosis=diagnosis,
         draws=draws,
-        mprotein_units_switch=switch,
         bone_marrow=[(t.date(), int(v), i) for t, v, i in bm],
     )
 

@@ -134,6 +134,19 @@ def _therapy_section(w: PatientWriter, day: dt.date) -> list[str]:
     ]
 
 
+def _examination_and_labs(w: PatientWriter, day: dt.date) -> list[str]:
+    """The examination, the day's values and the paraprotein trend, as clinic notes write them."""
+    return [
+        "EXAMINATION",
+        w.choice(ph.EXAMINATION),
+        "",
+        "LABORATORY",
+        w.lab_sentence(day),
+        w.trend(day),
+        "",
+    ]
+
+
 def visit(w: PatientWriter, day: dt.date) -> None:
     """A clinic visit note: copied-forward history, noise sections, labs, assessment."""
     c = w.course
@@ -205,13 +218,7 @@ def visit(w: PatientWriter, day: dt.date) -> None:
         w.social,
         w.family,
         "",
-        "EXAMINATION",
-        w.choice(ph.EXAMINATION),
-        "",
-        "LABORATORY",
-        w.lab_sentence(day),
-        w.trend(day),
-        "",
+        *_examination_and_labs(w, day),
         "ASSESSMENT",
     ]
     if o is None:
@@ -269,13 +276,7 @@ def progression_note(w: PatientWriter, o: LineOutcome) -> None:
         "MEDICATION",
         *(f"- {m}" for m in w.meds),
         "",
-        "EXAMINATION",
-        w.choice(ph.EXAMINATION),
-        "",
-        "LABORATORY",
-        w.lab_sentence(day),
-        w.trend(day),
-        "",
+        *_examination_and_labs(w, day),
         "ASSESSMENT",
         f"Biochemical progression of myeloma on {w.regimen_name(o)}: rising {marker} "
         f"meeting IMWG criteria, progression date {w.d(day, style)} "

@@ -10,13 +10,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from recordagent.sources.synthetic.course import Course, TherapyLine
+from recordagent.sources.synthetic.course import REFRACTORY_WINDOW, Course, TherapyLine
 from recordagent.sources.synthetic.imwg import LineResponse
 from recordagent.sources.synthetic.regimens import DRUGS, DrugClass
 
 __all__ = ["LineOutcome", "Outcomes", "derive_outcomes"]
 
-_REFRACTORY_WINDOW = dt.timedelta(days=60)
 TRIPLE_CLASS = (DrugClass.IMID, DrugClass.PI, DrugClass.ANTI_CD38)
 
 
@@ -98,7 +97,7 @@ def derive_outcomes(course: Course, responses: list[LineResponse]) -> Outcomes:
     for line, response in zip(course.lines, responses, strict=True):
         refractory: tuple[str, ...] = ()
         progression = response.progression
-        if progression is not None and progression <= line.end + _REFRACTORY_WINDOW:
+        if progression is not None and progression <= line.end + REFRACTORY_WINDOW:
             on_maintenance = (
                 line.maintenance is not None
                 and line.maintenance_start is not None
