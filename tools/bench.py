@@ -12,6 +12,11 @@ d. peak resident memory of a child process that does the load of (b);
 e. the synthetic myeloma cohort (``recordagent synth --preset reference``): generation time,
    documents, lab values, tokens and record-length deciles, and the time to load it.
 
+``--only tools``, ``--only llm`` and ``--only runners`` run the record tools' benchmark
+(``bench_tools.py``), the model client's (``bench_llm.py``) and the runners' on the dry-run
+mock model (``bench_runners.py``: agent overhead per step, context tokens per runner); each is
+also part of ``--only all``.
+
 (a)-(d) use the ACI-bench-based bundle of ``bench_bundle.py`` (real clinical prose at the
 reference scale); (e) is the project's own cohort. ``--only synthetic`` or ``--only load``
 runs one part.
@@ -19,7 +24,8 @@ runs one part.
 Usage::
 
     python tools/bench.py [--scale 1.0] [--repeats 3] [--out bench-out/bench.json]
-                          [--bundle DIR] [--seed 0] [--only all|load|synthetic]
+                          [--bundle DIR] [--seed 0] [--calls 1000] [--pairs 120]
+                          [--only all|load|synthetic|tools|llm|runners]
 
 Figures go to the JSON file (folder created) and a short summary to stdout.
 """
@@ -56,10 +62,12 @@ from recordagent.settings import ChunkingSettings, Settings
 try:
     from bench_bundle import scaled_counts, write_bench_bundle
     from bench_llm import bench_llm, llm_summary
+    from bench_runners import bench_runners, runners_summary
     from bench_tools import bench_tools, tools_summary
 except ImportError:  # imported as tools.bench rather than run as a script
     from tools.bench_bundle import scaled_counts, write_bench_bundle
     from tools.bench_llm import bench_llm, llm_summary
+    from tools.bench_runners import bench_runners, runners_summary
     from tools.bench_tools import bench_tools, tools_summary
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -512,9 +520,21 @@ def figures(raw: Json, load: Json, chunking: Json, memory: Json) -> Json:
 
 
 def run(
-    scale: float, repeats: int, bundle: Path | None, seed: int, only: str = "all", calls: int = 1000
+    scale: float,
+    repeats: int,
+    bundle: Path | None,
+    seed: int,
+    only: str = "all",
+    calls: int = 1000,
+    pairs: int = 120,
 ) -> Json:
     """Generate (or reuse) the bundle and take every measurement."""
+    if only == "runners":
+        return {
+            "config": {"seed": seed, "only": only, "pairs": pairs},
+            "machine": machine_facts(),
+            "runners": bench_runners(pairs, seed),
+        }
     if only == "llm":
         return {"config": {"only": only}, "machine": machine_facts(), "llm": bench_llm()}
     if only == "tools":
@@ -532,7 +552,7 @@ def run(
     with prepared_bundle(bundle, scale, seed) as (folder, generated):
         files = bundle_files(folder)
         result: Json = {
-            "config": {"scale": scale, "repeats": repeats, "seed": seed},
+            "config": {"scale": scale, "repeats": repeats, "seed": seed, "pairs": pairs},
             "machine": machine_facts(),
             "bundle": bundle_facts(folder, generated),
         }
@@ -547,6 +567,7 @@ def run(
         result["synthetic"] = bench_synthetic(repeats, seed)
         result["tools"] = bench_tools(calls, seed)
         result["llm"] = bench_llm()
+        result["runners"] = bench_runners(pairs, seed)
     return result
 
 
@@ -567,6 +588,8 @@ def synthetic_summary(syn: Json) -> list[str]:
 def summary(result: Json) -> str:
     """A few lines for humans."""
     if "bundle" not in result:
+        if "runners" in result:
+            return "\n".join(runners_summary(result["runners"]))
         if "llm" in result:
             return "\n".join(llm_summary(result["llm"]))
         if "tools" in result:
@@ -575,6 +598,7 @@ def summary(result: Json) -> str:
     extra = synthetic_summary(result["synthetic"]) if "synthetic" in result else []
     extra += tools_summary(result["tools"]) if "tools" in result else []
     extra += llm_summary(result["llm"]) if "llm" in result else []
+    extra += runners_summary(result["runners"]) if "runners" in result else []
     b, raw, load = result["bundle"], result["raw_scan"], result["load"]
     ch, fig = result["chunking"], result["figures"]
     phases = ", ".join(f"{p} {v['median']:.2f}" for p, v in load["phases"].items())
@@ -612,15 +636,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--only",
-        choices=("all", "load", "synthetic", "tools", "llm"),
+        choices=("all", "load", "synthetic", "tools", "llm", "runners"),
         default="all",
         help="run one part",
     )
     parser.add_argument("--calls", type=int, default=1000, help="tool calls per tool")
+    parser.add_argument(
+        "--pairs", type=int, default=120, help="(patient, question) pairs per runner measurement"
+    )
     parser.add_argument("--child-load", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.repeats < 1 or args.scale <= 0:
-        parser.error("--repeats must be at least 1 and --scale positive")
+    if args.repeats < 1 or args.scale <= 0 or args.pairs < 2:
+        parser.error("--repeats must be at least 1, --scale positive and --pairs at least 2")
     return args
 
 
@@ -630,7 +657,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.child_load is not None:
         print(json.dumps(child_load(args.child_load)))
         return
-    result = run(args.scale, args.repeats, args.bundle, args.seed, args.only, args.calls)
+    result = run(
+        args.scale, args.repeats, args.bundle, args.seed, args.only, args.calls, args.pairs
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(summary(result))

@@ -4,6 +4,7 @@ The public API is re-exported here; see README.md for a tour.
 """
 
 from recordagent.errors import DataLoadError, LoadProblem, RecordAgentError, ToolError, UserError
+from recordagent.questions import AnswerSpec, EvalItem
 from recordagent.records import (
     Chunk,
     Chunker,
@@ -20,6 +21,15 @@ from recordagent.records import (
     patient_summary,
 )
 from recordagent.resources import example_bundle_path, question_templates_path
+from recordagent.runners import (
+    RUNNER_NAMES,
+    Answer,
+    AnswerStatus,
+    Runner,
+    TraceEvent,
+    build_runner,
+    stream_run,
+)
 from recordagent.settings import (
     ChunkingSettings,
     LoadSettings,
@@ -29,11 +39,16 @@ from recordagent.settings import (
 )
 
 __all__ = [
+    "RUNNER_NAMES",
+    "Answer",
+    "AnswerSpec",
+    "AnswerStatus",
     "Chunk",
     "Chunker",
     "ChunkingSettings",
     "DataLoadError",
     "Document",
+    "EvalItem",
     "Event",
     "LabValue",
     "LoadProblem",
@@ -43,15 +58,19 @@ __all__ = [
     "PatientScope",
     "RecordAgentError",
     "RecordStore",
+    "Runner",
     "Settings",
     "StoreSettings",
     "Tokenizer",
     "ToolError",
+    "TraceEvent",
     "UserError",
+    "build_runner",
     "connect",
     "example_bundle_path",
     "load_bundle",
     "load_settings",
     "patient_summary",
     "question_templates_path",
+    "stream_run",
 ]

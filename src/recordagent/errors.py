@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "DataLoadError",
@@ -93,3 +94,15 @@ class ModelError(UserError):
     """
 
     exit_code = 4
+
+
+class StructuredOutputError(ModelError):
+    """A structured answer that still did not fit its schema after one repair.
+
+    ``completion`` is the last answer (text, usage), so that a caller can fall back instead of
+    failing: a plan that does not parse can be replaced, a final answer marked failed.
+    """
+
+    def __init__(self, message: str, completion: Any) -> None:
+        super().__init__(message)
+        self.completion = completion

@@ -26,8 +26,13 @@ from recordagent.errors import UserError
 __all__ = [
     "ChunkingSettings",
     "LoadSettings",
+    "AgentSettings",
+    "FullContextSettings",
+    "IterativeRagSettings",
     "ModelSettings",
+    "RunnerSettings",
     "Settings",
+    "SinglePassRagSettings",
     "StoreSettings",
     "load_settings",
 ]
@@ -151,6 +156,102 @@ class ModelSettings(BaseModel):
     )
 
 
+class SinglePassRagSettings(BaseModel):
+    """One retrieval with the question, one model call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    k: int = Field(default=12, ge=1, le=100, description="Passages retrieved for the question.")
+    context_tokens: int = Field(
+        default=6_000, ge=200, description="Token budget for the retrieved passages."
+    )
+
+
+class IterativeRagSettings(BaseModel):
+    """Retrieve, let the model judge sufficiency and write the next query, repeat."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_rounds: int = Field(default=4, ge=1, le=20, description="Retrieval rounds at most.")
+    k_per_round: int = Field(default=8, ge=1, le=50, description="New passages per round.")
+    context_tokens: int = Field(
+        default=10_000, ge=200, description="Token budget for all passages gathered."
+    )
+
+
+class FullContextSettings(BaseModel):
+    """The whole record in the prompt, truncated from the middle when it does not fit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window_tokens: int = Field(
+        default=128_000, ge=1_000, description="The model's context window in tokens."
+    )
+    reserve_tokens: int = Field(
+        default=4_000,
+        ge=0,
+        description="Tokens kept free for instructions, the question and the answer.",
+    )
+    lab_share: float = Field(
+        default=0.2,
+        ge=0.0,
+        le=1.0,
+        description="Largest share of the window the lab table may take (most recent values "
+        "kept when it must be cut).",
+    )
+    event_share: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="Largest share of the window the event list may take (most recent kept).",
+    )
+    head_share: float = Field(
+        default=0.3,
+        ge=0.0,
+        le=1.0,
+        description="Share of the document budget for the oldest documents (the diagnosis "
+        "work-up); the rest goes to the most recent ones, and the middle is dropped.",
+    )
+
+
+class AgentSettings(BaseModel):
+    """Budgets of the agent graph; a spent budget ends in status 'truncated'."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_steps: int = Field(
+        default=12, ge=1, le=200, description="Tool-loop model calls at most (act steps)."
+    )
+    max_tokens: int = Field(
+        default=200_000, ge=1_000, description="Prompt plus completion tokens of the whole run."
+    )
+    max_wall_s: float = Field(default=300.0, gt=0, description="Wall time of the whole run.")
+    max_replans: int = Field(
+        default=2, ge=0, le=10, description="Times reflection may send the agent back to act."
+    )
+    tool_result_tokens: int = Field(
+        default=1_500, ge=100, description="Longest tool result handed to the model."
+    )
+    skeleton_tokens: int = Field(
+        default=2_500, ge=200, description="Token budget of the record skeleton given first."
+    )
+
+
+class RunnerSettings(BaseModel):
+    """The four runners and what they share."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="Sampling temperature.")
+    max_answer_tokens: int = Field(
+        default=1_000, ge=16, description="Completion tokens allowed per model call."
+    )
+    single_pass_rag: SinglePassRagSettings = Field(default_factory=SinglePassRagSettings)
+    iterative_rag: IterativeRagSettings = Field(default_factory=IterativeRagSettings)
+    full_context: FullContextSettings = Field(default_factory=FullContextSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+
+
 class _PresetSource(PydanticBaseSettingsSource):
     """Reads the preset file named in the settings class's ``preset_file`` class variable."""
 
@@ -174,6 +275,7 @@ class Settings(BaseSettings):
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
     load: LoadSettings = Field(default_factory=LoadSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
+    runners: RunnerSettings = Field(default_factory=RunnerSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -51,6 +51,46 @@ def test_tools_tour_example():
     assert ">>> read_document(" in out
 
 
+def test_answer_with_every_runner_example_on_the_mock_model():
+    out = run_example("answer_with_every_runner.py", "--model", "mock")
+    assert "patient MM-002, model mock-dry-run" in out  # the first patient with an ASCT
+    assert "question (date): When was the autologous stem cell transplantation (ASCT)?" in out
+    assert "MOCK MODEL — these are not a model's answers; they show the plumbing only" in out
+    for name in ("agent", "single_pass_rag", "iterative_rag", "full_context"):
+        assert f"=== {name} ===" in out  # its streamed trace
+        row = next(line for line in out.splitlines() if line.startswith(f"{name} "))
+        assert row.split()[1] == "insufficient_evidence", row  # its status in the table
+    assert "search_documents(query=" in out  # the agent's tool call, streamed
+    assert "runner  " in out and "citations" in out and "wall s" in out
+    assert "gold: ASCT on 2024-12-21 (stated in MM-002-D0016)" in out
+
+
+def test_answer_with_every_runner_example_for_a_patient_without_asct():
+    out = run_example("answer_with_every_runner.py", "--patient", "MM-001")
+    assert "patient MM-001, model mock-dry-run" in out
+    assert "gold: MM-001 had no ASCT in the synthetic course" in out
+
+
+def test_answer_with_every_runner_example_rejects_an_unknown_patient():
+    result = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "answer_with_every_runner.py")]
+        + ["--patient", "MM-999"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "error: unknown patient 'MM-999'" in result.stderr
+    assert "known patient ids: MM-001, MM-002, MM-003, MM-004, MM-005" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_every_example_has_a_smoke_test():
-    tested = {"load_and_query.py", "synthetic_gold_evidence.py", "tools_tour.py"}
+    tested = {
+        "answer_with_every_runner.py",
+        "load_and_query.py",
+        "synthetic_gold_evidence.py",
+        "tools_tour.py",
+    }
     assert {p.name for p in (REPO / "examples").glob("*.py")} == tested

@@ -90,7 +90,13 @@ def parse_structured(text: str, schema: type[BaseModel]) -> tuple[dict[str, Any]
     try:
         return schema.model_validate_json(candidate).model_dump(mode="json"), ""
     except ValidationError as exc:
-        return None, str(exc)
+        # Field paths and messages only: the input values may quote the record, and this text
+        # ends up in errors and traces.
+        problems = [
+            f"{'.'.join(str(p) for p in err['loc']) or 'answer'}: {err['msg']}"
+            for err in exc.errors(include_input=False, include_url=False)
+        ]
+        return None, "; ".join(problems)
 
 
 def _unfenced(text: str) -> str:

@@ -24,7 +24,7 @@ from typing import Any
 import openai
 from pydantic import BaseModel
 
-from recordagent.errors import ModelError
+from recordagent.errors import ModelError, StructuredOutputError
 from recordagent.llm.client import (
     parse_structured,
     parse_text_tool_calls,
@@ -182,9 +182,16 @@ class OpenAICompatModel:
                 )
                 parsed, problem = parse_structured(completion.text, response_format)
                 if parsed is None:
-                    raise ModelError(
+                    raise StructuredOutputError(
                         f"{self.name}: the structured answer did not validate after one repair: "
-                        f"{problem[:500]}"
+                        f"{problem[:500]}",
+                        completion.model_copy(
+                            update={
+                                "usage": usage,
+                                "latency_s": round(time.perf_counter() - clock, 6),
+                                "attempts": attempts,
+                            }
+                        ),
                     )
             completion = completion.model_copy(update={"parsed": parsed})
         return completion.model_copy(

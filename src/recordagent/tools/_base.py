@@ -50,19 +50,39 @@ class ToolResult(BaseModel):
         """The result as text within ``max_tokens`` (cut at whole lines, with a note)."""
         return fit_lines(self.lines(), tokenizer, max_tokens)
 
+    def render_shown(self, tokenizer: Tokenizer, max_tokens: int) -> tuple[str, list[SourceRef]]:
+        """The rendered text, and the citations of the rows it actually shows.
+
+        A render cut to fit ``max_tokens`` shows fewer rows than the result holds; only those
+        it shows may be cited.
+        """
+        lines = self.lines()
+        text, kept = _fit(lines, tokenizer, max_tokens)
+        return text, self.shown_citations(lines[:kept], complete=kept == len(lines))
+
+    def shown_citations(self, shown: list[str], complete: bool) -> list[SourceRef]:
+        """Citations whose id appears, in brackets, on a shown line."""
+        visible = "\n".join(shown)
+        return [ref for ref in self.citations if f"[{ref.id}]" in visible]
+
 
 def fit_lines(lines: list[str], tokenizer: Tokenizer, max_tokens: int) -> str:
     """Join whole lines while they fit in ``max_tokens``; say how many were left out."""
+    return _fit(lines, tokenizer, max_tokens)[0]
+
+
+def _fit(lines: list[str], tokenizer: Tokenizer, max_tokens: int) -> tuple[str, int]:
+    """The joined lines that fit (with a note on the rest), and how many lines were kept."""
     kept: list[str] = []
     used = 0
     for k, line in enumerate(lines):
         cost = tokenizer.count(line) + 1
         if used + cost > max_tokens and kept:
-            kept.append(f"[{len(lines) - k} more line(s) not shown: narrow the request or page]")
-            break
+            note = f"[{len(lines) - k} more line(s) not shown: narrow the request or page]"
+            return "\n".join([*kept, note]), k
         kept.append(line)
         used += cost
-    return "\n".join(kept)
+    return "\n".join(kept), len(kept)
 
 
 InputT = TypeVar("InputT", bound=BaseModel)

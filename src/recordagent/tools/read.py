@@ -54,6 +54,12 @@ class ReadDocumentResult(ToolResult):
             head += f" (ask page={self.page + 1} for more)"
         return [head, *self.text.splitlines()]
 
+    def shown_citations(self, shown: list[str], complete: bool) -> list[SourceRef]:
+        """The document; and its chunks on this page, unless the render cut the page short."""
+        document = SourceRef(kind="document", id=self.document_id)
+        chunks = [ref for ref in self.citations if ref.kind == "chunk"] if complete else []
+        return [document, *chunks]
+
 
 def read_document(scope: PatientScope, args: ReadDocumentInput) -> ReadDocumentResult:
     """The document's chunks (optionally one section's), grouped into pages."""

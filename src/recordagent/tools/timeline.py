@@ -63,12 +63,44 @@ class TimelineEntry(BaseModel):
     end: dt.datetime | None
     label: str
     detail: str | None
+    ongoing_on: dt.date | None = Field(
+        default=None,
+        description="Set when the event was still running on this day, the end of the range "
+        "asked for; its end date, beyond the range, is not shown.",
+    )
+
+    @classmethod
+    def until(
+        cls,
+        *,
+        id: str,
+        kind: str,
+        start: dt.datetime,
+        end: dt.datetime | None,
+        label: str,
+        detail: str | None,
+        bound: dt.date | None,
+    ) -> TimelineEntry:
+        """An entry seen from ``bound``: an end after that day is not known yet."""
+        if bound is not None and end is not None and end.date() > bound:
+            return cls(
+                id=id,
+                kind=kind,
+                start=start,
+                end=None,
+                label=label,
+                detail=detail,
+                ongoing_on=bound,
+            )
+        return cls(id=id, kind=kind, start=start, end=end, label=label, detail=detail)
 
     def line(self) -> str:
         """The entry on one line."""
         span = f"{self.start:%Y-%m-%d}"
         if self.end is not None:
             span += f" → {self.end:%Y-%m-%d}"
+        elif self.ongoing_on is not None:
+            span += f" → (ongoing on {self.ongoing_on:%Y-%m-%d})"
         detail = f" ({self.detail})" if self.detail else ""
         return f"{span} {self.kind}: {self.label}{detail} [{self.id}]"
 
@@ -131,7 +163,7 @@ def get_timeline(scope: PatientScope, args: GetTimelineInput) -> GetTimelineResu
         {**params, "offset": (args.page - 1) * PAGE_SIZE},
     )
     entries = [
-        TimelineEntry(id=i, kind=k, start=s, end=e, label=label, detail=d)
+        TimelineEntry.until(id=i, kind=k, start=s, end=e, label=label, detail=d, bound=args.end)
         for i, k, s, e, label, d, _ in rows
     ]
     return GetTimelineResult(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from recordagent.errors import ToolError
@@ -85,3 +87,12 @@ def test_read_errors(scope_a: PatientScope, arguments, message):
     with pytest.raises(ToolError, match="read_document") as caught:
         READ_DOCUMENT.run(scope_a, arguments)
     assert message in str(caught.value)
+
+
+def test_an_event_running_past_the_end_of_the_range_hides_its_stop_date(scope_a, tokenizer):
+    result = get_timeline(scope_a, GetTimelineInput(end=dt.date(2020, 3, 1)))
+    text = result.render(tokenizer, 2_000)
+    assert "2020-01-20 → (ongoing on 2020-03-01) therapy: VRd (line 1) [EA2]" in text
+    assert "2020-05-10" not in text
+    whole = get_timeline(scope_a, GetTimelineInput()).render(tokenizer, 2_000)
+    assert "2020-01-20 → 2020-05-10 therapy: VRd (line 1) [EA2]" in whole

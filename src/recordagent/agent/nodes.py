@@ -1,0 +1,284 @@
+"""The agent graph's nodes: skeleton → plan → act ⇄ tools → reflect → answer.
+
+Each node is an async function of the state and the run's :class:`AgentContext`; the model and
+the tools come from the graph builder. Budgets are checked before every model call of the loop,
+so a spent budget routes to the answer node (status 'truncated') instead of running into the
+graph's recursion limit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from recordagent.agent import prompts
+from recordagent.agent.as_of import bound_call
+from recordagent.agent.skeleton import record_skeleton
+from recordagent.agent.state import (
+    AgentContext,
+    AgentState,
+    EvidenceNeed,
+    Plan,
+    Reflection,
+    StopReason,
+)
+from recordagent.llm.client import ChatModel
+from recordagent.llm.types import Message
+from recordagent.runners.answering import answer_from_parsed, ask_final_answer, question_block
+from recordagent.runners.trace import WallTimeSpent, traced_arguments
+from recordagent.settings import AgentSettings
+from recordagent.tools._base import ToolRegistry
+
+__all__ = ["Nodes", "budget_spent"]
+
+Node = Callable[[AgentState, Runtime[AgentContext]], Awaitable[dict[str, Any]]]
+
+
+def budget_spent(
+    state: AgentState, context: AgentContext, budget: AgentSettings, *, steps: bool = True
+) -> StopReason | None:
+    """Which budget is spent, if any: steps (unless ``steps`` is False), tokens or wall time."""
+    if steps and state.get("steps", 0) >= budget.max_steps:
+        return "budget:steps"
+    if context.tracer.usage.total_tokens >= budget.max_tokens:
+        return "budget:tokens"
+    if context.tracer.elapsed_s >= budget.max_wall_s:
+        return "budget:time"
+    return None
+
+
+class Nodes:
+    """The node functions, bound to one model, one tool registry and the agent's budgets."""
+
+    def __init__(
+        self,
+        model: ChatModel,
+        tools: ToolRegistry,
+        budget: AgentSettings,
+        runner: str,
+    ) -> None:
+        self.model = model
+        self.tools = tools
+        self.budget = budget
+        self.runner = runner
+        self.tool_schemas: Sequence[dict[str, Any]] = [*tools.schemas(), prompts.FINISH_TOOL]
+
+    def _wall_left(self, context: AgentContext) -> float:
+        """Seconds of the wall-time budget left (a model call is cut off when they run out)."""
+        return max(0.0, self.budget.max_wall_s - context.tracer.elapsed_s)
+
+    async def skeleton(self, state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+        """Open the conversation with the question and the record's skeleton."""
+        context = runtime.context
+        started = time.perf_counter()
+        text, refs = record_skeleton(
+            context.scope,
+            context.tracer.tokenizer,
+            self.budget.skeleton_tokens,
+            until=context.item.as_of,
+        )
+        context.book.add(refs)
+        context.tracer.record(
+            "context",
+            "skeleton",
+            started=started,
+            result_tokens=context.tracer.tokenizer.count(text),
+            refs=[r.id for r in refs],
+            summary=f"record skeleton with {len(refs)} event(s)",
+        )
+        messages = [
+            Message(role="system", content=prompts.SYSTEM),
+            Message(
+                role="user",
+                content=prompts.SKELETON.format(
+                    question=question_block(context.item), skeleton=text
+                ),
+            ),
+        ]
+        return {"messages": messages, "steps": 0, "replans": 0, "stop": None}
+
+    async def plan(self, state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+        """Decompose the question into evidence needs (a template's checklist comes first)."""
+        context = runtime.context
+        messages = [*state["messages"], Message(role="user", content=prompts.PLAN)]
+        try:
+            completion = await context.tracer.complete(
+                self.model,
+                messages,
+                name="plan",
+                response_format=Plan,
+                timeout_s=self._wall_left(context),
+                **context.params,
+            )
+            parsed = completion.parsed
+        except WallTimeSpent:
+            parsed = None  # act notices the spent budget next
+        needs = list(context.item.checklist)
+        if parsed is not None:
+            needs.extend(n for n in parsed["needs"] if n not in needs)
+        else:
+            context.tracer.record(
+                "error", "plan", error="the plan did not parse; planning the question itself"
+            )
+        if not needs:
+            needs = [context.item.question]
+        context.tracer.record("plan", "plan", summary=f"plan: {len(needs)} evidence need(s)")
+        listed = "\n".join(f"{k}. {need}" for k, need in enumerate(needs, start=1))
+        return {
+            "needs": [EvidenceNeed(need=n) for n in needs],
+            "messages": [
+                *state["messages"],
+                Message(role="user", content=prompts.ACT.format(needs=listed)),
+            ],
+        }
+
+    async def act(self, state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+        """One model call with the tools, unless a budget is spent."""
+        context = runtime.context
+        spent = budget_spent(state, context, self.budget)
+        if spent is not None:
+            context.tracer.record("budget", "act", summary=f"{spent}: answering now")
+            return {"stop": spent}
+        step = state.get("steps", 0) + 1
+        try:
+            completion = await context.tracer.complete(
+                self.model,
+                state["messages"],
+                name=f"act {step}",
+                tools=self.tool_schemas,
+                timeout_s=self._wall_left(context),
+                **context.params,
+            )
+        except WallTimeSpent:
+            return {"stop": "budget:time"}
+        update: dict[str, Any] = {
+            "messages": [*state["messages"], completion.message],
+            "steps": step,
+            "stop": None,
+        }
+        if not completion.tool_calls:
+            update["stop"] = "no_tool_calls"
+        return update
+
+    async def run_tools(self, state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+        """Run the tool calls of the last message; errors go back to the model as text."""
+        context = runtime.context
+        last = state["messages"][-1]
+        replies: list[Message] = []
+        stop: StopReason | None = None
+        for call in last.tool_calls:
+            if call.name == "finish":
+                stop = "finished"
+                context.tracer.record(
+                    "tool_call",
+                    "finish",
+                    arguments=traced_arguments(call.arguments),
+                    summary="finish",
+                )
+                replies.append(Message(role="tool", tool_call_id=call.id, content="Finished."))
+                continue
+            call = bound_call(call, self.tools, context.scope, context.item.as_of)
+            outcome = context.tracer.call_tool(
+                self.tools, context.scope, call, self.budget.tool_result_tokens
+            )
+            context.book.add(outcome.refs)
+            status = prompts.STATUS.format(
+                citable=len(context.book),
+                tokens=context.tracer.usage.total_tokens,
+                max_tokens=self.budget.max_tokens,
+                steps_left=max(0, self.budget.max_steps - state.get("steps", 0)),
+            )
+            replies.append(
+                Message(role="tool", tool_call_id=call.id, content=f"{outcome.text}\n{status}")
+            )
+        return {"messages": [*state["messages"], *replies], "stop": stop}
+
+    async def reflect(self, state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+        """Check each evidence need; send the agent back to act while some are open."""
+        context = runtime.context
+        # The step budget is not checked here: a model that finished on its last allowed
+        # step finished within budget. Open needs send it back to act, which checks it.
+        if (spent := budget_spent(state, context, self.budget, steps=False)) is not None:
+            context.tracer.record("budget", "reflect", summary=f"{spent}: answering now")
+            return {"stop": spent}
+        needs = state.get("needs", [])
+        listed = "\n".join(f"{k}. {n.need}" for k, n in enumerate(needs, start=1))
+        messages = [
+            *state["messages"],
+            Message(role="user", content=prompts.REFLECT.format(needs=listed)),
+        ]
+        try:
+            completion = await context.tracer.complete(
+                self.model,
+                messages,
+                name="reflect",
+                response_format=Reflection,
+                timeout_s=self._wall_left(context),
+                **context.params,
+            )
+        except WallTimeSpent:
+            return {"stop": "budget:time"}
+        if completion.parsed is None:
+            context.tracer.record("error", "reflect", error="the reflection did not parse")
+            return {"stop": "reflected"}
+        reflection = Reflection.model_validate(completion.parsed)
+        open_needs = [n for n in reflection.needs if n.status == "open"]
+        met = sum(1 for n in reflection.needs if n.status == "met")
+        absent = sum(1 for n in reflection.needs if n.status == "absent")
+        context.tracer.record(
+            "reflect",
+            "reflect",
+            summary=f"{met} met, {absent} absent, {len(open_needs)} open",
+        )
+        replans = state.get("replans", 0)
+        if not open_needs or replans >= self.budget.max_replans:
+            return {"needs": reflection.needs, "stop": "reflected"}
+        listed_open = "\n".join(f"- {n.need}" for n in open_needs)
+        next_step = f"Next: {reflection.next_step}\n" if reflection.next_step else ""
+        return {
+            "needs": reflection.needs,
+            "replans": replans + 1,
+            "stop": None,
+            "messages": [
+                *state["messages"],
+                Message(
+                    role="user",
+                    content=prompts.CONTINUE.format(needs=listed_open, next_step=next_step),
+                ),
+            ],
+        }
+
+    async def answer(self, state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+        """The structured final answer; a spent budget makes it 'truncated'."""
+        context = runtime.context
+        stop = state.get("stop") or "finished"
+        truncated = stop.startswith("budget:")
+        instruction = (
+            prompts.BUDGET_SPENT.format(reason=stop.removeprefix("budget:"))
+            if truncated
+            else prompts.ANSWER
+        )
+        messages = [*state["messages"], Message(role="user", content=instruction)]
+        completion = await ask_final_answer(
+            context.tracer, self.model, messages, context.item, context.params
+        )
+        answer = answer_from_parsed(
+            completion.parsed,
+            completion.text,
+            context.item,
+            context.book,
+            context.tracer,
+            runner=self.runner,
+            prompt_version=prompts.PROMPT_VERSION,
+            truncated=truncated,
+            details={
+                "stop": stop,
+                "steps": state.get("steps", 0),
+                "replans": state.get("replans", 0),
+                "needs": [n.model_dump() for n in state.get("needs", [])],
+            },
+        )
+        return {"answer": answer}

@@ -1,0 +1,92 @@
+"""The agent graph's state, its per-run context, and the schemas of its planning calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, TypedDict
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from recordagent.llm.types import Message
+from recordagent.questions.items import EvalItem
+from recordagent.records.scope import PatientScope
+from recordagent.runners._base import Answer
+from recordagent.runners.evidence import EvidenceBook
+from recordagent.runners.trace import Tracer
+
+__all__ = ["AgentContext", "AgentState", "EvidenceNeed", "Plan", "Reflection", "StopReason"]
+
+StopReason = Literal[
+    "finished", "no_tool_calls", "budget:steps", "budget:tokens", "budget:time", "reflected"
+]
+
+
+class EvidenceNeed(BaseModel):
+    """One piece of evidence the question needs, and whether it has been found."""
+
+    need: str = Field(description="What must be found, e.g. 'date of the first ASCT'.")
+    status: Literal["open", "met", "absent"] = Field(
+        default="open",
+        description="open: not yet looked for or not found; met: found, with evidence; absent: "
+        "searched for and the record does not contain it.",
+    )
+    evidence: list[str] = Field(
+        default_factory=list, description="Ids of the rows that meet the need."
+    )
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        # 'Met' and 'OPEN' are clear enough; failing a run over case would be perverse.
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("evidence", mode="before")
+    @classmethod
+    def _ids(cls, value: Any) -> Any:
+        return [] if value is None else [str(v) for v in value if isinstance(v, str | int)]
+
+
+class Plan(BaseModel):
+    """The evidence the question needs, decomposed before any tool is called."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    needs: list[str] = Field(
+        min_length=1,
+        max_length=10,
+        description="Each piece of evidence needed to answer, one short phrase each. For "
+        "criteria questions, one entry per criterion.",
+    )
+
+
+class Reflection(BaseModel):
+    """The state of each evidence need after a round of tool calls."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    needs: list[EvidenceNeed] = Field(description="Every need of the plan, with its status.")
+    next_step: str | None = Field(
+        default=None, description="If a need is open: what to look for next, and with which tool."
+    )
+
+
+class AgentState(TypedDict, total=False):
+    """What flows between the graph's nodes."""
+
+    messages: list[Message]
+    needs: list[EvidenceNeed]
+    steps: int
+    replans: int
+    stop: StopReason | None
+    answer: Answer
+
+
+@dataclass
+class AgentContext:
+    """What one run needs besides the state: the item, the patient's scope, the bookkeeping."""
+
+    item: EvalItem
+    scope: PatientScope
+    tracer: Tracer
+    book: EvidenceBook
+    params: dict[str, Any]

@@ -1,0 +1,60 @@
+"""agent: the LangGraph agent graph behind the Runner protocol."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recordagent.agent import prompts
+from recordagent.agent.graph import build_graph, recursion_limit
+from recordagent.agent.state import AgentContext
+from recordagent.llm.client import ChatModel
+from recordagent.questions.items import EvalItem
+from recordagent.records.scope import PatientScope
+from recordagent.runners._base import Answer
+from recordagent.runners.common import TracedRunner, model_params
+from recordagent.runners.evidence import EvidenceBook
+from recordagent.runners.trace import Tracer
+from recordagent.settings import Settings
+from recordagent.tools import default_registry
+from recordagent.tools._base import ToolRegistry
+
+__all__ = ["AgentRunner"]
+
+
+class AgentRunner(TracedRunner):
+    """Skeleton → plan → act (tool loop) → reflect → answer, within budgets."""
+
+    name = "agent"
+    prompt_version = prompts.PROMPT_VERSION
+
+    def __init__(self, settings: Settings, tools: ToolRegistry | None = None) -> None:
+        super().__init__(settings)
+        self.tools = tools or default_registry()
+        # The graph for the model last used: a run uses one model, and keeping every model
+        # ever passed would keep their clients (and a mock's recorded prompts) alive.
+        self._graph: tuple[ChatModel, Any] | None = None
+
+    def graph(self, model: ChatModel) -> Any:
+        """The compiled graph for ``model`` (built when the model changes)."""
+        if self._graph is None or self._graph[0] is not model:
+            self._graph = (model, build_graph(self.settings, model, self.tools, name=self.name))
+        return self._graph[1]
+
+    async def answer(
+        self, item: EvalItem, scope: PatientScope, model: ChatModel, tracer: Tracer
+    ) -> Answer:
+        """Run the agent graph for ``item``; the final state holds the answer."""
+        context = AgentContext(
+            item=item,
+            scope=scope,
+            tracer=tracer,
+            book=EvidenceBook(),
+            params=model_params(self.settings.runners),
+        )
+        final = await self.graph(model).ainvoke(
+            {},
+            context=context,
+            config={"recursion_limit": recursion_limit(self.settings.runners.agent)},
+        )
+        answer: Answer = final["answer"]
+        return answer

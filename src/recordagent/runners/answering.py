@@ -1,0 +1,152 @@
+"""The final answer every runner ends with: asked for, validated, citations checked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recordagent.llm.client import ChatModel
+from recordagent.llm.types import Completion, Message
+from recordagent.questions.answers import coerce_value, final_answer_model
+from recordagent.questions.items import EvalItem
+from recordagent.runners._base import Answer, AnswerStatus
+from recordagent.runners.evidence import EvidenceBook
+from recordagent.runners.trace import Tracer
+
+__all__ = ["answer_from_parsed", "ask_final_answer", "failed_answer", "question_block"]
+
+
+def question_block(item: EvalItem) -> str:
+    """The question as the model reads it, with its answer type and the as-of day."""
+    spec = item.answer
+    lines = [f"Question: {item.question}"]
+    kind = spec.type + (f" in {spec.unit}" if spec.unit else "")
+    if spec.allowed:
+        kind += f" (one of: {', '.join(spec.allowed)})"
+    lines.append(f"Answer type: {kind}.")
+    if item.as_of is not None:
+        lines.append(
+            f"Answer as the record stood on {item.as_of:%Y-%m-%d}: ignore anything dated later."
+        )
+    return "\n".join(lines)
+
+
+async def ask_final_answer(
+    tracer: Tracer,
+    model: ChatModel,
+    messages: list[Message],
+    item: EvalItem,
+    params: dict[str, Any],
+    *,
+    name: str = "answer",
+) -> Completion:
+    """One structured-output call for the item's final-answer schema."""
+    schema = final_answer_model(item.answer)
+    return await tracer.complete(model, messages, name=name, response_format=schema, **params)
+
+
+def answer_from_parsed(
+    parsed: dict[str, Any] | None,
+    raw_text: str,
+    item: EvalItem,
+    book: EvidenceBook,
+    tracer: Tracer,
+    *,
+    runner: str,
+    prompt_version: str,
+    truncated: bool = False,
+    details: dict[str, Any] | None = None,
+) -> Answer:
+    """An Answer from a validated final-answer object, keeping only citations the run showed.
+
+    ``truncated`` marks an answer forced by a spent budget: its status is 'truncated' whatever
+    the model said, and its value is the best answer so far.
+    """
+    problem = None
+    if parsed is None:
+        problem = "the final answer did not match its schema"
+    else:
+        try:
+            value = coerce_value(item.answer, parsed.get("value"))
+        except ValueError as exc:
+            problem = str(exc)
+    if parsed is None or problem is not None:
+        tracer.record("error", "answer", error=problem)
+        return failed_answer(
+            item,
+            tracer,
+            runner=runner,
+            prompt_version=prompt_version,
+            text=raw_text,
+            details=details,
+            status="truncated" if truncated else "failed",
+        )
+    cited = [str(c) for c in parsed.get("citations") or []]
+    citations, unknown = book.resolve(cited)
+    if unknown:
+        tracer.record(
+            "citation_removed",
+            "answer",
+            refs=unknown,
+            summary=f"removed {len(unknown)} citation(s) never shown in this run",
+        )
+    status: AnswerStatus = parsed.get("status", "answered")
+    if status == "answered" and value is None:
+        # "Answered" with nothing in it is the record being silent, whatever the label says.
+        tracer.record("error", "answer", error="status 'answered' without a value")
+        status = "insufficient_evidence"
+    if truncated:
+        status = "truncated"
+    text = str(parsed.get("text") or "")
+    tracer.record(
+        "answer",
+        "answer",
+        refs=[c.id for c in citations],
+        summary=f"{status}: {_shown(value)} ({len(citations)} citation(s))",
+    )
+    return Answer(
+        item_id=item.id,
+        runner=runner,
+        prompt_version=prompt_version,
+        model=tracer.model_name or "unknown",
+        mock=tracer.mock,
+        status=status,
+        value=value,
+        text=text,
+        citations=citations,
+        trace=list(tracer.events),
+        usage=tracer.finish_usage(),
+        details=details or {},
+    )
+
+
+def failed_answer(
+    item: EvalItem,
+    tracer: Tracer,
+    *,
+    runner: str,
+    prompt_version: str,
+    text: str = "",
+    details: dict[str, Any] | None = None,
+    status: AnswerStatus = "failed",
+) -> Answer:
+    """An answer without a value: the model failed, or a budget ended the run before one."""
+    return Answer(
+        item_id=item.id,
+        runner=runner,
+        prompt_version=prompt_version,
+        model=tracer.model_name or "unknown",
+        mock=tracer.mock,
+        status=status,
+        value=[] if item.answer.type == "list" else None,
+        text=text,
+        trace=list(tracer.events),
+        usage=tracer.finish_usage(),
+        details=details or {},
+    )
+
+
+def _shown(value: Any) -> str:
+    """A value for one progress line, without record text for free-text answers."""
+    if isinstance(value, str) and len(value) > 40:
+        return f"{len(value)} characters"
+    return repr(value) if isinstance(value, str) else str(value)

@@ -1,0 +1,105 @@
+"""What the runners share: the run wrapper, model parameters, the patient check."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from recordagent.errors import ModelError
+from recordagent.llm.client import ChatModel
+from recordagent.questions.items import EvalItem
+from recordagent.records.scope import PatientScope
+from recordagent.records.tokens import Tokenizer
+from recordagent.runners._base import Answer, EventSink
+from recordagent.runners.answering import answer_from_parsed, failed_answer
+from recordagent.runners.evidence import EvidenceBook
+from recordagent.runners.trace import Tracer
+from recordagent.settings import RunnerSettings, Settings
+
+__all__ = ["TracedRunner", "check_patient", "model_params"]
+
+
+def model_params(settings: RunnerSettings) -> dict[str, Any]:
+    """Sampling parameters every runner sends with each call."""
+    return {"temperature": settings.temperature, "max_tokens": settings.max_answer_tokens}
+
+
+def check_patient(item: EvalItem, scope: PatientScope) -> None:
+    """Refuse to answer one patient's question from another patient's record.
+
+    Raises:
+        ValueError: The item and the scope name different patients (a caller's bug).
+    """
+    if item.patient_id != scope.patient_id:
+        raise ValueError(
+            f"item {item.id} is about patient {item.patient_id!r} but the scope is patient "
+            f"{scope.patient_id!r}"
+        )
+
+
+class TracedRunner:
+    """Base of the runners: a tracer per run, and model faults turned into a failed answer.
+
+    Subclasses set ``name`` and ``prompt_version`` and implement :meth:`answer`.
+    """
+
+    name: ClassVar[str]
+    prompt_version: ClassVar[str]
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.tokenizer = Tokenizer(settings.model.encoding)
+
+    async def run(
+        self,
+        item: EvalItem,
+        scope: PatientScope,
+        model: ChatModel,
+        on_event: EventSink | None = None,
+    ) -> Answer:
+        """Answer ``item`` from the record in ``scope``.
+
+        A model that cannot be reached or answers nothing usable fails the item (status
+        'failed'); anything else that goes wrong is a bug and propagates.
+        """
+        check_patient(item, scope)
+        tracer = Tracer(self.tokenizer, on_event)
+        try:
+            return await self.answer(item, scope, model, tracer)
+        except ModelError as exc:
+            return failed_answer(
+                item,
+                tracer,
+                runner=self.name,
+                prompt_version=self.prompt_version,
+                text=f"model error: {exc}",
+            )
+
+    async def answer(
+        self, item: EvalItem, scope: PatientScope, model: ChatModel, tracer: Tracer
+    ) -> Answer:
+        """The runner's own work, recorded on ``tracer``."""
+        raise NotImplementedError
+
+    def conclude(
+        self,
+        parsed: dict[str, Any] | None,
+        raw_text: str,
+        item: EvalItem,
+        book: EvidenceBook,
+        tracer: Tracer,
+        *,
+        truncated: bool = False,
+        details: dict[str, Any] | None = None,
+    ) -> Answer:
+        """The Answer from a final-answer object, under this runner's name and prompt version."""
+        return answer_from_parsed(
+            parsed,
+            raw_text,
+            item,
+            book,
+            tracer,
+            runner=self.name,
+            prompt_version=self.prompt_version,
+            truncated=truncated,
+            details=details,
+        )

@@ -1,0 +1,333 @@
+"""full_context: the whole record in one prompt, cut from the middle when it does not fit.
+
+The record is the patient's documents in date order, then the events (one line each, as the
+timeline tool shows them) and a compact lab table (one line per analyte) — the same rows the
+other runners can reach. Everything is counted in tokens against
+``window_tokens - reserve_tokens``.
+
+Truncation policy, when the record does not fit:
+
+1. The event list gets ``event_share`` and the lab table ``lab_share`` of the window, or what
+   all the documents leave if that is more; past that the oldest events / lab values are
+   dropped first, and each table says how many.
+2. Of what remains for documents, ``head_share`` goes to the oldest documents in date order —
+   the diagnosis work-up, which many questions ask about — and the rest to the most recent
+   documents, newest first. The documents in between are dropped and replaced by one line
+   saying how many, from when to when, and how many tokens.
+
+The answer's ``details`` record what was kept and dropped (documents, tokens, lab values).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+from pydantic import BaseModel
+
+from recordagent.llm.client import ChatModel
+from recordagent.llm.types import Message
+from recordagent.questions.items import EvalItem
+from recordagent.records.schema import Document
+from recordagent.records.scope import PatientScope
+from recordagent.records.tokens import Tokenizer
+from recordagent.runners import full_context_prompts as prompts
+from recordagent.runners._base import Answer
+from recordagent.runners.answering import ask_final_answer, question_block
+from recordagent.runners.common import TracedRunner, model_params
+from recordagent.runners.evidence import EvidenceBook
+from recordagent.runners.passages import (
+    _slug,
+    entry_tokens,
+    event_lines,
+    lab_series,
+)
+from recordagent.runners.trace import Tracer
+from recordagent.settings import FullContextSettings
+from recordagent.tools._base import SourceRef
+
+__all__ = ["FullContext", "PackedRecord", "pack_record"]
+
+
+class PackedRecord(BaseModel):
+    """The record text that fits, and what had to be left out."""
+
+    text: str
+    tokens: int
+    documents_total: int
+    documents_kept: int
+    document_tokens_total: int
+    document_tokens_dropped: int
+    lab_values_total: int
+    lab_values_dropped: int
+    events_total: int
+    events_dropped: int
+    citable: dict[str, list[SourceRef]]
+
+    @property
+    def truncated(self) -> bool:
+        """True when anything was dropped."""
+        return (
+            self.documents_kept < self.documents_total
+            or self.lab_values_dropped > 0
+            or self.events_dropped > 0
+        )
+
+    def details(self) -> dict[str, Any]:
+        """The figures for an answer's details."""
+        return self.model_dump(exclude={"text", "citable"}) | {"truncated": self.truncated}
+
+
+_HEADING = "RECORD (documents in date order):"
+_OMITTED_TOKENS = 48  # room kept for the line that says what was omitted
+
+
+def pack_record(
+    scope: PatientScope,
+    tokenizer: Tokenizer,
+    budget: int,
+    config: FullContextSettings,
+    until: dt.date | None = None,
+) -> PackedRecord:
+    """The patient's record (up to ``until``) packed into ``budget`` tokens by the policy above."""
+    # The heading, the blank lines between blocks and the line saying what was omitted are
+    # counted before the tables take their share.
+    frame = tokenizer.count(_HEADING) + 6
+    fixed = frame + _OMITTED_TOKENS
+    documents = scope.documents(end=until)
+    sizes = _document_tokens(scope, documents, tokenizer)
+    # First the whole record; the shares cap the tables only when it does not fit.
+    citable: dict[str, list[SourceRef]] = {}
+    event_text, event_tokens, event_total, event_dropped = _event_table(
+        scope, tokenizer, max(0, budget - fixed), citable, until
+    )
+    lab_lines, lab_tokens, lab_total, lab_dropped = _lab_table(
+        scope, tokenizer, max(0, budget - fixed - event_tokens), citable, until
+    )
+    if frame + event_tokens + lab_tokens + sum(sizes) > budget:
+        # Each table gets its share of the window, or what all the documents leave if more.
+        room = budget - fixed - sum(sizes)
+        full_labs = lab_tokens
+        citable = {}
+        event_cap = max(int(config.event_share * config.window_tokens), room - full_labs)
+        event_text, event_tokens, event_total, event_dropped = _event_table(
+            scope, tokenizer, max(0, min(budget - fixed, event_cap)), citable, until
+        )
+        lab_cap = max(int(config.lab_share * config.window_tokens), room - event_tokens)
+        lab_lines, lab_tokens, lab_total, lab_dropped = _lab_table(
+            scope, tokenizer, max(0, min(budget - fixed - event_tokens, lab_cap)), citable, until
+        )
+    doc_budget = budget - lab_tokens - event_tokens - frame
+    total_tokens = sum(sizes)
+    if total_tokens <= doc_budget:
+        head, tail = list(range(len(documents))), list[int]()
+    else:
+        head, tail = _split(sizes, max(0, doc_budget - _OMITTED_TOKENS), config.head_share)
+    kept = set(head) | set(tail)
+    blocks = [_document_block(documents[k]) for k in head]
+    dropped = [k for k in range(len(documents)) if k not in kept]
+    omitted = 0
+    if dropped:
+        blocks.append(
+            prompts.OMITTED.format(
+                documents=len(dropped),
+                first=f"{documents[dropped[0]].date:%Y-%m-%d}",
+                last=f"{documents[dropped[-1]].date:%Y-%m-%d}",
+                tokens=sum(sizes[k] for k in dropped),
+            )
+        )
+        omitted = tokenizer.count(blocks[-1]) + 2
+    blocks.extend(_document_block(documents[k]) for k in sorted(tail))
+    for k in kept:
+        citable[documents[k].document_id] = [
+            SourceRef(kind="document", id=documents[k].document_id)
+        ]
+    text = "\n\n".join([_HEADING, *blocks, *event_text, *lab_lines])
+    return PackedRecord(
+        text=text,
+        tokens=tokenizer.count(_HEADING)
+        + sum(sizes[k] for k in kept)
+        + omitted
+        + (event_tokens + 1 if event_text else 0)
+        + (lab_tokens + 1 if lab_lines else 0),
+        documents_total=len(documents),
+        documents_kept=len(kept),
+        document_tokens_total=total_tokens,
+        document_tokens_dropped=sum(sizes[k] for k in dropped),
+        lab_values_total=lab_total,
+        lab_values_dropped=lab_dropped,
+        events_total=event_total,
+        events_dropped=event_dropped,
+        citable=citable,
+    )
+
+
+def _document_block(document: Document) -> str:
+    return (
+        f"[{document.document_id}] {document.date:%Y-%m-%d} {document.type} "
+        f"'{document.title or ''}'\n{document.text}"
+    )
+
+
+def _document_tokens(
+    scope: PatientScope, documents: list[Document], tokenizer: Tokenizer
+) -> list[int]:
+    """Tokens of each document block (counted once at load: the chunks' token counts)."""
+    counted = dict(
+        scope.fetch("SELECT document_id, sum(token_count) FROM chunks GROUP BY document_id")
+    )
+    return [
+        int(counted.get(d.document_id) or tokenizer.count(d.text))
+        + tokenizer.count(f"[{d.document_id}] {d.date:%Y-%m-%d} {d.type} '{d.title or ''}'")
+        + 2
+        for d in documents
+    ]
+
+
+def _split(sizes: list[int], budget: int, head_share: float) -> tuple[list[int], list[int]]:
+    """Indices of the oldest documents within the head budget, and of the newest in the rest."""
+    head: list[int] = []
+    used = 0
+    head_budget = int(budget * head_share)
+    for k, size in enumerate(sizes):
+        if used + size > head_budget:
+            break
+        head.append(k)
+        used += size
+    tail: list[int] = []
+    for k in range(len(sizes) - 1, (head[-1] if head else -1), -1):
+        if used + sizes[k] > budget:
+            break
+        tail.append(k)
+        used += sizes[k]
+    return head, tail
+
+
+def _event_table(
+    scope: PatientScope,
+    tokenizer: Tokenizer,
+    budget: int,
+    citable: dict[str, list[SourceRef]],
+    until: dt.date | None,
+) -> tuple[list[str], int, int, int]:
+    """Event lines within ``budget`` (oldest dropped first), tokens, events, events dropped."""
+    events = scope.events(end=until)
+    if not events:
+        return [], 0, 0, 0
+    lines = event_lines(events, until)
+    costs = [tokenizer.count(line) + 1 for line in lines]
+    used = tokenizer.count(prompts.EVENTS_HEADER) + sum(costs)
+    first = 0
+    while used > budget and first < len(lines):
+        used -= costs[first]
+        first += 1
+    head = [prompts.EVENTS_HEADER]
+    if first:
+        head.append(prompts.EVENTS_CUT.format(events=first))
+    if first == len(lines):
+        return [], 0, len(events), first  # no room for a single event: no table at all
+    for event in events[first:]:
+        citable[event.event_id] = [SourceRef(kind="event", id=event.event_id)]
+    table = "\n".join([*head, *lines[first:]])
+    return [table], tokenizer.count(table), len(events), first
+
+
+def _lab_table(
+    scope: PatientScope,
+    tokenizer: Tokenizer,
+    budget: int,
+    citable: dict[str, list[SourceRef]],
+    until: dt.date | None,
+) -> tuple[list[str], int, int, int]:
+    """Lab lines within ``budget`` (oldest values dropped first), tokens, values, values dropped."""
+    series = lab_series(scope, until)
+    if not series:
+        return [], 0, 0, 0
+    costs = [entry_tokens(tokenizer, s.full_entries()) for s in series]
+    heads = [
+        tokenizer.count(f"[LABS-{_slug(s.name)}] {s.name} ({s.code or ''}):") + 2 for s in series
+    ]
+    total_values = sum(len(s.values) for s in series)
+    used = tokenizer.count(prompts.LABS_HEADER) + sum(heads) + sum(map(sum, costs))
+    keep_from = [0] * len(series)
+    dropped = 0
+    if used > budget:
+        # Drop the oldest values across analytes until the table fits.
+        order = sorted((t, j, i) for j, s in enumerate(series) for i, t in enumerate(s.times))
+        for _, j, i in order:
+            if used <= budget:
+                break
+            used -= costs[j][i]
+            keep_from[j] = i + 1
+            dropped += 1
+            if keep_from[j] == len(series[j].values):
+                used -= heads[j]  # an analyte with no value left loses its line
+    lines = [prompts.LABS_HEADER]
+    if dropped:
+        lines.append(prompts.LABS_CUT.format(values=dropped))
+    slugs: set[str] = set()
+    for j, s in enumerate(series):
+        if keep_from[j] == len(s.values):
+            continue
+        shown = s.render(keep_from[j])
+        slug = _slug(s.name)
+        while slug in slugs:
+            slug += "-x"
+        slugs.add(slug)
+        lines.append(f"[LABS-{slug}] {s.name} ({s.code or ''}): " + "; ".join(shown))
+        citable[f"LABS-{slug}"] = [
+            SourceRef(kind="lab", id=lab_id) for lab_id in s.lab_ids[keep_from[j] :]
+        ]
+    if dropped == total_values:
+        return [], 0, total_values, dropped  # no room for a single value: no table at all
+    table = "\n".join(lines)
+    # The drop loop worked on estimates; what the documents get rests on the exact count.
+    return [table], tokenizer.count(table), total_values, dropped
+
+
+class FullContext(TracedRunner):
+    """The whole record (as much as fits) in one prompt, one call."""
+
+    name = "full_context"
+    prompt_version = prompts.PROMPT_VERSION
+
+    async def answer(
+        self, item: EvalItem, scope: PatientScope, model: ChatModel, tracer: Tracer
+    ) -> Answer:
+        """The packed record in one prompt, one model call."""
+        config = self.settings.runners.full_context
+        question = question_block(item)
+        overhead = sum(
+            self.tokenizer.count(text) for text in (prompts.SYSTEM, question, prompts.ANSWER_NOW)
+        )
+        budget = max(0, config.window_tokens - config.reserve_tokens - overhead)
+        started = time.perf_counter()
+        packed = pack_record(scope, self.tokenizer, budget, config, until=item.as_of)
+        book = EvidenceBook()
+        for citable, refs in packed.citable.items():
+            book.add_group(citable, refs)
+        tracer.record(
+            "context",
+            "pack",
+            started=started,
+            result_tokens=packed.tokens,
+            summary=f"{packed.documents_kept}/{packed.documents_total} documents, "
+            f"{packed.tokens} tokens"
+            + (f", {packed.document_tokens_dropped} dropped" if packed.truncated else ""),
+        )
+        messages = [
+            Message(role="system", content=prompts.SYSTEM),
+            Message(role="user", content=f"{packed.text}\n\n{question}\n\n{prompts.ANSWER_NOW}"),
+        ]
+        completion = await ask_final_answer(
+            tracer, model, messages, item, model_params(self.settings.runners)
+        )
+        return self.conclude(
+            completion.parsed,
+            completion.text,
+            item,
+            book,
+            tracer,
+            details=packed.details(),
+        )

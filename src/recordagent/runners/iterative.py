@@ -1,0 +1,161 @@
+"""iterative_rag: retrieve, let the model judge sufficiency or write the next query, repeat.
+
+Evidence accumulates over the rounds without duplicates. After each round the model either
+answers or asks for another search; when it still asks after the last round, it is made to
+answer from what it has and the answer is marked 'truncated'.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+
+from recordagent.llm.client import ChatModel
+from recordagent.llm.types import Message
+from recordagent.questions.answers import final_answer_model
+from recordagent.questions.items import EvalItem
+from recordagent.records.scope import PatientScope
+from recordagent.runners import rag_prompts as prompts
+from recordagent.runners._base import Answer
+from recordagent.runners.answering import ask_final_answer, question_block
+from recordagent.runners.common import TracedRunner, model_params
+from recordagent.runners.evidence import EvidenceBook
+from recordagent.runners.passages import Passage, cite_passages
+from recordagent.runners.retrieval import PatientRetriever
+from recordagent.runners.single_pass import passages_message
+from recordagent.runners.trace import Tracer
+
+__all__ = ["IterativeRag", "step_model"]
+
+
+def step_model(item: EvalItem) -> type[BaseModel]:
+    """The per-round decision: answer now (with the final answer) or search again (a query)."""
+    answer: Any = final_answer_model(item.answer)
+    fields: dict[str, Any] = dict(
+        action=(
+            Literal["answer", "search"],
+            Field(description="'answer' if the passages suffice, else 'search'."),
+        ),
+        query=(
+            str | None,
+            Field(default=None, description="For 'search': the next search query."),
+        ),
+        answer=(
+            answer | None,
+            Field(default=None, description="For 'answer': the final answer."),
+        ),
+    )
+    model: type[BaseModel] = create_model("IterativeStep", __base__=_StepBase, **fields)
+    return model
+
+
+class _StepBase(BaseModel):
+    """Accepts 'Search' as well as 'search'; ignores stray keys."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lower_action(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("action"), str):
+            return {**data, "action": data["action"].strip().lower()}
+        return data
+
+
+class IterativeRag(TracedRunner):
+    """Up to N rounds of retrieve → judge → re-query, then answer."""
+
+    name = "iterative_rag"
+    prompt_version = prompts.PROMPT_VERSION
+
+    async def answer(
+        self, item: EvalItem, scope: PatientScope, model: ChatModel, tracer: Tracer
+    ) -> Answer:
+        """Retrieval rounds until the model answers or the rounds run out."""
+        config = self.settings.runners.iterative_rag
+        params = model_params(self.settings.runners)
+        retriever = PatientRetriever(scope, self.tokenizer, until=item.as_of)
+        book = EvidenceBook()
+        passages: list[Passage] = []
+        queries = [item.question]
+        schema = step_model(item)
+        details: dict[str, Any] = {"queries": queries, "rounds": 0}
+        for round_number in range(1, config.max_rounds + 1):
+            started = time.perf_counter()
+            budget = config.context_tokens - sum(p.tokens for p in passages)
+            new = retriever.retrieve(
+                queries[-1], config.k_per_round, budget, exclude={p.id for p in passages}
+            )
+            cite_passages(book, new)
+            passages.extend(new)
+            details["rounds"] = round_number
+            tracer.record(
+                "retrieval",
+                f"round {round_number}",
+                started=started,
+                result_tokens=sum(p.tokens for p in new),
+                refs=[p.id for p in new],
+                summary=f"round {round_number}: {len(new)} new passage(s), {len(passages)} in all",
+            )
+            messages = self._messages(item, passages)
+            messages.append(
+                Message(
+                    role="user",
+                    content=prompts.ITERATIVE_STEP.format(
+                        queries="; ".join(f"'{q}'" for q in queries),
+                        round=round_number,
+                        rounds=config.max_rounds,
+                    ),
+                )
+            )
+            completion = await tracer.complete(
+                model, messages, name=f"judge {round_number}", response_format=schema, **params
+            )
+            step = completion.parsed
+            if step is None:
+                tracer.record("error", f"judge {round_number}", error="decision did not parse")
+                break
+            if step["action"] == "answer" and step.get("answer") is not None:
+                details["passages"] = [p.id for p in passages]
+                return self.conclude(
+                    step["answer"],
+                    completion.text,
+                    item,
+                    book,
+                    tracer,
+                    details=details,
+                )
+            query = (step.get("query") or "").strip()
+            if not query or query.lower() in {q.lower() for q in queries}:
+                tracer.record("reflect", "judge", summary="no new query: answering now")
+                break
+            if round_number < config.max_rounds:
+                queries.append(query)
+        else:
+            # The model still asked for more evidence after the last round.
+            details["rounds_exhausted"] = True
+        truncated = bool(details.get("rounds_exhausted"))
+        if truncated:
+            tracer.record("budget", "rounds", summary=f"{config.max_rounds} round(s) used")
+        messages = self._messages(item, passages)
+        messages.append(Message(role="user", content=prompts.FORCED_ANSWER))
+        completion = await ask_final_answer(tracer, model, messages, item, params)
+        details["passages"] = [p.id for p in passages]
+        return self.conclude(
+            completion.parsed,
+            completion.text,
+            item,
+            book,
+            tracer,
+            truncated=truncated,
+            details=details,
+        )
+
+    @staticmethod
+    def _messages(item: EvalItem, passages: list[Passage]) -> list[Message]:
+        return [
+            Message(role="system", content=prompts.SYSTEM),
+            Message(role="user", content=f"{question_block(item)}\n\n{passages_message(passages)}"),
+        ]

@@ -1,0 +1,124 @@
+"""Retrieval for the RAG baselines: document chunks, lab and event passages in one ranking.
+
+Document chunks are ranked by the same BM25 search the agent's search_documents tool uses; the
+structured rows (lab values and events rendered as passages) by BM25 over those passages with
+the same clinical tokenizer. The two rankings come from different collections, so their scores
+are not comparable; reciprocal rank fusion (Cormack et al., 2009) merges them by rank alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection
+
+import polars as pl
+
+from recordagent.errors import ToolError
+from recordagent.records.scope import PatientScope
+from recordagent.records.terms import query_terms, text_terms
+from recordagent.records.tokens import Tokenizer
+from recordagent.runners.passages import (
+    Passage,
+    chunk_passages,
+    event_passages,
+    lab_passages,
+    render,
+)
+from recordagent.tools.search import SearchDocumentsInput, packaged_vocabulary, search_documents
+
+__all__ = ["PatientRetriever"]
+
+_RRF_K = 60  # the constant of reciprocal rank fusion; 60 is the published default
+_K1, _B = 1.2, 0.75
+
+
+class PatientRetriever:
+    """Ranks one patient's chunks, lab and event passages for a query (nothing after ``until``)."""
+
+    def __init__(
+        self, scope: PatientScope, tokenizer: Tokenizer, until: dt.date | None = None
+    ) -> None:
+        self.scope = scope
+        self.tokenizer = tokenizer
+        self.until = until
+        self.vocabulary = packaged_vocabulary()
+        self.structured = lab_passages(scope, tokenizer, until=until) + event_passages(
+            scope, tokenizer, until=until
+        )
+        self._terms = (
+            text_terms(
+                pl.Series([f"{p.title}\n{p.text}" for p in self.structured]), self.vocabulary
+            )
+            if self.structured
+            else pl.DataFrame(schema={"row": pl.Int64, "term": pl.String, "tf": pl.Int32})
+        )
+        lengths = self._terms.group_by("row").agg(pl.col("tf").sum().alias("length"))
+        self._lengths = lengths.cast({"row": pl.Int64})
+        self._average = max(float(self._terms["tf"].sum() or 0) / max(len(self.structured), 1), 1.0)
+
+    def _counted(self, passage: Passage) -> Passage:
+        """The passage with its exact token count (lab passages carry an estimate)."""
+        if passage.kind != "labs":
+            return passage
+        exact = self.tokenizer.count(render(passage)) + 2
+        return passage if exact == passage.tokens else passage.model_copy(update={"tokens": exact})
+
+    def rank_structured(self, query: str) -> list[Passage]:
+        """Lab and event passages with any query term, best BM25 first."""
+        terms = query_terms(query, self.vocabulary)
+        if not terms or not self.structured:
+            return []
+        n = len(self.structured)
+        matched = self._terms.filter(pl.col("term").is_in(terms))
+        if matched.is_empty():
+            return []
+        idf = (1 + (n - pl.col("df") + 0.5) / (pl.col("df") + 0.5)).log()
+        norm = pl.col("tf") + _K1 * (1 - _B + _B * pl.col("length") / self._average)
+        scored = (
+            matched.with_columns(pl.len().over("term").alias("df"), pl.col("row").cast(pl.Int64))
+            .join(self._lengths, on="row")
+            .group_by("row")
+            .agg((idf * pl.col("tf") * (_K1 + 1) / norm).sum().alias("score"))
+            .filter(pl.col("score") > 0)
+            .sort(["score", "row"], descending=[True, False])
+        )
+        return [self.structured[k] for k in scored["row"].to_list()]
+
+    def rank_chunks(self, query: str, depth: int) -> list[Passage]:
+        """Document chunks, best BM25 first (the search_documents ranking)."""
+        try:
+            result = search_documents(
+                self.scope, SearchDocumentsInput(query=query, k=min(depth, 50), end=self.until)
+            )
+        except ToolError:
+            return []  # a query of stop words only finds nothing
+        return chunk_passages(self.scope, [h.chunk_id for h in result.hits], self.tokenizer)
+
+    def retrieve(
+        self,
+        query: str,
+        k: int,
+        max_tokens: int,
+        exclude: Collection[str] = (),
+    ) -> list[Passage]:
+        """Up to ``k`` passages not in ``exclude``, fused best first, within ``max_tokens``."""
+        depth = k + len(exclude)
+        fused: dict[str, float] = {}
+        by_id: dict[str, Passage] = {}
+        for ranking in (self.rank_chunks(query, depth), self.rank_structured(query)[:depth]):
+            for rank, passage in enumerate(ranking, start=1):
+                fused[passage.id] = fused.get(passage.id, 0.0) + 1.0 / (_RRF_K + rank)
+                by_id[passage.id] = passage
+        order = sorted(fused, key=lambda pid: (-fused[pid], pid))
+        chosen, used = [], 0
+        for pid in order:
+            if pid in exclude:
+                continue
+            passage = self._counted(by_id[pid])
+            if used + passage.tokens > max_tokens:
+                continue  # a smaller passage further down may still fit
+            chosen.append(passage)
+            used += passage.tokens
+            if len(chosen) == k:
+                break
+        return chosen
