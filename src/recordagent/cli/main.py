@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from recordagent.cli import demo, load, summary, synth
+from recordagent.cli import demo, load, questions, summary, synth
 from recordagent.errors import UserError
 from recordagent.settings import Settings, load_settings
 
@@ -55,6 +55,7 @@ app.command("demo")(demo.demo)
 app.command("load")(load.load)
 app.command("summary")(summary.summary)
 app.command("synth")(synth.synth)
+app.add_typer(questions.app, name="questions")
 
 
 def run(argv: list[str] | None = None) -> None:

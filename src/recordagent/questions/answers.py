@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 __all__ = [
     "AnswerSpec",
     "AnswerType",
+    "ScoringSpec",
     "coerce_value",
     "final_answer_model",
     "normalise_value",
@@ -53,6 +54,29 @@ class AnswerSpec(BaseModel):
         if self.unit is not None and self.type != "number":
             raise ValueError(f"a unit applies to numbers, not {self.type}")
         return self
+
+
+class ScoringSpec(BaseModel):
+    """How an answer is compared with its label: tolerances, synonyms (never shown to a model)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tolerance_days: int = Field(
+        default=0, ge=0, description="Dates: a difference of at most this many days matches."
+    )
+    abs_tol: float | None = Field(
+        default=None, ge=0, description="Numbers: an absolute difference this small matches."
+    )
+    rel_tol: float | None = Field(
+        default=None, ge=0, description="Numbers: a relative difference this small matches."
+    )
+    synonyms: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="Categories and lists: other spellings of each allowed value.",
+    )
+    list_match: Literal["exact", "f1"] = Field(
+        default="exact", description="Lists: exact set equality, or F1 of the sets."
+    )
 
 
 def _value_field(spec: AnswerSpec) -> tuple[Any, Any]:

@@ -7,7 +7,7 @@ import hashlib
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from recordagent.questions.answers import AnswerSpec
+from recordagent.questions.answers import AnswerSpec, ScoringSpec
 
 __all__ = ["EvalItem"]
 
@@ -34,6 +34,10 @@ class EvalItem(BaseModel):
     checklist: tuple[str, ...] = Field(
         default=(),
         description="For criteria questions: the criteria to check, each an evidence need.",
+    )
+    scoring: ScoringSpec = Field(
+        default_factory=ScoringSpec,
+        description="How the answer is compared with its label (not shown to the model).",
     )
 
     @classmethod
