@@ -294,15 +294,16 @@ def test_the_report_numbers_are_exact(logs: dict[str, Path]):
     # level 2: lines, response (failed), asct/B -> 2 of 3; level 3: refractory (+ text) -> 1 of 1
     assert (levels["2"].correct, levels["2"].n) == (2, 3)
     assert (levels["3"].correct, levels["3"].n, levels["3"].ungraded) == (1, 1, 1)
-    # Patient B (1 document) fills decile 1, patient A (4 documents) starts at decile 4.
+    # Two patients ranked by record length, each once: B (1 document) -> decile 1, A (4
+    # documents) -> decile 6 (floor(10 * 1 / 2) + 1); their items take their decile.
     assert [(d.decile, d.low, d.high, d.items) for d in report.document_deciles] == [
         (1, 1, 1, 4),
-        (4, 4, 4, 8),
+        (6, 4, 4, 8),
     ]
     fc_deciles = {s.key: s.concordance for s in fc.by_document_decile}
     assert (fc_deciles["1"].correct, fc_deciles["1"].n) == (2, 3)  # asct/B wrong
-    assert (fc_deciles["4"].correct, fc_deciles["4"].n) == (5, 8)
-    assert [s.key for s in fc.by_token_decile] == ["1", "4"]
+    assert (fc_deciles["6"].correct, fc_deciles["6"].n) == (5, 8)
+    assert [s.key for s in fc.by_token_decile] == ["1", "6"]
 
     assert sp.usage.answers == 12 and not sp.usage.tokens_reported
     assert sp.usage.cost_usd is None and sp.usage.prompt_tokens > 0

@@ -202,7 +202,9 @@ class RunLog:
         file = Path(path)
         if not file.parent.is_dir():
             raise UserError(f"folder for the run log does not exist: {file.parent}")
-        if not file.exists() or file.stat().st_size == 0:
+        # A crash while the manifest itself was written leaves one unfinished line and no
+        # record: nothing to resume, so the run starts afresh.
+        if not file.exists() or b"\n" not in file.read_bytes():
             with file.open("w", encoding="utf-8") as out:
                 out.write(_line("manifest", manifest))
             return cls(file, RunLogContents(manifest=manifest, records=[]))
@@ -269,11 +271,19 @@ def read_contents(path: Path) -> RunLogContents:
     """Read and validate every line of a run log (see :meth:`RunLog.read`)."""
     if not path.is_file():
         raise UserError(f"no run log at {path}")
-    text = path.read_text(encoding="utf-8")
-    lines = text.split("\n")
+    # Split as bytes and decode line by line: a crash can cut the last line in the middle of a
+    # multi-byte character (logs written before lines were ASCII-only), which is a half-written
+    # line like any other, not a broken file.
+    pieces = path.read_bytes().split(b"\n")
     # A log written to the end finishes with a newline: the last piece is then empty. Anything
     # else there is a line the writer did not finish.
-    unfinished = lines.pop()
+    unfinished = pieces.pop().decode("utf-8", errors="replace")
+    lines = []
+    for number, piece in enumerate(pieces, start=1):
+        try:
+            lines.append(piece.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{path}, line {number}: not UTF-8 text ({exc.reason})") from exc
     manifest: RunManifest | None = None
     records: list[RunRecord] = []
     seen: dict[str, int] = {}
@@ -329,7 +339,8 @@ def _entry(path: Path, number: int, payload: Any, *, first: bool) -> RunManifest
 
 def _line(kind: Literal["manifest", "record"], entry: BaseModel) -> str:
     payload = {"kind": kind, **entry.model_dump(mode="json")}
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")) + "\n"
+    # ASCII only: a crash mid-write can then never split a character.
+    return json.dumps(payload, ensure_ascii=True, separators=(",", ":")) + "\n"
 
 
 def _end_cleanly(path: Path) -> None:

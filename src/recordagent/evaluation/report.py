@@ -294,9 +294,15 @@ def build_report(
     lengths = {
         r.item.id: (r.record_documents, r.record_tokens) for run in loaded for r in run.records
     }
-    ids = sorted(lengths)
-    doc_decile = dict(zip(ids, deciles([lengths[i][0] for i in ids]), strict=True))
-    tok_decile = dict(zip(ids, deciles([lengths[i][1] for i in ids]), strict=True))
+    # Record length belongs to the patient: deciles rank patients (each once, however many
+    # items they have), and each item takes its patient's decile.
+    patient_of = {item_id: items[item_id].patient_id for item_id in lengths}
+    by_patient = {patient_of[i]: length for i, length in lengths.items()}
+    patients = sorted(by_patient)
+    doc_rank = dict(zip(patients, deciles([by_patient[p][0] for p in patients]), strict=True))
+    tok_rank = dict(zip(patients, deciles([by_patient[p][1] for p in patients]), strict=True))
+    doc_decile = {i: doc_rank[patient_of[i]] for i in lengths}
+    tok_decile = {i: tok_rank[patient_of[i]] for i in lengths}
     stats = {"alpha": alpha, "n_boot": n_boot, "seed": seed}
 
     results = [

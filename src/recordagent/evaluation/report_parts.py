@@ -81,6 +81,15 @@ def _named_runs(runs: Sequence[RunInput]) -> list[_Run]:
             )
         seen.add(name)
         loaded.append(_Run(name=name, manifest=manifest, records=list(records)))
+    # Runs compared item by item must have read the same records and the same questions.
+    for attribute in ("data_fingerprint", "template_set_version"):
+        values = {getattr(m, attribute) for m, _ in pairs}
+        if len(values) > 1:
+            shown = ", ".join(sorted(str(v) for v in values))
+            raise UserError(
+                f"the runs differ in {attribute} ({shown}): they did not answer the same "
+                "questions over the same data, so they cannot be compared item by item"
+            )
     return loaded
 
 

@@ -461,7 +461,20 @@ def _category(item: EvalItem, raw: Any) -> tuple[str, str] | None:
     if raw is None:
         return None
     text = _category_text(raw)
-    return _category_key(item.scoring, text), repr(text)
+    return _allowed_key(item, text), repr(text)
+
+
+def _allowed_key(item: EvalItem, text: str) -> str:
+    """The value ``text`` names; with allowed values it must name one of them.
+
+    A model's answer is held to the allowed values by its schema, so a value outside them is a
+    label that needs fixing (the item goes ungraded), not a wrong answer for every runner.
+    """
+    key = _category_key(item.scoring, text)
+    allowed = item.answer.allowed
+    if allowed and key not in {_category_key(item.scoring, a) for a in allowed}:
+        raise _NotAValue(f"{text!r} is not one of the allowed values ({', '.join(allowed)})")
+    return key
 
 
 def _category_text(raw: Any) -> str:
@@ -505,7 +518,7 @@ def _list(item: EvalItem, raw: Any) -> tuple[dict[str, str], str] | None:
         if element is None:
             continue
         text = _category_text(element)
-        keyed.setdefault(_category_key(item.scoring, text), text)
+        keyed.setdefault(_allowed_key(item, text), text)
     if not keyed:
         return None
     return keyed, "[" + ", ".join(keyed.values()) + "]"

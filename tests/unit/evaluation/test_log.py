@@ -220,3 +220,24 @@ def test_manifest_helpers(tmp_path: Path, store):
     )
     assert other.settings_hash != made.settings_hash
     assert RunManifest.create(runner, model, settings, data_fingerprint="d").run_id != made.run_id
+
+
+def test_a_line_cut_inside_a_character_is_a_half_written_line(tmp_path: Path):
+    path = tmp_path / "run.jsonl"
+    log = RunLog.open(path, manifest())
+    log.append(record())
+    full = path.read_bytes()
+    assert full.isascii()  # lines are written ASCII-only, so no write can split a character
+    # A log from before: a non-ASCII line, cut by a crash one byte into "±".
+    path.write_bytes(full + '{"kind":"record","item":{"id":"b/A","question":"±'.encode()[:-1])
+    resumed = RunLog.open(path, manifest())
+    assert resumed.recovered_line == 3 and path.read_bytes() == full
+    assert resumed.done_item_ids() == {"asct/A"}
+
+
+def test_a_crash_while_writing_the_manifest_starts_the_run_afresh(tmp_path: Path):
+    path = tmp_path / "run.jsonl"
+    path.write_text('{"kind":"manifest","run_id":"ru')
+    log = RunLog.open(path, manifest())
+    assert log.done_item_ids() == set()
+    assert RunLog.read(path)[0] == manifest()

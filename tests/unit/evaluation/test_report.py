@@ -164,16 +164,17 @@ def test_strata_by_level_and_record_length(runs):
     by_level = {s.key: (s.concordance.correct, s.concordance.n) for s in sp.by_level}
     # levels: k % 3 + 1 -> level 1: 0,3,6,9; level 2: 1,4,7; level 3: 2,5,8
     assert by_level == {"1": (2, 4), "2": (1, 3), "3": (2, 3)}
-    # Items ranked by record length: P1 (4 items) -> decile 1, P2 (3) -> 5, P3 (3) -> 8.
+    # Patients ranked by record length, each once (floor(10 * rank / 3) + 1): P1 -> decile 1,
+    # P2 -> 4, P3 -> 7; their items (4, 3, 3) take their decile.
     assert [(d.decile, d.low, d.high, d.items) for d in report.document_deciles] == [
         (1, 3, 3, 4),
-        (5, 10, 10, 3),
-        (8, 30, 30, 3),
+        (4, 10, 10, 3),
+        (7, 30, 30, 3),
     ]
-    assert [(d.decile, d.low) for d in report.token_deciles] == [(1, 300), (5, 2_000), (8, 9_000)]
+    assert [(d.decile, d.low) for d in report.token_deciles] == [(1, 300), (4, 2_000), (7, 9_000)]
     by_decile = {s.key: (s.concordance.correct, s.concordance.n) for s in sp.by_token_decile}
-    assert by_decile == {"1": (2, 4), "5": (2, 3), "8": (1, 3)}
-    assert [s.label for s in sp.by_document_decile] == ["decile 1", "decile 5", "decile 8"]
+    assert by_decile == {"1": (2, 4), "4": (2, 3), "7": (1, 3)}
+    assert [s.label for s in sp.by_document_decile] == ["decile 1", "decile 4", "decile 7"]
 
 
 def test_usage_statuses_and_ungraded_counts():
@@ -339,3 +340,19 @@ def test_html_escapes_record_text():
     assert (
         "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more?" in page
     )
+
+
+def test_runs_over_different_data_or_templates_are_not_compared(runs):
+    manifest, records = runs[1]
+    other = [
+        (runs[0][0], runs[0][1]),
+        (manifest.model_copy(update={"data_fingerprint": "x"}), records),
+    ]
+    with pytest.raises(UserError, match="differ in data_fingerprint"):
+        build_report(other, REFERENCES, n_boot=10)
+    other = [
+        (runs[0][0], runs[0][1]),
+        (manifest.model_copy(update={"template_set_version": "v2"}), records),
+    ]
+    with pytest.raises(UserError, match="differ in template_set_version"):
+        build_report(other, REFERENCES, n_boot=10)

@@ -383,3 +383,29 @@ def test_values_match_without_an_item_is_normalised_equality():
     assert values_match(None, None, None)
     assert not values_match(None, "2020-06-15", "2020-06-16")
     assert not values_match(None, None, "x")
+
+
+def test_a_label_outside_the_allowed_values_leaves_the_item_ungraded():
+    from recordagent.evaluation.scorers import score_value
+    from recordagent.questions import AnswerSpec, EvalItem
+
+    category = EvalItem(
+        id="c/A",
+        patient_id="A",
+        question="q",
+        answer=AnswerSpec(type="category", allowed=("IgG", "IgA", "light chain")),
+    )
+    score = score_value(category, "IgG", "IgG kappa")
+    assert score.state == "ungraded" and "allowed values" in score.explanation
+    assert score_value(category, "IgG", "igg").state == "correct"
+    listed = EvalItem(
+        id="l/A",
+        patient_id="A",
+        question="q",
+        answer=AnswerSpec(type="list", allowed=("hypercalcaemia", "anaemia", "bone lesions")),
+    )
+    # A CSV cell 'anaemia, bone lesions' (not a JSON list) is one value, not two.
+    assert score_value(listed, ["anaemia", "bone lesions"], "anaemia, bone lesions").state == (
+        "ungraded"
+    )
+    assert score_value(listed, ["anaemia"], ["anaemia"]).state == "correct"
