@@ -3,9 +3,12 @@
 Labels (:mod:`.labels`) give each item a reference; :mod:`.scorers` compares answers with it
 (:mod:`.judge` for free text only); :mod:`.run` answers items with a runner into a
 :mod:`.log`; :mod:`.report` computes the statistics of :mod:`.stats` over logs and renders
-them; :mod:`.review` exports errors for experts and reads their severities back.
+them; :mod:`.review` exports errors for experts and reads their severities back;
+:mod:`.audit` checks, without a model, whether retrieval and the full-context window reach
+the gold evidence.
 """
 
+from recordagent.evaluation.audit import EvidenceAudit, audit_evidence, evidence_from_labels
 from recordagent.evaluation.gold_labels import gold_labels
 from recordagent.evaluation.judge import (
     JUDGE_PROMPT_VERSION,
@@ -29,6 +32,7 @@ from recordagent.evaluation.scorers import Score, score_answer, score_value, val
 __all__ = [
     "JUDGE_PROMPT_VERSION",
     "EvaluationReport",
+    "EvidenceAudit",
     "JudgeResult",
     "JudgeVerdict",
     "Label",
@@ -37,7 +41,9 @@ __all__ = [
     "RunManifest",
     "RunRecord",
     "Score",
+    "audit_evidence",
     "build_report",
+    "evidence_from_labels",
     "gold_labels",
     "import_review",
     "judge_answer",
