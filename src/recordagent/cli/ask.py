@@ -1,0 +1,165 @@
+"""``recordagent ask``: answer one question about one patient, streaming the runner's steps."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from enum import Enum, StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from recordagent.errors import UserError
+from recordagent.llm.client import ChatModel
+from recordagent.questions.answers import AnswerSpec
+from recordagent.questions.items import EvalItem
+from recordagent.records.db import RecordStore, connect
+from recordagent.records.scope import PatientScope
+from recordagent.runners import RUNNER_NAMES, Answer, Citation, Runner, build_runner, stream_run
+from recordagent.settings import Settings
+
+__all__ = ["ask"]
+
+MOCK_BANNER = (
+    "MOCK MODEL: a scripted dry run walks the runner's control flow; "
+    "no language model reads the record and the answer below is NOT a model's answer."
+)
+_KNOWN_SHOWN = 5
+
+
+class AnswerKind(Enum):
+    """The answer types a question asked here may expect."""
+
+    date = "date"
+    number = "number"
+    count = "count"
+    boolean = "boolean"
+    text = "text"
+
+
+class ModelChoice(StrEnum):
+    """Which model answers: the dry-run mock, or the model the settings describe."""
+
+    mock = "mock"
+    settings = "settings"
+
+
+def ask(
+    ctx: typer.Context,
+    patient: Annotated[str, typer.Argument(help="Patient id in the store.")],
+    question: Annotated[str, typer.Argument(help="The question, in words.")],
+    db: Annotated[Path, typer.Option(help="DuckDB store file (recordagent load).")],
+    runner: Annotated[str, typer.Option(help=f"Runner: {', '.join(RUNNER_NAMES)}.")] = "agent",
+    answer_type: Annotated[
+        AnswerKind, typer.Option(help="What kind of answer is expected.")
+    ] = AnswerKind.text,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Answer as the record stood on this day (YYYY-MM-DD)."),
+    ] = None,
+    model: Annotated[
+        ModelChoice,
+        typer.Option(help="'mock': the dry-run mock (no LLM); 'settings': the configured model."),
+    ] = ModelChoice.settings,
+) -> None:
+    """Answer QUESTION about PATIENT with one runner, showing each step as it happens."""
+    settings: Settings = ctx.obj
+    day = _parse_day(as_of)
+    if not db.is_file():
+        raise UserError(f"no store file at {db} (create one with: recordagent load BUNDLE --db)")
+    chosen_runner = build_runner(runner, settings)  # unknown names fail before any work
+    console = Console()
+    with connect(db, settings=settings.store, read_only=True) as store:
+        _check_patient(store, patient)
+        chat = _model(model, settings)
+        if model is ModelChoice.mock:
+            console.print(Panel(MOCK_BANNER, style="bold yellow", title="dry run"))
+        item = EvalItem.ad_hoc(patient, question, AnswerSpec(type=answer_type.value), as_of=day)
+        scope = store.scope(patient)
+        console.print(
+            f"[bold]{chosen_runner.name}[/] on [bold]{patient}[/] with model {chat.name}",
+            highlight=False,
+        )
+        answer = asyncio.run(_stream(chosen_runner, item, scope, chat, console))
+    console.print(render_answer(answer))
+    if answer.mock:
+        console.print(f"[bold yellow]{MOCK_BANNER}[/]", highlight=False)
+
+
+def _parse_day(text: str | None) -> dt.date | None:
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"--as-of must be a day as YYYY-MM-DD, not '{text}'") from None
+
+
+def _check_patient(store: RecordStore, patient: str) -> None:
+    if store.has_patient(patient):
+        return
+    known = store.patient_ids()
+    if not known:
+        raise UserError(f"no patient '{patient}': the store {store.location} holds no patients")
+    shown = ", ".join(known[:_KNOWN_SHOWN]) + (", ..." if len(known) > _KNOWN_SHOWN else "")
+    raise UserError(f"no patient '{patient}' in the store ({len(known)} patients: {shown})")
+
+
+def _model(choice: ModelChoice, settings: Settings) -> ChatModel:
+    if choice is ModelChoice.mock:
+        from recordagent.runners.dry_run import dry_run_model
+
+        return dry_run_model()
+    from recordagent.llm import build_model
+
+    return build_model(settings.model)
+
+
+async def _stream(
+    runner: Runner, item: EvalItem, scope: PatientScope, model: ChatModel, console: Console
+) -> Answer:
+    answer: Answer | None = None
+    async for event in stream_run(runner, item, scope, model):
+        if isinstance(event, Answer):
+            answer = event
+        else:
+            line = event.summary or f"{event.kind} {event.name}"
+            console.print(f"  [dim]{event.seq:>3}[/] {line}", highlight=False)
+    assert answer is not None  # stream_run always ends with the answer
+    return answer
+
+
+def render_answer(answer: Answer) -> Table:
+    """The answer: status, value, text, citations, tokens and cost."""
+    table = Table(title=f"Answer ({answer.runner}, {answer.model})", show_header=False)
+    table.add_column("field", style="bold", no_wrap=True)
+    table.add_column("value")
+    usage = answer.usage
+    value = "-" if answer.value is None else json.dumps(answer.value, default=str)
+    citations = ", ".join(_citation(c) for c in answer.citations) or "-"
+    tokens = f"{usage.prompt_tokens:,} prompt + {usage.completion_tokens:,} completion"
+    if not usage.tokens_reported:
+        tokens += " (counted locally)"
+    cost = "-" if usage.cost_usd is None else f"${usage.cost_usd:.4f}"
+    table.add_row("status", answer.status)
+    table.add_row("value", value)
+    table.add_row("text", answer.text or "-")
+    table.add_row("citations", citations)
+    table.add_row("tokens", tokens)
+    table.add_row("cost", cost)
+    table.add_row(
+        "calls",
+        f"{usage.model_calls} model, {usage.tool_calls} tool; {usage.wall_s:.2f} s",
+    )
+    if answer.mock:
+        table.add_row("mock", "yes: scripted, not a model's answer")
+    return table
+
+
+def _citation(citation: Citation) -> str:
+    return f"{citation.kind}:{citation.id}"

@@ -1,0 +1,93 @@
+"""``recordagent audit``: does retrieval and the full-context window reach the gold evidence?"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from recordagent.errors import UserError
+from recordagent.questions.items import EvalItem
+from recordagent.records.db import connect
+from recordagent.settings import Settings
+
+__all__ = ["audit", "read_items"]
+
+
+def audit(
+    ctx: typer.Context,
+    db: Annotated[Path, typer.Option(help="DuckDB store file holding the items' patients.")],
+    items: Annotated[
+        Path, typer.Option(help="Items file (JSONL, one EvalItem a line: questions sample).")
+    ],
+    labels: Annotated[
+        Path, typer.Option(help="Labels with evidence ids (.csv, .jsonl or .parquet).")
+    ],
+    markdown: Annotated[
+        Path | None, typer.Option(help="Also write the audit as Markdown here.")
+    ] = None,
+) -> None:
+    """Audit, without a model, whether single-pass retrieval and full context reach the evidence."""
+    from recordagent.evaluation.audit import (
+        audit_evidence,
+        evidence_from_labels,
+        render_audit_markdown,
+        render_audit_terminal,
+    )
+    from recordagent.evaluation.labels import read_labels
+
+    settings: Settings = ctx.obj
+    if not labels.is_file():
+        raise UserError(f"labels file {labels} does not exist")
+    if not db.is_file():
+        raise UserError(f"no store file at {db} (create one with: recordagent load BUNDLE --db)")
+    chosen = read_items(items)
+    evidence = evidence_from_labels(read_labels(labels))
+    console = Console()
+    columns = (
+        TextColumn("auditing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with (
+        connect(db, settings=settings.store, read_only=True) as store,
+        Progress(*columns, console=console, transient=True) as bar,
+    ):
+        task = bar.add_task("audit", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = audit_evidence(chosen, evidence, store, settings, on_progress=update)
+    render_audit_terminal(result, console)
+    if markdown is not None:
+        markdown.parent.mkdir(parents=True, exist_ok=True)
+        markdown.write_text(render_audit_markdown(result), encoding="utf-8")
+        console.print(f"Markdown written to {markdown}", highlight=False)
+
+
+def read_items(path: Path) -> list[EvalItem]:
+    """The items of a JSONL file, one EvalItem a line (blank lines skipped).
+
+    Raises:
+        UserError: The file is missing, or a line is not a valid item (its line number given).
+    """
+    if not path.is_file():
+        raise UserError(f"items file {path} does not exist")
+    out: list[EvalItem] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                out.append(EvalItem.model_validate(json.loads(line)))
+            except (json.JSONDecodeError, ValidationError) as exc:
+                first = str(exc).splitlines()[0]
+                raise UserError(f"{path}, line {number}: not a valid item ({first})") from None
+    return out
