@@ -18,15 +18,11 @@ import typer
 from rich.console import Console
 from rich.panel import Panel
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
     Progress,
     TaskID,
-    TextColumn,
-    TimeElapsedColumn,
 )
 
-from recordagent.cli.render import load_progress, render_load_report
+from recordagent.cli.render import load_progress, progress_columns, render_load_report
 from recordagent.evaluation.audit import audit_evidence, evidence_from_labels, render_audit_terminal
 from recordagent.evaluation.gold_labels import instance_labels
 from recordagent.evaluation.labels import ReferenceLabel, reference_labels, write_labels
@@ -129,13 +125,7 @@ async def _run_all(
     """Every runner over the study, one run log each, with a progress bar per runner."""
     fingerprint = store_data_fingerprint(store)
     logs = []
-    columns = (
-        TextColumn("{task.description:<16}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as bar:
+    with Progress(*progress_columns(16), console=console, transient=False) as bar:
         for name in RUNNER_NAMES:
             runner = build_runner(name, settings)
             manifest = RunManifest.create(runner, model, settings, data_fingerprint=fingerprint)

@@ -11,6 +11,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
@@ -64,16 +65,20 @@ def render_load_report(report: LoadReport) -> Table:
     return table
 
 
-@contextmanager
-def load_progress(console: Console) -> Iterator[ProgressCallback]:
-    """A progress bar per load phase, fed by the loader's callback."""
-    columns = (
-        TextColumn("{task.description:<9}"),
+def progress_columns(label_width: int) -> tuple[ProgressColumn, ...]:
+    """Label, bar, done of total, time elapsed: the columns of the command line's progress."""
+    return (
+        TextColumn(f"{{task.description:<{label_width}}}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, transient=True) as bar:
+
+
+@contextmanager
+def load_progress(console: Console) -> Iterator[ProgressCallback]:
+    """A progress bar per load phase, fed by the loader's callback."""
+    with Progress(*progress_columns(9), console=console, transient=True) as bar:
         tasks: dict[str, TaskID] = {}
 
         def update(phase: str, done: int, total: int) -> None:
