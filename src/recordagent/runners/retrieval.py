@@ -80,6 +80,8 @@ class PatientRetriever:
             .group_by("row")
             .agg((idf * pl.col("tf") * (_K1 + 1) / norm).sum().alias("score"))
             .filter(pl.col("score") > 0)
+            # Rounded so that ties fall to the passage order, not to summation order.
+            .with_columns(pl.col("score").round(9))
             .sort(["score", "row"], descending=[True, False])
         )
         return [self.structured[k] for k in scored["row"].to_list()]

@@ -147,7 +147,9 @@ def search_documents(scope: PatientScope, args: SearchDocumentsInput) -> SearchD
             {"JOIN chunks c ON c.chunk_id = m.chunk_id " + document_join if filters else ""}
             {("WHERE " + " AND ".join(filters)) if filters else ""}
             GROUP BY m.chunk_id
-            ORDER BY score DESC, m.chunk_id
+            -- Rounded: DuckDB sums in parallel, so equal scores can differ in the last bits
+            -- from run to run; ties must fall to the chunk id, not to summation order.
+            ORDER BY round(score, 9) DESC, m.chunk_id
             LIMIT $k
         )
         SELECT s.chunk_id, c.document_id, d.date, d.type, d.title, c.section, s.score,
@@ -155,7 +157,7 @@ def search_documents(scope: PatientScope, args: SearchDocumentsInput) -> SearchD
         FROM scored s
         JOIN chunks c ON c.chunk_id = s.chunk_id
         JOIN documents d ON d.document_id = c.document_id
-        ORDER BY s.score DESC, s.chunk_id
+        ORDER BY round(s.score, 9) DESC, s.chunk_id
         """,
         params,
     )
