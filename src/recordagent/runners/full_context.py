@@ -38,7 +38,6 @@ from recordagent.runners.answering import ask_final_answer, question_block
 from recordagent.runners.common import TracedRunner, model_params
 from recordagent.runners.evidence import EvidenceBook
 from recordagent.runners.passages import (
-    _slug,
     entry_tokens,
     event_lines,
     lab_series,
@@ -245,9 +244,7 @@ def _lab_table(
     if not series:
         return [], 0, 0, 0
     costs = [entry_tokens(tokenizer, s.full_entries()) for s in series]
-    heads = [
-        tokenizer.count(f"[LABS-{_slug(s.name)}] {s.name} ({s.code or ''}):") + 2 for s in series
-    ]
+    heads = [tokenizer.count(f"[LABS-{s.slug}] {s.name} ({s.code or ''}):") + 2 for s in series]
     total_values = sum(len(s.values) for s in series)
     used = tokenizer.count(prompts.LABS_HEADER) + sum(heads) + sum(map(sum, costs))
     keep_from = [0] * len(series)
@@ -266,17 +263,12 @@ def _lab_table(
     lines = [prompts.LABS_HEADER]
     if dropped:
         lines.append(prompts.LABS_CUT.format(values=dropped))
-    slugs: set[str] = set()
     for j, s in enumerate(series):
         if keep_from[j] == len(s.values):
             continue
         shown = s.render(keep_from[j])
-        slug = _slug(s.name)
-        while slug in slugs:
-            slug += "-x"
-        slugs.add(slug)
-        lines.append(f"[LABS-{slug}] {s.name} ({s.code or ''}): " + "; ".join(shown))
-        citable[f"LABS-{slug}"] = [
+        lines.append(f"[LABS-{s.slug}] {s.name} ({s.code or ''}): " + "; ".join(shown))
+        citable[f"LABS-{s.slug}"] = [
             SourceRef(kind="lab", id=lab_id) for lab_id in s.lab_ids[keep_from[j] :]
         ]
     if dropped == total_values:

@@ -66,6 +66,7 @@ class LabSeries:
 
     name: str
     code: str | None
+    slug: str  # the analyte's part of passage and table ids, unique within the patient
     lab_ids: list[str]
     times: list[dt.datetime]
     values: list[str]
@@ -160,9 +161,14 @@ def lab_series(scope: PatientScope, until: dt.date | None = None) -> list[LabSer
         {"until": as_datetime(until, end_of_day=True)} if until is not None else None,
     )
     series: list[LabSeries] = []
+    slugs: set[str] = set()
     for name, code, lab_id, time, value, unit, flag in rows:
         if not series or series[-1].name != name:
-            series.append(LabSeries(name, code, [], [], [], [], []))
+            slug = _slug(name)
+            while slug in slugs:  # 'M protein' and 'M-protein' must not share ids
+                slug += "-x"
+            slugs.add(slug)
+            series.append(LabSeries(name, code, slug, [], [], [], [], []))
         last = series[-1]
         last.lab_ids.append(lab_id)
         last.times.append(time)
@@ -194,7 +200,6 @@ def lab_passages(
 ) -> list[Passage]:
     """Each analyte's values (up to ``until``) as passages of about ``max_tokens`` tokens."""
     passages: list[Passage] = []
-    slugs: set[str] = set()
     catalogue = packaged_lab_catalogue()
     for series in lab_series(scope, until):
         title = f"Lab results: {series.name}" + (f" ({series.code})" if series.code else "")
@@ -203,10 +208,6 @@ def lab_passages(
             # The catalogue's synonyms make 'Hb' find a passage titled 'Hemoglobin'.
             also = [n for n in analyte.names if n.lower() != series.name.lower()]
             title += f"; also: {', '.join(also)}" if also else ""
-        slug = _slug(series.name)
-        while slug in slugs:  # 'M protein' and 'M-protein' must not share ids
-            slug += "-x"
-        slugs.add(slug)
         costs = entry_tokens(tokenizer, series.full_entries())
         head = tokenizer.count(title) + 8
         start, part = 0, 1
@@ -219,7 +220,7 @@ def lab_passages(
                 end += 1
             passages.append(
                 Passage(
-                    id=f"LABS-{slug}-{part}",
+                    id=f"LABS-{series.slug}-{part}",
                     kind="labs",
                     date=series.times[start].date(),
                     title=title,
