@@ -68,6 +68,7 @@ class FakeOpenAI:
         self._actions: list[Action] = []
         self._lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
+        self.paths: list[str] = []  # request paths with their query strings, in order
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -85,6 +86,7 @@ class FakeOpenAI:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
+                server.paths.append(self.path)
                 action = server._next(body)
                 if action.delay_s:
                     time.sleep(action.delay_s)

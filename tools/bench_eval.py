@@ -19,6 +19,8 @@ extrapolated to all items), concurrent runs take every item. Items are ad-hoc da
 spread over the cohort's patients; one warm-up item per patient runs first, unmeasured. The
 fake server runs in a child process (in this one it would share the interpreter lock); calls
 per item are the answers' ``usage.model_calls``.
+
+``python tools/bench_eval.py [RUNNER ...]`` runs some runners only (all four by default).
 """
 
 from __future__ import annotations
@@ -155,7 +157,7 @@ async def _run(
     }
 
 
-async def _bench(items_n: int, sequential_n: int, folder: Path) -> Json:
+async def _bench(items_n: int, sequential_n: int, folder: Path, runners: tuple[str, ...]) -> Json:
     settings = Settings()
     cohort = folder / "tiny"
     (folder / "warm").mkdir()
@@ -170,7 +172,7 @@ async def _bench(items_n: int, sequential_n: int, folder: Path) -> Json:
             EvalItem.ad_hoc(p, f"warm-up {k}", AnswerSpec(type="date"))
             for k, p in enumerate(patients)
         ]
-        for name in RUNNER_NAMES:
+        for name in runners:
             with fake_server(_REPLIES[name]) as url:
                 # One item per patient first: one-time costs (indexes, tokenizer) stay out.
                 await _run(name, warm, store, url, settings, 1, folder / "warm")
@@ -202,10 +204,12 @@ async def _bench(items_n: int, sequential_n: int, folder: Path) -> Json:
     }
 
 
-def bench_eval(items: int = 200, sequential_items: int = 40) -> Json:
+def bench_eval(
+    items: int = 200, sequential_items: int = 40, runners: tuple[str, ...] = RUNNER_NAMES
+) -> Json:
     """Throughput of evaluation runs, concurrent against sequential, per runner."""
     with tempfile.TemporaryDirectory(prefix="bench-eval-") as folder:
-        return asyncio.run(_bench(items, min(sequential_items, items), Path(folder)))
+        return asyncio.run(_bench(items, min(sequential_items, items), Path(folder), runners))
 
 
 def eval_summary(result: Json) -> list[str]:
@@ -227,6 +231,6 @@ def eval_summary(result: Json) -> list[str]:
 
 
 if __name__ == "__main__":
-    figures = bench_eval()
+    figures = bench_eval(runners=tuple(sys.argv[1:]) or RUNNER_NAMES)
     print(json.dumps(figures, indent=2))
     print("\n".join(eval_summary(figures)))

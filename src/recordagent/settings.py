@@ -246,6 +246,13 @@ class RunnerSettings(BaseModel):
     max_answer_tokens: int = Field(
         default=1_000, ge=16, description="Completion tokens allowed per model call."
     )
+    cache_patients: int = Field(
+        default=64,
+        ge=0,
+        description="Per runner, how many patients' question-independent work (lab and event "
+        "passages with their search index, the packed full-context record) to keep between "
+        "questions; 0 rebuilds it for every question.",
+    )
     single_pass_rag: SinglePassRagSettings = Field(default_factory=SinglePassRagSettings)
     iterative_rag: IterativeRagSettings = Field(default_factory=IterativeRagSettings)
     full_context: FullContextSettings = Field(default_factory=FullContextSettings)

@@ -186,6 +186,30 @@ async def test_parameters_and_messages_reach_the_server(server: FakeOpenAI):
     assert request["model"] == "gpt-4o-mini"
 
 
+async def test_schemas_go_to_the_server_verbatim_and_azure_gets_its_deployment_path(
+    server: FakeOpenAI,
+):
+    server.script(ok('{"stage": "II", "confidence": 0.9}'))
+    azure = model(
+        server,
+        provider="azure",
+        model="my-deployment",
+        base_url=server.url.removesuffix("/v1"),
+        azure_api_version="2024-10-21",
+    )
+    answer = await complete(azure, HELLO, tools=TOOLS, response_format=Stage)
+    assert answer.parsed == {"stage": "II", "confidence": 0.9}
+    assert server.paths == [
+        "/openai/deployments/my-deployment/chat/completions?api-version=2024-10-21"
+    ]
+    request = server.requests[0]
+    assert request["tools"] == TOOLS
+    assert request["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "Stage", "schema": Stage.model_json_schema()},
+    }
+
+
 async def test_a_server_without_tool_calling_gets_tools_in_the_prompt(server: FakeOpenAI):
     server.script(
         ok('{"tool_calls": [{"name": "search_documents", "arguments": {"query": "x"'),

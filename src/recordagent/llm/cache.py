@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from recordagent.errors import ModelError, UserError
-from recordagent.llm.client import ChatModel
+from recordagent.llm.client import ChatModel, json_schema
 from recordagent.llm.types import Completion, Message
 
 __all__ = ["CacheMiss", "CachedModel", "CacheMode", "request_key"]
@@ -43,7 +43,7 @@ def request_key(
         "model": model,
         "messages": [m.model_dump(mode="json") for m in messages],
         "tools": list(tools) if tools is not None else None,
-        "schema": response_format.model_json_schema() if response_format else None,
+        "schema": json_schema(response_format) if response_format else None,
         "params": params,
     }
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

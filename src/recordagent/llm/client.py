@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -107,11 +109,21 @@ def _unfenced(text: str) -> str:
     return candidate
 
 
+def json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON schema of ``model`` (a fresh copy; generated once per class)."""
+    return copy.deepcopy(_json_schema(model))
+
+
+@functools.lru_cache(maxsize=1024)
+def _json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema()
+
+
 def schema_instruction(schema: type[BaseModel]) -> str:
     """The instruction used where a server cannot enforce a JSON schema itself."""
     return (
         "Answer with one JSON object only (no prose, no code fence) that validates against "
-        f"this JSON schema:\n{json.dumps(schema.model_json_schema(), separators=(',', ':'))}"
+        f"this JSON schema:\n{json.dumps(json_schema(schema), separators=(',', ':'))}"
     )
 
 

@@ -22,10 +22,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletion
 from pydantic import BaseModel
 
 from recordagent.errors import ModelError, StructuredOutputError
 from recordagent.llm.client import (
+    json_schema,
     parse_structured,
     parse_text_tool_calls,
     parse_tool_calls,
@@ -221,7 +223,7 @@ class OpenAICompatModel:
                 "type": "json_schema",
                 "json_schema": {
                     "name": response_format.__name__,
-                    "schema": response_format.model_json_schema(),
+                    "schema": json_schema(response_format),
                 },
             }
         client, limiter = self._resources()
@@ -230,8 +232,13 @@ class OpenAICompatModel:
             try:
                 async with limiter:
                     # The SDK's timeout applies per read; this one bounds the whole request.
+                    # The body is already wire JSON: posted as it is, without the SDK's
+                    # typed-parameter transform, which walks every node of the messages, tool
+                    # and response schemas on every call (milliseconds of event-loop time).
+                    # Retries, authentication and Azure's deployment paths still apply.
                     response = await asyncio.wait_for(
-                        client.chat.completions.create(**body), self.settings.timeout_s
+                        client.post("/chat/completions", body=body, cast_to=ChatCompletion),
+                        self.settings.timeout_s,
                     )
                 if not _is_completion(response):
                     raise _EmptyChoices()

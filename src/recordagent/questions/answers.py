@@ -8,6 +8,7 @@ the ``citations`` it rests on — so that the four runners can be compared item 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from typing import Any, ClassVar, Literal
 
@@ -198,7 +199,17 @@ def _citation_ids(raw: Any) -> list[str]:
 
 
 def final_answer_model(spec: AnswerSpec) -> type[BaseModel]:
-    """The structured final answer every runner asks the model for, typed by ``spec``."""
+    """The structured final answer every runner asks the model for, typed by ``spec``.
+
+    One class per distinct spec: an evaluation asks thousands of questions of a few dozen
+    specs, and building a pydantic model (and later its JSON schema) costs milliseconds.
+    """
+    return _final_answer_model(spec.model_dump_json())
+
+
+@functools.lru_cache(maxsize=1024)
+def _final_answer_model(spec_json: str) -> type[BaseModel]:
+    spec = AnswerSpec.model_validate_json(spec_json)
     value_type, value_field = _value_field(spec)
     fields: dict[str, Any] = dict(
         status=(

@@ -18,7 +18,7 @@ from recordagent.settings import StoreSettings
 if TYPE_CHECKING:
     from recordagent.records.scope import PatientScope
 
-__all__ = ["RecordStore", "connect", "first_row", "query_frame"]
+__all__ = ["RecordStore", "connect", "data_version", "first_row", "query_frame"]
 
 MEMORY = ":memory:"
 _DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
@@ -45,6 +45,14 @@ class RecordStore:
         """The highest migration applied to this store."""
         row = self._con.execute("SELECT max(version) FROM schema_migrations").fetchall()[0]
         return int(row[0]) if row and row[0] is not None else 0
+
+    def data_version(self) -> str:
+        """Changes whenever a source is loaded, replaced or re-indexed: a key for caches.
+
+        Every write of record data goes through a source (its row in ``sources`` is replaced
+        with the data), so the loaded sources' ids, fingerprints and load times name the data.
+        """
+        return data_version(self._con)
 
     def patient_ids(self) -> list[str]:
         """Every patient id in the store, sorted."""
@@ -81,6 +89,16 @@ class RecordStore:
 
     def __repr__(self) -> str:
         return f"RecordStore({self.location!r}, schema_version={self.schema_version})"
+
+
+def data_version(connection: duckdb.DuckDBPyConnection) -> str:
+    """The data version of the store behind ``connection`` (:meth:`RecordStore.data_version`)."""
+    with connection.cursor() as cursor:
+        rows = cursor.execute(
+            "SELECT coalesce(string_agg(source_id || ':' || fingerprint || ':' || loaded_at, ';' "
+            "ORDER BY source_id), '') FROM sources"
+        ).fetchall()
+    return str(rows[0][0]) if rows else ""
 
 
 def first_row(rows: list[tuple[Any, ...]]) -> tuple[Any, ...] | None:

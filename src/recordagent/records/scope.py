@@ -20,7 +20,7 @@ import polars as pl
 from pydantic import BaseModel
 
 from recordagent.errors import UserError
-from recordagent.records.db import query_frame
+from recordagent.records.db import data_version, query_frame
 from recordagent.records.schema import Chunk, Document, Event, LabValue, Patient
 
 if TYPE_CHECKING:
@@ -67,6 +67,10 @@ class PatientScope:
     def patient_id(self) -> str:
         """The one patient this scope can see."""
         return self._patient_id
+
+    def data_version(self) -> str:
+        """The store's data version (:meth:`RecordStore.data_version`): a key for caches."""
+        return data_version(self._connection)
 
     def __repr__(self) -> str:
         return f"PatientScope({self._patient_id!r})"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import asyncio
+import datetime as dt
+from collections.abc import Callable, Hashable
+from typing import Any, ClassVar, TypeVar
 
 from recordagent.errors import ModelError
 from recordagent.llm.client import ChatModel
@@ -11,11 +14,15 @@ from recordagent.records.scope import PatientScope
 from recordagent.records.tokens import Tokenizer
 from recordagent.runners._base import Answer, EventSink
 from recordagent.runners.answering import answer_from_parsed, failed_answer
+from recordagent.runners.cache import AsyncRecordCache
 from recordagent.runners.evidence import EvidenceBook
+from recordagent.runners.retrieval import PatientRetriever, StructuredIndex
 from recordagent.runners.trace import Tracer
 from recordagent.settings import RunnerSettings, Settings
 
-__all__ = ["TracedRunner", "check_patient", "model_params"]
+__all__ = ["RetrievingRunner", "TracedRunner", "check_patient", "model_params"]
+
+_T = TypeVar("_T")
 
 
 def model_params(settings: RunnerSettings) -> dict[str, Any]:
@@ -48,6 +55,25 @@ class TracedRunner:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.tokenizer = Tokenizer(settings.model.encoding)
+        self.record_cache: AsyncRecordCache[Any] = AsyncRecordCache(settings.runners.cache_patients)
+
+    async def cached(
+        self,
+        kind: str,
+        scope: PatientScope,
+        until: dt.date | None,
+        build: Callable[[], _T],
+        *extra: Hashable,
+    ) -> _T:
+        """Question-independent work on ``scope``'s record, built once per data version.
+
+        ``build`` runs in a worker thread, so it must only read (the scope, the tokenizer).
+        """
+        # The version query waits on DuckDB, which releases the interpreter lock: off the loop.
+        version = await asyncio.to_thread(scope.data_version)
+        key = (kind, version, scope.patient_id, until, *extra)
+        value: _T = await self.record_cache.get(key, build)
+        return value
 
     async def run(
         self,
@@ -103,3 +129,14 @@ class TracedRunner:
             truncated=truncated,
             details=details,
         )
+
+
+class RetrievingRunner(TracedRunner):
+    """A runner that retrieves passages: the patient's structured index is kept between items."""
+
+    async def retriever(self, scope: PatientScope, until: dt.date | None) -> PatientRetriever:
+        """A retriever over ``scope``'s record up to ``until``, on the kept structured index."""
+        index = await self.cached(
+            "structured", scope, until, lambda: StructuredIndex(scope, self.tokenizer, until)
+        )
+        return PatientRetriever(scope, self.tokenizer, until=until, index=index)

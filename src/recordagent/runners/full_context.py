@@ -20,11 +20,14 @@ The answer's ``details`` record what was kept and dropped (documents, tokens, la
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from recordagent.llm.client import ChatModel
 from recordagent.llm.types import Message
@@ -63,6 +66,11 @@ class PackedRecord(BaseModel):
     events_total: int
     events_dropped: int
     citable: dict[str, list[SourceRef]]
+    whole_from: int | None = Field(
+        default=None,
+        description="When nothing was dropped: a budget from which packing gives this same "
+        "record (so a larger budget need not pack again).",
+    )
 
     @property
     def truncated(self) -> bool:
@@ -75,11 +83,40 @@ class PackedRecord(BaseModel):
 
     def details(self) -> dict[str, Any]:
         """The figures for an answer's details."""
-        return self.model_dump(exclude={"text", "citable"}) | {"truncated": self.truncated}
+        return self.model_dump(exclude={"text", "citable", "whole_from"}) | {
+            "truncated": self.truncated
+        }
+
+
+class _Packings:
+    """One record's packings at the budgets asked so far (budgets differ by question length)."""
+
+    _KEEP = 8
+
+    def __init__(self) -> None:
+        self._by_budget: dict[int, PackedRecord] = {}
+        # Packing runs in worker threads; one at a time per record, and later callers reuse it.
+        self._lock = threading.Lock()
+
+    def get(self, budget: int, pack: Callable[[int], PackedRecord]) -> PackedRecord:
+        """The packing at ``budget``: one already made if it is the same, else a new one."""
+        with self._lock:
+            return self._get(budget, pack)
+
+    def _get(self, budget: int, pack: Callable[[int], PackedRecord]) -> PackedRecord:
+        for made_at, packed in self._by_budget.items():
+            if made_at == budget or (packed.whole_from is not None and packed.whole_from <= budget):
+                return packed
+        packed = pack(budget)
+        if len(self._by_budget) >= self._KEEP:
+            del self._by_budget[next(iter(self._by_budget))]
+        self._by_budget[budget] = packed
+        return packed
 
 
 _HEADING = "RECORD (documents in date order):"
 _OMITTED_TOKENS = 48  # room kept for the line that says what was omitted
+_BUDGET_STEP = 64
 
 
 def pack_record(
@@ -143,6 +180,7 @@ def pack_record(
             SourceRef(kind="document", id=documents[k].document_id)
         ]
     text = "\n\n".join([_HEADING, *blocks, *event_text, *lab_lines])
+    whole = not dropped and not event_dropped and not lab_dropped
     return PackedRecord(
         text=text,
         tokens=tokenizer.count(_HEADING)
@@ -159,6 +197,8 @@ def pack_record(
         events_total=event_total,
         events_dropped=event_dropped,
         citable=citable,
+        # Past this, the fit test passes and neither table is capped, whatever the budget.
+        whole_from=fixed + event_tokens + lab_tokens + total_tokens if whole else None,
     )
 
 
@@ -293,9 +333,17 @@ class FullContext(TracedRunner):
         overhead = sum(
             self.tokenizer.count(text) for text in (prompts.SYSTEM, question, prompts.ANSWER_NOW)
         )
+        # Rounded down to a multiple of _BUDGET_STEP, so that questions of slightly different
+        # lengths share one packing of a record that does not fit.
         budget = max(0, config.window_tokens - config.reserve_tokens - overhead)
+        budget -= budget % _BUDGET_STEP
         started = time.perf_counter()
-        packed = pack_record(scope, self.tokenizer, budget, config, until=item.as_of)
+        packings = await self.cached("packed", scope, item.as_of, _Packings)
+        packed = await asyncio.to_thread(
+            packings.get,
+            budget,
+            lambda b: pack_record(scope, self.tokenizer, b, config, until=item.as_of),
+        )
         book = EvidenceBook()
         for citable, refs in packed.citable.items():
             book.add_group(citable, refs)

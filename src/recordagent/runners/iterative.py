@@ -7,6 +7,8 @@ answer from what it has and the answer is marked 'truncated'.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import time
 from typing import Any, Literal
 
@@ -20,10 +22,9 @@ from recordagent.records.scope import PatientScope
 from recordagent.runners import rag_prompts as prompts
 from recordagent.runners._base import Answer
 from recordagent.runners.answering import ask_final_answer, question_block
-from recordagent.runners.common import TracedRunner, model_params
+from recordagent.runners.common import RetrievingRunner, model_params
 from recordagent.runners.evidence import EvidenceBook
 from recordagent.runners.passages import Passage, cite_passages
-from recordagent.runners.retrieval import PatientRetriever
 from recordagent.runners.single_pass import passages_message
 from recordagent.runners.trace import Tracer
 
@@ -32,7 +33,12 @@ __all__ = ["IterativeRag", "step_model"]
 
 def step_model(item: EvalItem) -> type[BaseModel]:
     """The per-round decision: answer now (with the final answer) or search again (a query)."""
-    answer: Any = final_answer_model(item.answer)
+    return _step_model(final_answer_model(item.answer))
+
+
+@functools.lru_cache(maxsize=1024)
+def _step_model(answer: Any) -> type[BaseModel]:
+    # One class per final-answer class (itself one per answer spec), not one per question.
     fields: dict[str, Any] = dict(
         action=(
             Literal["answer", "search"],
@@ -64,7 +70,7 @@ class _StepBase(BaseModel):
         return data
 
 
-class IterativeRag(TracedRunner):
+class IterativeRag(RetrievingRunner):
     """Up to N rounds of retrieve → judge → re-query, then answer."""
 
     name = "iterative_rag"
@@ -76,7 +82,7 @@ class IterativeRag(TracedRunner):
         """Retrieval rounds until the model answers or the rounds run out."""
         config = self.settings.runners.iterative_rag
         params = model_params(self.settings.runners)
-        retriever = PatientRetriever(scope, self.tokenizer, until=item.as_of)
+        retriever = await self.retriever(scope, item.as_of)
         book = EvidenceBook()
         passages: list[Passage] = []
         queries = [item.question]
@@ -85,8 +91,12 @@ class IterativeRag(TracedRunner):
         for round_number in range(1, config.max_rounds + 1):
             started = time.perf_counter()
             budget = config.context_tokens - sum(p.tokens for p in passages)
-            new = retriever.retrieve(
-                queries[-1], config.k_per_round, budget, exclude={p.id for p in passages}
+            new = await asyncio.to_thread(
+                retriever.retrieve,
+                queries[-1],
+                config.k_per_round,
+                budget,
+                exclude={p.id for p in passages},
             )
             cite_passages(book, new)
             passages.extend(new)

@@ -18,18 +18,19 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from recordagent.records.schema import Event
-from recordagent.records.scope import CHUNK_TEXT, PatientScope, as_datetime
+from recordagent.records.scope import PatientScope, as_datetime
 from recordagent.records.tokens import Tokenizer
 from recordagent.runners.evidence import EvidenceBook
 from recordagent.tools._base import SourceRef
 from recordagent.tools.catalogue import packaged_lab_catalogue
+from recordagent.tools.search import RankedChunk
 from recordagent.tools.timeline import TimelineEntry
 
 __all__ = [
     "LabSeries",
     "Passage",
     "cite_passages",
-    "chunk_passages",
+    "chunk_passage",
     "event_lines",
     "event_passages",
     "lab_passages",
@@ -113,32 +114,20 @@ def render(passage: Passage) -> str:
     return f"[{passage.id}] {passage.date:%Y-%m-%d} {passage.title}\n{passage.text}"
 
 
-def chunk_passages(
-    scope: PatientScope, chunk_ids: Iterable[str], tokenizer: Tokenizer
-) -> list[Passage]:
-    """The chunks with these ids (this patient's only), in the order given."""
-    wanted = list(dict.fromkeys(chunk_ids))
-    if not wanted:
-        return []
-    rows = scope.fetch(
-        "SELECT c.chunk_id, c.document_id, d.date, d.type, d.title, c.section, c.token_count, "
-        f"{CHUNK_TEXT} FROM chunks c JOIN documents d ON d.document_id = c.document_id "
-        "WHERE list_contains($ids, c.chunk_id)",
-        {"ids": wanted},
+def chunk_passage(chunk: RankedChunk, tokenizer: Tokenizer) -> Passage:
+    """A document chunk as a passage (its token count from the index, plus the heading's)."""
+    heading = f"{chunk.type} '{chunk.title or ''}'" + (
+        f" / {chunk.section}" if chunk.section else ""
     )
-    by_id = {}
-    for chunk_id, document_id, date, kind, title, section, tokens, text in rows:
-        heading = f"{kind} '{title or ''}'" + (f" / {section}" if section else "")
-        by_id[chunk_id] = Passage(
-            id=chunk_id,
-            kind="chunk",
-            date=date.date() if isinstance(date, dt.datetime) else date,
-            title=heading,
-            text=text,
-            refs=(SourceRef(kind="chunk", id=chunk_id, document_id=document_id),),
-            tokens=int(tokens) + tokenizer.count(heading) + 8,
-        )
-    return [by_id[c] for c in wanted if c in by_id]
+    return Passage(
+        id=chunk.chunk_id,
+        kind="chunk",
+        date=chunk.date,
+        title=heading,
+        text=chunk.text,
+        refs=(SourceRef(kind="chunk", id=chunk.chunk_id, document_id=chunk.document_id),),
+        tokens=chunk.token_count + tokenizer.count(heading) + 8,
+    )
 
 
 def lab_series(scope: PatientScope, until: dt.date | None = None) -> list[LabSeries]:

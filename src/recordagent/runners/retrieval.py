@@ -19,56 +19,63 @@ from recordagent.records.terms import query_terms, text_terms
 from recordagent.records.tokens import Tokenizer
 from recordagent.runners.passages import (
     Passage,
-    chunk_passages,
+    chunk_passage,
     event_passages,
     lab_passages,
     render,
 )
-from recordagent.tools.search import SearchDocumentsInput, packaged_vocabulary, search_documents
+from recordagent.tools.search import SearchDocumentsInput, packaged_vocabulary, rank_chunks
 
-__all__ = ["PatientRetriever"]
+__all__ = ["PatientRetriever", "StructuredIndex"]
 
 _RRF_K = 60  # the constant of reciprocal rank fusion; 60 is the published default
 _K1, _B = 1.2, 0.75
 
 
-class PatientRetriever:
-    """Ranks one patient's chunks, lab and event passages for a query (nothing after ``until``)."""
+class StructuredIndex:
+    """A record's lab and event passages and their BM25 index (nothing after ``until``).
+
+    It reads the record once and holds no connection, so runners can cache it across the
+    questions asked of one patient (see :mod:`recordagent.runners.cache`).
+    """
 
     def __init__(
         self, scope: PatientScope, tokenizer: Tokenizer, until: dt.date | None = None
     ) -> None:
-        self.scope = scope
-        self.tokenizer = tokenizer
+        self.patient_id = scope.patient_id
         self.until = until
+        self.tokenizer = tokenizer
         self.vocabulary = packaged_vocabulary()
-        self.structured = lab_passages(scope, tokenizer, until=until) + event_passages(
+        self.passages = lab_passages(scope, tokenizer, until=until) + event_passages(
             scope, tokenizer, until=until
         )
         self._terms = (
-            text_terms(
-                pl.Series([f"{p.title}\n{p.text}" for p in self.structured]), self.vocabulary
-            )
-            if self.structured
+            text_terms(pl.Series([f"{p.title}\n{p.text}" for p in self.passages]), self.vocabulary)
+            if self.passages
             else pl.DataFrame(schema={"row": pl.Int64, "term": pl.String, "tf": pl.Int32})
         )
         lengths = self._terms.group_by("row").agg(pl.col("tf").sum().alias("length"))
         self._lengths = lengths.cast({"row": pl.Int64})
-        self._average = max(float(self._terms["tf"].sum() or 0) / max(len(self.structured), 1), 1.0)
+        self._average = max(float(self._terms["tf"].sum() or 0) / max(len(self.passages), 1), 1.0)
+        self._exact: dict[str, Passage] = {}
 
-    def _counted(self, passage: Passage) -> Passage:
+    def counted(self, passage: Passage) -> Passage:
         """The passage with its exact token count (lab passages carry an estimate)."""
         if passage.kind != "labs":
             return passage
-        exact = self.tokenizer.count(render(passage)) + 2
-        return passage if exact == passage.tokens else passage.model_copy(update={"tokens": exact})
+        if passage.id not in self._exact:
+            exact = self.tokenizer.count(render(passage)) + 2
+            self._exact[passage.id] = (
+                passage if exact == passage.tokens else passage.model_copy(update={"tokens": exact})
+            )
+        return self._exact[passage.id]
 
-    def rank_structured(self, query: str) -> list[Passage]:
+    def rank(self, query: str) -> list[Passage]:
         """Lab and event passages with any query term, best BM25 first."""
         terms = query_terms(query, self.vocabulary)
-        if not terms or not self.structured:
+        if not terms or not self.passages:
             return []
-        n = len(self.structured)
+        n = len(self.passages)
         matched = self._terms.filter(pl.col("term").is_in(terms))
         if matched.is_empty():
             return []
@@ -84,17 +91,55 @@ class PatientRetriever:
             .with_columns(pl.col("score").round(9))
             .sort(["score", "row"], descending=[True, False])
         )
-        return [self.structured[k] for k in scored["row"].to_list()]
+        return [self.passages[k] for k in scored["row"].to_list()]
+
+
+class PatientRetriever:
+    """Ranks one patient's chunks, lab and event passages for a query (nothing after ``until``).
+
+    Args:
+        scope: The patient's record.
+        tokenizer: Counts passage tokens against the budget.
+        until: Nothing dated after this day is retrieved.
+        index: The record's structured index, when the caller keeps one (it must be for the
+            same patient and ``until``); built here otherwise.
+    """
+
+    def __init__(
+        self,
+        scope: PatientScope,
+        tokenizer: Tokenizer,
+        until: dt.date | None = None,
+        index: StructuredIndex | None = None,
+    ) -> None:
+        if index is not None and (index.patient_id != scope.patient_id or index.until != until):
+            raise ValueError(
+                f"structured index of patient {index.patient_id!r} until {index.until} used for "
+                f"patient {scope.patient_id!r} until {until}"
+            )
+        self.scope = scope
+        self.tokenizer = tokenizer
+        self.until = until
+        self.index = index if index is not None else StructuredIndex(scope, tokenizer, until)
+
+    @property
+    def structured(self) -> list[Passage]:
+        """Every lab and event passage of the record."""
+        return self.index.passages
+
+    def rank_structured(self, query: str) -> list[Passage]:
+        """Lab and event passages with any query term, best BM25 first."""
+        return self.index.rank(query)
 
     def rank_chunks(self, query: str, depth: int) -> list[Passage]:
         """Document chunks, best BM25 first (the search_documents ranking)."""
         try:
-            result = search_documents(
+            _, ranked = rank_chunks(
                 self.scope, SearchDocumentsInput(query=query, k=min(depth, 50), end=self.until)
             )
         except ToolError:
             return []  # a query of stop words only finds nothing
-        return chunk_passages(self.scope, [h.chunk_id for h in result.hits], self.tokenizer)
+        return [chunk_passage(chunk, self.tokenizer) for chunk in ranked]
 
     def retrieve(
         self,
@@ -116,7 +161,7 @@ class PatientRetriever:
         for pid in order:
             if pid in exclude:
                 continue
-            passage = self._counted(by_id[pid])
+            passage = self.index.counted(by_id[pid])
             if used + passage.tokens > max_tokens:
                 continue  # a smaller passage further down may still fit
             chosen.append(passage)

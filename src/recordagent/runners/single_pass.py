@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from recordagent.llm.client import ChatModel
@@ -11,10 +12,9 @@ from recordagent.records.scope import PatientScope
 from recordagent.runners import rag_prompts as prompts
 from recordagent.runners._base import Answer
 from recordagent.runners.answering import ask_final_answer, question_block
-from recordagent.runners.common import TracedRunner, model_params
+from recordagent.runners.common import RetrievingRunner, model_params
 from recordagent.runners.evidence import EvidenceBook
 from recordagent.runners.passages import Passage, cite_passages, render
-from recordagent.runners.retrieval import PatientRetriever
 from recordagent.runners.trace import Tracer
 
 __all__ = ["SinglePassRag", "passages_message"]
@@ -28,7 +28,7 @@ def passages_message(passages: list[Passage]) -> str:
     return "\n\n".join([header, *(render(p) for p in passages)])
 
 
-class SinglePassRag(TracedRunner):
+class SinglePassRag(RetrievingRunner):
     """Retrieve k passages for the question (documents and labs), answer in one call."""
 
     name = "single_pass_rag"
@@ -40,8 +40,10 @@ class SinglePassRag(TracedRunner):
         """One retrieval with the question, one model call."""
         config = self.settings.runners.single_pass_rag
         started = time.perf_counter()
-        retriever = PatientRetriever(scope, self.tokenizer, until=item.as_of)
-        passages = retriever.retrieve(item.question, config.k, config.context_tokens)
+        retriever = await self.retriever(scope, item.as_of)
+        passages = await asyncio.to_thread(
+            retriever.retrieve, item.question, config.k, config.context_tokens
+        )
         book = EvidenceBook()
         cite_passages(book, passages)
         tracer.record(

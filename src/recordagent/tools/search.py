@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from functools import cache
+from typing import NamedTuple
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
@@ -21,7 +22,14 @@ from recordagent.records.scope import CHUNK_TEXT, PatientScope, as_datetime
 from recordagent.records.terms import Vocabulary, load_vocabulary, query_terms
 from recordagent.tools._base import SourceRef, Tool, ToolResult
 
-__all__ = ["SEARCH_DOCUMENTS", "SearchDocumentsInput", "SearchDocumentsResult", "search_documents"]
+__all__ = [
+    "SEARCH_DOCUMENTS",
+    "RankedChunk",
+    "SearchDocumentsInput",
+    "SearchDocumentsResult",
+    "rank_chunks",
+    "search_documents",
+]
 
 _K1, _B = 1.2, 0.75
 _SNIPPET_CHARS = 240
@@ -104,8 +112,29 @@ class SearchDocumentsResult(ToolResult):
         return out
 
 
-def search_documents(scope: PatientScope, args: SearchDocumentsInput) -> SearchDocumentsResult:
-    """Rank the patient's chunks for ``args.query`` (BM25 over the clinical term index)."""
+class RankedChunk(NamedTuple):
+    """One chunk as ranked by :func:`rank_chunks`, with its whole text."""
+
+    chunk_id: str
+    document_id: str
+    date: dt.date
+    type: str
+    title: str | None
+    section: str | None
+    score: float
+    token_count: int
+    text: str
+
+
+def rank_chunks(
+    scope: PatientScope, args: SearchDocumentsInput
+) -> tuple[list[str], list[RankedChunk]]:
+    """The query's terms, and the patient's best ``args.k`` chunks for them, best first.
+
+    Raises:
+        ToolError: The query has no searchable words, or names a document type the record
+            does not have.
+    """
     vocabulary = packaged_vocabulary()
     terms = query_terms(args.query, vocabulary)
     if not terms:
@@ -153,7 +182,7 @@ def search_documents(scope: PatientScope, args: SearchDocumentsInput) -> SearchD
             LIMIT $k
         )
         SELECT s.chunk_id, c.document_id, d.date, d.type, d.title, c.section, s.score,
-               {CHUNK_TEXT}
+               c.token_count, {CHUNK_TEXT}
         FROM scored s
         JOIN chunks c ON c.chunk_id = s.chunk_id
         JOIN documents d ON d.document_id = c.document_id
@@ -161,18 +190,39 @@ def search_documents(scope: PatientScope, args: SearchDocumentsInput) -> SearchD
         """,
         params,
     )
-    hits = [
-        SearchHit(
+    ranked = [
+        RankedChunk(
             chunk_id=chunk_id,
             document_id=document_id,
             date=date.date() if isinstance(date, dt.datetime) else date,
             type=kind,
             title=title,
             section=section,
-            score=round(float(score), 4),
-            snippet=_snippet(text, terms, vocabulary),
+            score=float(score),
+            token_count=int(tokens),
+            text=text,
         )
-        for chunk_id, document_id, date, kind, title, section, score, text in rows
+        for chunk_id, document_id, date, kind, title, section, score, tokens, text in rows
+    ]
+    return terms, ranked
+
+
+def search_documents(scope: PatientScope, args: SearchDocumentsInput) -> SearchDocumentsResult:
+    """Rank the patient's chunks for ``args.query`` (BM25 over the clinical term index)."""
+    terms, ranked = rank_chunks(scope, args)
+    vocabulary = packaged_vocabulary()
+    hits = [
+        SearchHit(
+            chunk_id=chunk.chunk_id,
+            document_id=chunk.document_id,
+            date=chunk.date,
+            type=chunk.type,
+            title=chunk.title,
+            section=chunk.section,
+            score=round(chunk.score, 4),
+            snippet=_snippet(chunk.text, terms, vocabulary),
+        )
+        for chunk in ranked
     ]
     return SearchDocumentsResult(
         query=args.query,

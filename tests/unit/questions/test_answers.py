@@ -115,3 +115,15 @@ def test_ad_hoc_items_have_stable_ids():
     assert one.id == EvalItem.ad_hoc("A", "When was the ASCT?").id
     assert one.id != EvalItem.ad_hoc("B", "When was the ASCT?").id
     assert one.answer.type == "text" and one.id.startswith("ad-hoc/A/")
+
+
+def test_one_final_answer_class_per_spec_and_schemas_are_fresh_copies():
+    from recordagent.llm.client import json_schema
+
+    date = final_answer_model(AnswerSpec(type="date"))
+    assert final_answer_model(AnswerSpec(type="date")) is date
+    assert final_answer_model(AnswerSpec(type="number", unit="g/dL")) is not date
+    schema = json_schema(date)
+    assert schema == date.model_json_schema()
+    schema["properties"].clear()  # a caller's change must not reach the next caller
+    assert json_schema(date) == date.model_json_schema()

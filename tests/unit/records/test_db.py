@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -76,3 +77,22 @@ def test_thread_and_memory_settings_reach_duckdb():
         ).fetchone()
     assert threads == 1
     assert memory.replace(" ", "").upper().startswith(("512", "488"))
+
+
+def test_the_data_version_changes_with_every_load_and_only_then(tmp_path: Path):
+    from recordagent.records.load import load_bundle
+    from tests.conftest import FIXTURES
+
+    bundle = tmp_path / "tool_patients"
+    shutil.copytree(FIXTURES / "tool_patients", bundle)
+    with connect() as store:
+        assert store.data_version() == ""
+        load_bundle(store, bundle)
+        loaded = store.data_version()
+        assert loaded and store.scope("A").data_version() == loaded
+        load_bundle(store, bundle)  # the same files again: a no-op
+        assert store.data_version() == loaded
+        with (bundle / "labs.csv").open("a", encoding="utf-8") as labs:
+            labs.write("LA99,A,2021-09-09 08:00,33358-4,M-protein,0.1,,g/dL,,,\n")
+        load_bundle(store, bundle, replace=True)
+        assert store.data_version() not in ("", loaded)
