@@ -17,7 +17,10 @@ e. the synthetic myeloma cohort (``recordagent synth --preset reference``): gene
 mock model (``bench_runners.py``: agent overhead per step, context tokens per runner); each is
 also part of ``--only all``. ``--only eval`` runs the evaluation-run throughput benchmark against
 the fake OpenAI server (``bench_eval.py``: concurrency 16 against sequential); it is not part
-of ``--only all``.
+of ``--only all``. ``--only mimic`` runs the MIMIC-IV scale benchmark (``bench_mimic.py``:
+``--rows`` generated labevents rows, 20 M by default, loaded by the MIMIC-IV loader against a
+raw DuckDB scan of the same file, peak memory, extrapolated full load); it takes minutes and
+is not part of ``--only all`` either.
 
 (a)-(d) use the ACI-bench-based bundle of ``bench_bundle.py`` (real clinical prose at the
 reference scale); (e) is the project's own cohort. ``--only synthetic`` or ``--only load``
@@ -27,7 +30,8 @@ Usage::
 
     python tools/bench.py [--scale 1.0] [--repeats 3] [--out bench-out/bench.json]
                           [--bundle DIR] [--seed 0] [--calls 1000] [--pairs 120]
-                          [--only all|load|synthetic|tools|llm|runners|eval]
+                          [--only all|load|synthetic|tools|llm|runners|eval|mimic]
+                          [--rows 20000000] [--mimic-cache bench-out/mimic]
 
 Figures go to the JSON file (folder created) and a short summary to stdout.
 """
@@ -65,12 +69,18 @@ try:
     from bench_bundle import scaled_counts, write_bench_bundle
     from bench_eval import bench_eval, eval_summary
     from bench_llm import bench_llm, llm_summary
+    from bench_mimic import DEFAULT_CACHE as MIMIC_CACHE
+    from bench_mimic import DEFAULT_ROWS as MIMIC_ROWS
+    from bench_mimic import bench_mimic, mimic_summary
     from bench_runners import bench_runners, runners_summary
     from bench_tools import bench_tools, tools_summary
 except ImportError:  # imported as tools.bench rather than run as a script
     from tools.bench_bundle import scaled_counts, write_bench_bundle
     from tools.bench_eval import bench_eval, eval_summary
     from tools.bench_llm import bench_llm, llm_summary
+    from tools.bench_mimic import DEFAULT_CACHE as MIMIC_CACHE
+    from tools.bench_mimic import DEFAULT_ROWS as MIMIC_ROWS
+    from tools.bench_mimic import bench_mimic, mimic_summary
     from tools.bench_runners import bench_runners, runners_summary
     from tools.bench_tools import bench_tools, tools_summary
 
@@ -531,8 +541,16 @@ def run(
     only: str = "all",
     calls: int = 1000,
     pairs: int = 120,
+    rows: int = MIMIC_ROWS,
+    mimic_cache: Path = MIMIC_CACHE,
 ) -> Json:
     """Generate (or reuse) the bundle and take every measurement."""
+    if only == "mimic":
+        return {
+            "config": {"rows": rows, "repeats": repeats, "seed": seed, "only": only},
+            "machine": machine_facts(),
+            "mimic": bench_mimic(rows, repeats, seed, mimic_cache),
+        }
     if only == "eval":
         return {"config": {"only": only}, "machine": machine_facts(), "eval": bench_eval()}
     if only == "runners":
@@ -594,6 +612,8 @@ def synthetic_summary(syn: Json) -> list[str]:
 def summary(result: Json) -> str:
     """A few lines for humans."""
     if "bundle" not in result:
+        if "mimic" in result:
+            return "\n".join(mimic_summary(result["mimic"]))
         if "eval" in result:
             return "\n".join(eval_summary(result["eval"]))
         if "runners" in result:
@@ -644,7 +664,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--only",
-        choices=("all", "load", "synthetic", "tools", "llm", "runners", "eval"),
+        choices=("all", "load", "synthetic", "tools", "llm", "runners", "eval", "mimic"),
         default="all",
         help="run one part",
     )
@@ -652,10 +672,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--pairs", type=int, default=120, help="(patient, question) pairs per runner measurement"
     )
+    parser.add_argument(
+        "--rows", type=int, default=MIMIC_ROWS, help="--only mimic: generated labevents rows"
+    )
+    parser.add_argument(
+        "--mimic-cache",
+        type=Path,
+        default=MIMIC_CACHE,
+        help="--only mimic: folder caching the generated MIMIC-IV data (by rows and seed)",
+    )
     parser.add_argument("--child-load", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.repeats < 1 or args.scale <= 0 or args.pairs < 2:
-        parser.error("--repeats must be at least 1, --scale positive and --pairs at least 2")
+    if args.repeats < 1 or args.scale <= 0 or args.pairs < 2 or args.rows < 1000:
+        parser.error(
+            "--repeats must be at least 1, --scale positive, --pairs at least 2 and --rows at "
+            "least 1000"
+        )
     return args
 
 
@@ -666,7 +698,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(json.dumps(child_load(args.child_load)))
         return
     result = run(
-        args.scale, args.repeats, args.bundle, args.seed, args.only, args.calls, args.pairs
+        args.scale,
+        args.repeats,
+        args.bundle,
+        args.seed,
+        args.only,
+        args.calls,
+        args.pairs,
+        args.rows,
+        args.mimic_cache,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -115,8 +115,10 @@ def test_bad_inputs_give_one_clear_line_and_write_nothing(
     assert "bogus: Extra inputs are not permitted" in _one_error(
         recordagent("eval", "--suite", str(suite))
     )
-    mimic = Path(__file__).resolve().parents[2] / "eval" / "suites" / "mimic_iv.yaml"
-    assert "placeholder" in _one_error(recordagent("eval", "--suite", str(mimic)))
+    suite.write_text("placeholder: filled in later\n", encoding="utf-8")
+    assert "is a placeholder: filled in later" in _one_error(
+        recordagent("eval", "--suite", str(suite))
+    )
 
     missing = _one_error(
         recordagent(
@@ -235,3 +237,18 @@ def test_packaged_suites_load() -> None:
     reference = load_suite(suites / "reference.yaml")
     assert reference.model == "settings" and reference.n == 469
     assert reference.store is not None and reference.store.is_absolute()
+    # MIMIC-IV: a store and the silver items and labels `recordagent questions silver` writes.
+    runs = suites.parent / "runs"
+    mimic = load_suite(suites / "mimic_iv.yaml")
+    assert mimic.model == "settings" and len(mimic.runners) == 4 and mimic.cohort is None
+    assert mimic.store == runs / "mimic-iv" / "store.duckdb"
+    assert mimic.items == runs / "mimic-iv" / "silver" / "items.jsonl"
+    assert mimic.labels == runs / "mimic-iv" / "silver" / "labels.jsonl"
+    text = (suites / "mimic_iv.yaml").read_text(encoding="utf-8")
+    for command in ("recordagent load mimic-iv", "recordagent questions silver", "eval --suite"):
+        assert command in text
+    mimic_demo = load_suite(suites / "mimic_iv_demo.yaml")
+    assert mimic_demo.model == "mock" and len(mimic_demo.runners) == 4
+    assert mimic_demo.store == runs / "mimic-iv-demo" / "store.duckdb"
+    assert mimic_demo.items == runs / "mimic-iv-demo" / "silver" / "items.jsonl"
+    assert mimic_demo.labels == runs / "mimic-iv-demo" / "silver" / "labels.jsonl"

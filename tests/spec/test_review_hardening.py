@@ -11,6 +11,7 @@ import pytest
 from recordagent.errors import UserError
 from recordagent.records.db import RecordStore, connect
 from recordagent.records.load import load_bundle
+from recordagent.records.schema import BUNDLE_TABLES
 from recordagent.settings import ChunkingSettings
 from tests.conftest import store_snapshot
 from tests.spec.test_validation_errors import load_problems, only, set_labs
@@ -163,14 +164,15 @@ def test_repeated_header_names_the_column(store: RecordStore, two_patients: Path
 
 
 def test_a_row_with_too_many_fields_is_located(store: RecordStore, two_patients: Path):
+    header = len(BUNDLE_TABLES["labs"].column_names)
     set_labs(
         two_patients,
-        "L1,A,2020-01-01,,Creatinine,1.2,,mg/dL,,,",
-        "L2,A,2020-01-02,,Creatinine,1.3,,mg/dL,,,,extra",
+        "L1,A,2020-01-01,,Creatinine,1.2,,mg/dL" + "," * (header - 8),
+        "L2,A,2020-01-02,,Creatinine,1.3,,mg/dL" + "," * (header - 8) + ",extra",
     )
     problem = only(load_problems(store, two_patients))
     assert (problem.file, problem.row) == ("labs.csv", 2)
-    assert "12 fields but the header has 11" in problem.message
+    assert f"{header + 1} fields but the header has {header}" in problem.message
 
 
 def test_vocabulary_errors_quote_the_value_as_written(store: RecordStore, two_patients: Path):

@@ -1,10 +1,11 @@
-"""``recordagent demo``: a whole study in miniature, on a synthetic cohort.
+"""``recordagent demo``: a whole study in miniature, on a synthetic cohort or the MIMIC-IV demo.
 
-Generates the synthetic cohort, loads it, samples questions from the packaged templates with
-their gold labels, answers them with all four runners through the evaluator, audits whether
-retrieval and the full-context window reach the gold evidence, and ends with the report (in
-the terminal, and as HTML). With a model configured (settings or ``RECORDAGENT_MODEL__…``) the
-runners ask it; without one they run on the scripted mock model, and everything says so.
+Generates the synthetic cohort and loads it (or loads the MIMIC-IV demo), samples questions
+from the packaged templates with their gold (or silver) labels, answers them with all four
+runners through the evaluator, audits whether retrieval and the full-context window reach the
+evidence, and ends with the report (in the terminal, and as HTML). With a model configured
+(settings or ``RECORDAGENT_MODEL__…``) the runners ask it; without one they run on the scripted
+mock model, and everything says so.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from rich.progress import (
 )
 
 from recordagent.cli.render import load_progress, progress_columns, render_load_report
+from recordagent.errors import UserError
 from recordagent.evaluation.audit import audit_evidence, evidence_from_labels, render_audit_terminal
 from recordagent.evaluation.gold_labels import instance_labels
-from recordagent.evaluation.labels import ReferenceLabel, reference_labels, write_labels
+from recordagent.evaluation.labels import Label, ReferenceLabel, reference_labels, write_labels
 from recordagent.evaluation.log import RunLog, RunManifest, store_data_fingerprint
 from recordagent.evaluation.report import build_report, render_html, render_terminal
 from recordagent.evaluation.run import run_items
@@ -34,6 +36,8 @@ from recordagent.llm.client import ChatModel
 from recordagent.questions.gold_data import GoldData
 from recordagent.questions.items import EvalItem
 from recordagent.questions.sampling import instances, sample
+from recordagent.questions.silver import silver_labels, silver_sample
+from recordagent.questions.silver_templates import load_silver_templates
 from recordagent.questions.templates import load_templates
 from recordagent.records.db import RecordStore, connect
 from recordagent.records.load import load_bundle
@@ -41,6 +45,7 @@ from recordagent.resources import question_templates_path
 from recordagent.runners import RUNNER_NAMES, build_runner
 from recordagent.runners.dry_run import dry_run_model
 from recordagent.settings import Settings
+from recordagent.sources.mimic_iv import load_mimic_iv
 from recordagent.sources.synthetic import generate_cohort, load_preset
 
 MOCK_BANNER = (
@@ -51,8 +56,18 @@ MOCK_BANNER = (
 )
 
 
+SOURCES = ("synthetic", "mimic-iv-demo")
+
+
 def demo(
     ctx: typer.Context,
+    source: Annotated[
+        str,
+        typer.Option(
+            help="'synthetic' (a generated myeloma cohort, gold labels) or 'mimic-iv-demo' (the "
+            "MIMIC-IV demo at --mimic-path, silver labels from the MIMIC-IV templates)."
+        ),
+    ] = "synthetic",
     cohort: Annotated[
         str, typer.Option(help="Synthetic cohort preset: tiny, small or reference.")
     ] = "small",
@@ -62,37 +77,28 @@ def demo(
         Path | None,
         typer.Option(help="Folder for run logs, labels and reports (default: a new temp folder)."),
     ] = None,
+    mimic_path: Annotated[
+        Path,
+        typer.Option(help="The MIMIC-IV demo folder (hosp/, icu/), for --source mimic-iv-demo."),
+    ] = Path("../shared/data/mimic-iv-demo"),
 ) -> None:
-    """Generate a synthetic cohort, ask sampled questions with all four runners, report."""
+    """A study in miniature: load records, ask sampled questions with all four runners, report."""
     settings: Settings = ctx.obj
+    if source not in SOURCES:
+        raise UserError(f"unknown demo source '{source}'; use one of {', '.join(SOURCES)}")
     console = Console()
     folder = out or Path(tempfile.mkdtemp(prefix="recordagent-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
-    bundle = folder / f"synthetic-{cohort}"
-    preset = load_preset(cohort)
     model = _model(settings)
     if model.is_mock:
         console.print(Panel(MOCK_BANNER, title="MOCK MODEL", style="bold red"))
-    with load_progress(console) as progress:
-        generate_cohort(preset, seed, bundle, progress=progress)
     with connect(settings=settings.store) as store:
-        with load_progress(console) as progress:
-            report = load_bundle(
-                store, bundle, settings=settings, source=f"synthetic-{cohort}", progress=progress
-            )
-        console.print(render_load_report(report))
-        templates = load_templates(Path(str(question_templates_path())) / "myeloma")
-        every = instances(templates, GoldData.load(bundle / "gold", bundle))
-        chosen_ids = {i.id for i in sample([x.item for x in every], n=items, seed=seed)}
-        chosen = [x for x in every if x.item.id in chosen_ids]
-        labels = instance_labels(chosen)
+        if source == "synthetic":
+            study, labels = _synthetic_study(store, settings, cohort, items, seed, folder, console)
+        else:
+            study, labels = _mimic_study(store, settings, mimic_path, items, seed, console)
         write_labels(labels, folder / "labels.csv")
-        study = [x.item for x in chosen]
         references, _ = reference_labels(labels, {i.id: i for i in study})
-        console.print(
-            f"\n{len(study)} questions sampled from {len(templates.templates)} templates "
-            f"(version {templates.version}) over {len(store.patient_ids())} patients\n"
-        )
         logs = asyncio.run(_run_all(study, store, settings, model, references, folder, console))
         audit = audit_evidence(study, evidence_from_labels(labels), store, settings)
     evaluation = build_report(logs, references, labels=labels)
@@ -104,6 +110,63 @@ def demo(
     console.print(f"\nreport: {html}\nrun logs and labels: {folder}")
     if model.is_mock:
         console.print(Panel(MOCK_BANNER, title="MOCK MODEL", style="bold red"))
+
+
+def _synthetic_study(
+    store: RecordStore,
+    settings: Settings,
+    cohort: str,
+    items: int,
+    seed: int,
+    folder: Path,
+    console: Console,
+) -> tuple[list[EvalItem], list[Label]]:
+    """Generate and load the synthetic cohort; sample items with their gold labels."""
+    bundle = folder / f"synthetic-{cohort}"
+    preset = load_preset(cohort)
+    with load_progress(console) as progress:
+        generate_cohort(preset, seed, bundle, progress=progress)
+    with load_progress(console) as progress:
+        report = load_bundle(
+            store, bundle, settings=settings, source=f"synthetic-{cohort}", progress=progress
+        )
+    console.print(render_load_report(report))
+    templates = load_templates(Path(str(question_templates_path())) / "myeloma")
+    every = instances(templates, GoldData.load(bundle / "gold", bundle))
+    chosen_ids = {i.id for i in sample([x.item for x in every], n=items, seed=seed)}
+    chosen = [x for x in every if x.item.id in chosen_ids]
+    console.print(
+        f"\n{len(chosen)} questions sampled from {len(templates.templates)} templates "
+        f"(version {templates.version}) over {len(store.patient_ids())} patients\n"
+    )
+    return [x.item for x in chosen], instance_labels(chosen)
+
+
+def _mimic_study(
+    store: RecordStore,
+    settings: Settings,
+    mimic_path: Path,
+    items: int,
+    seed: int,
+    console: Console,
+) -> tuple[list[EvalItem], list[Label]]:
+    """Load the MIMIC-IV demo; sample items with silver labels from the MIMIC-IV templates."""
+    if not (mimic_path / "hosp").is_dir():
+        raise UserError(
+            f"no MIMIC-IV demo at {mimic_path}: download the MIMIC-IV Clinical Database Demo "
+            "(PhysioNet, open access) and pass its folder with --mimic-path"
+        )
+    with load_progress(console) as progress:
+        report = load_mimic_iv(store, mimic_path, settings=settings, progress=progress)
+    console.print(render_load_report(report))
+    templates = load_silver_templates(Path(str(question_templates_path())) / "mimic_iv")
+    run = silver_sample(templates, store, n=items, seed=seed)
+    console.print(
+        f"\n{len(run.instances)} questions sampled from {len(templates.templates)} MIMIC-IV "
+        f"templates (version {templates.version}) over {len(store.patient_ids())} patients; "
+        "references are silver labels computed by the templates' SQL\n"
+    )
+    return run.items, silver_labels(run.instances)
 
 
 def _model(settings: Settings) -> ChatModel:

@@ -9,16 +9,33 @@ import typer
 from rich.console import Console
 
 from recordagent.cli.render import load_progress, render_load_report
+from recordagent.errors import UserError
 from recordagent.records.db import connect
 from recordagent.records.load import load_bundle
 from recordagent.settings import Settings
+from recordagent.sources.mimic_iv import load_mimic_iv
+
+SOURCE_KINDS = ("bundle", "mimic-iv")
+"""Kinds of source ``recordagent load KIND PATH`` reads; a lone PATH is a bundle."""
 
 
 def load(
     ctx: typer.Context,
-    bundle: Annotated[
-        Path, typer.Argument(help="Bundle folder (patients, documents, labs, events).")
+    what: Annotated[
+        str,
+        typer.Argument(
+            help="A bundle folder, or a source kind followed by its PATH: 'mimic-iv PATH' "
+            "(a MIMIC-IV folder with hosp/, optional icu/ and note/) or 'bundle PATH'.",
+            metavar="KIND|PATH",
+        ),
     ],
+    path: Annotated[
+        Path | None,
+        typer.Argument(
+            help="The folder, when a KIND is given.", metavar="PATH", show_default=False
+        ),
+    ] = None,
+    *,
     db: Annotated[Path, typer.Option(help="DuckDB store file; created if missing.")],
     source: Annotated[
         str | None, typer.Option(help="Source name to register; the folder name by default.")
@@ -27,14 +44,24 @@ def load(
         bool, typer.Option("--replace", help="Replace a source already loaded under this name.")
     ] = False,
 ) -> None:
-    """Validate BUNDLE and load it into the store at --db (all or nothing)."""
+    """Load a record bundle, or a MIMIC-IV folder, into the store at --db (all or nothing)."""
     settings: Settings = ctx.obj
+    if path is None:
+        kind, folder = "bundle", Path(what)
+    elif what in SOURCE_KINDS:
+        kind, folder = what, path
+    else:
+        raise UserError(
+            f"unknown source kind '{what}'; use one of {', '.join(SOURCE_KINDS)} before the "
+            "path, or give a bundle folder alone"
+        )
     console = Console()
     created = not db.exists()
     try:
         with connect(db, settings=settings.store) as store, load_progress(console) as progress:
-            report = load_bundle(
-                store, bundle, settings=settings, source=source, replace=replace, progress=progress
+            loader = load_mimic_iv if kind == "mimic-iv" else load_bundle
+            report = loader(
+                store, folder, settings=settings, source=source, replace=replace, progress=progress
             )
     except BaseException:
         if created:  # a failed first load leaves no empty store behind

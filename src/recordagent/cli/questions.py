@@ -1,4 +1,11 @@
-"""``recordagent questions``: list and validate question templates, sample items over a cohort."""
+"""``recordagent questions``: list and validate question templates, sample items over a cohort.
+
+Two kinds of template folder exist: the myeloma templates, whose gold answers are derived from
+a synthetic cohort's gold tables (``sample``), and silver templates such as
+``question_templates/mimic_iv``, whose reference answers are SQL over a record store
+(``silver``). ``list`` and ``validate`` recognise either; without a folder they go through
+every packaged source.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +13,41 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import Progress
 from rich.table import Table
 
+from recordagent.cli.render import progress_columns
 from recordagent.questions.items import EvalItem
-from recordagent.questions.templates import TemplateSet, load_templates
+from recordagent.questions.silver_templates import (
+    SilverTemplate,
+    SilverTemplateSet,
+    is_silver_folder,
+    load_silver_templates,
+)
+from recordagent.questions.templates import QuestionTemplate, TemplateSet, load_templates
 from recordagent.resources import question_templates_path
+from recordagent.settings import Settings
+
+if TYPE_CHECKING:
+    from recordagent.questions.silver import SilverRun
 
 __all__ = ["app"]
 
 app = typer.Typer(
-    help="Question templates: list, validate, and sample study items over a synthetic cohort.",
+    help="Question templates: list, validate, sample study items over a synthetic cohort, "
+    "and compute silver items and labels over a record store.",
     no_args_is_help=True,
 )
 
-_FOLDER_HELP = "Template folder (*.yaml, searched recursively); default: the packaged templates."
+_FOLDER_HELP = (
+    "Template folder (*.yaml, searched recursively); default: every packaged source "
+    "(myeloma, mimic_iv)."
+)
 
 
 def _default_folder(source: str | None = None) -> Path:
@@ -36,19 +60,25 @@ def list_templates(
     folder: Annotated[Path | None, typer.Argument(help=_FOLDER_HELP)] = None,
 ) -> None:
     """List the templates: id, level, answer type and question."""
-    template_set = load_templates(folder or _default_folder())
-    table = Table(
-        title=f"{len(template_set.templates)} question templates (version {template_set.version})",
-        header_style="bold",
-    )
-    table.add_column("id", no_wrap=True)
-    table.add_column("level", justify="right")
-    table.add_column("answer", no_wrap=True)
-    table.add_column("question")
-    for t in sorted(template_set.templates, key=lambda t: t.level):
-        answer = t.answer.type + (f" ({t.answer.unit})" if t.answer.unit else "")
-        table.add_row(t.id, str(t.level), answer, t.question)
-    Console().print(table)
+    console = Console()
+    for source in _sources(folder):
+        loaded = _load_any(source)
+        table = Table(
+            title=f"{len(loaded.templates)} question templates (version {loaded.version})"
+            + (f" in {source.name}" if folder is None else ""),
+            header_style="bold",
+        )
+        table.add_column("id", no_wrap=True)
+        table.add_column("level", justify="right")
+        table.add_column("answer", no_wrap=True)
+        table.add_column("question")
+        listed: list[QuestionTemplate | SilverTemplate] = list(loaded.templates)
+        for t in sorted(listed, key=lambda t: t.level):
+            answer = t.answer.type + (f" ({t.answer.unit})" if t.answer.unit else "")
+            needs = t.needs if isinstance(t, SilverTemplate) else ()
+            question = t.question + (f" (needs {', '.join(needs)})" if needs else "")
+            table.add_row(t.id, str(t.level), answer, escape(question))
+        console.print(table)
 
 
 @app.command("validate")
@@ -56,15 +86,30 @@ def validate(
     folder: Annotated[Path | None, typer.Argument(help=_FOLDER_HELP)] = None,
 ) -> None:
     """Validate the templates; exits 2 with every problem (file, template id, field) if any."""
-    path = folder or _default_folder()
-    template_set = load_templates(path)
-    levels = Counter(t.level for t in template_set.templates)
-    per_level = ", ".join(f"level {level}: {levels[level]}" for level in sorted(levels))
-    Console().print(
-        f"{len(template_set.templates)} templates valid in {path} "
-        f"(version {template_set.version}; {per_level})",
-        highlight=False,
-    )
+    for path in _sources(folder):
+        loaded = _load_any(path)
+        levels = Counter(t.level for t in loaded.templates)
+        per_level = ", ".join(f"level {level}: {levels[level]}" for level in sorted(levels))
+        kind = "silver " if isinstance(loaded, SilverTemplateSet) else ""
+        Console().print(
+            f"{len(loaded.templates)} {kind}templates valid in {path} "
+            f"(version {loaded.version}; {per_level})",
+            highlight=False,
+        )
+
+
+def _sources(folder: Path | None) -> list[Path]:
+    """The folder given, or each packaged source (a folder of the packaged templates)."""
+    if folder is not None:
+        return [folder]
+    root = question_templates_path()
+    sources = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+    return sources or [root]
+
+
+def _load_any(folder: Path) -> TemplateSet | SilverTemplateSet:
+    """Silver templates when the folder holds them, else gold-derived (myeloma-style) ones."""
+    return load_silver_templates(folder) if is_silver_folder(folder) else load_templates(folder)
 
 
 @app.command("sample")
@@ -134,4 +179,75 @@ def _sample_table(
             spread,
         )
     table.caption = f"items: {out}" + (f"; labels: {labels}" if labels else "")
+    return table
+
+
+@app.command("silver")
+def silver(
+    ctx: typer.Context,
+    templates: Annotated[
+        Path, typer.Option(help="Silver template folder, e.g. question_templates/mimic_iv.")
+    ],
+    db: Annotated[Path, typer.Option(help="The record store (DuckDB file), opened read-only.")],
+    out: Annotated[Path, typer.Option(help="Folder to write items.jsonl and labels.jsonl into.")],
+    n: Annotated[
+        int | None,
+        typer.Option(
+            "--n",
+            help="Items to draw, balanced over levels and templates; default (or 0): every item.",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Sampling seed; the same seed draws the same set.")] = 0,
+) -> None:
+    """Ask the silver templates of every patient in --db; write items and silver labels to OUT."""
+    from recordagent.questions.silver import silver_instances, silver_sample, write_silver
+    from recordagent.records.db import connect
+
+    settings: Settings = ctx.obj
+    template_set = load_silver_templates(templates)
+    console = Console()
+    with (
+        connect(db, settings=settings.store, read_only=True) as store,
+        Progress(*progress_columns(9), console=console, transient=True) as bar,
+    ):
+        task = bar.add_task("patients", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        if n:
+            run = silver_sample(template_set, store, n, seed, progress=advance)
+        else:
+            run = silver_instances(template_set, store, progress=advance)
+    items_file, labels_file = write_silver(run.instances, out)
+    console.print(_silver_table(template_set, run, sampled=bool(n)))
+    console.print(f"items: {items_file}\nlabels: {labels_file}", highlight=False)
+
+
+def _silver_table(template_set: SilverTemplateSet, run: SilverRun, *, sampled: bool) -> Table:
+    """Items per template, the patients it did not apply to (n/a), and skipped templates."""
+    asked = f"{run.patients_visited} of {run.patients_total}" if sampled else run.patients_total
+    table = Table(
+        title=f"{len(run.instances)} items from {len(template_set.templates)} silver templates "
+        f"(version {run.version}) over {asked} patients",
+        header_style="bold",
+    )
+    table.add_column("template", no_wrap=True)
+    table.add_column("level", justify="right")
+    table.add_column("applicable", justify="right")
+    table.add_column("n/a", justify="right")
+    if sampled:
+        table.add_column("drawn", justify="right")
+    table.add_column("note", min_width=20)
+    for tally in run.tallies:
+        row = [
+            tally.template_id,
+            str(tally.level),
+            str(tally.applicable),
+            str(tally.not_applicable),
+        ]
+        if sampled:
+            row.append("-" if tally.drawn is None else str(tally.drawn))
+        row.append(f"skipped: {tally.skipped}" if tally.skipped else "")
+        table.add_row(*row)
     return table

@@ -27,6 +27,7 @@ __all__ = [
     "QuestionTemplate",
     "TemplateSet",
     "load_templates",
+    "scoring_problems",
     "template_problems",
 ]
 
@@ -256,7 +257,7 @@ def template_problems(template: QuestionTemplate) -> list[str]:
     problems += found
     if info is not None:
         problems += _answer_problems(template.answer, info)
-    problems += _scoring_problems(template.answer, template.scoring)
+    problems += scoring_problems(template.answer, template.scoring)
     problems += _question_problems(template, set(slots) | set(params))
     if template.level == 3 and not template.checklist:
         problems.append("checklist: a level-3 template lists the criteria it synthesises")
@@ -342,7 +343,8 @@ def _answer_problems(answer: AnswerSpec, info: ExprInfo) -> list[str]:
     return problems
 
 
-def _scoring_problems(answer: AnswerSpec, scoring: ScoringSpec) -> list[str]:
+def scoring_problems(answer: AnswerSpec, scoring: ScoringSpec) -> list[str]:
+    """What in ``scoring`` does not apply to an answer of this type (field: message)."""
     problems = []
     if scoring.tolerance_days and answer.type != "date":
         problems.append(f"scoring.tolerance_days: applies to dates, not {answer.type}")

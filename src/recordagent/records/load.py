@@ -36,7 +36,20 @@ from recordagent.records.terms import load_vocabulary
 from recordagent.records.validate import ProblemLog, validate_table
 from recordagent.settings import Settings
 
-__all__ = ["LoadReport", "ProgressCallback", "load_bundle"]
+__all__ = [
+    "LoadReport",
+    "ProgressCallback",
+    "chunk_documents",
+    "clustered_by_patient",
+    "delete_source",
+    "insert_frame",
+    "load_bundle",
+    "package_version",
+    "register_source",
+    "set_source_counts",
+    "source_by_name",
+    "source_with_fingerprint",
+]
 
 ProgressCallback = Callable[[str, int, int], None]
 """Called as ``progress(phase, done, total)``; phases: validate, chunk, write."""
@@ -113,7 +126,7 @@ def load_bundle(
         all_paths += [files.documents_manifest, *text_paths]
     fingerprint = fingerprint_files(all_paths, files.root)
 
-    loaded_as = _source_with_fingerprint(store, name, fingerprint)
+    loaded_as = source_with_fingerprint(store, name, fingerprint)
     if loaded_as is not None and not replace:
         return LoadReport(
             source=loaded_as,
@@ -122,7 +135,7 @@ def load_bundle(
             status="unchanged",
             ignored_files=list(files.ignored),
         )
-    named = _source_by_name(store, name)
+    named = source_by_name(store, name)
     if named is not None and not replace:
         raise UserError(
             f"source '{name}' is already loaded from different files; pass replace to swap it "
@@ -174,19 +187,19 @@ def load_bundle(
         timings["write"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        chunks, n_tokens = _chunk_documents(chunker, typed.get("documents"), report_progress)
+        chunks, n_tokens = chunk_documents(chunker, typed.get("documents"), report_progress)
         timings["chunk"] = time.perf_counter() - clock + chunker_setup
 
         clock = time.perf_counter()
         vocabulary = load_vocabulary()
-        chunks = _clustered_by_patient(chunks)
+        chunks = clustered_by_patient(chunks)
         documents = typed.get("documents", pl.DataFrame(schema={"document_id": pl.String}))
         terms = build_index_rows(chunks, documents, vocabulary)
         timings["index"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
         counts["chunks"] = chunks.height
-        _insert(con, "chunks", chunks, source_id)
+        insert_frame(con, "chunks", chunks, source_id)
         con.execute(
             "UPDATE sources SET n_chunks = $n WHERE source_id = $id",
             {"n": chunks.height, "id": source_id},
@@ -295,7 +308,7 @@ def _read_document_folder(files: BundleFiles, log: ProblemLog) -> tuple[pl.DataF
     return frame.filter(~pl.col(ROW_COLUMN).is_in(unread)), paths
 
 
-def _source_with_fingerprint(store: RecordStore, name: str, fingerprint: str) -> str | None:
+def source_with_fingerprint(store: RecordStore, name: str, fingerprint: str) -> str | None:
     """Name of a source loaded from exactly these files (preferring ``name``), if any."""
     row = first_row(
         store.connection.execute(
@@ -306,7 +319,8 @@ def _source_with_fingerprint(store: RecordStore, name: str, fingerprint: str) ->
     return str(row[0]) if row else None
 
 
-def _source_by_name(store: RecordStore, name: str) -> tuple[int, str] | None:
+def source_by_name(store: RecordStore, name: str) -> tuple[int, str] | None:
+    """Id and fingerprint of the source called ``name``, if any."""
     row = first_row(
         store.connection.execute(
             "SELECT source_id, fingerprint FROM sources WHERE name = $n", {"n": name}
@@ -421,7 +435,7 @@ def _check_replaced_patients_still_referenced(
         )
 
 
-def _chunk_documents(
+def chunk_documents(
     chunker: Chunker, documents: pl.DataFrame | None, progress: ProgressCallback
 ) -> tuple[pl.DataFrame, int]:
     """Chunk every document; returns the chunks table (offsets only) and the total tokens."""
@@ -485,48 +499,81 @@ def _write_tables(
 ) -> int:
     """Register the source and insert its tables (inside the caller's transaction)."""
     if replaced_id is not None:
-        for table in (
-            "chunk_terms",
-            "search_index",
-            "chunks",
-            "events",
-            "labs",
-            "documents",
-            "patients",
-            "sources",
-        ):
-            con.execute(f"DELETE FROM {table} WHERE source_id = $s", {"s": replaced_id})
-    row = first_row(con.execute("SELECT coalesce(max(source_id), 0) + 1 FROM sources").fetchall())
-    source_id = int(row[0]) if row else 1
+        delete_source(con, replaced_id)
     count = {t: frame.height for t, frame in typed.items()}
-    con.execute(
-        "INSERT INTO sources VALUES ($id, $name, $loc, $fp, $at, $ver, $tok, $max, "
-        "$np, $nd, 0, $nl, $ne)",
-        {
-            "id": source_id,
-            "name": name,
-            "loc": str(files.root.resolve()),
-            "fp": fingerprint,
-            "at": dt.datetime.now(),
-            "ver": _package_version(),
-            "tok": chunker.tokenizer.description,
-            "max": chunker.settings.max_tokens,
-            "np": count.get("patients", 0),
-            "nd": count.get("documents", 0),
-            "nl": count.get("labs", 0),
-            "ne": count.get("events", 0),
-        },
-    )
+    source_id = register_source(con, name, files.root.resolve(), fingerprint, chunker, counts=count)
     tables = [t for t in _TABLE_ORDER if t in typed]
     for i, table in enumerate(tables):
         progress("write", i, len(tables))
         frame = typed[table].select(BUNDLE_TABLES[table].column_names)
-        _insert(con, table, _clustered_by_patient(frame), source_id)
+        insert_frame(con, table, clustered_by_patient(frame), source_id)
     progress("write", len(tables), len(tables))
     return source_id
 
 
-def _clustered_by_patient(frame: pl.DataFrame) -> pl.DataFrame:
+_SOURCE_TABLES = (
+    "chunk_terms",
+    "search_index",
+    "chunks",
+    "events",
+    "labs",
+    "documents",
+    "patients",
+    "sources",
+)
+
+
+def delete_source(con: duckdb.DuckDBPyConnection, source_id: int) -> None:
+    """Delete every row a source wrote, and the source (inside the caller's transaction)."""
+    for table in _SOURCE_TABLES:
+        con.execute(f"DELETE FROM {table} WHERE source_id = $s", {"s": source_id})
+
+
+def register_source(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    location: Path,
+    fingerprint: str,
+    chunker: Chunker,
+    counts: dict[str, int],
+) -> int:
+    """Add a row to ``sources`` (inside the caller's transaction); returns the new source id.
+
+    ``counts`` gives rows per table (patients, documents, labs, events, chunks); a loader that
+    learns them only while writing updates the row with :func:`set_source_counts`.
+    """
+    row = first_row(con.execute("SELECT coalesce(max(source_id), 0) + 1 FROM sources").fetchall())
+    source_id = int(row[0]) if row else 1
+    con.execute(
+        "INSERT INTO sources VALUES ($id, $name, $loc, $fp, $at, $ver, $tok, $max, 0, 0, 0, 0, 0)",
+        {
+            "id": source_id,
+            "name": name,
+            "loc": str(location),
+            "fp": fingerprint,
+            "at": dt.datetime.now(),
+            "ver": package_version(),
+            "tok": chunker.tokenizer.description,
+            "max": chunker.settings.max_tokens,
+        },
+    )
+    set_source_counts(con, source_id, counts)
+    return source_id
+
+
+def set_source_counts(
+    con: duckdb.DuckDBPyConnection, source_id: int, counts: dict[str, int]
+) -> None:
+    """Record a source's row counts per table (those given; the others keep their value)."""
+    for table in ("patients", "documents", "chunks", "labs", "events"):
+        if table in counts:
+            con.execute(
+                f"UPDATE sources SET n_{table} = $n WHERE source_id = $id",
+                {"n": counts[table], "id": source_id},
+            )
+
+
+def clustered_by_patient(frame: pl.DataFrame) -> pl.DataFrame:
     """Rows grouped by patient, so DuckDB's per-row-group min/max prune per-patient reads."""
     in_order = frame.select(
         (pl.col("patient_id") >= pl.col("patient_id").shift(1)).all(ignore_nulls=True)
@@ -534,9 +581,10 @@ def _clustered_by_patient(frame: pl.DataFrame) -> pl.DataFrame:
     return frame if in_order else frame.sort("patient_id", maintain_order=True)
 
 
-def _insert(
+def insert_frame(
     con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, source_id: int
 ) -> None:
+    """Insert ``frame``'s columns into ``table`` under ``source_id`` (caller's transaction)."""
     columns = ", ".join(frame.columns)
     # Arrow string views hand polars' strings to DuckDB without a copy.
     con.register("_rows", frame.to_arrow(compat_level=pl.CompatLevel.newest()))
@@ -549,7 +597,8 @@ def _insert(
         con.unregister("_rows")
 
 
-def _package_version() -> str:
+def package_version() -> str:
+    """The installed recordagent version, recorded with every source."""
     try:
         return version("recordagent")
     except PackageNotFoundError:

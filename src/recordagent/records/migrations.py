@@ -116,9 +116,17 @@ _V2 = (
     "CREATE TABLE search_index (source_id INTEGER PRIMARY KEY, vocabulary VARCHAR NOT NULL)",
 )
 
+# Lab details some sources report (MIMIC-IV: specimen fluid, lab category, order priority,
+# comments). Added columns go after source_id; every insert names its columns.
+_V3 = tuple(
+    f"ALTER TABLE labs ADD COLUMN {column} VARCHAR"
+    for column in ("fluid", "category", "priority", "comment")
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial record store", _V1),
     Migration(2, "lexical search index over chunks", _V2),
+    Migration(3, "lab fluid, category, priority and comment", _V3),
 )
 """Chunks store offsets only; their text is ``substr`` of the document text (characters, 1-based),
 which keeps the store (and loading) free of a second copy of every document."""

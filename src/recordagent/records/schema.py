@@ -136,6 +136,10 @@ LABS = TableSpec(
         Column("ref_low", _N, "Lower limit of the reference range.", finite=True),
         Column("ref_high", _N, "Upper limit of the reference range.", finite=True),
         Column("flag", _T, "Abnormality flag as reported, e.g. 'H', 'L', 'abnormal'."),
+        Column("fluid", _T, "Specimen fluid, e.g. 'Blood', 'Urine', 'BLOOD CULTURE'."),
+        Column("category", _T, "Lab section, e.g. 'Chemistry', 'Hematology', 'Microbiology'."),
+        Column("priority", _T, "Order priority as reported, e.g. 'ROUTINE', 'STAT'."),
+        Column("comment", _T, "The laboratory's comment on the result, if any."),
     ),
 )
 EVENTS = TableSpec(
@@ -233,6 +237,10 @@ class LabValue(_Row):
     ref_low: float | None = Field(default=None, description="Reference range lower limit.")
     ref_high: float | None = Field(default=None, description="Reference range upper limit.")
     flag: str | None = Field(default=None, description="Abnormality flag as reported.")
+    fluid: str | None = Field(default=None, description="Specimen fluid, if reported.")
+    category: str | None = Field(default=None, description="Lab section, if reported.")
+    priority: str | None = Field(default=None, description="Order priority, if reported.")
+    comment: str | None = Field(default=None, description="The laboratory's comment, if any.")
 
 
 class Event(_Row):

@@ -229,7 +229,8 @@ class PatientScope:
         return self._models(
             LabValue,
             "SELECT lab_id, patient_id, time, analyte_code, analyte_name, value_num, value_text,"
-            f" unit, ref_low, ref_high, flag FROM labs{where} ORDER BY time, lab_id",
+            " unit, ref_low, ref_high, flag, fluid, category, priority, comment"
+            f" FROM labs{where} ORDER BY time, lab_id",
             params,
         )
 

@@ -112,9 +112,18 @@ def index_missing_sources(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def insert_index(
-    con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, source_id: int, vocabulary: Vocabulary
+    con: duckdb.DuckDBPyConnection,
+    rows: pl.DataFrame,
+    source_id: int,
+    vocabulary: Vocabulary,
+    *,
+    record_vocabulary: bool = True,
 ) -> None:
-    """Write a source's term rows and record the vocabulary (inside the caller's transaction)."""
+    """Write a source's term rows and record the vocabulary (inside the caller's transaction).
+
+    A source indexed in batches records the vocabulary once: on its last batch, or alone with
+    empty ``rows``.
+    """
     con.register("_terms", rows.to_arrow())
     try:
         con.execute(
@@ -124,6 +133,7 @@ def insert_index(
         )
     finally:
         con.unregister("_terms")
-    con.execute(
-        "INSERT INTO search_index VALUES ($s, $v)", {"s": source_id, "v": vocabulary.digest}
-    )
+    if record_vocabulary:
+        con.execute(
+            "INSERT INTO search_index VALUES ($s, $v)", {"s": source_id, "v": vocabulary.digest}
+        )

@@ -58,11 +58,16 @@ def test_shipped_templates_validate_with_at_least_48_over_three_levels():
     assert len({t.id for t in template_set.templates}) == len(template_set.templates)
 
 
-def test_the_packaged_root_validates_and_has_the_same_version_as_its_only_source():
-    root = load_templates(question_templates_path())
-    myeloma = load_templates(question_templates_path() / "myeloma")
-    assert root.version == myeloma.version
-    assert len(root.version) == 16
+def test_each_packaged_template_family_validates_with_its_own_loader():
+    from recordagent.questions.silver_templates import is_silver_folder, load_silver_templates
+
+    root = question_templates_path()
+    families = sorted(p.name for p in root.iterdir() if p.is_dir())
+    assert families == ["mimic_iv", "myeloma"]
+    myeloma = load_templates(root / "myeloma")
+    assert len(myeloma.version) == 16 and len(myeloma.templates) == 60
+    assert not is_silver_folder(root / "myeloma") and is_silver_folder(root / "mimic_iv")
+    assert len(load_silver_templates(root / "mimic_iv").templates) >= 20
 
 
 def test_readme_documents_every_derivation():

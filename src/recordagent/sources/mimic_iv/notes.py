@@ -1,0 +1,162 @@
+"""MIMIC-IV-Note: discharge summaries and radiology reports as documents, chunked in batches.
+
+Notes are the one part of MIMIC that passes through Python (the chunker and the search index
+are Python). They are read in batches of ``batch_rows`` from a connection of their own, so a
+full MIMIC-IV-Note (about 2.6 M notes) never sits in memory at once; each batch is written,
+chunked and indexed inside the store's load transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import duckdb
+import polars as pl
+
+from recordagent.records.chunking import Chunker
+from recordagent.records.load import ProgressCallback, chunk_documents, insert_frame
+from recordagent.records.search_index import build_index_rows, insert_index
+from recordagent.records.terms import Vocabulary
+from recordagent.sources.mimic_iv.files import MimicFiles
+from recordagent.sources.mimic_iv.tables import read_csv
+
+__all__ = ["NOTE_TYPES", "load_notes", "notes_sql"]
+
+NOTE_TYPES = {
+    "DS": "discharge summary",
+    "DA": "discharge summary addendum",
+    "RR": "radiology report",
+    "AR": "radiology addendum",
+}
+
+_NOTE_COLUMNS = {
+    "note_id": "VARCHAR",
+    "subject_id": "BIGINT",
+    "note_type": "VARCHAR",
+    "charttime": "TIMESTAMP",
+    "text": "VARCHAR",
+}
+
+
+def notes_sql(files: MimicFiles) -> str | None:
+    """One SELECT over the note files present, grouped by patient; None without notes."""
+    parts = []
+    kinds = " ".join(f"WHEN '{code}' THEN '{name}'" for code, name in NOTE_TYPES.items())
+    for table in ("discharge", "radiology"):
+        if not files.has(table):
+            continue
+        title = "NULL"
+        join = ""
+        if table == "radiology" and files.has("radiology_detail"):
+            detail = read_csv(
+                files.paths["radiology_detail"],
+                {
+                    "note_id": "VARCHAR",
+                    "field_name": "VARCHAR",
+                    "field_value": "VARCHAR",
+                    "field_ordinal": "BIGINT",
+                },
+            )
+            join = (
+                "LEFT JOIN (SELECT note_id, arg_min(field_value, field_ordinal) AS exam "
+                f"FROM {detail} WHERE field_name = 'exam_name' GROUP BY note_id) x "
+                "ON x.note_id = n.note_id"
+            )
+            title = "x.exam"
+        parts.append(
+            f"""
+            SELECT n.note_id AS document_id, CAST(n.subject_id AS VARCHAR) AS patient_id,
+                   n.charttime AS date,
+                   CASE n.note_type {kinds} ELSE lower(n.note_type) END AS type,
+                   coalesce({title}, CASE n.note_type {kinds} ELSE lower(n.note_type) END)
+                       AS title,
+                   n.text AS text
+            FROM {read_csv(files.paths[table], _NOTE_COLUMNS)} n
+            {join}
+            WHERE n.charttime IS NOT NULL AND trim(coalesce(n.text, '')) <> ''
+            """
+        )
+    if not parts:
+        return None
+    return " UNION ALL ".join(parts)
+
+
+def _count(sql: str, threads: int | None) -> int:
+    reader = duckdb.connect()
+    try:
+        if threads is not None:
+            reader.execute(f"SET threads = {int(threads)}")
+        rows = reader.execute(f"SELECT count(*) FROM ({sql})").fetchall()
+    finally:
+        reader.close()
+    return int(rows[0][0]) if rows else 0
+
+
+def _batches(sql: str, batch_rows: int, threads: int | None) -> Iterator[pl.DataFrame]:
+    reader = duckdb.connect()  # a connection of its own: the store's is inside a transaction
+    try:
+        if threads is not None:
+            reader.execute(f"SET threads = {int(threads)}")
+        # Grouped by patient, so the chunk and term rows stay clustered for per-patient reads.
+        ordered = f"SELECT * FROM ({sql}) ORDER BY patient_id, date, document_id"
+        batches = reader.sql(ordered).to_arrow_reader(batch_rows)
+        for batch in batches:
+            frame = pl.from_arrow(batch)
+            assert isinstance(frame, pl.DataFrame)
+            yield frame
+    finally:
+        reader.close()
+
+
+def load_notes(
+    con: duckdb.DuckDBPyConnection,
+    files: MimicFiles,
+    source_id: int,
+    chunker: Chunker,
+    vocabulary: Vocabulary,
+    progress: ProgressCallback,
+    *,
+    batch_rows: int = 20_000,
+    threads: int | None = None,
+) -> tuple[int, int, int]:
+    """Write, chunk and index every note (inside the caller's transaction).
+
+    Returns:
+        Documents, chunks and document tokens written.
+    """
+    sql = notes_sql(files)
+    documents = chunks_written = tokens = 0
+    if sql is not None:
+        total = _count(sql, threads)
+        progress("notes", 0, total)
+        for frame in _batches(sql, batch_rows, threads):
+            insert_frame(con, "documents", frame, source_id)
+            chunks, n_tokens = chunk_documents(
+                chunker, frame.select("document_id", "patient_id", "text"), lambda *_: None
+            )
+            terms = build_index_rows(chunks, frame.select("document_id", "text"), vocabulary)
+            insert_frame(con, "chunks", chunks, source_id)
+            insert_index(con, terms, source_id, vocabulary, record_vocabulary=False)
+            documents += frame.height
+            chunks_written += chunks.height
+            tokens += n_tokens
+            progress("notes", documents, total)
+    insert_index(
+        con,
+        build_index_rows(
+            pl.DataFrame(
+                schema={
+                    "chunk_id": pl.String,
+                    "document_id": pl.String,
+                    "patient_id": pl.String,
+                    "char_start": pl.Int32,
+                    "char_end": pl.Int32,
+                }
+            ),
+            pl.DataFrame(schema={"document_id": pl.String, "text": pl.String}),
+            vocabulary,
+        ),
+        source_id,
+        vocabulary,
+    )
+    return documents, chunks_written, tokens
