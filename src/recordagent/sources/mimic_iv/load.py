@@ -132,7 +132,7 @@ def load_mimic_iv(
         source_id = register_source(
             con, name, files.root.resolve(), fingerprint, chunker, counts={}
         )
-        _check_patients(con, files, name)
+        _check_patients(con, files)
         for step in steps:
             report(step.source, 0, 1)
             counts[step.table] += _run(con, files, step, source_id)
@@ -221,7 +221,7 @@ def _problem(files: MimicFiles, step: Step, exc: duckdb.Error) -> LoadProblem:
     return LoadProblem(label, f"cannot be read: {message.splitlines()[0]}")
 
 
-def _check_patients(con: duckdb.DuckDBPyConnection, files: MimicFiles, name: str) -> None:
+def _check_patients(con: duckdb.DuckDBPyConnection, files: MimicFiles) -> None:
     """Refuse patients another source already holds (by name, not by a constraint error)."""
     step = patient_step(files)
     try:
