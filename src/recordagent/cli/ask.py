@@ -75,7 +75,7 @@ def ask(
     chosen_runner = build_runner(runner, settings)  # unknown names fail before any work
     console = Console()
     with connect(db, settings=settings.store, read_only=True) as store:
-        _check_patient(store, patient)
+        require_patient(store, patient)
         chat = _model(model, settings)
         if model is ModelChoice.mock:
             console.print(Panel(MOCK_BANNER, style="bold yellow", title="dry run"))
@@ -100,7 +100,8 @@ def _parse_day(text: str | None) -> dt.date | None:
         raise UserError(f"--as-of must be a day as YYYY-MM-DD, not '{text}'") from None
 
 
-def _check_patient(store: RecordStore, patient: str) -> None:
+def require_patient(store: RecordStore, patient: str) -> None:
+    """Refuse a patient the store does not hold, naming the patients it does (a few)."""
     if store.has_patient(patient):
         return
     known = store.patient_ids()

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from recordagent.cli import ask, audit, demo, load, questions, summary, synth
+from recordagent.cli import ask, audit, chat, demo, load, questions, summary, synth
 from recordagent.cli import eval as eval_cli
 from recordagent.cli import report as report_cli
 from recordagent.errors import UserError
@@ -55,6 +55,7 @@ def command_settings(preset: str | None) -> Settings:
 
 app.command("ask")(ask.ask)
 app.command("audit")(audit.audit)
+app.command("chat")(chat.chat)
 app.command("demo")(demo.demo)
 app.command("eval")(eval_cli.eval_command)
 app.command("load")(load.load)

@@ -1,0 +1,71 @@
+"""``recordagent chat``: an interactive session on one patient's record."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from recordagent.cli.ask import ModelChoice, require_patient
+from recordagent.errors import UserError
+from recordagent.llm.client import ChatModel
+from recordagent.records.db import connect
+from recordagent.runners import RUNNER_NAMES
+from recordagent.settings import Settings
+
+__all__ = ["chat"]
+
+
+def chat(
+    ctx: typer.Context,
+    patient: Annotated[str, typer.Argument(help="Patient id in the store.")],
+    db: Annotated[Path, typer.Option(help="DuckDB store file (recordagent load).")],
+    runner: Annotated[str, typer.Option(help=f"Runner: {', '.join(RUNNER_NAMES)}.")] = "agent",
+    model: Annotated[
+        ModelChoice,
+        typer.Option(
+            help="'settings': the configured model (the dry-run mock, with a banner, when none "
+            "is configured); 'mock': the dry-run mock."
+        ),
+    ] = ModelChoice.settings,
+) -> None:
+    """Ask questions about PATIENT in a terminal session, watching the agent's steps."""
+    from recordagent.chat.loop import open_session_banner, run_loop
+    from recordagent.chat.render import render_header
+    from recordagent.chat.session import ChatSession
+
+    settings: Settings = ctx.obj
+    if not db.is_file():
+        raise UserError(f"no store file at {db} (create one with: recordagent load BUNDLE --db)")
+    console = Console()
+    with connect(db, settings=settings.store, read_only=True) as store:
+        require_patient(store, patient)
+        chat_model = _model(model, settings)
+        session = ChatSession(store.scope(patient), settings, chat_model, runner=runner)
+        console.print(render_header(session.scope))
+        open_session_banner(session, console)
+        code = asyncio.run(_run(run_loop(session, console), chat_model))
+    raise typer.Exit(code)
+
+
+async def _run(loop: Coroutine[Any, Any, int], model: ChatModel) -> int:
+    try:
+        return await loop
+    finally:
+        close = getattr(model, "close", None)
+        if close is not None:  # an HTTP client's connections belong to this event loop
+            await close()
+
+
+def _model(choice: ModelChoice, settings: Settings) -> ChatModel:
+    if choice is ModelChoice.mock or settings.model.provider == "mock":
+        from recordagent.runners.dry_run import dry_run_model
+
+        return dry_run_model()
+    from recordagent.llm import build_model
+
+    return build_model(settings.model)
