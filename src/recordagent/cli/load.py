@@ -13,9 +13,11 @@ from recordagent.errors import UserError
 from recordagent.records.db import connect
 from recordagent.records.load import load_bundle
 from recordagent.settings import Settings
+from recordagent.sources.fhir import load_fhir
 from recordagent.sources.mimic_iv import load_mimic_iv
+from recordagent.sources.omop import load_omop
 
-SOURCE_KINDS = ("bundle", "mimic-iv")
+SOURCE_KINDS = ("bundle", "mimic-iv", "fhir", "omop")
 """Kinds of source ``recordagent load KIND PATH`` reads; a lone PATH is a bundle."""
 
 
@@ -59,7 +61,11 @@ def load(
     created = not db.exists()
     try:
         with connect(db, settings=settings.store) as store, load_progress(console) as progress:
-            loader = load_mimic_iv if kind == "mimic-iv" else load_bundle
+            loader = {
+                "mimic-iv": load_mimic_iv,
+                "fhir": load_fhir,
+                "omop": load_omop,
+            }.get(kind, load_bundle)
             report = loader(
                 store, folder, settings=settings, source=source, replace=replace, progress=progress
             )
