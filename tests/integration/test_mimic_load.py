@@ -284,7 +284,8 @@ def test_the_command_line_loads_mimic_iv_and_refuses_unknown_kinds(tmp_path: Pat
     bad = recordagent("load", "fhir-ish", str(NOTES), "--db", str(tmp_path / "x.duckdb"))
     assert bad.returncode != 0
     assert " ".join(bad.stderr.split()) == (  # one message (rich wraps it at 100 columns)
-        "error: unknown source kind 'fhir-ish'; use one of bundle, mimic-iv before the path, "
+        "error: unknown source kind 'fhir-ish'; use one of bundle, mimic-iv, fhir, omop before the "
+        "path, "
         "or give a bundle folder alone"
     )
     assert not (tmp_path / "x.duckdb").exists()
