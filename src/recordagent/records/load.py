@@ -32,7 +32,7 @@ from recordagent.records.chunking import Chunker
 from recordagent.records.db import RecordStore, first_row
 from recordagent.records.schema import BUNDLE_TABLES
 from recordagent.records.search_index import build_index_rows, insert_index
-from recordagent.records.terms import load_vocabulary
+from recordagent.records.terms import Vocabulary, load_vocabulary
 from recordagent.records.validate import ProblemLog, validate_table
 from recordagent.settings import Settings
 
@@ -42,6 +42,7 @@ __all__ = [
     "chunk_documents",
     "clustered_by_patient",
     "delete_source",
+    "index_documents",
     "insert_frame",
     "load_bundle",
     "package_version",
@@ -571,6 +572,30 @@ def set_source_counts(
                 f"UPDATE sources SET n_{table} = $n WHERE source_id = $id",
                 {"n": counts[table], "id": source_id},
             )
+
+
+def index_documents(
+    con: duckdb.DuckDBPyConnection,
+    documents: pl.DataFrame,
+    source_id: int,
+    chunker: Chunker,
+    vocabulary: Vocabulary,
+) -> tuple[int, int]:
+    """Chunk a batch of documents already written and index their terms (caller's transaction).
+
+    For loaders that write documents in batches; the source's vocabulary is recorded once, at
+    the end, with :func:`~recordagent.records.search_index.record_index_vocabulary`.
+
+    Returns:
+        Chunks written and document tokens.
+    """
+    chunks, tokens = chunk_documents(
+        chunker, documents.select("document_id", "patient_id", "text"), lambda *_: None
+    )
+    terms = build_index_rows(chunks, documents.select("document_id", "text"), vocabulary)
+    insert_frame(con, "chunks", chunks, source_id)
+    insert_index(con, terms, source_id, vocabulary, record_vocabulary=False)
+    return chunks.height, tokens
 
 
 def clustered_by_patient(frame: pl.DataFrame) -> pl.DataFrame:

@@ -13,7 +13,12 @@ import polars as pl
 
 from recordagent.records.terms import Vocabulary, load_vocabulary, text_terms
 
-__all__ = ["build_index_rows", "index_missing_sources"]
+__all__ = [
+    "build_index_rows",
+    "index_missing_sources",
+    "insert_index",
+    "record_index_vocabulary",
+]
 
 
 def build_index_rows(
@@ -134,6 +139,13 @@ def insert_index(
     finally:
         con.unregister("_terms")
     if record_vocabulary:
-        con.execute(
-            "INSERT INTO search_index VALUES ($s, $v)", {"s": source_id, "v": vocabulary.digest}
-        )
+        record_index_vocabulary(con, source_id, vocabulary)
+
+
+def record_index_vocabulary(
+    con: duckdb.DuckDBPyConnection, source_id: int, vocabulary: Vocabulary
+) -> None:
+    """Record which vocabulary a source's term rows were built with (once per source)."""
+    con.execute(
+        "INSERT INTO search_index VALUES ($s, $v)", {"s": source_id, "v": vocabulary.digest}
+    )

@@ -26,16 +26,16 @@ from recordagent.records.db import RecordStore
 from recordagent.records.load import (
     LoadReport,
     ProgressCallback,
-    chunk_documents,
     clustered_by_patient,
     delete_source,
+    index_documents,
     insert_frame,
     register_source,
     set_source_counts,
     source_by_name,
     source_with_fingerprint,
 )
-from recordagent.records.search_index import build_index_rows, insert_index
+from recordagent.records.search_index import record_index_vocabulary
 from recordagent.records.terms import Vocabulary, load_vocabulary
 from recordagent.settings import Settings
 from recordagent.sources.fhir.mapping import BadResource, Mapper, Rows
@@ -178,33 +178,15 @@ class _Writer:
             ) from exc
 
     def _index(self, documents: pl.DataFrame) -> None:
-        chunks, tokens = chunk_documents(
-            self.chunker, documents.select("document_id", "patient_id", "text"), lambda *_: None
+        chunks, tokens = index_documents(
+            self.con, documents, self.source_id, self.chunker, self.vocabulary
         )
-        terms = build_index_rows(chunks, documents.select("document_id", "text"), self.vocabulary)
-        insert_frame(self.con, "chunks", chunks, self.source_id)
-        insert_index(self.con, terms, self.source_id, self.vocabulary, record_vocabulary=False)
-        self.counts["chunks"] += chunks.height
+        self.counts["chunks"] += chunks
         self.tokens += tokens
 
     def finish(self, label: str) -> None:
         self.flush(label)
-        empty_chunks = pl.DataFrame(
-            schema={
-                "chunk_id": pl.String,
-                "document_id": pl.String,
-                "patient_id": pl.String,
-                "char_start": pl.Int32,
-                "char_end": pl.Int32,
-            }
-        )
-        empty_documents = pl.DataFrame(schema={"document_id": pl.String, "text": pl.String})
-        insert_index(
-            self.con,
-            build_index_rows(empty_chunks, empty_documents, self.vocabulary),
-            self.source_id,
-            self.vocabulary,
-        )
+        record_index_vocabulary(self.con, self.source_id, self.vocabulary)
 
 
 def _resource_name(resource: Any) -> str:

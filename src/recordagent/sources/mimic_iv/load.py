@@ -10,7 +10,6 @@ clash with patients already in the store leaves the store as it was.
 from __future__ import annotations
 
 import csv
-import re
 import time
 from importlib import resources
 from pathlib import Path
@@ -32,6 +31,7 @@ from recordagent.records.load import (
 )
 from recordagent.records.terms import load_vocabulary
 from recordagent.settings import Settings
+from recordagent.sources.csv_errors import csv_problem
 from recordagent.sources.mimic_iv.files import MimicFiles, find_mimic_files
 from recordagent.sources.mimic_iv.notes import load_notes
 from recordagent.sources.mimic_iv.tables import (
@@ -45,9 +45,6 @@ from recordagent.sources.mimic_iv.tables import (
 __all__ = ["load_mimic_iv", "packaged_labitem_loinc"]
 
 _LOAD_MEMORY_LIMIT = "2GB"
-_CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
-_CSV_COLUMN = re.compile(r'converting column "([^"]+)"')
-_CSV_TYPE = re.compile(r"to '([A-Z]+)'")
 
 
 def packaged_labitem_loinc() -> pl.DataFrame:
@@ -204,21 +201,8 @@ def _run(con: duckdb.DuckDBPyConnection, files: MimicFiles, step: Step, source_i
 
 def _problem(files: MimicFiles, step: Step, exc: duckdb.Error) -> LoadProblem:
     """The file, line and column DuckDB names, without the offending line's content."""
-    message = str(exc)
     label = files.paths[step.source].relative_to(files.root).as_posix()
-    line = _CSV_LINE.search(message)
-    column = _CSV_COLUMN.search(message)
-    kind = _CSV_TYPE.search(message)
-    if line and column:
-        return LoadProblem(
-            label,
-            f"value is not a valid {kind.group(1) if kind else 'value'} for this column",
-            row=int(line.group(1)) - 1,  # DuckDB counts the header line
-            column=column.group(1),
-        )
-    if isinstance(exc, duckdb.ConstraintException):
-        return LoadProblem(label, f"the store refused the rows: {message.splitlines()[0]}")
-    return LoadProblem(label, f"cannot be read: {message.splitlines()[0]}")
+    return csv_problem(label, exc)
 
 
 def _check_patients(con: duckdb.DuckDBPyConnection, files: MimicFiles) -> None:

@@ -14,8 +14,8 @@ import duckdb
 import polars as pl
 
 from recordagent.records.chunking import Chunker
-from recordagent.records.load import ProgressCallback, chunk_documents, insert_frame
-from recordagent.records.search_index import build_index_rows, insert_index
+from recordagent.records.load import ProgressCallback, index_documents, insert_frame
+from recordagent.records.search_index import record_index_vocabulary
 from recordagent.records.terms import Vocabulary
 from recordagent.sources.mimic_iv.files import MimicFiles
 from recordagent.sources.mimic_iv.tables import read_csv
@@ -131,32 +131,10 @@ def load_notes(
         progress("notes", 0, total)
         for frame in _batches(sql, batch_rows, threads):
             insert_frame(con, "documents", frame, source_id)
-            chunks, n_tokens = chunk_documents(
-                chunker, frame.select("document_id", "patient_id", "text"), lambda *_: None
-            )
-            terms = build_index_rows(chunks, frame.select("document_id", "text"), vocabulary)
-            insert_frame(con, "chunks", chunks, source_id)
-            insert_index(con, terms, source_id, vocabulary, record_vocabulary=False)
+            n_chunks, n_tokens = index_documents(con, frame, source_id, chunker, vocabulary)
             documents += frame.height
-            chunks_written += chunks.height
+            chunks_written += n_chunks
             tokens += n_tokens
             progress("notes", documents, total)
-    insert_index(
-        con,
-        build_index_rows(
-            pl.DataFrame(
-                schema={
-                    "chunk_id": pl.String,
-                    "document_id": pl.String,
-                    "patient_id": pl.String,
-                    "char_start": pl.Int32,
-                    "char_end": pl.Int32,
-                }
-            ),
-            pl.DataFrame(schema={"document_id": pl.String, "text": pl.String}),
-            vocabulary,
-        ),
-        source_id,
-        vocabulary,
-    )
+    record_index_vocabulary(con, source_id, vocabulary)
     return documents, chunks_written, tokens

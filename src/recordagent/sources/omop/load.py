@@ -8,7 +8,6 @@ already in the store leaves the store as it was.
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
@@ -21,17 +20,18 @@ from recordagent.records.db import RecordStore
 from recordagent.records.load import (
     LoadReport,
     ProgressCallback,
-    chunk_documents,
     delete_source,
+    index_documents,
     insert_frame,
     register_source,
     set_source_counts,
     source_by_name,
     source_with_fingerprint,
 )
-from recordagent.records.search_index import build_index_rows, insert_index
+from recordagent.records.search_index import record_index_vocabulary
 from recordagent.records.terms import Vocabulary, load_vocabulary
 from recordagent.settings import Settings
+from recordagent.sources.csv_errors import csv_problem
 from recordagent.sources.omop.files import DATABASE_ALIAS, OmopFiles, open_omop_files
 from recordagent.sources.omop.tables import (
     CONCEPT_TABLE,
@@ -45,9 +45,6 @@ from recordagent.sources.omop.tables import (
 
 __all__ = ["load_omop"]
 
-_CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
-_CSV_COLUMN = re.compile(r'converting column "([^"]+)"')
-_CSV_TYPE = re.compile(r"to '([A-Z]+)'")
 _NOTE_BATCH = 5_000
 
 
@@ -203,19 +200,7 @@ def _problem(files: OmopFiles, table: str, exc: duckdb.Error) -> LoadProblem:
         if str(path) in message:
             label = files.labels[other]
             break
-    line = _CSV_LINE.search(message)
-    column = _CSV_COLUMN.search(message)
-    kind = _CSV_TYPE.search(message)
-    if line and column:
-        return LoadProblem(
-            label,
-            f"value is not a valid {kind.group(1) if kind else 'value'} for this column",
-            row=int(line.group(1)) - 1,  # DuckDB counts the header line
-            column=column.group(1),
-        )
-    if isinstance(exc, duckdb.ConstraintException):
-        return LoadProblem(label, f"the store refused the rows: {message.splitlines()[0]}")
-    return LoadProblem(label, f"cannot be read: {message.splitlines()[0]}")
+    return csv_problem(label, exc)
 
 
 def _locate_in_database(files: OmopFiles, database: Path) -> LoadProblem | None:
@@ -306,33 +291,10 @@ def _load_notes(
         report("note", 0, notes.height)
         for frame in notes.iter_slices(_NOTE_BATCH):
             insert_frame(con, "documents", frame, source_id)
-            chunks, n_tokens = chunk_documents(
-                chunker, frame.select("document_id", "patient_id", "text"), lambda *_: None
-            )
-            terms = build_index_rows(chunks, frame.select("document_id", "text"), vocabulary)
-            insert_frame(con, "chunks", chunks, source_id)
-            insert_index(con, terms, source_id, vocabulary, record_vocabulary=False)
+            n_chunks, n_tokens = index_documents(con, frame, source_id, chunker, vocabulary)
             documents += frame.height
-            chunks_written += chunks.height
+            chunks_written += n_chunks
             tokens += n_tokens
             report("note", documents, notes.height)
-    # Records the vocabulary (and the index statistics) once, as the MIMIC loader does.
-    insert_index(
-        con,
-        build_index_rows(
-            pl.DataFrame(
-                schema={
-                    "chunk_id": pl.String,
-                    "document_id": pl.String,
-                    "patient_id": pl.String,
-                    "char_start": pl.Int32,
-                    "char_end": pl.Int32,
-                }
-            ),
-            pl.DataFrame(schema={"document_id": pl.String, "text": pl.String}),
-            vocabulary,
-        ),
-        source_id,
-        vocabulary,
-    )
+    record_index_vocabulary(con, source_id, vocabulary)
     return documents, chunks_written, tokens
