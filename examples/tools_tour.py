@@ -28,7 +28,9 @@ def main(patient_id: str = "MM-001") -> None:
                 ("get_timeline", '{"kinds": ["diagnosis", "therapy", "transplant", "death"]}'),
                 ("search_documents", '{"query": "del(17p) FISH", "k": 3}'),
                 ("query_labs", '{"analyte": "M-spike", "aggregate": "min"}'),
-                ("query_labs", '{"analyte": "hemoglobn"}'),  # a typo: the model is corrected
+                ("query_labs", '{"analyte": "hemoglobn"}'),  # a typo: the closest, with a note
+                ("query_labs", '{"analyte": "light chain level"}'),  # unknown: the nearest names
+                ("list_analytes", '{"contains": "globulin"}'),  # the record's own names
             ]
             for name, arguments in calls:
                 print(f">>> {name}({arguments})")

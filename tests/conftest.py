@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from recordagent.records.db import RecordStore, connect
+from recordagent.records.load import load_bundle
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parents[1]
@@ -22,6 +23,14 @@ def two_patients(tmp_path: Path) -> Path:
     target = tmp_path / "two_patients"
     shutil.copytree(FIXTURES / "two_patients", target)
     return target
+
+
+@pytest.fixture(scope="module")
+def open_world_store() -> Iterator[RecordStore]:
+    """Labs named the way real exports name them (tests/fixtures/open_world_labs), loaded."""
+    with connect() as opened:
+        load_bundle(opened, FIXTURES / "open_world_labs")
+        yield opened
 
 
 @pytest.fixture

@@ -1,11 +1,13 @@
-"""Benchmarks of the record tools: latency on the reference cohort, evidence recall on `small`.
+"""Benchmarks of the record tools: latency, evidence recall, and lab reach on real exports.
 
 Latency: ``calls`` random calls per tool (random patients, realistic arguments, seeded) through
 the tool registry on an in-memory store holding the synthetic reference cohort, p50/p95 in ms;
 then the same calls through a naive baseline a user might write — pandas filtering of frames
 already in memory, and rank_bm25 over the patient's chunks for search — so the speed-up can be
 quoted as a ratio. Recall: :func:`recordagent.tools.recall.evidence_recall` on the `small`
-cohort (level-1 facts, natural questions).
+cohort (level-1 facts, natural questions). Lab reach:
+:func:`recordagent.tools.lab_reach.lab_reach` on each real source present in ../shared/data —
+the share of numeric lab rows query_labs finds by the row's own analyte name and own code.
 """
 
 from __future__ import annotations
@@ -37,11 +39,13 @@ Json = dict[str, Any]
 TARGETS_MS = {
     "search_documents": 30.0,
     "query_labs": 10.0,
+    "list_analytes": 10.0,
     "get_timeline": 30.0,
     "read_document": 10.0,
 }
 _ANALYTES = ["M-protein", "Hb", "creatinine", "FLC ratio", "calcium", "platelets", "LDH"]
 _AGGREGATES = ["series", "min", "max", "last", "first", "count", "slope", "nearest"]
+_CONTAINS = [None, "protein", "chain", "ratio", "glob", "creat", "cal"]
 _EXTRA_QUERIES = [
     "VGPR",
     "lenalidomide maintenance",
@@ -82,6 +86,10 @@ def _calls(store: RecordStore, n: int, seed: int) -> dict[str, list[tuple[str, d
         if aggregate == "nearest":
             labs["date"] = f"{rng.randint(2005, 2025)}-06-15"
         calls["query_labs"].append((rng.choice(patients), labs))
+        contains = rng.choice(_CONTAINS)
+        calls["list_analytes"].append(
+            (rng.choice(patients), {"contains": contains} if contains else {})
+        )
         calls["get_timeline"].append((rng.choice(patients), {}))
         patient = rng.choice(patients)
         calls["read_document"].append((patient, {"document_id": rng.choice(docs_of[patient])}))
@@ -139,6 +147,14 @@ def _naive(store: RecordStore, calls: dict[str, list[tuple[str, dict[str, Any]]]
         values = rows["value_num"]
         return values.min(), values.max(), values.iloc[-1] if len(values) else None, len(values)
 
+    def analytes(patient: str, arguments: dict[str, Any]) -> object:
+        mine = labs[labs["patient_id"] == patient]
+        if arguments.get("contains"):
+            mine = mine[mine["analyte_name"].str.lower().str.contains(arguments["contains"])]
+        return mine.groupby(["analyte_name", "analyte_code"], dropna=False)["time"].agg(
+            ["count", "min", "max"]
+        )
+
     def timeline(patient: str, arguments: dict[str, Any]) -> object:
         mine = events[events["patient_id"] == patient][["start_time", "kind", "label"]]
         docs = documents[documents["patient_id"] == patient][["date", "type", "title"]]
@@ -162,6 +178,7 @@ def _naive(store: RecordStore, calls: dict[str, list[tuple[str, dict[str, Any]]]
     run: dict[str, Callable[[str, dict[str, Any]], object]] = {
         "search_documents": search,
         "query_labs": lab,
+        "list_analytes": analytes,
         "get_timeline": timeline,
         "read_document": read,
     }
@@ -208,6 +225,7 @@ def bench_tools(calls: int, seed: int) -> Json:
             batch = _calls(store, calls, seed)
             ours = _ours(store, batch)
             naive = _naive(store, batch)
+    result["lab_reach"] = bench_lab_reach()
     result["search_candidates"] = {
         "duckdb_sql_bm25": ours["search_documents"],
         "rank_bm25_per_call": naive["search_documents"],
@@ -225,6 +243,41 @@ def bench_tools(calls: int, seed: int) -> Json:
     return result
 
 
+_REAL_SOURCES = {
+    "synthea-fhir-ny": ("synthea-fhir-ny/fhir", "fhir"),
+    "mimic-iv-demo": ("mimic-iv-demo", "mimic"),
+    "omop-synthea27nj": ("omop-synthea27nj/Synthea27Nj_5.4.zip", "omop"),
+}
+
+
+def bench_lab_reach(shared: Path | None = None) -> Json:
+    """Lab reach by own name and own code on each real source present (skipped when absent)."""
+    from recordagent.sources.fhir import load_fhir
+    from recordagent.sources.mimic_iv import load_mimic_iv
+    from recordagent.sources.omop import load_omop
+    from recordagent.tools.lab_reach import lab_reach
+
+    loaders = {"fhir": load_fhir, "mimic": load_mimic_iv, "omop": load_omop}
+    shared = shared or Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    out: Json = {}
+    for name, (relative, kind) in _REAL_SOURCES.items():
+        path = shared / relative
+        if not path.exists():
+            out[name] = {"skipped": f"not at {path}"}
+            continue
+        with connect() as store:
+            loaders[kind](store, path)
+            clock = time.perf_counter()
+            report = lab_reach(store)
+            out[name] = {
+                **report.model_dump(),
+                "name_share": round(report.name_share, 5),
+                "code_share": round(report.code_share, 5),
+                "seconds": round(time.perf_counter() - clock, 2),
+            }
+    return out
+
+
 def tools_summary(result: Json) -> list[str]:
     """Lines for humans."""
     recall = result["recall_small"]
@@ -232,6 +285,15 @@ def tools_summary(result: Json) -> list[str]:
         f"evidence recall (small cohort, {recall['facts']} level-1 facts): "
         + ", ".join(f"@{k} {v:.3f}" for k, v in recall["overall"].items()),
     ]
+    for source, reach in result.get("lab_reach", {}).items():
+        if "skipped" in reach:
+            lines.append(f"lab reach {source}: skipped ({reach['skipped']})")
+            continue
+        lines.append(
+            f"lab reach {source}: {reach['rows']:,} numeric rows, by own name "
+            f"{reach['name_share']:.2%}, by own code {reach['code_share']:.2%} "
+            f"({reach['seconds']:.0f} s)"
+        )
     for tool, figures in result["latency"].items():
         ours, naive = figures["recordagent"], figures["naive"]
         lines.append(

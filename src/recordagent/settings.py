@@ -34,6 +34,7 @@ __all__ = [
     "Settings",
     "SinglePassRagSettings",
     "StoreSettings",
+    "ToolSettings",
     "load_settings",
 ]
 
@@ -108,6 +109,19 @@ class LoadSettings(BaseModel):
 
     max_reported_problems: int = Field(
         default=25, ge=1, description="At most this many validation problems are listed."
+    )
+
+
+class ToolSettings(BaseModel):
+    """What the record tools read besides the record."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lab_catalogue_paths: list[str] = Field(
+        default_factory=list,
+        description="User lab catalogue files (YAML, the packaged catalogue's layout), merged "
+        "over the packaged catalogue in order: an entry with a packaged analyte's canonical "
+        "name replaces it, any other is added.",
     )
 
 
@@ -281,6 +295,7 @@ class Settings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
     load: LoadSettings = Field(default_factory=LoadSettings)
+    tools: ToolSettings = Field(default_factory=ToolSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     runners: RunnerSettings = Field(default_factory=RunnerSettings)
 

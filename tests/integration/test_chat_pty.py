@@ -133,7 +133,8 @@ def test_a_scripted_session_with_the_agent_over_the_fake_server(store, server, t
     child.expect_exact(PROMPT)
     header = child.before
     assert "Patient MM-001" in header and "female, born 1946-11-07" in header
-    assert "132 documents, 4,057 labs, 8 events" in header
+    assert "Record contents: 132 documents, 4,057 lab values of 17 analytes, 8 events" in header
+    assert "Events by kind: 6 therapies, 1 admission, 1 diagnosis" in header
     assert "Rd (line 1)" in header and "DVd (line 6)" in header
     assert "MOCK MODEL" not in header and "model gpt-4o-mini" in header
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from recordagent.errors import DataLoadError
+from recordagent.errors import DataLoadError, ToolError
 from recordagent.records.db import RecordStore, connect
 from recordagent.sources.fhir import load_fhir
-from recordagent.tools.labs import QueryLabsInput, query_labs
+from recordagent.tools.labs import QUERY_LABS, QueryLabsInput, query_labs
 from recordagent.tools.timeline import GetTimelineInput, get_timeline
 from tests.conftest import FIXTURES, SHARED_DATA
 
@@ -348,3 +348,22 @@ def test_patients_already_loaded_by_another_source_roll_back(tmp_path):
             load_fhir(store, NDJSON, source="second")
         assert rows(store, "SELECT name FROM sources") == [("first",)]
         assert Counter(r[0] for r in rows(store, "SELECT source_id FROM labs")) == before
+
+
+@needs_synthea
+def test_an_unknown_analyte_on_a_fhir_record_lists_its_own_neighbours_first(synthea):
+    store, _ = synthea
+    (patient,) = rows(
+        store,
+        "SELECT patient_id FROM labs WHERE analyte_code = '4548-4' "
+        "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1",
+    )[0:1]
+    scope = store.scope(patient[0])
+    with pytest.raises(ToolError) as caught:
+        QUERY_LABS.run(scope, {"analyte": "glycohemoglobin percentage"})
+    message = str(caught.value)
+    closest = message.split("closest in this record: ")[1]
+    assert closest.startswith("'Hemoglobin A1c/Hemoglobin.total in Blood'")
+    assert "Address" not in message and "list_analytes" in message
+    own = query_labs(scope, QueryLabsInput(analyte="Hemoglobin A1c/Hemoglobin.total in Blood"))
+    assert own.unit == "%" and own.total > 0

@@ -47,7 +47,9 @@ def test_tools_tour_example():
     assert ">>> get_timeline(" in out and "therapy:" in out
     assert ">>> search_documents(" in out and "passage(s) for 'del(17p) FISH'" in out
     assert "M-protein (g/dL)" in out and "; min = " in out
-    assert "ToolError: query_labs: unknown analyte 'hemoglobn'; did you mean 'Hemoglobin'" in out
+    assert "showing the closest, 'Hemoglobin'" in out  # the typo 'hemoglobn'
+    assert "unknown analyte 'light chain level'; closest in this record: 'Free lambda" in out
+    assert ">>> list_analytes(" in out and "Beta-2 microglobulin" in out
     assert ">>> read_document(" in out
 
 

@@ -5,14 +5,16 @@ Bump ``PROMPT_VERSION`` with any change of wording: run logs compare answers by 
 
 from __future__ import annotations
 
-PROMPT_VERSION = "agent-2026-11-28.1"
+PROMPT_VERSION = "agent-2026-12-04.1"
 
 SYSTEM = """\
 You are a careful clinical research abstractor answering a question about one patient's \
 medical record. You can read the record only through tools, all limited to this patient:
 - get_timeline: events (diagnoses, therapy lines, transplants, admissions) and documents by date;
 - search_documents: ranked passages for a query (use clinical words, drug and test names);
-- query_labs: lab values of one analyte, in one unit, with aggregates (min, max, nearest, ...);
+- query_labs: lab values of one analyte, in one unit, with aggregates (min, max, nearest, ...), \
+by a common name, the record's own name or a code;
+- list_analytes: the lab analytes this record has, as it names them, with counts and dates;
 - read_document: a whole document or one section, by id.
 Work from evidence: every statement in your answer must rest on a tool result you have seen, and \
 you cite the ids shown in brackets ('D-0042:3', 'L-17', 'E-5'). Dates matter: check what was \

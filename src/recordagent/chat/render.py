@@ -10,9 +10,16 @@ from rich.table import Table
 from rich.text import Text
 
 from recordagent.chat.session import Turn
+from recordagent.records.overview import (
+    MILESTONE_KINDS,
+    OverviewEvent,
+    RecordOverview,
+    kind_count,
+    record_overview,
+)
 from recordagent.records.scope import PatientScope
 from recordagent.runners import TraceEvent
-from recordagent.tools.labs import QueryLabsResult
+from recordagent.tools.labs import LabGroup, QueryLabsResult
 
 __all__ = [
     "render_answer",
@@ -25,6 +32,12 @@ __all__ = [
 
 LAB_ROWS = 20
 """At most this many values listed (the latest); the sparkline shows them all."""
+HEADER_ROWS = {"diagnoses": 6, "therapy": 6, "milestones": 3}
+"""At most this many entries per block of the header; each block says how many it left out."""
+HEADER_DOCUMENT_TYPES = 3
+"""Document types named in the header (the most frequent); the rest are counted."""
+HEADER_FREQUENT = 3
+"""Frequent diagnoses named besides the most recent ones, when some were left out."""
 _SPARKS = "▁▂▃▄▅▆▇█"
 _STEP_KINDS = {"context", "retrieval", "plan", "tool_call", "reflect", "budget", "error"}
 _STATUS_STYLE = {
@@ -36,47 +49,167 @@ _STATUS_STYLE = {
 
 
 def render_header(scope: PatientScope) -> RenderableType:
-    """Demographics, record span, counts, and the therapy lines from the timeline."""
+    """Demographics, record span, what the record holds, and its diagnoses and milestones.
+
+    Built from :func:`record_overview`, so it describes whatever the source loaded: the kinds
+    of events with their counts, the most recent distinct diagnoses, therapy lines and
+    milestones where the record has them. A header, not a report: each block is capped and
+    says how much it left out.
+    """
     patient = scope.patient()
-    counts = scope.counts()
+    # Enough diagnoses that the most frequent ones not already listed can still be named.
+    overview = record_overview(scope, top=max(HEADER_ROWS.values()) + HEADER_FREQUENT)
     facts = [patient.sex or "sex unknown"]
     if patient.birth_date:
         facts.append(f"born {patient.birth_date:%Y-%m-%d}")
     if patient.death_date:
         facts.append(f"died {patient.death_date:%Y-%m-%d}")
-    span = scope.fetch(
-        "SELECT min(t), max(t) FROM (SELECT date AS t FROM documents UNION ALL "
-        "SELECT time FROM labs UNION ALL SELECT start_time FROM events)"
-    )[0]
-    span_text = "empty" if span[0] is None else f"{span[0]:%Y-%m-%d} … {span[1]:%Y-%m-%d}"
+    span_text = (
+        "empty"
+        if overview.first is None or overview.last is None
+        else f"{overview.first:%Y-%m-%d} … {overview.last:%Y-%m-%d}"
+    )
     title = Text.assemble(("Patient ", "bold"), (patient.patient_id, "bold cyan"))
     lines: list[RenderableType] = [
         title,
         Text(f"{', '.join(facts)}; record {span_text}"),
-        Text(
-            f"{counts['documents']:,} documents, {counts['labs']:,} labs, "
-            f"{counts['events']:,} events"
-        ),
+        _contents_line(overview),
     ]
-    skeleton = scope.events(kinds=["diagnosis", "therapy", "transplant", "death"])
-    if skeleton:
-        table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1))
-        table.add_column(style="dim", no_wrap=True)
-        table.add_column(no_wrap=True)
-        table.add_column()
-        for event in skeleton:
-            when = f"{event.start_time:%Y-%m-%d}"
-            if event.end_time is not None:
-                when += f" → {event.end_time:%Y-%m-%d}"
-            elif event.kind == "therapy":
-                when += " → ongoing"
-            detail = f" ({event.detail})" if event.detail else ""
-            table.add_row(event.kind, when, f"{event.label}{detail}")
-        lines.append(Text("Therapy lines and milestones:", style="bold"))
-        lines.append(table)
-    elif counts["documents"] + counts["labs"] + counts["events"] == 0:
+    if overview.is_empty:
         lines.append(Text("This record is empty: there is nothing to ask about.", style="yellow"))
+        return Group(*lines)
+    if overview.event_kinds:
+        lines.append(_kinds_line(overview))
+    if overview.document_types:
+        lines.append(_documents_line(overview))
+    if overview.recent_diagnoses:
+        lines.extend(_diagnoses_block(overview))
+    lines.extend(
+        _latest_block(
+            "Therapy lines:",
+            overview.therapy_lines,
+            overview.therapy_count,
+            "therapy line",
+            "therapy",
+        )
+    )
+    lines.extend(
+        _latest_block(
+            "Milestones:",
+            overview.milestones,
+            overview.milestone_count,
+            "milestone",
+            " ".join(MILESTONE_KINDS),
+        )
+    )
     return Group(*lines)
+
+
+def _latest_block(
+    title: str, events: Sequence[OverviewEvent], total: int, what: str, kinds: str
+) -> list[Text]:
+    """The latest events under ``title`` (the kind shown for milestones), and how many more."""
+    if not events:
+        return []
+    shown = events[-HEADER_ROWS["therapy" if kinds == "therapy" else "milestones"] :]
+    out = [Text(title, style="bold"), *_event_rows(shown, with_kind=kinds != "therapy")]
+    if total > len(shown):
+        out.append(_more(total - len(shown), f"earlier {what}", kinds))
+    return out
+
+
+def _contents_line(overview: RecordOverview) -> Text:
+    """Record contents: documents, lab values and events in total."""
+    labs = overview.labs
+    parts = [
+        _plural(overview.document_count, "document"),
+        _plural(labs.value_count, "lab value")
+        + (f" of {_plural(labs.analyte_count, 'analyte')}" if labs.value_count else ""),
+        _plural(overview.event_count, "event"),
+    ]
+    return Text.assemble(("Record contents: ", "bold"), ", ".join(parts))
+
+
+def _kinds_line(overview: RecordOverview) -> Text:
+    listed = ", ".join(kind_count(k.kind, k.count) for k in overview.event_kinds)
+    return Text.assemble(("Events by kind: ", "bold"), listed)
+
+
+def _documents_line(overview: RecordOverview) -> Text:
+    types = overview.document_types
+    listed = ", ".join(f"{d.type} ×{d.count:,}" for d in types[:HEADER_DOCUMENT_TYPES])
+    if len(types) > HEADER_DOCUMENT_TYPES:
+        rest = len(types) - HEADER_DOCUMENT_TYPES
+        listed += f" (+{rest} more type{'' if rest == 1 else 's'})"
+    return Text.assemble(("Documents: ", "bold"), listed)
+
+
+def _short(label: str, width: int = 32) -> str:
+    return label if len(label) <= width else label[: width - 1].rstrip() + "…"
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def _diagnoses_block(overview: RecordOverview) -> list[RenderableType]:
+    """The latest distinct diagnoses; the most frequent others and a count of the rest."""
+    shown = overview.recent_diagnoses[: HEADER_ROWS["diagnoses"]]
+    rows = [
+        (f"{d.last:%Y-%m-%d}", d.label + (f" ×{d.count}" if d.count > 1 else "")) for d in shown
+    ]
+    block: list[RenderableType] = [Text("Diagnoses (most recent):", style="bold"), *_rows(rows)]
+    rest = overview.diagnosis_count - len(shown)
+    if rest > 0:
+        listed = {d.label for d in shown}
+        # Long-standing conditions restated at many visits can sit behind newer ones.
+        frequent = [
+            f"{_short(d.label)} ×{d.count}"
+            for d in overview.frequent_diagnoses
+            if d.count > 1 and d.label not in listed
+        ][:HEADER_FREQUENT]
+        more = "diagnosis" if rest == 1 else "diagnoses"
+        block.append(Text(f"  … and {rest} more {more} (/timeline diagnosis)", style="dim"))
+        if frequent:
+            block.append(
+                Text(
+                    "  most frequent: " + ", ".join(frequent),
+                    style="dim",
+                    no_wrap=True,
+                    overflow="ellipsis",
+                )
+            )
+    return block
+
+
+def _event_rows(events: Sequence[OverviewEvent], *, with_kind: bool) -> list[Text]:
+    kind_width = max((len(e.kind) for e in events), default=0)
+    rows = []
+    for event in events:
+        when = f"{event.start:%Y-%m-%d}"
+        if event.end is not None:
+            when += f" → {event.end:%Y-%m-%d}"
+        elif event.kind == "therapy":
+            when += " → ongoing"
+        detail = f" ({event.detail})" if event.detail else ""
+        label = f"{event.label}{detail}"
+        rows.append((when, f"{event.kind.ljust(kind_width)}  {label}" if with_kind else label))
+    return _rows(rows)
+
+
+def _rows(rows: Sequence[tuple[str, str]]) -> list[Text]:
+    """Indented rows: a dim date column, then the label cut to one line (/timeline has it all)."""
+    width = max((len(when) for when, _ in rows), default=0)
+    return [
+        Text.assemble(
+            "  ", (when.ljust(width), "dim"), "  ", label, no_wrap=True, overflow="ellipsis"
+        )
+        for when, label in rows
+    ]
+
+
+def _more(count: int, what: str, kinds: str) -> Text:
+    return Text(f"  … and {_plural(count, what)} (/timeline {kinds})", style="dim")
 
 
 def render_step(event: TraceEvent) -> Text | None:
@@ -152,23 +285,34 @@ def sparkline(values: Sequence[float]) -> str:
 def render_labs(
     result: QueryLabsResult, width: int = 60, max_rows: int = LAB_ROWS
 ) -> RenderableType:
-    """A lab series: its latest values as a table and a sparkline of all numeric ones."""
+    """Each group of a lab result: its latest values as a table and a sparkline of all."""
+    parts: list[RenderableType] = []
+    if result.note:
+        parts.append(Text(result.note, style="yellow"))
+    if not result.groups:
+        parts.append(Text(f"{result.query}: no values", style="dim"))
+    for group in result.groups:
+        parts.extend(_render_group(group, width, max_rows))
+    return Group(*parts)
+
+
+def _render_group(group: LabGroup, width: int, max_rows: int) -> list[RenderableType]:
     table = Table(
-        title=f"{result.analyte} ({result.unit}): {result.total} value(s)",
+        title=f"{group.title()}: {group.total} value(s)",
         box=None,
         header_style="bold underline",
         pad_edge=False,
     )
     for name in ("date", "value", "flag", "reported", "lab"):
         table.add_column(name, no_wrap=True, justify="right" if name == "value" else "left")
-    for p in result.points[-max_rows:]:
+    for p in group.points[-max_rows:]:
         value = p.text if p.value is None else f"{p.value:g}"
         table.add_row(f"{p.time:%Y-%m-%d}", value or "", p.flag or "", p.reported, p.lab_id)
-    numeric = [p for p in result.points if p.value is not None]
+    numeric = [p for p in group.points if p.value is not None]
     parts: list[RenderableType] = [table]
-    if len(result.points) > max_rows:
+    if len(group.points) > max_rows:
         parts.append(
-            Text(f"… {len(result.points) - max_rows} earlier value(s) not listed", style="dim")
+            Text(f"… {len(group.points) - max_rows} earlier value(s) not listed", style="dim")
         )
     if numeric:
         values = [p.value for p in numeric if p.value is not None]
@@ -185,7 +329,7 @@ def render_labs(
                 f"  min {min(values):g}  max {max(values):g}  last {values[-1]:g}",
             )
         )
-    if result.excluded_units:
-        listed = ", ".join(f"{n} in {u}" for u, n in result.excluded_units.items())
-        parts.append(Text(f"left out (unit not convertible): {listed}", style="yellow"))
-    return Group(*parts)
+    if group.converted:
+        listed = ", ".join(f"{n} from {u}" for u, n in group.converted.items())
+        parts.append(Text(f"converted to {group.unit}: {listed}", style="dim"))
+    return parts

@@ -19,7 +19,7 @@ from recordagent.questions.items import EvalItem
 from recordagent.records.scope import PatientScope
 from recordagent.runners import Answer, EventSink, Runner, build_runner
 from recordagent.settings import Settings
-from recordagent.tools import default_registry
+from recordagent.tools import default_registry, lab_catalogue
 from recordagent.tools._base import ToolRegistry
 
 __all__ = ["CONTEXT_TURNS", "ChatSession", "Turn"]
@@ -59,7 +59,7 @@ class ChatSession:
         self.scope = scope
         self.settings = settings
         self.model = model
-        self.tools = tools or default_registry()
+        self.tools = tools or default_registry(lab_catalogue(settings.tools.lab_catalogue_paths))
         self.runner: Runner = build_runner(runner, settings, self.tools)
         self.conversation = 1
         self.turns: list[Turn] = []

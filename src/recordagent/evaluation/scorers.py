@@ -37,6 +37,7 @@ from recordagent.questions.answers import ScoringSpec, coerce_value, normalise_v
 from recordagent.questions.items import EvalItem
 from recordagent.runners import Answer
 from recordagent.tools.catalogue import packaged_lab_catalogue
+from recordagent.tools.units import same_unit, unit_factor
 
 if TYPE_CHECKING:
     # labels imports this module (annotator agreement is judged by the scorer).
@@ -370,19 +371,21 @@ def _number(item: EvalItem, raw: Any) -> tuple[float, str] | None:
 
 
 def _convert(number: float, written: str, unit: str | None) -> float:
-    """``number`` in ``written`` units expressed in the item's ``unit``, via the lab catalogue.
+    """``number`` in ``written`` units expressed in the item's ``unit``.
 
-    Only canonical catalogue units are targets, and every analyte with that canonical unit
-    that knows ``written`` must convert it by the same factor: the scorer does not know which
-    analyte a question is about, so an ambiguous conversion is refused, not guessed.
+    A conversion that holds for any analyte (g/L → g/dL, µmol/L → mmol/L) is made by UCUM.
+    Otherwise every catalogue analyte whose canonical unit is ``unit`` and that converts
+    ``written`` (by molar mass, valence or a hand factor) must agree: the scorer does not know
+    which analyte a question is about, so an ambiguous conversion is refused, not guessed.
     """
     if unit is None:
         raise _Unconvertible(
             f"the value has unit '{written}' but the question asks for a number without a unit"
         )
-    analytes = [
-        a for a in packaged_lab_catalogue().analytes if _unit_key(a.unit) == _unit_key(unit)
-    ]
+    factor = unit_factor(written, unit)
+    if factor is not None:
+        return number * factor
+    analytes = [a for a in packaged_lab_catalogue().analytes if same_unit(a.unit, unit)]
     if not analytes:
         raise _Unconvertible(
             f"cannot convert {written} to {unit}: {unit} is not a lab catalogue unit"
@@ -395,9 +398,10 @@ def _convert(number: float, written: str, unit: str | None) -> float:
     if not results:
         raise _Unconvertible(f"the lab catalogue has no conversion from {written} to {unit}")
     if len(results) > 1:
-        names = ", ".join(sorted(n for group in results.values() for n in group))
+        names = sorted(n for group in results.values() for n in group)
+        shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
         raise _Unconvertible(
-            f"{written} converts to {unit} differently by analyte ({names}); not guessed"
+            f"{written} converts to {unit} differently by analyte ({shown}); not guessed"
         )
     return next(iter(results))
 

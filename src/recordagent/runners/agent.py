@@ -15,7 +15,7 @@ from recordagent.runners.common import TracedRunner, model_params
 from recordagent.runners.evidence import EvidenceBook
 from recordagent.runners.trace import Tracer
 from recordagent.settings import Settings
-from recordagent.tools import default_registry
+from recordagent.tools import default_registry, lab_catalogue
 from recordagent.tools._base import ToolRegistry
 
 __all__ = ["AgentRunner"]
@@ -29,7 +29,7 @@ class AgentRunner(TracedRunner):
 
     def __init__(self, settings: Settings, tools: ToolRegistry | None = None) -> None:
         super().__init__(settings)
-        self.tools = tools or default_registry()
+        self.tools = tools or default_registry(lab_catalogue(settings.tools.lab_catalogue_paths))
         # The graph for the model last used: a run uses one model, and keeping every model
         # ever passed would keep their clients (and a mock's recorded prompts) alive.
         self._graph: tuple[ChatModel, Any] | None = None

@@ -19,6 +19,7 @@ from recordagent.runners.evidence import EvidenceBook
 from recordagent.runners.retrieval import PatientRetriever, StructuredIndex
 from recordagent.runners.trace import Tracer
 from recordagent.settings import RunnerSettings, Settings
+from recordagent.tools.catalogue import lab_catalogue
 
 __all__ = ["RetrievingRunner", "TracedRunner", "check_patient", "model_params"]
 
@@ -137,6 +138,14 @@ class RetrievingRunner(TracedRunner):
     async def retriever(self, scope: PatientScope, until: dt.date | None) -> PatientRetriever:
         """A retriever over ``scope``'s record up to ``until``, on the kept structured index."""
         index = await self.cached(
-            "structured", scope, until, lambda: StructuredIndex(scope, self.tokenizer, until)
+            "structured",
+            scope,
+            until,
+            lambda: StructuredIndex(
+                scope,
+                self.tokenizer,
+                until,
+                lab_catalogue(self.settings.tools.lab_catalogue_paths),
+            ),
         )
         return PatientRetriever(scope, self.tokenizer, until=until, index=index)

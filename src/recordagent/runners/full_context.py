@@ -41,6 +41,7 @@ from recordagent.runners.answering import ask_final_answer, question_block
 from recordagent.runners.common import TracedRunner, model_params
 from recordagent.runners.evidence import EvidenceBook
 from recordagent.runners.passages import (
+    LabSeries,
     entry_tokens,
     event_lines,
     lab_series,
@@ -48,6 +49,7 @@ from recordagent.runners.passages import (
 from recordagent.runners.trace import Tracer
 from recordagent.settings import FullContextSettings
 from recordagent.tools._base import SourceRef
+from recordagent.tools.catalogue import LabCatalogue, lab_catalogue
 
 __all__ = ["FullContext", "PackedRecord", "pack_record"]
 
@@ -125,8 +127,13 @@ def pack_record(
     budget: int,
     config: FullContextSettings,
     until: dt.date | None = None,
+    catalogue: LabCatalogue | None = None,
 ) -> PackedRecord:
-    """The patient's record (up to ``until``) packed into ``budget`` tokens by the policy above."""
+    """The patient's record (up to ``until``) packed into ``budget`` tokens by the policy above.
+
+    Lab values are grouped and converted as ``query_labs`` does (``catalogue``: the packaged
+    lab catalogue when None).
+    """
     # The heading, the blank lines between blocks and the line saying what was omitted are
     # counted before the tables take their share.
     frame = tokenizer.count(_HEADING) + 6
@@ -135,11 +142,12 @@ def pack_record(
     sizes = _document_tokens(scope, documents, tokenizer)
     # First the whole record; the shares cap the tables only when it does not fit.
     citable: dict[str, list[SourceRef]] = {}
+    series = lab_series(scope, until, catalogue)
     event_text, event_tokens, event_total, event_dropped = _event_table(
         scope, tokenizer, max(0, budget - fixed), citable, until
     )
     lab_lines, lab_tokens, lab_total, lab_dropped = _lab_table(
-        scope, tokenizer, max(0, budget - fixed - event_tokens), citable, until
+        series, tokenizer, max(0, budget - fixed - event_tokens), citable
     )
     if frame + event_tokens + lab_tokens + sum(sizes) > budget:
         # Each table gets its share of the window, or what all the documents leave if more.
@@ -152,7 +160,7 @@ def pack_record(
         )
         lab_cap = max(int(config.lab_share * config.window_tokens), room - event_tokens)
         lab_lines, lab_tokens, lab_total, lab_dropped = _lab_table(
-            scope, tokenizer, max(0, min(budget - fixed - event_tokens, lab_cap)), citable, until
+            series, tokenizer, max(0, min(budget - fixed - event_tokens, lab_cap)), citable
         )
     doc_budget = budget - lab_tokens - event_tokens - frame
     total_tokens = sum(sizes)
@@ -273,14 +281,12 @@ def _event_table(
 
 
 def _lab_table(
-    scope: PatientScope,
+    series: list[LabSeries],
     tokenizer: Tokenizer,
     budget: int,
     citable: dict[str, list[SourceRef]],
-    until: dt.date | None,
 ) -> tuple[list[str], int, int, int]:
     """Lab lines within ``budget`` (oldest values dropped first), tokens, values, values dropped."""
-    series = lab_series(scope, until)
     if not series:
         return [], 0, 0, 0
     costs = [entry_tokens(tokenizer, s.full_entries()) for s in series]
@@ -342,7 +348,14 @@ class FullContext(TracedRunner):
         packed = await asyncio.to_thread(
             packings.get,
             budget,
-            lambda b: pack_record(scope, self.tokenizer, b, config, until=item.as_of),
+            lambda b: pack_record(
+                scope,
+                self.tokenizer,
+                b,
+                config,
+                until=item.as_of,
+                catalogue=lab_catalogue(self.settings.tools.lab_catalogue_paths),
+            ),
         )
         book = EvidenceBook()
         for citable, refs in packed.citable.items():

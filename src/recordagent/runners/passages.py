@@ -1,9 +1,9 @@
 """Passages: record text as the baselines put it in a prompt — chunks, labs and events as text.
 
-Lab values are rendered one analyte at a time ("M-protein: 2020-01-04 32 g/L; 2020-03-01
-1.5 g/dL H; ...") and events one kind at a time, one line each with its id (as the timeline
-tool shows them), so that retrieval finds them like any passage and full context can show them
-as compact tables. A passage id stands for the rows it lists.
+Lab values are rendered one analyte at a time, grouped and converted as ``query_labs`` does
+("M-protein: 2020-01-04 3.2 g/dL; 2020-03-01 1.5 H; ...") and events one kind at a time, one
+line each with its id (as the timeline tool shows them), so that retrieval finds them like any
+passage and full context can show them as compact tables. A passage id stands for the rows it lists.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from recordagent.records.schema import Event
-from recordagent.records.scope import PatientScope, as_datetime
+from recordagent.records.scope import PatientScope
 from recordagent.records.tokens import Tokenizer
 from recordagent.runners.evidence import EvidenceBook
 from recordagent.tools._base import SourceRef
-from recordagent.tools.catalogue import packaged_lab_catalogue
+from recordagent.tools.catalogue import LabCatalogue, packaged_lab_catalogue
+from recordagent.tools.lab_values import record_value_groups
 from recordagent.tools.search import RankedChunk
 from recordagent.tools.timeline import TimelineEntry
 
@@ -58,7 +59,7 @@ class Passage(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class LabSeries:
-    """One analyte's values in time order (name as reported).
+    """One analyte's values in time order, in one unit (as ``query_labs`` reports them).
 
     Rendered, a value is "2020-03-01 1.5 g/dL H": day, value, unit, flag. The unit is written on
     the first value of every rendered stretch and wherever it changes, so that no passage or
@@ -73,6 +74,9 @@ class LabSeries:
     values: list[str]
     units: list[str]
     flags: list[str]
+    unit: str = ""  # the unit of every numeric value
+    record_names: tuple[str, ...] = ()  # the record's own names, where they differ from `name`
+    synonyms: tuple[str, ...] = ()  # the catalogue's other names for the analyte
 
     def render(self, start: int = 0, end: int | None = None) -> list[str]:
         """Entries ``start:end``, the unit on the first and wherever it changes."""
@@ -130,40 +134,50 @@ def chunk_passage(chunk: RankedChunk, tokenizer: Tokenizer) -> Passage:
     )
 
 
-def lab_series(scope: PatientScope, until: dt.date | None = None) -> list[LabSeries]:
-    """The patient's lab values (up to ``until``) by analyte (name as reported), by name.
+def lab_series(
+    scope: PatientScope, until: dt.date | None = None, catalogue: LabCatalogue | None = None
+) -> list[LabSeries]:
+    """The patient's lab values (up to ``until``) as ``query_labs`` groups and converts them.
 
-    Values are formatted in DuckDB: a patient can have thousands, and formatting them row by row
-    in Python costs more than the rest of a retrieval.
+    One series per group of :func:`~recordagent.tools.lab_values.record_value_groups`: a
+    catalogue analyte (or the record's own name), one specimen, one unit, corrections applied
+    and duplicates once, so every runner sees the values the lab tool returns.
     """
-    where = " WHERE time <= $until" if until is not None else ""
-    rows = scope.fetch(
-        f"""
-        SELECT analyte_name, analyte_code, lab_id, time,
-               strftime(time, '%Y-%m-%d') || ' '
-               || CASE WHEN value_num IS NULL THEN coalesce(value_text, '')
-                       ELSE format('{{:g}}', value_num) END,
-               coalesce(unit, ''), coalesce(flag, '')
-        FROM labs{where}
-        ORDER BY lower(analyte_name), analyte_name, time, lab_id
-        """,
-        {"until": as_datetime(until, end_of_day=True)} if until is not None else None,
-    )
+    groups = record_value_groups(scope, catalogue or packaged_lab_catalogue(), until)
     series: list[LabSeries] = []
     slugs: set[str] = set()
-    for name, code, lab_id, time, value, unit, flag in rows:
-        if not series or series[-1].name != name:
-            slug = _slug(name)
-            while slug in slugs:  # 'M protein' and 'M-protein' must not share ids
-                slug += "-x"
-            slugs.add(slug)
-            series.append(LabSeries(name, code, slug, [], [], [], [], []))
-        last = series[-1]
-        last.lab_ids.append(lab_id)
-        last.times.append(time)
-        last.values.append(value)
-        last.units.append(unit)
-        last.flags.append(flag)
+    for group in groups:
+        name = group.label + (f" [{group.specimen}]" if group.specimen else "")
+        slug = _slug(name)
+        while slug in slugs:  # 'M protein' and 'M-protein', or one analyte in two units
+            slug += "-x"
+        slugs.add(slug)
+        codes = list(dict.fromkeys(m.series.code for m in group.matches if m.series.code))
+        own = [
+            m.series.name
+            for m in group.matches
+            if m.series.name.casefold() != group.label.casefold()
+        ]
+        readings = group.readings
+        series.append(
+            LabSeries(
+                name=name,
+                code=", ".join(codes) or None,
+                slug=slug,
+                lab_ids=[r.lab_id for r in readings],
+                times=[r.time for r in readings],
+                values=[
+                    f"{r.time:%Y-%m-%d} "
+                    + (f"{r.value:g}" if r.value is not None else (r.text or ""))
+                    for r in readings
+                ],
+                units=[group.unit if r.value is not None else "" for r in readings],
+                flags=[r.flag or "" for r in readings],
+                unit=group.unit,
+                record_names=tuple(dict.fromkeys(own)),
+                synonyms=tuple(group.concept.names[1:]) if group.concept else (),
+            )
+        )
     return series
 
 
@@ -186,17 +200,17 @@ def lab_passages(
     tokenizer: Tokenizer,
     max_tokens: int = 160,
     until: dt.date | None = None,
+    catalogue: LabCatalogue | None = None,
 ) -> list[Passage]:
     """Each analyte's values (up to ``until``) as passages of about ``max_tokens`` tokens."""
     passages: list[Passage] = []
-    catalogue = packaged_lab_catalogue()
-    for series in lab_series(scope, until):
-        title = f"Lab results: {series.name}" + (f" ({series.code})" if series.code else "")
-        analyte = catalogue.find(series.code or "") or catalogue.find(series.name)
-        if analyte is not None:
-            # The catalogue's synonyms make 'Hb' find a passage titled 'Hemoglobin'.
-            also = [n for n in analyte.names if n.lower() != series.name.lower()]
-            title += f"; also: {', '.join(also)}" if also else ""
+    for series in lab_series(scope, until, catalogue):
+        title = f"Lab results: {series.name}" + (f", {series.unit}" if series.unit else "")
+        title += f" ({series.code})" if series.code else ""
+        # The record's own names and the catalogue's synonyms make 'Hb' and 'Hemoglobin [Mass/
+        # volume] in Blood' find a passage titled 'Hemoglobin'.
+        also = [*series.record_names, *series.synonyms]
+        title += f"; also: {', '.join(also)}" if also else ""
         costs = entry_tokens(tokenizer, series.full_entries())
         head = tokenizer.count(title) + 8
         start, part = 0, 1

@@ -24,6 +24,7 @@ from recordagent.runners.passages import (
     lab_passages,
     render,
 )
+from recordagent.tools.catalogue import LabCatalogue
 from recordagent.tools.search import SearchDocumentsInput, packaged_vocabulary, rank_chunks
 
 __all__ = ["PatientRetriever", "StructuredIndex"]
@@ -40,15 +41,19 @@ class StructuredIndex:
     """
 
     def __init__(
-        self, scope: PatientScope, tokenizer: Tokenizer, until: dt.date | None = None
+        self,
+        scope: PatientScope,
+        tokenizer: Tokenizer,
+        until: dt.date | None = None,
+        catalogue: LabCatalogue | None = None,
     ) -> None:
         self.patient_id = scope.patient_id
         self.until = until
         self.tokenizer = tokenizer
         self.vocabulary = packaged_vocabulary()
-        self.passages = lab_passages(scope, tokenizer, until=until) + event_passages(
-            scope, tokenizer, until=until
-        )
+        self.passages = lab_passages(
+            scope, tokenizer, until=until, catalogue=catalogue
+        ) + event_passages(scope, tokenizer, until=until)
         self._terms = (
             text_terms(pl.Series([f"{p.title}\n{p.text}" for p in self.passages]), self.vocabulary)
             if self.passages

@@ -1,13 +1,28 @@
 """Record tools: patient-scoped, pure functions over a PatientScope, exposed to models.
 
-``default_registry()`` holds search_documents, query_labs, get_timeline and read_document;
+``default_registry()`` holds search_documents, query_labs, list_analytes, get_timeline and
+read_document;
 ``registry.schemas()`` gives their OpenAI function-calling schemas and
 ``registry.call(scope, name, arguments)`` runs one on a model's arguments.
 """
 
 from recordagent.tools._base import SourceRef, Tool, ToolRegistry, ToolResult, fit_lines
-from recordagent.tools.catalogue import Analyte, LabCatalogue, load_lab_catalogue
-from recordagent.tools.labs import QUERY_LABS, QueryLabsInput, QueryLabsResult, query_labs
+from recordagent.tools.analytes import (
+    LIST_ANALYTES,
+    ListAnalytesInput,
+    ListAnalytesResult,
+    list_analytes,
+    list_analytes_tool,
+)
+from recordagent.tools.catalogue import Analyte, LabCatalogue, lab_catalogue, load_lab_catalogue
+from recordagent.tools.labs import (
+    QUERY_LABS,
+    LabGroup,
+    QueryLabsInput,
+    QueryLabsResult,
+    query_labs,
+    query_labs_tool,
+)
 from recordagent.tools.read import (
     READ_DOCUMENT,
     ReadDocumentInput,
@@ -29,6 +44,7 @@ from recordagent.tools.timeline import (
 
 __all__ = [
     "GET_TIMELINE",
+    "LIST_ANALYTES",
     "QUERY_LABS",
     "READ_DOCUMENT",
     "SEARCH_DOCUMENTS",
@@ -36,6 +52,9 @@ __all__ = [
     "GetTimelineInput",
     "GetTimelineResult",
     "LabCatalogue",
+    "LabGroup",
+    "ListAnalytesInput",
+    "ListAnalytesResult",
     "QueryLabsInput",
     "QueryLabsResult",
     "ReadDocumentInput",
@@ -49,13 +68,29 @@ __all__ = [
     "default_registry",
     "fit_lines",
     "get_timeline",
+    "lab_catalogue",
+    "list_analytes",
+    "list_analytes_tool",
     "load_lab_catalogue",
     "query_labs",
+    "query_labs_tool",
     "read_document",
     "search_documents",
 ]
 
 
-def default_registry() -> ToolRegistry:
-    """A registry with the four record tools (a new one each call: registries are mutable)."""
-    return ToolRegistry([GET_TIMELINE, SEARCH_DOCUMENTS, QUERY_LABS, READ_DOCUMENT])
+def default_registry(catalogue: LabCatalogue | None = None) -> ToolRegistry:
+    """A registry with the record tools (a new one each call: registries are mutable).
+
+    ``catalogue`` is the lab catalogue the lab tools use (the packaged one when None; settings
+    with user catalogue files: ``lab_catalogue(settings.tools.lab_catalogue_paths)``).
+    """
+    return ToolRegistry(
+        [
+            GET_TIMELINE,
+            SEARCH_DOCUMENTS,
+            query_labs_tool(catalogue),
+            list_analytes_tool(catalogue),
+            READ_DOCUMENT,
+        ]
+    )

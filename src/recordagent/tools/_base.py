@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -20,7 +21,7 @@ from recordagent.errors import ToolError
 from recordagent.records.scope import PatientScope
 from recordagent.records.tokens import Tokenizer
 
-__all__ = ["SourceRef", "Tool", "ToolRegistry", "ToolResult", "fit_lines"]
+__all__ = ["SourceRef", "Tool", "ToolRegistry", "ToolResult", "bind", "fit_lines"]
 
 
 class SourceRef(BaseModel):
@@ -137,6 +138,11 @@ class Tool(Generic[InputT]):
     def run(self, scope: PatientScope, arguments: str | dict[str, Any] | None) -> ToolResult:
         """Parse the arguments and run the tool over ``scope``."""
         return self.fn(scope, self.parse(arguments))
+
+
+def bind(tool: Tool[InputT], **options: Any) -> Tool[InputT]:
+    """``tool`` with keyword options bound into its function, e.g. ``catalogue=…``."""
+    return replace(tool, fn=partial(tool.fn, **options))
 
 
 class ToolRegistry:

@@ -1,9 +1,10 @@
 """query_labs: one analyte's values for the patient, as a series or an aggregate.
 
-The analyte is named as the model likes ("Hb", "M-spike", a LOINC code) and resolved through
-the lab catalogue; values are converted to the canonical unit (g/L M-protein becomes g/dL,
-µmol/L creatinine becomes mg/dL). Rows reported again with flag ``corrected`` replace the
-earlier value of the same draw, and exact duplicates count once. Every value cites its lab row.
+The analyte is named as the model likes ("Hb", "M-spike", a LOINC code) or as the record names
+it ("Hemoglobin A1c/Hemoglobin.total in Blood", a local code); how a query resolves is
+:mod:`recordagent.tools.lab_resolution`. Values come grouped by specimen and unit and converted
+as :mod:`recordagent.tools.lab_values` describes (the same values every runner sees). Every
+value cites its lab row.
 """
 
 from __future__ import annotations
@@ -15,11 +16,29 @@ import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
 from recordagent.errors import ToolError
-from recordagent.records.scope import PatientScope, as_datetime
-from recordagent.tools._base import SourceRef, Tool, ToolResult
-from recordagent.tools.catalogue import Analyte, packaged_lab_catalogue
+from recordagent.records.scope import PatientScope
+from recordagent.tools._base import SourceRef, Tool, ToolResult, bind
+from recordagent.tools.catalogue import LabCatalogue, packaged_lab_catalogue
+from recordagent.tools.lab_resolution import (
+    RecordSeries,
+    Resolution,
+    closest_series,
+    record_series,
+    resolve_analyte,
+    specimen_key,
+)
+from recordagent.tools.lab_values import Reading, value_groups
 
-__all__ = ["QUERY_LABS", "LabPoint", "QueryLabsInput", "QueryLabsResult", "query_labs"]
+__all__ = [
+    "QUERY_LABS",
+    "LabGroup",
+    "LabPoint",
+    "MatchedSeries",
+    "QueryLabsInput",
+    "QueryLabsResult",
+    "query_labs",
+    "query_labs_tool",
+]
 
 Aggregate = Literal[
     "series", "first", "last", "min", "max", "count", "mean", "change", "slope",
@@ -32,9 +51,16 @@ class QueryLabsInput(BaseModel):
 
     analyte: str = Field(
         min_length=1,
+        max_length=200,
+        description="Analyte name, synonym or code: a common name ('Hb', 'creatinine', "
+        "'HbA1c'), the record's own name as list_analytes shows it, or a LOINC or local code "
+        "('718-7').",
+    )
+    specimen: str | None = Field(
+        default=None,
         max_length=100,
-        description="Analyte name, synonym or LOINC code, e.g. 'M-protein', 'Hb', "
-        "'creatinine', 'FLC ratio', '718-7'.",
+        description="Only values of this specimen, e.g. 'urine', when the analyte is measured "
+        "in more than one (blood is the default group).",
     )
     start: dt.date | None = Field(default=None, description="From this day (inclusive).")
     end: dt.date | None = Field(default=None, description="To this day (inclusive).")
@@ -45,7 +71,9 @@ class QueryLabsInput(BaseModel):
         "beyond `threshold`; nearest: the value closest to `date`.",
     )
     threshold: float | None = Field(
-        default=None, description="For above/below, in the canonical unit of the analyte."
+        default=None,
+        description="For above/below, in the unit the values are shown in (the catalogue's "
+        "unit for a common analyte, e.g. mg/dL for creatinine).",
     )
     date: dt.date | None = Field(default=None, description="For nearest: the day of interest.")
     limit: int = Field(default=50, ge=1, le=500, description="At most this many values listed.")
@@ -62,11 +90,11 @@ class QueryLabsInput(BaseModel):
 
 
 class LabPoint(BaseModel):
-    """One value, in the canonical unit."""
+    """One value, in its group's unit when it converts."""
 
     lab_id: str
     time: dt.datetime
-    value: float | None = Field(description="Numeric value in the canonical unit, if numeric.")
+    value: float | None = Field(description="Numeric value in the group's unit, if numeric.")
     text: str | None = Field(description="Text result, e.g. 'not detected'.")
     unit: str
     reported: str = Field(description="The value and unit as the source reported them.")
@@ -75,127 +103,238 @@ class LabPoint(BaseModel):
     ref_high: float | None
 
 
-class QueryLabsResult(ToolResult):
-    """Values of one analyte and the requested aggregate."""
+class MatchedSeries(BaseModel):
+    """A series of the record (name, code, fluid as reported) that the query reached."""
 
-    analyte: str = Field(description="Canonical analyte name.")
-    unit: str
-    aggregate: str
+    name: str
+    code: str | None
+    fluid: str | None
+    values: int = Field(description="Values of the series in the whole record.")
+    matched_by: str = Field(description="Why: catalogue code, catalogue name, record name, …")
+
+
+class LabGroup(BaseModel):
+    """Values of one analyte in one specimen and one unit, and the aggregate over them."""
+
+    analyte: str = Field(description="Catalogue name of the analyte, else the record's name.")
+    specimen: str | None = Field(description="Specimen when not blood/unspecified, e.g. urine.")
+    unit: str = Field(description="Unit of every value in the group.")
     result: float | None = Field(description="The aggregate (None for series or no values).")
     points: list[LabPoint] = Field(description="Values the aggregate rests on, in time order.")
     total: int = Field(description="Values in the range before `limit`.")
-    excluded_units: dict[str, int] = Field(
-        default_factory=dict,
-        description="Values left out because their unit cannot be converted, by unit.",
+    converted: dict[str, int] = Field(
+        default_factory=dict, description="Values converted into `unit`, by reported unit."
     )
+    series: list[MatchedSeries] = Field(description="The record's series in this group.")
+
+    def title(self) -> str:
+        """'Analyte [specimen] (unit)'."""
+        specimen = f" [{self.specimen}]" if self.specimen else ""
+        return f"{self.analyte}{specimen} ({self.unit or 'no unit'})"
+
+
+class QueryLabsResult(ToolResult):
+    """The values a query reached, one group per specimen and unit, with the aggregate."""
+
+    query: str = Field(description="The analyte as asked.")
+    resolved_by: str = Field(
+        description="Resolution step: catalogue, record name, record code or closest name."
+    )
+    aggregate: str
+    groups: list[LabGroup] = Field(
+        description="The analyte asked for first, blood/unspecified before other specimens."
+    )
+    note: str | None = Field(default=None, description="What the model should know first.")
+
+    @property
+    def analyte(self) -> str:
+        """The first group's analyte (the query's when nothing matched)."""
+        return self.groups[0].analyte if self.groups else self.query
+
+    @property
+    def unit(self) -> str:
+        """The first group's unit."""
+        return self.groups[0].unit if self.groups else ""
+
+    @property
+    def result(self) -> float | None:
+        """The first group's aggregate."""
+        return self.groups[0].result if self.groups else None
+
+    @property
+    def points(self) -> list[LabPoint]:
+        """The first group's points."""
+        return self.groups[0].points if self.groups else []
+
+    @property
+    def total(self) -> int:
+        """The first group's values in range."""
+        return self.groups[0].total if self.groups else 0
 
     def lines(self) -> list[str]:
-        """Header with the aggregate, then one line per value."""
-        head = f"{self.analyte} ({self.unit}), {self.total} value(s)"
-        if self.aggregate != "series":
-            shown = "none" if self.result is None else f"{self.result:g}"
-            head += f"; {self.aggregate} = {shown}"
-        out = [head + ":"]
-        for p in self.points:
-            value = p.text if p.value is None else f"{p.value:g}"
-            extras = []
-            if p.reported != f"{value} {self.unit}":
-                extras.append(f"reported {p.reported}")
-            if p.flag:
-                extras.append(p.flag)
-            note = f" ({', '.join(extras)})" if extras else ""
-            out.append(f"{p.time:%Y-%m-%d %H:%M} {value}{note} [{p.lab_id}]")
-        if self.excluded_units:
-            listed = ", ".join(f"{n} in {u}" for u, n in self.excluded_units.items())
-            out.append(f"Left out (unit cannot be converted to {self.unit}): {listed}")
+        """A note if any, then per group: a header with the aggregate and one line per value."""
+        out = [self.note] if self.note else []
+        if not self.groups:
+            out.append(f"{self.query}: no values.")
+        if len(self.groups) > 1:
+            out.append(
+                f"{len(self.groups)} groups, kept apart (analyte, specimen or unit differs): "
+                + "; ".join(g.title() for g in self.groups)
+            )
+        # Which series a group rests on is said whenever it is not plainly the analyte asked for.
+        plain = len(self.groups) == 1 and self.resolved_by == "catalogue"
+        for group in self.groups:
+            out.extend(_group_lines(group, self.aggregate, not plain or len(group.series) > 1))
         return out
 
 
-def query_labs(scope: PatientScope, args: QueryLabsInput) -> QueryLabsResult:
-    """Values of one analyte, converted to its canonical unit, with the aggregate asked for."""
-    catalogue = packaged_lab_catalogue()
-    analyte = catalogue.find(args.analyte)
-    if analyte is None:
-        own_names = [r[0] for r in scope.fetch("SELECT DISTINCT analyte_name FROM labs ORDER BY 1")]
-        matches = catalogue.close_matches(args.analyte, own_names)
-        hint = f"did you mean {', '.join(repr(m) for m in matches)}? " if matches else ""
-        raise ToolError(
-            f"query_labs: unknown analyte '{args.analyte}'; {hint}this record has: "
-            + ", ".join(own_names[:30])
-        )
-    points, excluded = _points(scope, analyte, args)
-    numeric = [p for p in points if p.value is not None]
-    result, shown = _aggregate(args, numeric, points)
-    return QueryLabsResult(
-        analyte=analyte.name,
-        unit=analyte.unit,
-        aggregate=args.aggregate,
-        result=result,
-        points=shown[: args.limit],
-        total=len(points),
-        excluded_units=excluded,
-        citations=[SourceRef(kind="lab", id=p.lab_id) for p in shown[: args.limit]],
-    )
-
-
-def _points(
-    scope: PatientScope, analyte: Analyte, args: QueryLabsInput
-) -> tuple[list[LabPoint], dict[str, int]]:
-    names = [n.lower() for n in analyte.names]
-    filters = [
-        "(list_contains($codes, analyte_code) OR list_contains($names, lower(analyte_name)))"
-    ]
-    params: dict[str, object] = {"codes": analyte.loinc, "names": names}
-    if args.start is not None:
-        filters.append("time >= $start")
-        params["start"] = as_datetime(args.start, end_of_day=False)
-    if args.end is not None:
-        filters.append("time <= $end")
-        params["end"] = as_datetime(args.end, end_of_day=True)
-    rows = scope.fetch(
-        "SELECT lab_id, time, value_num, value_text, unit, flag, ref_low, ref_high FROM labs "
-        f"WHERE {' AND '.join(filters)} ORDER BY time, flag = 'corrected', lab_id",
-        params,
-    )
-    draws: dict[dt.datetime, list[LabPoint]] = {}
-    excluded: dict[str, int] = {}
-    for lab_id, time, value, text, unit, flag, low, high in rows:
-        converted = None if value is None else analyte.to_canonical(float(value), unit)
-        if value is not None and converted is None:
-            # A unit the catalogue cannot convert: left out (and reported) rather than mixed.
-            excluded[str(unit)] = excluded.get(str(unit), 0) + 1
-            continue
-        reported = f"{value:g} {unit or ''}".strip() if value is not None else (text or "")
-        draws.setdefault(time, []).append(
-            LabPoint(
-                lab_id=lab_id,
-                time=time,
-                value=None if converted is None else round(converted, 6),
-                text=text,
-                unit=analyte.unit,
-                reported=reported,
-                flag=flag,
-                ref_low=None if low is None else analyte.to_canonical(float(low), unit),
-                ref_high=None if high is None else analyte.to_canonical(float(high), unit),
+def _group_lines(group: LabGroup, aggregate: str, show_series: bool) -> list[str]:
+    head = f"{group.title()}, {group.total} value(s)"
+    if aggregate != "series":
+        shown = "none" if group.result is None else f"{group.result:g}"
+        head += f"; {aggregate} = {shown}"
+    out = [head + ":"]
+    if show_series:
+        out.append(
+            "  series: "
+            + "; ".join(
+                f"{s.name!r}"
+                + (f" {s.code}" if s.code else "")
+                + (f" in {s.fluid}" if s.fluid else "")
+                + f" ({s.matched_by})"
+                for s in group.series
             )
         )
-    out: list[LabPoint] = []
-    for group in draws.values():
-        corrected = [p for p in group if p.flag == "corrected"]
-        if corrected:  # a correction replaces every earlier report of the draw
-            out.append(corrected[-1])
-            continue
-        seen: set[tuple[float | None, str | None]] = set()
-        for p in group:  # exact duplicates count once; different values are all kept
-            if (p.value, p.text) not in seen:
-                seen.add((p.value, p.text))
-                out.append(p)
-    return out, excluded
+    for p in group.points:
+        value = p.text if p.value is None else f"{p.value:g}"
+        extras = []
+        if p.reported != f"{value} {group.unit}".strip():
+            extras.append(f"reported {p.reported}")
+        if p.flag:
+            extras.append(p.flag)
+        note = f" ({', '.join(extras)})" if extras else ""
+        out.append(f"{p.time:%Y-%m-%d %H:%M} {value}{note} [{p.lab_id}]")
+    return out
+
+
+def query_labs(
+    scope: PatientScope, args: QueryLabsInput, catalogue: LabCatalogue | None = None
+) -> QueryLabsResult:
+    """Values of one analyte, by group of specimen and unit, with the aggregate asked for."""
+    catalogue = catalogue or packaged_lab_catalogue()
+    series = record_series(scope)
+    resolution = resolve_analyte(args.analyte, series, catalogue)
+    groups = value_groups(scope, resolution, catalogue, args.start, args.end)
+    if args.specimen is not None:
+        wanted = specimen_key(args.specimen)
+        groups = [g for g in groups if g.specimen == wanted]
+        if not groups:
+            raise ToolError(
+                f"query_labs: no {resolution.label} values in specimen '{args.specimen}'; "
+                "this record has it in: "
+                + ", ".join(
+                    sorted({m.series.fluid or "blood/unspecified" for m in resolution.matches})
+                )
+            )
+    note = resolution.note
+    if not resolution.matches:
+        note = _absent_note(args.analyte, resolution, series, catalogue)
+    out: list[LabGroup] = []
+    citations: list[SourceRef] = []
+    if not groups and resolution.matches:  # values exist, none in the range asked
+        concept = resolution.concept
+        out.append(
+            LabGroup(
+                analyte=resolution.label,
+                specimen=None,
+                unit=concept.unit if concept else "",
+                result=None,
+                points=[],
+                total=0,
+                series=[],
+            )
+        )
+    for group in groups:
+        numeric = [r for r in group.readings if r.value is not None]
+        result, chosen = _aggregate(args, numeric, group.readings)
+        shown = [_point(r, group.unit) for r in chosen[: args.limit]]
+        citations.extend(SourceRef(kind="lab", id=p.lab_id) for p in shown)
+        out.append(
+            LabGroup(
+                analyte=group.label,
+                specimen=group.specimen,
+                unit=group.unit,
+                result=result,
+                points=shown,
+                total=len(group.readings),
+                converted=dict(group.converted_from),
+                series=[
+                    MatchedSeries(
+                        name=m.series.name,
+                        code=m.series.code,
+                        fluid=m.series.fluid,
+                        values=m.series.values,
+                        matched_by=m.why,
+                    )
+                    for m in group.matches
+                    if any(r.series == m.series.key for r in group.readings)
+                ],
+            )
+        )
+    return QueryLabsResult(
+        query=args.analyte,
+        resolved_by=resolution.step,
+        aggregate=args.aggregate,
+        groups=out,
+        note=note,
+        citations=citations,
+    )
+
+
+def _absent_note(
+    query: str, resolution: Resolution, series: list[RecordSeries], catalogue: LabCatalogue
+) -> str:
+    """The note for a catalogued analyte the record lacks.
+
+    It names what the record has of the same clinical group, else the closest names.
+    """
+    concept = resolution.concept
+    related: list[str] = []
+    if concept is not None and concept.group != "other":
+        related = [
+            s.name
+            for s in series
+            if s.numeric
+            and (c := catalogue.concept_of(s.name, s.code)) is not None
+            and c.group == concept.group
+        ]
+    if related:
+        near = f"; it has these {concept.group} analytes: " if concept else "; "
+        near += ", ".join(repr(n) for n in dict.fromkeys(related[:6]))
+    else:
+        ranked = closest_series(query, series, catalogue, limit=5)
+        names = ", ".join(repr(s.name) for s, _ in ranked)
+        near = f"; closest analytes of this record: {names}" if names else ""
+    return f"This record has no {resolution.label} values{near}."
+
+
+def _point(reading: Reading, unit: str) -> LabPoint:
+    return LabPoint(
+        lab_id=reading.lab_id,
+        time=reading.time,
+        value=reading.value,
+        text=reading.text,
+        unit=unit,
+        reported=reading.reported,
+        flag=reading.flag,
+        ref_low=reading.ref_low,
+        ref_high=reading.ref_high,
+    )
 
 
 def _aggregate(
-    args: QueryLabsInput, numeric: list[LabPoint], points: list[LabPoint]
-) -> tuple[float | None, list[LabPoint]]:
+    args: QueryLabsInput, numeric: list[Reading], points: list[Reading]
+) -> tuple[float | None, list[Reading]]:
     """The aggregate value and the points that show it."""
     kind = args.aggregate
     if kind == "series":
@@ -238,12 +377,23 @@ def _aggregate(
     return numeric[k].value, [numeric[k]]
 
 
+_DESCRIPTION = (
+    "Lab values of one analyte for this patient (converted to one unit per group; other "
+    "specimens and unconvertible units kept apart), as a time series or an aggregate: first, "
+    "last, min/nadir, max/peak, count, mean, change, slope, values above/below a threshold, or "
+    "the value nearest a date. Each value cites its lab row id. Unsure of the name? Call "
+    "list_analytes."
+)
+
+
+def query_labs_tool(catalogue: LabCatalogue | None = None) -> Tool[QueryLabsInput]:
+    """query_labs over ``catalogue`` (the packaged one when None)."""
+    return bind(QUERY_LABS, catalogue=catalogue)
+
+
 QUERY_LABS: Tool[QueryLabsInput] = Tool(
     name="query_labs",
-    description="Lab values of one analyte for this patient (converted to one unit), as a "
-    "time series or an aggregate: first, last, min/nadir, max/peak, count, mean, change, "
-    "slope, values above/below a threshold, or the value nearest a date. Each value cites its "
-    "lab row id.",
+    description=_DESCRIPTION,
     input_model=QueryLabsInput,
     fn=query_labs,
 )

@@ -59,6 +59,7 @@ async def test_plan_act_reflect_answer(scope_a: PatientScope, settings):
         "get_timeline",
         "search_documents",
         "query_labs",
+        "list_analytes",
         "read_document",
         "finish",
     }
@@ -180,7 +181,7 @@ async def test_bad_tool_calls_and_tool_errors_go_back_as_corrective_text(scope_a
     answer = await AgentRunner(settings).run(asct_item(), scope_a, model)
     assert answer.status == "answered"
     corrective = tool_messages(model, 2)
-    assert "did you mean 'M-protein'" in corrective[0]
+    assert "closest in this record: 'M-protein'" in corrective[0]
     assert "not valid JSON" in corrective[1]
     assert "unknown tool 'delete_record'" in corrective[2]
     assert "B-D1" in corrective[3] and "Patient B" not in corrective[3]

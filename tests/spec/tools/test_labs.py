@@ -83,10 +83,16 @@ def test_other_patients_values_never_appear(scope_a: PatientScope):
         assert all(p.lab_id.startswith("LA") for p in run(scope_a, analyte=analyte).points)
 
 
+def test_a_typo_resolves_to_the_closest_name_with_a_note(scope_a: PatientScope):
+    result = run(scope_a, analyte="hemoglobn")
+    assert (result.analyte, result.resolved_by) == ("Hemoglobin", "closest name")
+    assert result.lines()[0].endswith("showing the closest, 'Hemoglobin'")
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        ({"analyte": "hemoglobn"}, "did you mean 'Hemoglobin'"),
+        ({"analyte": "haemoglobin trend"}, "closest in this record: 'Hemoglobin'"),
         ({"analyte": "x' OR '1'='1"}, "unknown analyte"),
         ({"analyte": "M-protein", "aggregate": "above"}, "needs a threshold"),
         ({"analyte": "M-protein", "aggregate": "nearest"}, "needs a date"),

@@ -19,6 +19,7 @@ def test_schemas_are_openai_function_definitions():
         "get_timeline",
         "search_documents",
         "query_labs",
+        "list_analytes",
         "read_document",
     ]
     for schema in schemas:
@@ -51,12 +52,17 @@ hostile = st.one_of(st.sampled_from(B_VALUES), st.text(max_size=20))
 @settings(
     max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(tool=st.sampled_from(["search", "labs", "timeline", "read"]), value=hostile)
+@given(
+    tool=st.sampled_from(["search", "labs", "specimen", "analytes", "timeline", "read"]),
+    value=hostile,
+)
 def test_no_argument_reaches_patient_b(tool_store: RecordStore, tool: str, value: str):
     registry, scope = default_registry(), tool_store.scope("A")
     calls = {
         "search": ("search_documents", {"query": value or "x", "k": 50}),
         "labs": ("query_labs", {"analyte": value or "x"}),
+        "specimen": ("query_labs", {"analyte": "M-protein", "specimen": value}),
+        "analytes": ("list_analytes", {"contains": value}),
         "timeline": ("get_timeline", {"kinds": [value]}),
         "read": ("read_document", {"document_id": value or "x"}),
     }
@@ -67,5 +73,6 @@ def test_no_argument_reaches_patient_b(tool_store: RecordStore, tool: str, value
         return  # a corrective message is a fine answer to nonsense
     cited = [c.id for c in result.citations]
     assert not any(c.startswith(("B", "LB", "EB")) for c in cited), cited
-    shown = json.dumps(result.model_dump(mode="json", exclude={"query", "terms"}))
+    # The query and notes repeat what was asked; everything else is the record's.
+    shown = json.dumps(result.model_dump(mode="json", exclude={"query", "terms", "note"}))
     assert "60% of nuclei" not in shown and "B-D1" not in shown and '"LB1"' not in shown

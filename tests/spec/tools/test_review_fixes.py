@@ -88,10 +88,10 @@ def test_unit_spellings_convert_and_unconvertible_units_are_reported(tmp_path: P
         load_bundle(store, tmp_path)
         result = query_labs(store.scope("P"), QueryLabsInput(analyte="creatinine"))
     assert [round(p.value or 0, 3) for p in result.points] == [1.0, 1.0, 1.0]
-    assert result.excluded_units == {"furlongs": 1}
-    assert "Left out (unit cannot be converted to mg/dL): 1 in furlongs" in "\n".join(
-        result.lines()
-    )
+    assert result.groups[0].converted == {"μmol/L": 1, "umol/l": 1}  # MG/DL is mg/dL
+    furlongs = result.groups[1]  # shown as reported, apart, never dropped
+    assert (furlongs.unit, [p.value for p in furlongs.points]) == ("furlongs", [7.0])
+    assert "Creatinine (furlongs), 1 value(s):" in "\n".join(result.lines())
 
 
 def test_a_changed_vocabulary_reindexes_on_open(tmp_path: Path):

@@ -61,3 +61,15 @@ def output(console: Console) -> str:
     file = console.file
     assert isinstance(file, io.StringIO)
     return file.getvalue()
+
+
+def header_blocks(text: str) -> dict[str, list[str]]:
+    """The header's titled blocks: each title line, then its indented rows (stripped)."""
+    blocks: dict[str, list[str]] = {}
+    rows: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("  ") and line.strip():
+            rows.append(line.strip())
+        else:
+            rows = blocks.setdefault(line.strip(), [])
+    return blocks

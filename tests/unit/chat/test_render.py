@@ -15,7 +15,13 @@ from recordagent.runners import TraceEvent
 from recordagent.runners.dry_run import dry_run_model
 from recordagent.settings import Settings
 from tests.conftest import write_csv
-from tests.unit.chat.conftest import asct_script, make_session, output, recording_console
+from tests.unit.chat.conftest import (
+    asct_script,
+    header_blocks,
+    make_session,
+    output,
+    recording_console,
+)
 
 
 def test_header_shows_demographics_span_counts_and_therapy_lines(store):
@@ -23,9 +29,74 @@ def test_header_shows_demographics_span_counts_and_therapy_lines(store):
     console.print(render_header(store.scope("A")))
     text = output(console)
     assert "Patient A" in text and "female, born 1950-01-01" in text
-    assert "documents" in text and "labs" in text and "events" in text
-    assert "VRd (line 1)" in text and "Dara-Pd (line 2)" in text
-    assert "Autologous stem cell transplantation" in text
+    assert "Record contents: 4 documents, 11 lab values of 3 analytes, 4 events" in text
+    assert "Events by kind: 2 therapies, 1 diagnosis, 1 transplant" in text
+    blocks = header_blocks(text)
+    assert blocks["Diagnoses (most recent):"] == ["2020-01-05  Multiple myeloma"]
+    assert blocks["Therapy lines:"] == [
+        "2020-01-20 → 2020-05-10  VRd (line 1)",
+        "2021-06-20 → ongoing     Dara-Pd (line 2)",
+    ]
+    assert blocks["Milestones:"] == [
+        "2020-06-15  transplant  Autologous stem cell transplantation (high-dose melphalan)"
+    ]
+
+
+def row(event_id: str, start: str, kind: str, label: str) -> dict[str, object]:
+    return {
+        "event_id": event_id,
+        "patient_id": "G",
+        "start_time": start,
+        "kind": kind,
+        "label": label,
+    }
+
+
+def test_a_general_record_header_names_its_blocks_and_caps_them(tmp_path):
+    bundle = tmp_path / "bundle"
+    write_csv(bundle, "patients", [{"patient_id": "G", "sex": "female", "birth_date": None}])
+    events = [
+        row(f"C{n}", f"2010-01-{n:02d}", "diagnosis", f"Social finding {n} (finding)")
+        for n in range(1, 29)
+    ]
+    events += [
+        row(f"R{n}", f"2011-0{n}-01", "diagnosis", "Hypertension (disorder)") for n in (1, 2, 3)
+    ]
+    events += [row(f"M{n}", f"2012-01-{n:02d}", "medication", "Lisinopril") for n in range(1, 21)]
+    write_csv(bundle, "events", events)
+    with connect() as store:
+        load_bundle(store, bundle)
+        console = recording_console()
+        console.print(render_header(store.scope("G")))
+    text = output(console)
+    assert "Events by kind: 31 diagnoses, 20 medications" in text
+    assert "Therapy" not in text and "Milestones" not in text and "Lisinopril" not in text
+    blocks = header_blocks(text)
+    diagnoses = blocks["Diagnoses (most recent):"]
+    assert diagnoses[0] == "2011-03-01  Hypertension (disorder) ×3"
+    assert diagnoses[1] == "2010-01-28  Social finding 28 (finding)"
+    assert "… and 23 more diagnoses (/timeline diagnosis)" in diagnoses
+    assert len(text.splitlines()) <= 15
+
+
+def test_the_header_shows_the_latest_lines_and_milestones_and_counts_the_earlier(tmp_path):
+    bundle = tmp_path / "bundle"
+    write_csv(bundle, "patients", [{"patient_id": "G", "sex": "male", "birth_date": None}])
+    events = [row(f"T{n}", f"201{n}-01-01", "therapy", f"Regimen {n}") for n in range(8)]
+    events += [row(f"X{n}", f"202{n}-01-01", "transplant", f"Transplant {n}") for n in range(4)]
+    write_csv(bundle, "events", events)
+    with connect() as store:
+        load_bundle(store, bundle)
+        console = recording_console()
+        console.print(render_header(store.scope("G")))
+    blocks = header_blocks(output(console))
+    lines = blocks["Therapy lines:"]
+    assert lines[0] == "2012-01-01 → ongoing  Regimen 2" and len(lines) == 7
+    assert lines[-1] == "… and 2 earlier therapy lines (/timeline therapy)"
+    milestones = blocks["Milestones:"]
+    assert milestones[0].startswith("2021-01-01  transplant  Transplant 1")
+    note = "… and 1 earlier milestone (/timeline transplant progression death)"
+    assert milestones[-1] == note
 
 
 def test_header_of_an_empty_record(tmp_path):

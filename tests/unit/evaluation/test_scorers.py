@@ -114,23 +114,32 @@ def test_a_number_in_the_items_unit_is_read_from_text():
     assert score_value(spec, "1.5 G/DL", "1.5").state == "correct"
 
 
-def test_a_number_in_another_unit_is_converted_through_the_lab_catalogue():
+def test_a_number_in_another_unit_is_converted_by_ucum():
     spec = item("number", unit="g/dL", abs_tol=0.05)
     score = score_value(spec, "15 g/L", 1.5)
     assert score.state == "correct"
     assert score.explanation.startswith("15 g/L (= 1.5 g/dL) vs 1.5 g/dL")
-    # Creatinine: µmol/L → mg/dL, whichever spelling of micro.
+    # Whichever spelling of micro; counts in any of their spellings.
+    molar = item("number", unit="mmol/L", rel_tol=0.02)
+    assert score_value(molar, "5000 µmol/L", 5.0).state == "correct"
+    platelets = item("number", unit="10^9/L", abs_tol=1)
+    assert score_value(platelets, "150 K/uL", 150).state == "correct"
+
+
+def test_a_molar_value_is_not_guessed_into_mass_without_the_analyte():
     creatinine = item("number", unit="mg/dL", rel_tol=0.02)
-    assert score_value(creatinine, "88.4 umol/L", 1.0).state == "correct"
+    score = score_value(creatinine, "88.4 umol/L", 1.0)
+    assert score.state == "ungraded"
+    assert "converts to mg/dL differently by analyte" in score.explanation
 
 
 def test_unconvertible_units_are_ungraded_with_the_reason():
     no_unit = score_value(item("number"), "5 mg", 5)
     assert no_unit.state == "ungraded"
     assert "number without a unit" in no_unit.explanation
-    not_catalogue = score_value(item("number", unit="kg"), "5000 g", 5)
+    not_catalogue = score_value(item("number", unit="furlong"), "5000 g", 5)
     assert not_catalogue.state == "ungraded"
-    assert "kg is not a lab catalogue unit" in not_catalogue.explanation
+    assert "furlong is not a lab catalogue unit" in not_catalogue.explanation
     no_factor = score_value(item("number", unit="g/dL"), "3 U/L", 3)
     assert no_factor.state == "ungraded"
     assert "no conversion from U/L to g/dL" in no_factor.explanation
