@@ -273,6 +273,7 @@ def bench_lab_reach(shared: Path | None = None) -> Json:
                 **report.model_dump(),
                 "name_share": round(report.name_share, 5),
                 "code_share": round(report.code_share, 5),
+                "local_code_share": round(report.local_code_share, 5),
                 "seconds": round(time.perf_counter() - clock, 2),
             }
     return out
@@ -291,7 +292,8 @@ def tools_summary(result: Json) -> list[str]:
             continue
         lines.append(
             f"lab reach {source}: {reach['rows']:,} numeric rows, by own name "
-            f"{reach['name_share']:.2%}, by own code {reach['code_share']:.2%} "
+            f"{reach['name_share']:.2%}, by own code {reach['code_share']:.2%}, by local code "
+            f"{reach['local_code_share']:.2%} of {reach['local_coded_rows']:,} "
             f"({reach['seconds']:.0f} s)"
         )
     for tool, figures in result["latency"].items():

@@ -367,3 +367,19 @@ def test_an_unknown_analyte_on_a_fhir_record_lists_its_own_neighbours_first(synt
     assert "Address" not in message and "list_analytes" in message
     own = query_labs(scope, QueryLabsInput(analyte="Hemoglobin A1c/Hemoglobin.total in Blood"))
     assert own.unit == "%" and own.total > 0
+
+
+def test_a_laboratorys_own_coding_beside_loinc_is_kept_and_found(tmp_path: Path):
+    bundle = json.loads(BUNDLE.read_text())
+    (hb,) = [e["resource"] for e in bundle["entry"] if e["resource"].get("id") == "obs-hb"]
+    hb["code"]["coding"].insert(0, {"system": "http://lab.example.org/tests", "code": "HGB-01"})
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(bundle))
+    with connect() as store:
+        load_fhir(store, path)
+        assert rows(
+            store, "SELECT analyte_code, local_code FROM labs WHERE lab_id LIKE '%obs-hb'"
+        ) == [("718-7", "HGB-01")]
+        result = query_labs(store.scope("pat-1"), QueryLabsInput(analyte="HGB-01"))
+    assert result.resolved_by == "record code" and result.analyte == "Hemoglobin"
+    assert [p.lab_id for p in result.points] == ["Observation/obs-hb"]

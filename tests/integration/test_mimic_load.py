@@ -327,3 +327,15 @@ def test_the_demo_names_a_missing_mimic_folder(tmp_path: Path):
     )
     assert result.returncode != 0
     assert "no MIMIC-IV demo at" in " ".join(result.stderr.split())
+
+
+@needs_demo
+def test_an_item_mapped_to_loinc_is_still_found_by_its_itemid(demo: RecordStore):
+    (patient,) = demo.connection.execute(
+        "SELECT patient_id FROM labs WHERE local_code = 'MIMIC:50912' "
+        "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1"
+    ).fetchone()
+    scope = demo.scope(patient)
+    by_item = query_labs(scope, QueryLabsInput(analyte="50912", aggregate="count"))
+    by_name = query_labs(scope, QueryLabsInput(analyte="creatinine", aggregate="count"))
+    assert by_item.resolved_by == "record code" and by_item.result == by_name.result > 0

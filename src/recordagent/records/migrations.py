@@ -123,10 +123,16 @@ _V3 = tuple(
     for column in ("fluid", "category", "priority", "comment")
 )
 
+# The source system's own code of an analyte whose analyte_code is a standard one (a MIMIC-IV
+# itemid mapped to LOINC, an OMOP measurement_source_value, a FHIR coding beside LOINC), so that
+# the lab tool also finds values by the code the hospital uses.
+_V4 = ("ALTER TABLE labs ADD COLUMN local_code VARCHAR",)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial record store", _V1),
     Migration(2, "lexical search index over chunks", _V2),
     Migration(3, "lab fluid, category, priority and comment", _V3),
+    Migration(4, "lab local code", _V4),
 )
 """Chunks store offsets only; their text is ``substr`` of the document text (characters, 1-based),
 which keeps the store (and loading) free of a second copy of every document."""

@@ -140,6 +140,12 @@ LABS = TableSpec(
         Column("category", _T, "Lab section, e.g. 'Chemistry', 'Hematology', 'Microbiology'."),
         Column("priority", _T, "Order priority as reported, e.g. 'ROUTINE', 'STAT'."),
         Column("comment", _T, "The laboratory's comment on the result, if any."),
+        Column(
+            "local_code",
+            _T,
+            "The source system's own code for the analyte when analyte_code holds a standard "
+            "one, e.g. a laboratory test code beside its LOINC code.",
+        ),
     ),
 )
 EVENTS = TableSpec(
@@ -241,6 +247,9 @@ class LabValue(_Row):
     category: str | None = Field(default=None, description="Lab section, if reported.")
     priority: str | None = Field(default=None, description="Order priority, if reported.")
     comment: str | None = Field(default=None, description="The laboratory's comment, if any.")
+    local_code: str | None = Field(
+        default=None, description="The source system's own code, beside a standard one."
+    )
 
 
 class Event(_Row):

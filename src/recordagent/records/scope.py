@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import polars as pl
@@ -41,6 +41,7 @@ _ALLOWED_TABLE_REFS = frozenset(
     {"BASE_TABLE", "JOIN", "SUBQUERY", "EXPRESSION_LIST", "EMPTY", "PIVOT"}
 )
 _RowT = TypeVar("_RowT", bound=BaseModel)
+_T = TypeVar("_T")
 
 
 class PatientScope:
@@ -62,6 +63,7 @@ class PatientScope:
         self._patient_id = patient_id
         self._connection = store.connection
         self._checked_sql = store.checked_scope_sql
+        self._memo: dict[str, tuple[str, Any]] = {}
 
     @property
     def patient_id(self) -> str:
@@ -71,6 +73,21 @@ class PatientScope:
     def data_version(self) -> str:
         """The store's data version (:meth:`RecordStore.data_version`): a key for caches."""
         return data_version(self._connection)
+
+    def memo(self, key: str, build: Callable[[], _T]) -> _T:
+        """``build()``, kept on this scope for as long as the store's data version holds.
+
+        For summaries of the record that several tool calls of one question need (the lab
+        series of the record): a load or reload in between makes them be built again.
+        """
+        version = self.data_version()
+        kept = self._memo.get(key)
+        if kept is not None and kept[0] == version:
+            value: _T = kept[1]
+            return value
+        value = build()
+        self._memo[key] = (version, value)
+        return value
 
     def __repr__(self) -> str:
         return f"PatientScope({self._patient_id!r})"
@@ -229,7 +246,7 @@ class PatientScope:
         return self._models(
             LabValue,
             "SELECT lab_id, patient_id, time, analyte_code, analyte_name, value_num, value_text,"
-            " unit, ref_low, ref_high, flag, fluid, category, priority, comment"
+            " unit, ref_low, ref_high, flag, fluid, category, priority, comment, local_code"
             f" FROM labs{where} ORDER BY time, lab_id",
             params,
         )

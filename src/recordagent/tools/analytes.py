@@ -52,6 +52,9 @@ class AnalyteEntry(BaseModel):
 
     name: str = Field(description="The analyte name as the record has it (use it in query_labs).")
     code: str | None
+    local_codes: list[str] = Field(
+        default_factory=list, description="The source's own codes beside a standard code."
+    )
     fluid: str | None
     unit: str | None = Field(description="The most frequent unit of its values.")
     values: int
@@ -60,8 +63,9 @@ class AnalyteEntry(BaseModel):
     concept: str | None = Field(description="The catalogue analyte it is, if any.")
 
     def line(self) -> str:
-        """'- Name (code; fluid) ×n, first … last, unit = Concept'."""
-        extra = [x for x in (self.code, self.fluid) if x]
+        """'- Name (code, local codes; fluid) ×n, first … last, unit = Concept'."""
+        codes = ", ".join(c for c in (self.code, *self.local_codes) if c)
+        extra = [x for x in (codes, self.fluid) if x]
         text = f"- {self.name}" + (f" ({'; '.join(extra)})" if extra else "")
         text += f" ×{self.values}, {self.first} … {self.last}"
         text += f", {self.unit}" if self.unit else ""
@@ -97,7 +101,7 @@ def list_analytes(
 ) -> ListAnalytesResult:
     """The record's lab series matching ``contains`` and ``group``, a page at a time."""
     catalogue = catalogue or packaged_lab_catalogue()
-    series = record_series(scope, units=True)
+    series = scope.memo("lab_series_units", lambda: record_series(scope, units=True))
     chosen = series
     note = None
     if args.group is not None:
@@ -110,14 +114,14 @@ def list_analytes(
         key = name_key(args.contains)
         code = code_keys(args.contains)[0]
 
-        def hit(s_name: str, s_code: str | None) -> bool:
+        def hit(s_name: str, s_code: str | None, s_codes: tuple[str, ...]) -> bool:
             concept = catalogue.concept_of(s_name, s_code)
             names = [s_name, *(concept.names if concept else [])]
-            return any(key in name_key(n) for n in names) or bool(
-                s_code and code in code_keys(s_code)[0]
+            return any(key in name_key(n) for n in names) or any(
+                code in code_keys(c)[0] for c in s_codes
             )
 
-        matching = [s for s in chosen if hit(s.name, s.code)]
+        matching = [s for s in chosen if hit(s.name, s.code, s.codes)]
         if not matching:
             matching = [s for s, _ in closest_series(args.contains, chosen, catalogue, limit=10)]
             note = f"No analyte contains '{args.contains}'; the closest:"
@@ -131,6 +135,7 @@ def list_analytes(
             AnalyteEntry(
                 name=s.name,
                 code=s.code,
+                local_codes=list(s.local_codes),
                 fluid=s.fluid,
                 unit=s.unit,
                 values=s.values,

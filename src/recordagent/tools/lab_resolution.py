@@ -8,7 +8,8 @@ wins:
    concept it is (by the series' code, else by its name) is gathered, so "creatinine" finds
    ``Creatinine [Mass/volume] in Serum or Plasma`` and ``Creatinine [Mass/volume] in Blood``.
 2. **the record's own names**, whatever their case, punctuation and spacing.
-3. **the record's own codes**, LOINC or local ('MIMIC:50912' also by '50912').
+3. **the record's own codes**, LOINC or local, and the source's own code kept beside a LOINC
+   code (a MIMIC-IV itemid, an OMOP source value); 'MIMIC:50912' is also found by '50912'.
 4. **the closest spelling** (rapidfuzz edit similarity ≥ 90 of 100) among the record's names
    and the catalogue names of the concepts it has, taken only when one name is clearly closest
    (a typo such as 'hemoglobn') and their short words and words with digits agree ('LDL' is
@@ -78,11 +79,17 @@ class RecordSeries:
     first: dt.datetime
     last: dt.datetime
     unit: str | None  # the most frequent unit of its numeric values, when asked for
+    local_codes: tuple[str, ...] = ()  # the source's own codes beside a standard code
 
     @property
     def key(self) -> tuple[str, str, str]:
         """Identity within the patient (None as '')."""
         return (self.name, self.code or "", self.fluid or "")
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        """Its code and the source's own codes."""
+        return ((self.code,) if self.code else ()) + self.local_codes
 
     @property
     def specimen(self) -> str | None:
@@ -142,10 +149,15 @@ def record_series(
     unit = "mode(unit) FILTER (WHERE value_num IS NOT NULL)" if units else "NULL"
     rows = scope.fetch(
         "SELECT analyte_name, analyte_code, fluid, count(*), count(value_num), min(time), "
-        f"max(time), {unit} FROM labs{where} GROUP BY ALL ORDER BY 4 DESC, 1, 2, 3",
+        # list_distinct drops NULLs; cheaper than an ordered DISTINCT aggregate.
+        f"max(time), {unit}, list_distinct(list(local_code)) "
+        f"FROM labs{where} GROUP BY analyte_name, analyte_code, fluid ORDER BY 4 DESC, 1, 2, 3",
         {"until": as_datetime(until, end_of_day=True)} if until is not None else None,
     )
-    return [RecordSeries(*row) for row in rows]
+    return [
+        RecordSeries(name, code, fluid, n, numeric, first, last, unit, tuple(sorted(local or ())))
+        for name, code, fluid, n, numeric, first, last, unit, local in rows
+    ]
 
 
 def resolve_analyte(
@@ -178,7 +190,7 @@ def resolve_analyte(
         return _own(text, by_name, catalogue, "record name", f"name {by_name[0].name!r}")
     full, tail = code_keys(text)
     by_code = [
-        s for s in series if s.code and (full in code_keys(s.code) or tail == code_keys(s.code)[0])
+        s for s in series if any(full in code_keys(c) or tail == code_keys(c)[0] for c in s.codes)
     ]
     if by_code:
         return _own(text, by_code, catalogue, "record code", "code")
@@ -255,7 +267,7 @@ def _own(
         concept = None
     label = chosen[0].name
     matches = tuple(
-        SeriesMatch(s, f"record {why}" if why != "code" else f"record code {s.code}")
+        SeriesMatch(s, f"record {why}" if why != "code" else f"record code {', '.join(s.codes)}")
         for s in chosen
     )
     return Resolution(query, label, concept, matches, step)

@@ -222,7 +222,7 @@ def query_labs(
 ) -> QueryLabsResult:
     """Values of one analyte, by group of specimen and unit, with the aggregate asked for."""
     catalogue = catalogue or packaged_lab_catalogue()
-    series = record_series(scope)
+    series = scope.memo("lab_series", lambda: record_series(scope))
     resolution = resolve_analyte(args.analyte, series, catalogue)
     groups = value_groups(scope, resolution, catalogue, args.start, args.end)
     if args.specimen is not None:

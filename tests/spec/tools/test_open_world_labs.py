@@ -49,6 +49,8 @@ def test_own_names_match_whatever_their_case_punctuation_and_spacing(ow: Patient
 def test_an_uncatalogued_analyte_is_reached_by_name_and_by_local_code(ow: PatientScope):
     by_name = run(ow, analyte="Zonulin")
     assert (by_name.resolved_by, ids(by_name)) == ("record name", ["L1", "L2"])
+    local = run(ow, analyte="LAB-PLT")  # the laboratory's own code, kept beside LOINC 777-3
+    assert (local.resolved_by, ids(local)) == ("record code", ["P1", "P2", "P3", "P4"])
     for code in ("MIMIC:50999", "50999", "mimic:50999"):
         by_code = run(ow, analyte=code)
         assert (by_code.resolved_by, ids(by_code)) == ("record code", ["L1", "L2"])
@@ -135,7 +137,10 @@ def test_list_analytes_shows_names_codes_counts_and_concepts(ow: PatientScope):
     result = list_analytes(ow, ListAnalytesInput())
     assert result.total == 13  # creatinine in urine and in serum are two series
     text = "\n".join(result.lines())
-    assert "- Platelets [#/volume] in Blood by Automated count (777-3) ×4, 2021-01-05 … " in text
+    assert (
+        "- Platelets [#/volume] in Blood by Automated count (777-3, LAB-PLT) ×4, 2021-01-05 … "
+        in text
+    )
     assert "= Platelets" in text
     narrowed = list_analytes(ow, ListAnalytesInput(contains="a1c"))
     assert [e.name for e in narrowed.entries] == ["Hemoglobin A1c/Hemoglobin.total in Blood"]
@@ -173,3 +178,19 @@ def test_a_catalogue_name_also_brings_the_records_own_series_of_that_name(tmp_pa
         ("Neutrophils", "10^9/L", ["N2"]),
         ("Neutrophil percentage", "%", ["N1"]),
     ]
+
+
+def test_a_scope_sees_a_new_analyte_after_a_reload(tmp_path):
+    (tmp_path / "patients.csv").write_text("patient_id\nP\n")
+    labs = "lab_id,patient_id,time,analyte_name,value_num,unit\nL1,P,2021-01-01,Zonulin,3,mg/dL\n"
+    (tmp_path / "labs.csv").write_text(labs)
+    with connect() as store:
+        load_bundle(store, tmp_path)
+        scope = store.scope("P")
+        assert run(scope, analyte="Zonulin").total == 1
+        with pytest.raises(ToolError):
+            run(scope, analyte="Osteocalcin")
+        (tmp_path / "labs.csv").write_text(labs + "L2,P,2021-02-01,Osteocalcin,20,ng/mL\n")
+        load_bundle(store, tmp_path, replace=True)
+        # The record's series are kept on the scope between calls, keyed by the data version.
+        assert run(scope, analyte="Osteocalcin").total == 1

@@ -66,6 +66,7 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
         "category": _STR,
         "priority": _STR,
         "comment": _STR,
+        "local_code": _STR,
     },
     "events": {
         "event_id": _STR,

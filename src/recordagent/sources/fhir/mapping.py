@@ -122,6 +122,17 @@ def _concept_code(concept: Any, prefer: str | None = None) -> str | None:
     return str(codings[0]["code"]) if codings else None
 
 
+def _local_code(concept: Any) -> str | None:
+    """A laboratory's own code beside a LOINC coding: the first coding of another system."""
+    if not isinstance(concept, dict):
+        return None
+    codings = [c for c in concept.get("coding") or [] if c.get("code")]
+    if not any("loinc" in str(c.get("system", "")) for c in codings):
+        return None  # the first coding is already the analyte code
+    others = [c for c in codings if "loinc" not in str(c.get("system", ""))]
+    return str(others[0]["code"]) if others else None
+
+
 def _category_codes(resource: Resource) -> list[str]:
     codes = []
     for concept in resource.get("category") or []:
@@ -319,6 +330,7 @@ class Mapper:
                     "lab_id": lab_id,
                     **base,
                     "analyte_code": _concept_code(holder.get("code"), "loinc"),
+                    "local_code": _local_code(holder.get("code")),
                     "analyte_name": analyte,
                     **_value(holder),
                 }

@@ -392,7 +392,9 @@ def lab_steps(files: MimicFiles) -> list[Step]:
                        END,
                        l.valueuom,
                        l.ref_range_lower, l.ref_range_upper, l.flag, {fluid}, {category},
-                       l.priority, l.comments
+                       l.priority, l.comments,
+                       -- An item mapped to LOINC keeps its itemid as the local code.
+                       CASE WHEN m.loinc IS NOT NULL THEN 'MIMIC:' || l.itemid END
                 FROM {source} l
                 {join}
                 LEFT JOIN {LOINC_TABLE} m ON m.itemid = l.itemid
@@ -431,7 +433,8 @@ def lab_steps(files: MimicFiles) -> list[Step]:
                                             ab_name || ' ' || coalesce(interpretation, '?')
                                             || coalesce(' (MIC ' || dilution_text || ')', '')
                                         END), ''),
-                       NULL, NULL, NULL, NULL, spec_type_desc, 'Microbiology', NULL, comments
+                       NULL, NULL, NULL, NULL, spec_type_desc, 'Microbiology', NULL, comments,
+                       NULL
                 FROM {source}
                 WHERE coalesce(charttime, chartdate) IS NOT NULL
                 """,
@@ -469,7 +472,7 @@ def lab_steps(files: MimicFiles) -> list[Step]:
                        'OMR:' || result_name, result_name,
                        TRY_CAST(result_value AS DOUBLE),
                        CASE WHEN TRY_CAST(result_value AS DOUBLE) IS NULL THEN result_value END,
-                       {unit}, NULL, NULL, NULL, NULL, 'OMR', NULL, NULL
+                       {unit}, NULL, NULL, NULL, NULL, 'OMR', NULL, NULL, NULL
                 FROM {source}
                 WHERE chartdate IS NOT NULL AND result_name IS NOT NULL
                 """,

@@ -363,7 +363,10 @@ def lab_steps(files: OmopFiles) -> list[Step]:
                    CASE WHEN m.value_as_number IS NULL
                         THEN coalesce(vc.concept_name, nullif(m.value_source_value, '')) END,
                    coalesce(u.concept_code, nullif(m.unit_source_value, '')),
-                   m.range_low, m.range_high, NULL, NULL, NULL, NULL, NULL
+                   m.range_low, m.range_high, NULL, NULL, NULL, NULL, NULL,
+                   -- The source's own code of the test, where it is not the LOINC code itself.
+                   nullif(nullif(trim(m.measurement_source_value), ''),
+                          CASE WHEN c.vocabulary_id = 'LOINC' THEN c.concept_code END)
             FROM {source} m
             {_join("c", "m.measurement_concept_id")}
             {_join("u", "m.unit_concept_id")}
