@@ -25,7 +25,12 @@ from recordagent.runners.passages import (
     render,
 )
 from recordagent.tools.catalogue import LabCatalogue
-from recordagent.tools.search import SearchDocumentsInput, packaged_vocabulary, rank_chunks
+from recordagent.tools.search import (
+    MAX_QUERY_CHARS,
+    SearchDocumentsInput,
+    packaged_vocabulary,
+    rank_chunks,
+)
 
 __all__ = ["PatientRetriever", "StructuredIndex"]
 
@@ -138,9 +143,12 @@ class PatientRetriever:
 
     def rank_chunks(self, query: str, depth: int) -> list[Passage]:
         """Document chunks, best BM25 first (the search_documents ranking)."""
+        text = _within(query.strip(), MAX_QUERY_CHARS)
+        if not text:
+            return []
         try:
             _, ranked = rank_chunks(
-                self.scope, SearchDocumentsInput(query=query, k=min(depth, 50), end=self.until)
+                self.scope, SearchDocumentsInput(query=text, k=min(depth, 50), end=self.until)
             )
         except ToolError:
             return []  # a query of stop words only finds nothing
@@ -174,3 +182,19 @@ class PatientRetriever:
             if len(chosen) == k:
                 break
         return chosen
+
+
+def _within(text: str, limit: int) -> str:
+    """``text`` within ``limit`` characters for the search: each word once, cut between words.
+
+    A question can be longer than the search accepts; its words, each counted once, usually fit,
+    and past that the first of them are taken.
+    """
+    if len(text) <= limit:
+        return text
+    words = " ".join(dict.fromkeys(text.split()))
+    if len(words) <= limit:
+        return words
+    cut = words[:limit]
+    space = cut.rfind(" ")
+    return cut[:space] if space > limit // 2 else cut

@@ -41,12 +41,15 @@ def packaged_vocabulary() -> Vocabulary:
     return load_vocabulary()
 
 
+MAX_QUERY_CHARS = 500
+
+
 class SearchDocumentsInput(BaseModel):
     """Arguments of search_documents."""
 
     query: str = Field(
         min_length=1,
-        max_length=500,
+        max_length=MAX_QUERY_CHARS,
         description="What to look for, in words or clinical notation, e.g. 'del(17p) FISH', "
         "'best response to VRd', 'ASCT date'. Synonyms and abbreviations are matched.",
     )

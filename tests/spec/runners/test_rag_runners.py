@@ -183,3 +183,22 @@ async def test_a_lab_synonym_retrieves_the_lab_passage(scope_a: PatientScope, se
     assert "LABS-hemoglobin-1" in answer.details["passages"]
     cited = {c.id for c in answer.citations}
     assert cited >= {"LA10", "LA11"} and "LA9" not in cited  # LA10 corrected LA9
+
+
+async def test_a_question_longer_than_the_search_accepts_is_still_answered(
+    scope_a: PatientScope, settings
+):
+    long_question = "When was the autologous stem cell transplantation (ASCT)? " + " ".join(
+        f"context{i} words about the record" for i in range(120)
+    )
+    assert len(long_question) > 2_000
+    item = asct_item(question=long_question)
+    single = await SinglePassRag(settings).run(
+        item, scope_a, MockModel([final("2020-06-15", ["EA3"])])
+    )
+    assert single.status == "answered" and single.details["passages"]
+    iterative = MockModel(
+        [{"json": {"action": "answer", "answer": final("2020-06-15", ["EA3"])["json"]}}]
+    )
+    again = await IterativeRag(settings).run(item, scope_a, iterative)
+    assert again.status == "answered"
