@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
@@ -44,7 +44,7 @@ Group = Literal[
     "chemistry", "haematology", "lipids", "diabetes", "renal", "liver", "coagulation",
     "thyroid", "cardiac", "inflammatory", "myeloma", "blood gas", "urine", "vitals", "other",
 ]  # fmt: skip
-GROUPS: tuple[str, ...] = Group.__args__  # type: ignore[attr-defined]
+GROUPS: tuple[str, ...] = get_args(Group)
 
 _NON_WORD = re.compile(r"[\W_]+")
 # Code systems written before a code: 'LOINC:2160-0', 'http://loinc.org|2160-0', 'LN 2160-0'.
