@@ -18,7 +18,7 @@ from recordagent.tools.catalogue import (
     name_key,
     packaged_lab_catalogue,
 )
-from recordagent.tools.lab_resolution import closest_series, record_series
+from recordagent.tools.lab_resolution import closest_series, patient_series
 
 __all__ = [
     "LIST_ANALYTES",
@@ -101,7 +101,7 @@ def list_analytes(
 ) -> ListAnalytesResult:
     """The record's lab series matching ``contains`` and ``group``, a page at a time."""
     catalogue = catalogue or packaged_lab_catalogue()
-    series = scope.memo("lab_series_units", lambda: record_series(scope, units=True))
+    series = patient_series(scope, units=True)
     chosen = series
     note = None
     if args.group is not None:

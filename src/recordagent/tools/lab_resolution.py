@@ -37,6 +37,7 @@ __all__ = [
     "Resolution",
     "SeriesMatch",
     "closest_series",
+    "patient_series",
     "record_series",
     "resolve_analyte",
     "series_analyte",
@@ -132,9 +133,19 @@ def series_analyte(
     same values.
     """
     concept = catalogue.concept_of(series.name, series.code)
-    if concept is not None:
-        return f"c:{name_key(concept.name)}", concept.name, concept
+    if concept is not None:  # canonical names are unique in a catalogue
+        return f"c:{concept.name}", concept.name, concept
     return f"n:{name_key(series.name)}", series.name, None
+
+
+def patient_series(scope: PatientScope, *, units: bool = False) -> list[RecordSeries]:
+    """:func:`record_series` of the whole record, kept on the scope while its data holds.
+
+    The tool calls of one question ask for it again and again.
+    """
+    return scope.memo(
+        "lab_series_units" if units else "lab_series", lambda: record_series(scope, units=units)
+    )
 
 
 def record_series(

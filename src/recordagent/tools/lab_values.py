@@ -74,13 +74,19 @@ class ValueGroup:
 
 def fetch_readings(
     scope: PatientScope,
-    series: Sequence[RecordSeries],
+    series: Sequence[RecordSeries] | None,
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
 ) -> list[tuple[Any, ...]]:
-    """Rows of these series, in time order, corrections after the report they correct."""
-    filters = ["list_contains($names, analyte_name)"]
-    params: dict[str, object] = {"names": sorted({s.name for s in series})}
+    """Rows of these series (None: every series), in time order.
+
+    A correction comes after the report it corrects.
+    """
+    filters = ["true"]
+    params: dict[str, object] = {}
+    if series is not None:
+        filters.append("list_contains($names, analyte_name)")
+        params["names"] = sorted({s.name for s in series})
     if start is not None:
         filters.append("time >= $start")
         params["start"] = start
@@ -93,6 +99,8 @@ def fetch_readings(
         f"WHERE {' AND '.join(filters)} ORDER BY time, flag = 'corrected', lab_id",
         params,
     )
+    if series is None:
+        return rows
     # Filtering by name in SQL is cheap; a name may cover series of other codes or fluids.
     keys = {s.key for s in series}
     return [r for r in rows if (r[8], r[9], r[10]) in keys]
@@ -132,7 +140,7 @@ def record_value_groups(
     if not series:
         return []
     rows = fetch_readings(
-        scope, series, end=None if until is None else as_datetime(until, end_of_day=True)
+        scope, None, end=None if until is None else as_datetime(until, end_of_day=True)
     )
     matches = [SeriesMatch(s, "record") for s in series]
     groups = _by_analyte(rows, matches, catalogue)

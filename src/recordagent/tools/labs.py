@@ -23,7 +23,7 @@ from recordagent.tools.lab_resolution import (
     RecordSeries,
     Resolution,
     closest_series,
-    record_series,
+    patient_series,
     resolve_analyte,
     specimen_key,
 )
@@ -222,7 +222,7 @@ def query_labs(
 ) -> QueryLabsResult:
     """Values of one analyte, by group of specimen and unit, with the aggregate asked for."""
     catalogue = catalogue or packaged_lab_catalogue()
-    series = scope.memo("lab_series", lambda: record_series(scope))
+    series = patient_series(scope)
     resolution = resolve_analyte(args.analyte, series, catalogue)
     groups = value_groups(scope, resolution, catalogue, args.start, args.end)
     if args.specimen is not None:

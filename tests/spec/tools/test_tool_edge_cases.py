@@ -1,5 +1,5 @@
-"""Cases found by review: empty filters, overlapping chunks, long sections, unit spellings,
-a changed vocabulary."""
+"""Tool edge cases: empty filters, overlapping chunks, long sections, unit spellings, a changed
+vocabulary."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Inputs found by review that once crashed, were silently mangled, or gave a vague error."""
+"""Bundle inputs that once crashed, were silently mangled, or gave a vague error."""
 
 from __future__ import annotations
 
