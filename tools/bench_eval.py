@@ -138,7 +138,9 @@ async def _run(
         )
     )
     runner = build_runner(name, settings)
-    manifest = RunManifest.create(runner, model, settings, data_fingerprint="bench-eval")
+    manifest = RunManifest.create(
+        runner, model, settings, data_fingerprint="bench-eval", items=items
+    )
     log = RunLog.open(folder / f"{name}-c{concurrency}.jsonl", manifest)
     clock = time.perf_counter()
     records = await run_items(items, runner, model, store, log=log, concurrency=concurrency)

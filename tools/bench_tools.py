@@ -97,16 +97,26 @@ def _calls(store: RecordStore, n: int, seed: int) -> dict[str, list[tuple[str, d
 
 
 def _ours(store: RecordStore, calls: dict[str, list[tuple[str, dict[str, Any]]]]) -> Json:
+    """Each call on a fresh scope of a random patient, then the same call once more.
+
+    The first call of a patient copies its rows into the patient's own database (the scope's
+    isolation); with 811 patients and 16 databases kept, nearly every first call pays that
+    copy. The repeat is what the later calls of one question cost.
+    """
     registry = default_registry()
     out: Json = {}
     for tool, batch in calls.items():
         registry.call(store.scope(batch[0][0]), tool, batch[0][1])  # warm caches once
-        samples = []
+        first, repeat = [], []
         for patient, arguments in batch:
             clock = time.perf_counter()
             registry.call(store.scope(patient), tool, arguments)
-            samples.append(time.perf_counter() - clock)
-        out[tool] = percentiles(samples)
+            first.append(time.perf_counter() - clock)
+            clock = time.perf_counter()
+            registry.call(store.scope(patient), tool, arguments)
+            repeat.append(time.perf_counter() - clock)
+        out[tool] = percentiles(first)
+        out[f"{tool}_repeat"] = percentiles(repeat)
     return out
 
 
@@ -234,6 +244,7 @@ def bench_tools(calls: int, seed: int) -> Json:
     result["latency"] = {
         tool: {
             "recordagent": ours[tool],
+            "recordagent_repeat_call": ours[f"{tool}_repeat"],
             "naive": naive[tool],
             "p95_met": ours[tool]["p95_ms"] <= TARGETS_MS[tool],
             "speedup_p50": round(naive[tool]["p50_ms"] / ours[tool]["p50_ms"], 2),
@@ -298,9 +309,11 @@ def tools_summary(result: Json) -> list[str]:
         )
     for tool, figures in result["latency"].items():
         ours, naive = figures["recordagent"], figures["naive"]
+        again = figures["recordagent_repeat_call"]
         lines.append(
             f"{tool}: p50 {ours['p50_ms']:.1f} ms, p95 {ours['p95_ms']:.1f} ms "
-            f"(target {TARGETS_MS[tool]:.0f}: {'ok' if figures['p95_met'] else 'MISSED'}); "
+            f"(target {TARGETS_MS[tool]:.0f}: {'ok' if figures['p95_met'] else 'MISSED'}; "
+            f"repeat call p50 {again['p50_ms']:.1f}, p95 {again['p95_ms']:.1f} ms); "
             f"naive p50 {naive['p50_ms']:.1f} ms, p95 {naive['p95_ms']:.1f} ms "
             f"-> {figures['speedup_p50']}x at p50"
         )

@@ -312,8 +312,14 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, _PresetSource(settings_cls))
 
     def fingerprint(self) -> str:
-        """A short stable hash of every value, for run manifests."""
-        payload = self.model_dump_json().encode()
+        """A short stable hash of every value that can change an answer, for run manifests.
+
+        How a machine runs the work (worker processes, DuckDB threads and memory) is left out:
+        a run resumed on another machine is the same run.
+        """
+        payload = self.model_dump_json(
+            exclude={"chunking": {"workers"}, "store": {"threads", "memory_limit"}}
+        ).encode()
         return hashlib.sha256(payload).hexdigest()[:16]
 
 
@@ -326,30 +332,93 @@ def packaged_presets() -> list[str]:
 
 
 def _resolve_preset(preset: str | Path) -> Path:
+    known = ", ".join(packaged_presets())
+    if not str(preset).strip():
+        raise UserError(f"the preset name is empty; packaged presets: {known}, or give a YAML path")
     candidate = Path(preset)
-    if candidate.suffix in {".yaml", ".yml"} or candidate.exists():
-        if not candidate.is_file():
+    try:
+        exists, is_dir, is_file = candidate.exists(), candidate.is_dir(), candidate.is_file()
+    except OSError as exc:  # a name the file system refuses, such as one too long
+        raise UserError(f"preset {_shown(preset)}: {exc.strerror or exc}") from None
+    if is_dir:
+        raise UserError(f"preset {candidate} is a folder; give a YAML file or a packaged name")
+    if exists and not is_file:  # a device or pipe could be read forever
+        raise UserError(f"preset {candidate} is not a regular file; give a YAML file")
+    if exists or candidate.suffix in {".yaml", ".yml"} or len(candidate.parts) > 1:
+        if not exists:
             raise UserError(f"preset file not found: {candidate}")
         return candidate
     packaged = resources.files("recordagent") / "presets" / f"{preset}.yaml"
     if not packaged.is_file():
-        known = ", ".join(packaged_presets())
         raise UserError(
-            f"unknown preset '{preset}'; packaged presets: {known}, or give a YAML path"
+            f"unknown preset {_shown(preset)}; packaged presets: {known}, or give a YAML path"
         )
     return Path(str(packaged))
 
 
+def _shown(value: str | Path, limit: int = 80) -> str:
+    """``value`` quoted for a one-line message: escapes visible, long values cut."""
+    text = str(value)
+    cut = text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+    return repr(cut)
+
+
 def _read_preset(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"cannot read preset {path}: {exc}") from exc
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read preset {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"preset {path} is not a YAML file: it is not UTF-8 text") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UserError(f"preset {path} is not valid YAML: {_yaml_problem(exc)}") from None
     if data is None:
-        return {}
+        raise UserError(
+            f"preset {path} is empty; it must be a mapping of settings, e.g. "
+            "'chunking: {max_tokens: 256}'"
+        )
     if not isinstance(data, dict):
         raise UserError(f"preset {path} must be a mapping of settings, not {type(data).__name__}")
     return data
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """The YAML error in one line: what is wrong and where (line and column, 1-based)."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        problem = exc.problem or exc.context or "syntax error"
+        mark = exc.problem_mark or exc.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        return f"{problem}{where}"
+    return " ".join(str(exc).split())
+
+
+def _settings_problems(exc: ValidationError, shown: int = 5) -> str:
+    """Every validation problem as 'where: what', on one line."""
+    problems = []
+    for error in exc.errors():
+        loc = tuple(str(part) for part in error["loc"])
+        where = ".".join(loc) or "settings"
+        if error["type"] == "extra_forbidden":
+            known = _known_settings(loc[:-1])
+            problems.append(f"{where}: unknown setting" + (f" (known: {known})" if known else ""))
+        else:
+            problems.append(f"{where}: {error['msg']}")
+    more = len(problems) - shown
+    return "; ".join(problems[:shown]) + (f"; and {more} more" if more > 0 else "")
+
+
+def _known_settings(section: tuple[str, ...]) -> str:
+    """The setting names a section (a path of field names from Settings) accepts."""
+    model: type[BaseModel] = Settings
+    for name in section:
+        field = model.model_fields.get(name)
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return ""
+        model = annotation
+    return ", ".join(model.model_fields)
 
 
 def load_settings(preset: str | Path | None = None, **overrides: Any) -> Settings:
@@ -372,4 +441,4 @@ def load_settings(preset: str | Path | None = None, **overrides: Any) -> Setting
         return resolved if settings_cls is Settings else Settings(**resolved.model_dump())
     except ValidationError as exc:
         where = f" (preset {preset})" if preset is not None else ""
-        raise UserError(f"invalid settings{where}:\n{exc}") from exc
+        raise UserError(f"invalid settings{where}: {_settings_problems(exc)}") from exc

@@ -121,3 +121,14 @@ def test_the_command_chunks_on_every_core_unless_told_otherwise(monkeypatch):
     monkeypatch.setenv("RECORDAGENT_CHUNKING__WORKERS", "1")
     assert command_settings(None).chunking.workers == 1
     assert command_settings("small-chunks").chunking.workers == 1
+
+
+def test_a_summary_limit_beyond_every_patient_shows_them_all(tmp_path: Path, two_patients: Path):
+    db = tmp_path / "store.duckdb"
+    assert recordagent("load", str(two_patients), "--db", str(db)).returncode == 0
+    result = recordagent("summary", "--db", str(db), "--limit", "99999999999999999999999")
+    assert result.returncode == 0, result.stderr
+    assert "2 patients in" in result.stdout and "(first" not in result.stdout
+    negative = recordagent("summary", "--db", str(db), "--limit", "-1")
+    assert negative.returncode == 2
+    assert "Invalid value for '--limit'" in negative.stderr

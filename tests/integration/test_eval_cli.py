@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from recordagent.evaluation.log import RunLog, RunManifest
 from recordagent.records.db import connect
 from recordagent.records.load import load_bundle
 from recordagent.settings import Settings
@@ -252,3 +254,197 @@ def test_packaged_suites_load() -> None:
     assert mimic_demo.store == runs / "mimic-iv-demo" / "store.duckdb"
     assert mimic_demo.items == runs / "mimic-iv-demo" / "silver" / "items.jsonl"
     assert mimic_demo.labels == runs / "mimic-iv-demo" / "silver" / "labels.jsonl"
+
+
+def _halves(tiny: dict[str, Path], folder: Path) -> tuple[Path, Path]:
+    lines = tiny["items"].read_text(encoding="utf-8").splitlines()
+    first, second = folder / "first.jsonl", folder / "second.jsonl"
+    first.write_text("\n".join(lines[:6]) + "\n", encoding="utf-8")
+    second.write_text("\n".join(lines[6:]) + "\n", encoding="utf-8")
+    return first, second
+
+
+def test_resume_with_another_item_set_is_refused_before_any_work(
+    tiny: dict[str, Path], tmp_path: Path
+) -> None:
+    first, second = _halves(tiny, tmp_path)
+    out = tmp_path / "run"
+    base = [
+        "eval", "--labels", str(tiny["labels"]), "--db", str(tiny["db"]),
+        "--runner", "single_pass_rag", "--runner", "full_context", "--model", "mock",
+        "--out", str(out),
+    ]  # fmt: skip
+    done = recordagent(*base, "--items", str(first))
+    assert done.returncode == 0, done.stderr
+    before = {p.name: p.read_bytes() for p in out.glob("*.jsonl")}
+    # full_context's log fits; single_pass_rag's is checked too, before full_context runs.
+    (out / "full_context.jsonl").unlink()
+    del before["full_context.jsonl"]
+
+    refused = _one_error(recordagent(*base, "--items", str(second), "--resume"))
+    assert "single_pass_rag.jsonl is the log of a different run; it differs in items" in refused
+    assert "the log's run has 6 items, this run 6" in refused
+    assert "6 of this run's items are not in the log's" in refused
+    assert "another --out folder" in refused and "same items" in refused
+    assert {p.name: p.read_bytes() for p in out.glob("*.jsonl")} == before  # nothing ran
+
+    other = recordagent(*base[:-1], str(tmp_path / "other"), "--items", str(second))
+    assert other.returncode == 0, other.stderr
+    assert len(_ids(tmp_path / "other" / "single_pass_rag.jsonl")) == 6
+
+
+_CRASH_ONE_ITEM = """
+import sys
+from recordagent.runners.single_pass import SinglePassRag
+
+answer = SinglePassRag.answer
+
+async def crashing(self, item, scope, model, tracer):
+    if item.id == sys.argv[1]:
+        raise ZeroDivisionError("secret text of the record")
+    return await answer(self, item, scope, model, tracer)
+
+SinglePassRag.answer = crashing
+from recordagent.cli.main import run
+run(sys.argv[2:])
+"""
+
+
+def test_an_item_that_crashes_is_logged_and_the_eval_ends_with_a_count_and_resumes(
+    tiny: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    log = out / "single_pass_rag.jsonl"
+    crash_id = json.loads(tiny["items"].read_text().splitlines()[3])["id"]
+    args = [
+        "eval", "--items", str(tiny["items"]), "--labels", str(tiny["labels"]),
+        "--db", str(tiny["db"]), "--runner", "single_pass_rag", "--model", "mock",
+        "--out", str(out),
+    ]  # fmt: skip
+    env = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1"}
+    crashed = subprocess.run(
+        [sys.executable, "-c", _CRASH_ONE_ITEM, crash_id, *args],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    message = _one_error(crashed)
+    assert crashed.returncode == 1
+    assert "1 item(s) failed with an unexpected error (a bug): single_pass_rag 1" in message
+    assert "ZeroDivisionError ×1" in message and "--resume" in message
+    assert (out / "report.html").is_file()  # the report of the rest is written
+    records = _records(log)
+    assert len(records) == 12
+    failed = [r for r in records if r.get("error")]
+    assert [r["item"]["id"] for r in failed] == [crash_id]  # type: ignore[index]
+    assert failed[0]["error"]["kind"] == "ZeroDivisionError"  # type: ignore[index]
+    assert "secret text" not in log.read_text()
+    noted = recordagent("report", str(log))
+    assert "1 answer(s) failed by an unexpected error (ZeroDivisionError ×1)" in " ".join(
+        noted.stdout.split()
+    )
+
+    resumed = recordagent(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    flat = " ".join(resumed.stdout.split())
+    assert "1 new answers, 11 already in" in flat and "1 failed item(s) retried" in flat
+    ids = _ids(log)
+    assert len(ids) == 13 and sorted(set(ids)) == sorted(ids[:12])  # the retry appended
+    report = recordagent("report", str(log))
+    assert report.returncode == 0, report.stderr
+    assert "unexpected error" not in report.stdout  # the retry superseded the failure
+
+
+_EVAL = ["eval", "--items", "{items}", "--labels", "{labels}", "--db", "{db}"]
+_RUN = ["--runner", "single_pass_rag", "--model", "mock"]
+_AUDIT = ["audit", "--db", "{db}", "--items", "{items}", "--labels", "{labels}"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([*_EVAL, *_RUN, "--out", "{file}"], "--out {file} is a file, not a folder"),
+        ([*_EVAL, *_RUN, "--out", "{file}/below"], "{file} is a file, so the folder cannot"),
+        ([*_EVAL[:-2], "--db", "{folder}", *_RUN, "--out", "{out}"], "is a folder, not a DuckDB"),
+        (["eval", "--items", "{folder}", "--db", "{db}", *_RUN, "--out", "{out}"], "a folder"),
+        (["eval", "--items", "{binary}", "--db", "{db}", *_RUN, "--out", "{out}"], "not UTF-8"),
+        (
+            [*_EVAL[:3], "--labels", "{folder}.csv", "--db", "{db}", *_RUN, "--out", "{out}"],
+            "a folder",
+        ),
+        (["eval", "--suite", "{folder}"], "is a folder, not a YAML file"),
+        ([*_EVAL, *_RUN, "--out", "{toolong}"], "File name too long"),
+        ([*_EVAL[:-2], "--db", "{toolong}", *_RUN, "--out", "{out}"], "File name too long"),
+        (["report", "{toolong}"], "File name too long"),
+        ([*_AUDIT[:1], "--db", "{toolong}", *_AUDIT[3:]], "File name too long"),
+        ([*_AUDIT[:3], "--items", "{empty}", *_AUDIT[5:]], "has no items"),
+        ([*_EVAL, *_RUN, "--out", "{logfolder}", "--resume"], "is a folder (or not a regular"),
+        (["report", "{folder}"], "is a folder, not a run log"),
+        (["report", "{log}", "--html", "{folder}"], "--html {folder} is a folder"),
+        (["report", "{log}", "--html", "{file}/x.html"], "cannot write the HTML report"),
+        ([*_AUDIT[:1], "--db", "{folder}", *_AUDIT[3:]], "is a folder, not a DuckDB store file"),
+        ([*_AUDIT[:3], "--items", "{binary}", *_AUDIT[5:]], "is not UTF-8 text"),
+        ([*_AUDIT, "--markdown", "{folder}"], "--markdown {folder} is a folder"),
+        ([*_AUDIT, "--markdown", "{file}/x.md"], "cannot write the Markdown audit"),
+    ],
+)
+def test_bad_paths_give_one_error_line(
+    tiny: dict[str, Path], tmp_path: Path, argv: list[str], expected: str
+) -> None:
+    places = {
+        "items": tiny["items"], "labels": tiny["labels"], "db": tiny["db"],
+        "folder": tmp_path / "folder", "file": tmp_path / "file", "binary": tmp_path / "binary",
+        "out": tmp_path / "out", "logfolder": tmp_path / "logs", "log": tmp_path / "run.jsonl",
+        "toolong": tmp_path / ("x" * 5000), "empty": tmp_path / "empty.jsonl",
+    }  # fmt: skip
+    places["empty"].write_text("\n", encoding="utf-8")
+    for folder in ("folder", "folder.csv", "logs/single_pass_rag.jsonl"):
+        (tmp_path / folder).mkdir(parents=True)
+    places["file"].write_text("x\n", encoding="utf-8")
+    places["binary"].write_bytes(b"\xff\xfe\x00 not text")
+    manifest = RunManifest(
+        run_id="r", created=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), runner="agent", model="m",
+        mock=True, settings_hash="s", data_fingerprint="d", package_version="0",
+        prompt_version="p",
+    )  # fmt: skip
+    RunLog.open(places["log"], manifest)  # a log of a run that answered nothing yet
+    named = {name: str(path) for name, path in places.items()}
+    result = recordagent(*[part.format(**named) for part in argv])
+    message = _one_error(result)
+    assert expected.format(**named) in message, message
+
+
+def test_a_log_line_from_another_run_is_named_by_file_and_line(
+    tiny: dict[str, Path], tmp_path: Path
+) -> None:
+    first, second = _halves(tiny, tmp_path)
+    runs = {}
+    for name, items in (("a", first), ("b", second)):
+        out = tmp_path / name
+        done = recordagent(
+            "eval", "--items", str(items), "--db", str(tiny["db"]), "--runner", "full_context",
+            "--model", "mock", "--out", str(out),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        runs[name] = out / "full_context.jsonl"
+    # A record of run b pasted into run a's log: an item outside run a's item set.
+    pasted = runs["b"].read_text().splitlines()[1]
+    with runs["a"].open("a", encoding="utf-8") as log:
+        log.write(pasted + "\n")
+    message = _one_error(recordagent("report", str(runs["a"])))
+    assert f"{runs['a']}, line 8: item" in message and "is not one of the run's 6 items" in message
+    refused = _one_error(
+        recordagent(
+            "eval",
+            "--items",
+            str(first),
+            "--db",
+            str(tiny["db"]),
+            "--runner",
+            "full_context",
+            "--model",
+            "mock",
+            "--out",
+            str(tmp_path / "a"),
+            "--resume",
+        )  # fmt: skip
+    )
+    assert "line 8" in refused

@@ -24,7 +24,7 @@ from recordagent.llm import MockModel, MockRequest
 from recordagent.questions import AnswerSpec, EvalItem, ScoringSpec
 from recordagent.records.db import RecordStore, connect
 from recordagent.records.load import load_bundle
-from recordagent.runners import build_runner
+from recordagent.runners import AgentRunner, Runner, build_runner
 from recordagent.settings import Settings
 from tests.conftest import FIXTURES
 
@@ -479,3 +479,137 @@ async def test_free_text_items_are_judged_and_the_verdict_is_stored(tmp_path):
     _, records = RunLog.read(tmp_path / "run.jsonl")
     assert rescore(records, reference)[0].score == record.score
     assert len(judge.requests) == 1
+
+
+class _Faulty:
+    """A runner wrapper whose bug surfaces on chosen items (a RuntimeError, or ``error``)."""
+
+    def __init__(self, inner: Runner, fail_on: set[str], error: Exception | None = None) -> None:
+        self.inner, self.fail_on = inner, fail_on
+        self.error = error or RuntimeError("secret record text in the message")
+        self.calls: list[str] = []
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def prompt_version(self) -> str:
+        return self.inner.prompt_version
+
+    async def run(self, item, scope, model, on_event=None):  # type: ignore[no-untyped-def]
+        self.calls.append(item.id)
+        if item.id in self.fail_on:
+            raise self.error
+        return await self.inner.run(item, scope, model, on_event)
+
+
+async def test_an_item_whose_runner_raises_is_logged_failed_and_the_run_goes_on(
+    store: RecordStore, tmp_path: Path
+):
+    settings = Settings()
+    inner = build_runner("single_pass_rag", settings)
+    model = MockModel(_policy(SINGLE_PASS))
+    faulty = _Faulty(inner, {"lines/A"})
+    manifest = RunManifest.create(faulty, model, settings, data_fingerprint="f", items=ITEMS)
+    path = tmp_path / "run.jsonl"
+    records = await run_items(
+        ITEMS, faulty, model, store, log=RunLog.open(path, manifest), references=REFERENCES
+    )
+    by_id = {r.item.id: r for r in records}
+    crashed = by_id["lines/A"]
+    assert crashed.error is not None and crashed.error.kind == "RuntimeError"
+    assert crashed.error.at is not None and crashed.error.at.startswith("test_evaluation_run.py:")
+    assert crashed.answer.status == "failed" and crashed.score is not None
+    assert crashed.score.state == "incorrect"  # a failed answer, as any other
+    assert all(r.error is None for i, r in by_id.items() if i != "lines/A")
+    assert "secret record text" not in path.read_text()  # the kind, never the message
+    assert RunLog.open(path, manifest).failed_item_ids() == {"lines/A"}
+
+    # A resume retries only the failed item; its new record supersedes the failure.
+    fixed = _Faulty(inner, set())
+    again = await run_items(
+        ITEMS, fixed, model, store, log=RunLog.open(path, manifest), references=REFERENCES
+    )
+    assert fixed.calls == ["lines/A"]
+    assert [r.item.id for r in again] == [i.id for i in ITEMS]
+    assert again[ITEMS.index(next(i for i in ITEMS if i.id == "lines/A"))].error is None
+    _, logged = RunLog.read(path)
+    assert sorted(r.item.id for r in logged) == sorted(i.id for i in ITEMS)
+    assert all(r.error is None for r in logged)
+
+
+async def test_a_tool_that_raises_for_one_patient_fails_only_that_patients_items(
+    store: RecordStore, tmp_path: Path
+):
+    from recordagent.tools import default_registry
+    from recordagent.tools._base import Tool, ToolRegistry
+
+    base = default_registry()
+    timeline = base.get("get_timeline")
+
+    def broken(scope, args):  # type: ignore[no-untyped-def]
+        if scope.patient_id == "B":
+            raise KeyError("patient B's row")  # a bug in the tool, not a ToolError
+        return timeline.fn(scope, args)
+
+    tools = ToolRegistry(
+        [Tool(timeline.name, timeline.description, timeline.input_model, broken)]
+        + [base.get(n) for n in base.names if n != "get_timeline"]
+    )
+    settings = Settings()
+    runner = AgentRunner(settings, tools=tools)
+
+    def script(request: MockRequest) -> Any:
+        if request.schema_name == "Plan":
+            return {"json": {"needs": ["the date"]}}
+        if request.schema_name == "Reflection":
+            return {"json": {"needs": [], "next_step": None}}
+        if request.schema_name == "FinalAnswer":
+            return {"json": {"status": "insufficient_evidence", "value": None, "text": "-"}}
+        steps = sum(1 for m in request.messages if m.role == "assistant" and m.tool_calls)
+        return {"tool_calls": [("get_timeline", {})] if steps == 0 else [("finish", {})]}
+
+    model = MockModel(script)
+    chosen = [i for i in ITEMS if i.id in {"asct/A", "asct/B", "t414/B"}]
+    manifest = RunManifest.create(runner, model, settings, data_fingerprint="f", items=chosen)
+    records = await run_items(
+        chosen, runner, model, store, log=RunLog.open(tmp_path / "agent.jsonl", manifest)
+    )
+    kinds = {r.item.id: r.error.kind if r.error else None for r in records}
+    assert kinds == {"asct/A": None, "asct/B": "KeyError", "t414/B": "KeyError"}
+
+
+async def test_a_user_error_in_a_runner_ends_the_run_with_that_error_alone(
+    store: RecordStore, tmp_path: Path
+):
+    settings = Settings()
+    model = MockModel(_policy(SINGLE_PASS))
+    faulty = _Faulty(
+        build_runner("single_pass_rag", settings), {"iss/A"}, UserError("fix the settings")
+    )
+    manifest = RunManifest.create(faulty, model, settings, data_fingerprint="f", items=ITEMS)
+    log = RunLog.open(tmp_path / "run.jsonl", manifest)
+    with pytest.raises(UserError, match="^fix the settings$"):
+        await run_items(ITEMS, faulty, model, store, log=log, concurrency=1)
+    # Items answered before it stay in the log for a resume.
+    assert log.done_item_ids() == {i.id for i in ITEMS[:7]}  # ITEMS[7] is iss/A
+
+
+async def test_a_log_of_one_item_set_is_not_continued_with_another(
+    store: RecordStore, tmp_path: Path
+):
+    settings = Settings()
+    runner = build_runner("single_pass_rag", settings)
+    model = MockModel(_policy(SINGLE_PASS))
+    listed = RunManifest.create(runner, model, settings, data_fingerprint="f", items=ITEMS[:5])
+    log = RunLog.open(tmp_path / "listed.jsonl", listed)
+    with pytest.raises(UserError, match="is a run of 5 items; these are 12"):
+        await run_items(ITEMS, runner, model, store, log=log)
+    # A log without an item set (a library caller's) still takes no items from another set.
+    unlisted = RunManifest.create(runner, model, settings, data_fingerprint="f")
+    log = RunLog.open(tmp_path / "unlisted.jsonl", unlisted)
+    await run_items(ITEMS[:2], runner, model, store, log=log)
+    with pytest.raises(UserError, match=r"holds 2 item\(s\) that are not among the items given"):
+        await run_items(ITEMS[5:], runner, model, store, log=log)
+    assert model.requests and len(log.records) == 2

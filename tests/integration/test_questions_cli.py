@@ -98,3 +98,20 @@ def test_sample_everything_and_a_folder_without_gold(tmp_path: Path, tiny: Path)
     assert missing.returncode == 2
     assert "Traceback" not in missing.stderr
     assert "facts.parquet not found" in " ".join(missing.stderr.split())
+
+
+def test_sample_refuses_output_paths_it_cannot_write_before_writing_anything(
+    tmp_path: Path, tiny: Path
+):
+    items_file = tmp_path / "new" / "items.jsonl"
+    bad_labels = recordagent(
+        "questions", "sample", "--cohort", str(tiny), "--n", "3",
+        "--out", str(items_file), "--labels", "/proc/labels.csv",
+    )  # fmt: skip
+    assert bad_labels.returncode == 2
+    assert "--labels /proc/labels.csv cannot be written" in " ".join(bad_labels.stderr.split())
+    assert not items_file.exists(), "no items without their labels"
+    folder = recordagent("questions", "sample", "--cohort", str(tiny), "--out", str(tmp_path))
+    assert folder.returncode == 2
+    assert "is a folder; give a file name" in " ".join(folder.stderr.split())
+    assert "Traceback" not in bad_labels.stderr + folder.stderr

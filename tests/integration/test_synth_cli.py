@@ -11,7 +11,7 @@ import pytest
 from recordagent.errors import UserError
 from recordagent.records.db import connect
 from recordagent.records.load import load_bundle
-from recordagent.sources.synthetic import load_preset
+from recordagent.sources.synthetic import generate_cohort, load_preset
 from tests.integration.test_cli import recordagent
 
 
@@ -39,8 +39,6 @@ def test_synth_writes_a_bundle_the_loader_accepts(tmp_path: Path):
 
 
 def test_synth_from_the_command_is_byte_identical_to_the_library(tmp_path: Path):
-    from recordagent.sources.synthetic import generate_cohort
-
     recordagent("synth", "--preset", "tiny", "--seed", "5", "--out", str(tmp_path / "cli"))
     generate_cohort(load_preset("tiny"), 5, tmp_path / "lib")
     for name in ("labs.parquet", "documents.parquet", "gold/facts.parquet"):
@@ -76,3 +74,36 @@ def test_a_preset_file_is_validated(tmp_path: Path):
     custom.write_text("name: mine\npatients: 0\ndocuments: 100\nlabs: 3000\ncolour: red\n")
     with pytest.raises(UserError, match="invalid cohort preset"):
         load_preset(str(custom))
+
+
+def test_generation_refuses_a_negative_seed_and_an_output_that_is_not_a_folder(tmp_path: Path):
+    tiny = load_preset("tiny")
+    with pytest.raises(UserError, match="seed must be a non-negative integer, not -1"):
+        generate_cohort(tiny, -1, tmp_path / "a")
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(UserError, match="is a file"):
+        generate_cohort(tiny, 0, tmp_path / "file")
+    with pytest.raises(UserError, match="cannot create output folder .*Not a directory"):
+        generate_cohort(tiny, 0, tmp_path / "file" / "sub")
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_a_preset_file_must_be_yaml_text_with_years_the_simulation_covers(tmp_path: Path):
+    custom = tmp_path / "mine.yaml"
+    fields = "name: mine\npatients: 3\ndocuments: 100\nlabs: 3000\n"
+    custom.write_text(fields + "first_year: 1990\nlast_year: 2000\n")
+    with pytest.raises(UserError, match="first_year: Input should be greater than or equal"):
+        load_preset(str(custom))
+    custom.write_text(fields + "first_year: 2020\nlast_year: 2010\n")
+    with pytest.raises(UserError, match="first_year 2020 is after last_year 2010"):
+        load_preset(str(custom))
+    custom.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(UserError, match="not UTF-8 text"):
+        load_preset(str(custom))
+    custom.write_text("patients: [3\n")
+    with pytest.raises(UserError, match=r"is not valid YAML: .*\(line 2, column 1\)"):
+        load_preset(str(custom))
+    (tmp_path / "folder.yaml").mkdir()
+    with pytest.raises(UserError, match="is a folder"):
+        load_preset(str(tmp_path / "folder.yaml"))

@@ -255,3 +255,22 @@ def test_a_file_that_is_not_a_store_is_named(tmp_path: Path):
         with pytest.raises(UserError, match="is not a DuckDB database"):
             connect(other, read_only=read_only)
     assert other.read_text() == "a,b\n1,2\n"
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [("", "is empty"), ("a\x00b", r"invisible character U\+0000"), ("\udcff", "not valid UTF-8")],
+    ids=["empty", "nul", "lone surrogate"],
+)
+def test_a_source_name_that_is_not_visible_text_is_refused(
+    store: RecordStore, two_patients: Path, source: str, message: str
+):
+    before = store_snapshot(store)
+    with pytest.raises(UserError, match=message):
+        load_bundle(store, two_patients, source=source)
+    assert store_snapshot(store) == before
+
+
+def test_a_bundle_path_too_long_for_the_file_system_is_a_user_error(store: RecordStore):
+    with pytest.raises(UserError, match="bundle folder not found"):
+        load_bundle(store, "x" * 5_000)

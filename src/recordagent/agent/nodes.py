@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from langgraph.runtime import Runtime
 
@@ -28,11 +28,16 @@ from recordagent.agent.state import (
 from recordagent.llm.client import ChatModel
 from recordagent.llm.types import Message
 from recordagent.runners.answering import answer_from_parsed, ask_final_answer, question_block
-from recordagent.runners.trace import WallTimeSpent, traced_arguments
+from recordagent.runners.trace import WallTimeSpent, loggable_need, traced_arguments
 from recordagent.settings import AgentSettings
 from recordagent.tools._base import ToolRegistry
 
 __all__ = ["Nodes", "budget_spent"]
+
+# The finish tool's argument schema: its 'reason' is the model's words, kept as a length.
+_FINISH_PARAMETERS: dict[str, Any] = cast(dict[str, Any], prompts.FINISH_TOOL["function"])[
+    "parameters"
+]
 
 Node = Callable[[AgentState, Runtime[AgentContext]], Awaitable[dict[str, Any]]]
 
@@ -120,9 +125,8 @@ class Nodes:
         if parsed is not None:
             needs.extend(n for n in parsed["needs"] if n not in needs)
         else:
-            context.tracer.record(
-                "error", "plan", error="the plan did not parse; planning the question itself"
-            )
+            # Planning then starts from the question itself.
+            context.tracer.record("error", "plan", error="plan_unparsed")
         if not needs:
             needs = [context.item.question]
         context.tracer.record("plan", "plan", summary=f"plan: {len(needs)} evidence need(s)")
@@ -175,7 +179,7 @@ class Nodes:
                 context.tracer.record(
                     "tool_call",
                     "finish",
-                    arguments=traced_arguments(call.arguments),
+                    arguments=traced_arguments(call.arguments, _FINISH_PARAMETERS),
                     summary="finish",
                 )
                 replies.append(Message(role="tool", tool_call_id=call.id, content="Finished."))
@@ -222,7 +226,7 @@ class Nodes:
         except WallTimeSpent:
             return {"stop": "budget:time"}
         if completion.parsed is None:
-            context.tracer.record("error", "reflect", error="the reflection did not parse")
+            context.tracer.record("error", "reflect", error="reflection_unparsed")
             return {"stop": "reflected"}
         reflection = Reflection.model_validate(completion.parsed)
         open_needs = [n for n in reflection.needs if n.status == "open"]
@@ -278,7 +282,8 @@ class Nodes:
                 "stop": stop,
                 "steps": state.get("steps", 0),
                 "replans": state.get("replans", 0),
-                "needs": [n.model_dump() for n in state.get("needs", [])],
+                # The needs are the model's words: the log keeps their statuses and lengths.
+                "needs": [loggable_need(n.model_dump()) for n in state.get("needs", [])],
             },
         )
         return {"answer": answer}

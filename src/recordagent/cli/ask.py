@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import unicodedata
 from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
+from recordagent.cli.render import shown, store_file
 from recordagent.errors import UserError
 from recordagent.llm.client import ChatModel
 from recordagent.questions.answers import AnswerSpec
@@ -70,11 +73,10 @@ def ask(
     """Answer QUESTION about PATIENT with one runner, showing each step as it happens."""
     settings: Settings = ctx.obj
     day = _parse_day(as_of)
-    if not db.is_file():
-        raise UserError(f"no store file at {db} (create one with: recordagent load BUNDLE --db)")
+    check_text("the question", question, multiline=True)
     chosen_runner = build_runner(runner, settings)  # unknown names fail before any work
     console = Console()
-    with connect(db, settings=settings.store, read_only=True) as store:
+    with connect(store_file(db), settings=settings.store, read_only=True) as store:
         require_patient(store, patient)
         chat = _model(model, settings)
         if model is ModelChoice.mock:
@@ -82,7 +84,8 @@ def ask(
         item = EvalItem.ad_hoc(patient, question, AnswerSpec(type=answer_type.value), as_of=day)
         scope = store.scope(patient)
         console.print(
-            f"[bold]{chosen_runner.name}[/] on [bold]{patient}[/] with model {chat.name}",
+            f"[bold]{chosen_runner.name}[/] on [bold]{escape(patient)}[/] with model "
+            f"{escape(chat.name)}",
             highlight=False,
         )
         answer = asyncio.run(_stream(chosen_runner, item, scope, chat, console))
@@ -101,14 +104,44 @@ def _parse_day(text: str | None) -> dt.date | None:
 
 
 def require_patient(store: RecordStore, patient: str) -> None:
-    """Refuse a patient the store does not hold, naming the patients it does (a few)."""
+    """Refuse a patient the store does not hold, naming the patients it does (a few).
+
+    Raises:
+        UserError: The id is not usable text (:func:`check_text`), or no such patient.
+    """
+    check_text("the patient id", patient)
     if store.has_patient(patient):
         return
     known = store.patient_ids()
     if not known:
-        raise UserError(f"no patient '{patient}': the store {store.location} holds no patients")
-    shown = ", ".join(known[:_KNOWN_SHOWN]) + (", ..." if len(known) > _KNOWN_SHOWN else "")
-    raise UserError(f"no patient '{patient}' in the store ({len(known)} patients: {shown})")
+        raise UserError(
+            f"no patient '{shown(patient)}': the store {store.location} holds no patients"
+        )
+    listed = ", ".join(known[:_KNOWN_SHOWN]) + (", ..." if len(known) > _KNOWN_SHOWN else "")
+    raise UserError(f"no patient '{shown(patient)}' in the store ({len(known)} patients: {listed})")
+
+
+def check_text(what: str, text: str, *, multiline: bool = False) -> None:
+    """Refuse text that no record can match: empty, control characters, not encodable as UTF-8.
+
+    Args:
+        what: The argument, as the message names it ("the patient id").
+        text: Its value.
+        multiline: Line breaks and tabs are allowed (a question may have several lines).
+
+    Raises:
+        UserError: Naming ``what``.
+    """
+    if not text.strip():
+        raise UserError(f"{what} is empty")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: bytes that were not UTF-8 on the command line
+        raise UserError(f"{what} '{shown(text)}' is not valid UTF-8 text") from None
+    allowed = "\t\n\r" if multiline else ""
+    # Surrounding white space is no part of an id (lookups strip it), so only the inside counts.
+    if any(unicodedata.category(c) == "Cc" and c not in allowed for c in text.strip()):
+        raise UserError(f"{what} '{shown(text)}' contains a control character")
 
 
 def _model(choice: ModelChoice, settings: Settings) -> ChatModel:

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from recordagent.errors import UserError
+from recordagent.evaluation.paths import path_kind, read_text, write_text
 from recordagent.questions.items import EvalItem
 from recordagent.records.db import connect
 from recordagent.settings import Settings
@@ -42,10 +43,18 @@ def audit(
     from recordagent.evaluation.labels import read_labels
 
     settings: Settings = ctx.obj
-    if not labels.is_file():
+    kind = path_kind(labels, "labels file")
+    if kind == "folder":
+        raise UserError(f"labels file {labels} is a folder, not a file")
+    if kind != "file":
         raise UserError(f"labels file {labels} does not exist")
-    if not db.is_file():
+    kind = path_kind(db, "store")
+    if kind == "folder":
+        raise UserError(f"store {db} is a folder, not a DuckDB store file")
+    if kind != "file":
         raise UserError(f"no store file at {db} (create one with: recordagent load BUNDLE --db)")
+    if markdown is not None and path_kind(markdown, "--markdown") == "folder":
+        raise UserError(f"--markdown {markdown} is a folder; give the Markdown file to write")
     chosen = read_items(items)
     evidence = evidence_from_labels(read_labels(labels))
     console = Console()
@@ -67,8 +76,7 @@ def audit(
         result = audit_evidence(chosen, evidence, store, settings, on_progress=update)
     render_audit_terminal(result, console)
     if markdown is not None:
-        markdown.parent.mkdir(parents=True, exist_ok=True)
-        markdown.write_text(render_audit_markdown(result), encoding="utf-8")
+        write_text(markdown, render_audit_markdown(result), "Markdown audit")
         console.print(f"Markdown written to {markdown}", highlight=False)
 
 
@@ -76,18 +84,18 @@ def read_items(path: Path) -> list[EvalItem]:
     """The items of a JSONL file, one EvalItem a line (blank lines skipped).
 
     Raises:
-        UserError: The file is missing, or a line is not a valid item (its line number given).
+        UserError: The file is missing, a folder, unreadable or not UTF-8, or a line is not a
+            valid item (its line number given).
     """
-    if not path.is_file():
-        raise UserError(f"items file {path} does not exist")
     out: list[EvalItem] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                out.append(EvalItem.model_validate(json.loads(line)))
-            except (json.JSONDecodeError, ValidationError) as exc:
-                first = str(exc).splitlines()[0]
-                raise UserError(f"{path}, line {number}: not a valid item ({first})") from None
+    for number, line in enumerate(read_text(path, "items file").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            out.append(EvalItem.model_validate(json.loads(line)))
+        except (json.JSONDecodeError, ValidationError) as exc:
+            first = str(exc).splitlines()[0]
+            raise UserError(f"{path}, line {number}: not a valid item ({first})") from None
+    if not out:
+        raise UserError(f"items file {path} has no items")
     return out

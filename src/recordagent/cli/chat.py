@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from recordagent.cli.ask import ModelChoice, require_patient
-from recordagent.errors import UserError
+from recordagent.cli.render import store_file
 from recordagent.llm.client import ChatModel
 from recordagent.records.db import connect
 from recordagent.runners import RUNNER_NAMES
@@ -39,10 +39,8 @@ def chat(
     from recordagent.chat.session import ChatSession
 
     settings: Settings = ctx.obj
-    if not db.is_file():
-        raise UserError(f"no store file at {db} (create one with: recordagent load BUNDLE --db)")
     console = Console()
-    with connect(db, settings=settings.store, read_only=True) as store:
+    with connect(store_file(db), settings=settings.store, read_only=True) as store:
         require_patient(store, patient)
         chat_model = _model(model, settings)
         session = ChatSession(store.scope(patient), settings, chat_model, runner=runner)

@@ -23,7 +23,13 @@ from rich.progress import (
     TaskID,
 )
 
-from recordagent.cli.render import load_progress, progress_columns, render_load_report
+from recordagent.cli.render import (
+    load_progress,
+    output_folder,
+    progress_columns,
+    render_load_report,
+    shown,
+)
 from recordagent.errors import UserError
 from recordagent.evaluation.audit import audit_evidence, evidence_from_labels, render_audit_terminal
 from recordagent.evaluation.gold_labels import instance_labels
@@ -72,7 +78,7 @@ def demo(
         str, typer.Option(help="Synthetic cohort preset: tiny, small or reference.")
     ] = "small",
     items: Annotated[int, typer.Option(min=1, help="Questions to sample (balanced).")] = 40,
-    seed: Annotated[int, typer.Option(help="Seed of the cohort and of the sample.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the cohort and of the sample.")] = 0,
     out: Annotated[
         Path | None,
         typer.Option(help="Folder for run logs, labels and reports (default: a new temp folder)."),
@@ -87,8 +93,10 @@ def demo(
     if source not in SOURCES:
         raise UserError(f"unknown demo source '{source}'; use one of {', '.join(SOURCES)}")
     console = Console()
-    folder = out or Path(tempfile.mkdtemp(prefix="recordagent-demo-"))
-    folder.mkdir(parents=True, exist_ok=True)
+    if out is None:
+        folder = Path(tempfile.mkdtemp(prefix="recordagent-demo-"))
+    else:
+        folder = output_folder(out, "--out")
     model = _model(settings)
     if model.is_mock:
         console.print(Panel(MOCK_BANNER, title="MOCK MODEL", style="bold red"))
@@ -151,7 +159,11 @@ def _mimic_study(
     console: Console,
 ) -> tuple[list[EvalItem], list[Label]]:
     """Load the MIMIC-IV demo; sample items with silver labels from the MIMIC-IV templates."""
-    if not (mimic_path / "hosp").is_dir():
+    try:
+        found = (mimic_path / "hosp").is_dir()
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise UserError(f"--mimic-path {shown(mimic_path)}: {exc.strerror or exc}") from None
+    if not found:
         raise UserError(
             f"no MIMIC-IV demo at {mimic_path}: download the MIMIC-IV Clinical Database Demo "
             "(PhysioNet, open access) and pass its folder with --mimic-path"
@@ -191,7 +203,9 @@ async def _run_all(
     with Progress(*progress_columns(16), console=console, transient=False) as bar:
         for name in RUNNER_NAMES:
             runner = build_runner(name, settings)
-            manifest = RunManifest.create(runner, model, settings, data_fingerprint=fingerprint)
+            manifest = RunManifest.create(
+                runner, model, settings, data_fingerprint=fingerprint, items=study
+            )
             log = RunLog.open(folder / f"{name}.jsonl", manifest)
             task = bar.add_task(name, total=len(study))
 

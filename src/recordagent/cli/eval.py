@@ -5,7 +5,13 @@ the labels, the runners, the patients in the store, existing logs (refused witho
 ``--resume``) and, for a configured model, that its endpoint accepts a connection. An
 unreachable endpoint is therefore a one-line error (exit 1) with nothing written. Answers that
 fail during the run (the endpoint goes away) are logged as 'failed'; when every answer of a run
-failed the command ends with a one-line error and exit 1, after writing the logs and report.
+failed the command ends with a one-line error, after writing the logs and report.
+
+An item whose runner raises an unexpected exception (a bug) does not stop the run: it is logged
+as a failed record with the exception's kind, the other items are answered, and the command
+ends with one error line counting such items (exit 1); ``--resume`` retries them. A log is a
+run of one item set with one runner, model and settings: ``--resume`` with anything else is
+refused with what differs.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,7 +40,13 @@ from rich.progress import (
 
 from recordagent.errors import UserError
 from recordagent.evaluation.labels import Label, ReferenceLabel, read_labels, reference_labels
-from recordagent.evaluation.log import RunLog, RunManifest, store_data_fingerprint
+from recordagent.evaluation.log import (
+    RunLog,
+    RunLogMismatch,
+    RunManifest,
+    store_data_fingerprint,
+)
+from recordagent.evaluation.paths import check_output_folder, path_kind, read_text, write_text
 from recordagent.evaluation.report import EvaluationReport, build_report
 from recordagent.evaluation.suite import Suite, load_suite
 from recordagent.llm.client import ChatModel
@@ -67,7 +80,13 @@ def eval_command(
     concurrency: Annotated[int | None, typer.Option(help="Items answered at once.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder for logs and report.")] = None,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue existing logs in the output folder.")
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue the logs in the output folder (same items, runners, model and "
+            "settings): answers the items not yet in them and retries items that failed with "
+            "an unexpected error.",
+        ),
     ] = False,
 ) -> None:
     """Run each runner over the items into OUT/<runner>.jsonl, then print and write the report."""
@@ -75,13 +94,44 @@ def eval_command(
     plan = _suite(suite, items, labels, db, bundle, runner, model, concurrency, out)
     settings = _with_budgets(settings, plan.budgets)
     console = Console()
-    failed_all = asyncio.run(_run(plan, settings, console, resume=resume))
+    logs = asyncio.run(_run(plan, settings, console, resume=resume))
+    crashed = {log.manifest.runner: log.failed_item_ids() for log in logs}
+    if any(crashed.values()):
+        raise UserError(_crash_summary(logs), exit_code=1)
+    failed_all = [
+        log.manifest.runner
+        for log in logs
+        if log.records and all(r.answer.status == "failed" for r in log.records)
+    ]
     if failed_all:
         raise UserError(
             "every answer of "
             + ", ".join(failed_all)
             + " failed (see the status counts above: is the model endpoint reachable?)"
         )
+
+
+def _crash_summary(logs: Sequence[RunLog]) -> str:
+    """One line: how many items failed by an unexpected error, of which kinds, what to do."""
+    parts = []
+    total = 0
+    for log in logs:
+        errors = [r.error for r in log.records if r.error is not None]
+        if not errors:
+            continue
+        total += len(errors)
+        kinds = Counter(e.kind for e in errors)
+        first = next((e.at for e in errors if e.at), None)
+        shown = ", ".join(f"{kind} ×{n}" for kind, n in kinds.most_common())
+        parts.append(
+            f"{log.manifest.runner} {len(errors)} ({shown}"
+            + (f"; first at {first})" if first else ")")
+        )
+    return (
+        f"{total} item(s) failed with an unexpected error (a bug): {'; '.join(parts)}. Their "
+        "answers are logged as failed with the error's kind; the other items were answered. "
+        "Fix the cause and run the same command with --resume to retry them"
+    )
 
 
 def _suite(
@@ -148,14 +198,13 @@ def read_items(path: Path) -> list[EvalItem]:
     """The items in a JSONL file (one EvalItem a line).
 
     Raises:
-        UserError: The file is missing, a line is not a valid item (file, line, field), or
-            two items share an id.
+        UserError: The file is missing, a folder, unreadable or not UTF-8, a line is not a
+            valid item (file, line, field), or two items share an id.
     """
-    if not path.is_file():
-        raise UserError(f"items file {path} does not exist")
+    text = read_text(path, "items file")
     items: list[EvalItem] = []
     seen: set[str] = set()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -202,11 +251,16 @@ class _Inputs:
 
         cohort = suite.cohort
         assert cohort is not None
-        if suite.synthetic_preset is not None and not cohort.exists():
+        if suite.synthetic_preset is not None and path_kind(cohort, "cohort") == "missing":
             from recordagent.sources.synthetic import generate_cohort, load_preset
 
-            generate_cohort(load_preset(suite.synthetic_preset), suite.synthetic_seed, cohort)
-        if not (cohort / "gold").is_dir():
+            try:
+                generate_cohort(load_preset(suite.synthetic_preset), suite.synthetic_seed, cohort)
+            except OSError as exc:
+                raise UserError(
+                    f"cannot write the synthetic cohort to {cohort}: {exc.strerror or exc}"
+                ) from exc
+        if path_kind(cohort / "gold", "cohort") != "folder":
             raise UserError(f"cohort {cohort} has no gold/ folder: is it a synthetic cohort?")
         template_set = load_templates(suite.templates or question_templates_path() / "myeloma")
         self.template_set_version = template_set.version
@@ -221,11 +275,18 @@ class _Inputs:
 
 def _open_store(suite: Suite, settings: Settings, console: Console) -> RecordStore:
     if suite.store is not None:
-        if not suite.store.is_file():
+        kind = path_kind(suite.store, "store")
+        if kind == "folder":
+            raise UserError(
+                f"store {suite.store} is a folder, not a DuckDB store file (for a record "
+                "bundle folder use --bundle)"
+            )
+        if kind != "file":
             raise UserError(f"store file {suite.store} does not exist")
         return connect(suite.store, settings=settings.store, read_only=True)
     bundle = suite.bundle or suite.cohort
     assert bundle is not None
+    path_kind(bundle, "bundle")  # a path that cannot even be looked at is one error line
     from recordagent.records.load import load_bundle
 
     store = connect(settings=settings.store)
@@ -284,9 +345,17 @@ def _log_paths(suite: Suite, *, resume: bool) -> dict[str, Path]:
         raise UserError(f"unknown runner '{unknown[0]}'; runners: {', '.join(RUNNER_NAMES)}")
     if len(set(suite.runners)) != len(suite.runners):
         raise UserError("a runner is named twice")
+    check_output_folder(suite.output)
     paths = {name: suite.output / f"{name}.jsonl" for name in suite.runners}
+    odd = [
+        p
+        for p in [*paths.values(), suite.output / "report.html"]
+        if path_kind(p, "run log") not in ("missing", "file")
+    ]
+    if odd:
+        raise UserError(f"{odd[0]} is a folder (or not a regular file): choose another --out")
     if not resume:
-        existing = [str(p) for p in paths.values() if p.exists()]
+        existing = [str(p) for p in paths.values() if path_kind(p, "run log") != "missing"]
         if existing:
             raise UserError(
                 f"run log {existing[0]} exists: pass --resume to continue it, or choose "
@@ -295,8 +364,8 @@ def _log_paths(suite: Suite, *, resume: bool) -> dict[str, Path]:
     return paths
 
 
-async def _run(suite: Suite, settings: Settings, console: Console, *, resume: bool) -> list[str]:
-    """Run every runner; the names of runs whose answers all failed."""
+async def _run(suite: Suite, settings: Settings, console: Console, *, resume: bool) -> list[RunLog]:
+    """Run every runner, one log each; print and write the report."""
     from recordagent.runners.registry import build_runner
 
     paths = _log_paths(suite, resume=resume)
@@ -315,18 +384,39 @@ async def _run(suite: Suite, settings: Settings, console: Console, *, resume: bo
     with _open_store(suite, settings, console) as store:
         _check_patients(store, inputs.items, f"items of suite {suite.name!r}")
         fingerprint = store_data_fingerprint(store)
-        suite.output.mkdir(parents=True, exist_ok=True)
+        try:
+            suite.output.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(
+                f"cannot create the output folder {suite.output}: {exc.strerror or exc}"
+            ) from exc
+        manifests = {
+            runner.name: RunManifest.create(
+                runner,
+                model,
+                settings,
+                data_fingerprint=fingerprint,
+                template_set_version=inputs.template_set_version,
+                items=inputs.items,
+            )
+            for runner in runners
+        }
+        # Every existing log is checked before any runner starts: a log that belongs to
+        # another run stops the command before any work, not after the first runner's.
+        for runner in runners:
+            try:
+                RunLog.check_resumable(paths[runner.name], manifests[runner.name])
+            except RunLogMismatch as exc:
+                raise UserError(
+                    f"{exc.path} is the log of a different run; it differs in "
+                    + "; ".join(exc.differences)
+                    + ". Resume it with the same items, runner, model and settings, or write "
+                    "this run to another --out folder"
+                ) from exc
         logs: list[RunLog] = []
         async with _entered(model):
             for runner in runners:
-                manifest = RunManifest.create(
-                    runner,
-                    model,
-                    settings,
-                    data_fingerprint=fingerprint,
-                    template_set_version=inputs.template_set_version,
-                )
-                log = RunLog.open(paths[runner.name], manifest)
+                log = RunLog.open(paths[runner.name], manifests[runner.name])
                 if log.recovered_line is not None:
                     console.print(
                         f"{log.path}: half-written line {log.recovered_line} (interrupted run) "
@@ -334,20 +424,20 @@ async def _run(suite: Suite, settings: Settings, console: Console, *, resume: bo
                         highlight=False,
                     )
                 before = len(log.done_item_ids())
+                retried = len(log.failed_item_ids())
                 await _run_one(console, runner, log, inputs, model, store, suite.concurrency)
+                crashed = len(log.failed_item_ids())
                 console.print(
                     f"{runner.name}: {len(log.done_item_ids()) - before} new answers, "
-                    f"{before} already in {log.path}",
+                    f"{before} already in {log.path}"
+                    + (f", {retried} failed item(s) retried" if retried else "")
+                    + (f", {crashed} failed with an unexpected error" if crashed else ""),
                     highlight=False,
                 )
                 logs.append(log)
     report = build_report(logs, inputs.references, labels=inputs.labels)
     _finish(console, report, suite, logs, inputs)
-    return [
-        log.manifest.runner
-        for log in logs
-        if log.records and all(r.answer.status == "failed" for r in log.records)
-    ]
+    return logs
 
 
 @contextlib.asynccontextmanager
@@ -433,7 +523,7 @@ def _finish(
 
     render_terminal(report, console)
     html = suite.output / "report.html"
-    html.write_text(render_html(report), encoding="utf-8")
+    write_text(html, render_html(report), "report")
     print_costs(console, report)
     if inputs.unresolved:
         console.print(f"{len(inputs.unresolved)} labelled items have no reference (unresolved)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -10,8 +11,8 @@ from rich.console import Console
 
 from recordagent.cli.render import load_progress, render_load_report
 from recordagent.errors import UserError
-from recordagent.records.db import connect
-from recordagent.records.load import load_bundle
+from recordagent.records.load import LoadReport, load_bundle
+from recordagent.records.store_file import LoadInterrupted, open_for_load
 from recordagent.settings import Settings
 from recordagent.sources.fhir import load_fhir
 from recordagent.sources.mimic_iv import load_mimic_iv
@@ -38,7 +39,12 @@ def load(
         ),
     ] = None,
     *,
-    db: Annotated[Path, typer.Option(help="DuckDB store file; created if missing.")],
+    db: Annotated[
+        Path,
+        typer.Option(
+            help="DuckDB store file; created if missing, and only once the load has succeeded."
+        ),
+    ],
     source: Annotated[
         str | None, typer.Option(help="Source name to register; the folder name by default.")
     ] = None,
@@ -58,20 +64,22 @@ def load(
             "path, or give a bundle folder alone"
         )
     console = Console()
-    created = not db.exists()
+    loader = {"mimic-iv": load_mimic_iv, "fhir": load_fhir, "omop": load_omop}.get(
+        kind, load_bundle
+    )
+    report: LoadReport | None = None
     try:
-        with connect(db, settings=settings.store) as store, load_progress(console) as progress:
-            loader = {
-                "mimic-iv": load_mimic_iv,
-                "fhir": load_fhir,
-                "omop": load_omop,
-            }.get(kind, load_bundle)
+        # A first load builds the store under a temporary name and moves it into place only
+        # once the load has committed (see records/store_file.py).
+        with (
+            open_for_load(db, settings=settings.store) as store,
+            load_progress(console) as progress,
+        ):
             report = loader(
                 store, folder, settings=settings, source=source, replace=replace, progress=progress
             )
-    except BaseException:
-        if created:  # a failed first load leaves no empty store behind
-            for leftover in (db, db.with_name(db.name + ".wal")):
-                leftover.unlink(missing_ok=True)
-        raise
-    console.print(render_load_report(report))
+        console.print(render_load_report(report))
+    except KeyboardInterrupt as exc:
+        if not isinstance(exc, LoadInterrupted):  # before the store was opened, or after
+            exc = LoadInterrupted(db, changed=report is not None, created=not db.exists())
+        raise UserError(str(exc), exit_code=128 + signal.SIGINT) from None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, NoReturn
 
+import duckdb
 import typer
 from rich.console import Console
 
@@ -13,9 +14,13 @@ from recordagent.cli import ask, audit, chat, demo, load, questions, summary, sy
 from recordagent.cli import eval as eval_cli
 from recordagent.cli import report as report_cli
 from recordagent.errors import UserError
+from recordagent.records.db import damaged_store_error, error_chain
 from recordagent.settings import Settings, load_settings
 
-__all__ = ["app", "run"]
+__all__ = ["INTERRUPTED_EXIT_CODE", "app", "run"]
+
+INTERRUPTED_EXIT_CODE = 130
+"""Exit code of a command stopped by Ctrl-C (128 + SIGINT), as shells report it."""
 
 app = typer.Typer(
     name="recordagent",
@@ -70,5 +75,21 @@ def run(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="recordagent")
     except UserError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
-        sys.exit(exc.exit_code)
+        _exit_with(exc)
+    except SystemExit as exc:
+        # Ctrl-C that no command reported: typer exits 130 without a word.
+        if any(isinstance(e, KeyboardInterrupt) for e in error_chain(exc)):
+            _exit_with(UserError("interrupted", exit_code=INTERRUPTED_EXIT_CODE))
+        raise
+    except duckdb.Error as exc:
+        # DuckDB finds a damaged block when a command first reads it, long after the store was
+        # opened: that is the store file's problem, not a bug.
+        damaged = damaged_store_error(exc)
+        if damaged is None:
+            raise
+        _exit_with(damaged)
+
+
+def _exit_with(exc: UserError) -> NoReturn:
+    Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+    sys.exit(exc.exit_code)

@@ -21,7 +21,15 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from recordagent.cli.render import progress_columns
+from recordagent.cli.render import (
+    output_file,
+    output_folder,
+    progress_columns,
+    readable_name,
+    shown,
+    store_file,
+)
+from recordagent.errors import UserError
 from recordagent.questions.items import EvalItem
 from recordagent.questions.silver_templates import (
     SilverTemplate,
@@ -101,7 +109,7 @@ def validate(
 def _sources(folder: Path | None) -> list[Path]:
     """The folder given, or each packaged source (a folder of the packaged templates)."""
     if folder is not None:
-        return [folder]
+        return [readable_name(folder, "FOLDER")]
     root = question_templates_path()
     sources = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
     return sources or [root]
@@ -118,8 +126,10 @@ def sample(
         Path, typer.Option(help="A synthetic cohort folder (recordagent synth): bundle + gold/.")
     ],
     out: Annotated[Path, typer.Option(help="Items file to write (JSONL, one EvalItem a line).")],
-    n: Annotated[int, typer.Option("--n", help="Items to draw; 0 for every item.")] = 469,
-    seed: Annotated[int, typer.Option(help="Sampling seed; the same seed draws the same set.")] = 0,
+    n: Annotated[int, typer.Option("--n", min=0, help="Items to draw; 0 for every item.")] = 469,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Sampling seed; the same seed draws the same set.")
+    ] = 0,
     labels: Annotated[
         Path | None,
         typer.Option(help="Also write the gold labels here (.csv, .jsonl or .parquet)."),
@@ -135,15 +145,23 @@ def sample(
     from recordagent.questions.sampling import instances
     from recordagent.questions.sampling import sample as draw
 
+    readable_name(cohort, "--cohort")
+    if templates is not None:
+        readable_name(templates, "--templates")
+    output_file(out, "--out")  # before the work: a path that cannot be written fails at once
+    if labels is not None:
+        output_file(labels, "--labels")
     template_set = load_templates(templates or _default_folder("myeloma"))
     every = instances(template_set, GoldData.load(cohort / "gold", cohort))
     chosen_items = draw([i.item for i in every], n=n if n > 0 else len(every), seed=seed)
     chosen_ids = {item.id for item in chosen_items}
     chosen = [i for i in every if i.item.id in chosen_ids]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", encoding="utf-8") as handle:
-        for instance in chosen:
-            handle.write(json.dumps(instance.item.model_dump(mode="json")) + "\n")
+    try:
+        with out.open("w", encoding="utf-8") as handle:
+            for instance in chosen:
+                handle.write(json.dumps(instance.item.model_dump(mode="json")) + "\n")
+    except OSError as exc:
+        raise UserError(f"--out {shown(out)} cannot be written: {exc.strerror or exc}") from None
     if labels is not None:
         from recordagent.evaluation.labels import write_labels
 
@@ -194,16 +212,22 @@ def silver(
         int | None,
         typer.Option(
             "--n",
+            min=0,
             help="Items to draw, balanced over levels and templates; default (or 0): every item.",
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Sampling seed; the same seed draws the same set.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Sampling seed; the same seed draws the same set.")
+    ] = 0,
 ) -> None:
     """Ask the silver templates of every patient in --db; write items and silver labels to OUT."""
     from recordagent.questions.silver import silver_instances, silver_sample, write_silver
     from recordagent.records.db import connect
 
     settings: Settings = ctx.obj
+    readable_name(templates, "--templates")
+    store_file(db)
+    output_folder(out, "--out")  # before the work: a folder that cannot be written fails at once
     template_set = load_silver_templates(templates)
     console = Console()
     with (

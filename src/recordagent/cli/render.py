@@ -1,12 +1,17 @@
-"""Rich renderings shared by the subcommands."""
+"""Rich renderings, and checks of path arguments, shared by the subcommands."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
 
 import polars as pl
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,9 +23,19 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from recordagent.errors import UserError
 from recordagent.records.load import LoadReport, ProgressCallback
 
-__all__ = ["load_progress", "render_load_report", "render_summary"]
+__all__ = [
+    "load_progress",
+    "output_file",
+    "output_folder",
+    "readable_name",
+    "render_load_report",
+    "render_summary",
+    "shown",
+    "store_file",
+]
 
 
 _SUMMARY_COLUMNS = {
@@ -62,6 +77,8 @@ def render_load_report(report: LoadReport) -> Table:
     table.add_row("fingerprint", report.fingerprint[:16])
     if report.ignored_files:
         table.add_row("ignored files", ", ".join(report.ignored_files))
+    for warning in report.warnings:
+        table.add_row("warning", escape(warning))
     return table
 
 
@@ -87,3 +104,116 @@ def load_progress(console: Console) -> Iterator[ProgressCallback]:
             bar.update(tasks[phase], completed=done, total=total)
 
         yield update
+
+
+def shown(value: str | Path, limit: int = 120) -> str:
+    """``value`` for a one-line message: control characters escaped, a long value cut."""
+    text = str(value)
+    if len(text) > limit:
+        text = f"{text[:limit]}... ({len(text):,} characters)"
+    if not text.isprintable():  # a newline, NUL or lone surrogate would break the line
+        text = text.encode("unicode_escape").decode("ascii")
+    return text
+
+
+def _kind(path: Path, option: str) -> Literal["file", "folder", "other", "missing"]:
+    """What is at ``path``; a UserError naming ``option`` if the file system refuses the name."""
+    try:
+        if path.is_dir():
+            return "folder"
+        if path.is_file():
+            return "file"
+        return "other" if path.exists() else "missing"
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise UserError(f"{option} {shown(path)}: {exc.strerror or exc}") from None
+
+
+def readable_name(path: Path, option: str) -> Path:
+    """``path`` once the file system accepts its name; what is there the reader checks.
+
+    Raises:
+        UserError: The name is refused (too long, for one), naming ``option``.
+    """
+    _kind(path, option)
+    return path
+
+
+def store_file(db: Path, option: str = "--db") -> Path:
+    """``db`` if it names an existing file (the store checks what is in it).
+
+    Raises:
+        UserError: Nothing is there, or a folder, or the name is refused.
+    """
+    kind = _kind(db, option)
+    if kind == "missing":
+        raise UserError(
+            f"no record store at {shown(db)} (create one with: recordagent load BUNDLE {option})"
+        )
+    if kind == "folder":
+        raise UserError(f"{option} {shown(db)} is a folder, not a record store file")
+    return db
+
+
+def output_file(path: Path, option: str) -> Path:
+    """``path`` once it is known that a file can be written there; its folder is created.
+
+    Checked before the work whose result it receives, so that a bad path fails at once.
+
+    Raises:
+        UserError: ``path`` is a folder, its folder cannot be created, or the file cannot be
+            written (naming ``option``).
+    """
+    kind = _kind(path, option)
+    if kind == "folder":
+        raise UserError(f"{option} {shown(path)} is a folder; give a file name")
+    _make_folder(path.parent, option, path)
+    if kind == "other":  # a device or pipe: opening it to probe could block
+        return path
+    try:
+        # Opening for append changes no existing file; a probe file is removed again.
+        with path.open("ab"):
+            pass
+    except OSError as exc:
+        raise UserError(
+            f"{option} {shown(path)} cannot be written: {exc.strerror or exc}"
+        ) from None
+    if kind == "missing":
+        path.unlink(missing_ok=True)
+    return path
+
+
+def output_folder(path: Path, option: str) -> Path:
+    """``path`` as a folder that files can be written into, created if missing.
+
+    Raises:
+        UserError: ``path`` is a file, or the folder cannot be created or written (naming
+            ``option``).
+    """
+    if _kind(path, option) in ("file", "other"):
+        raise UserError(f"{option} {shown(path)} is a file; give a folder")
+    _make_folder(path, option, path)
+    try:
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise UserError(
+            f"{option} {shown(path)} cannot be written: {exc.strerror or exc}"
+        ) from None
+    return path
+
+
+def _make_folder(folder: Path, option: str, path: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocking = next((p for p in (folder, *folder.parents) if p.is_file()), folder)
+        raise UserError(
+            f"{option} {shown(path)}: {shown(blocking)} is a file, not a folder"
+        ) from None
+    except OSError as exc:
+        raise UserError(
+            f"{option} {shown(path)}: cannot create the folder {shown(folder)}: "
+            f"{exc.strerror or exc}"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"{option} {shown(path)}: the folder {shown(folder)} is not writable")

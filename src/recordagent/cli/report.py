@@ -12,6 +12,7 @@ from rich.console import Console
 from recordagent.errors import UserError
 from recordagent.evaluation.labels import read_labels, reference_labels
 from recordagent.evaluation.log import RunLog, RunLogWarning
+from recordagent.evaluation.paths import path_kind, write_text
 from recordagent.evaluation.report import build_report, render_html, render_terminal
 
 __all__ = ["report"]
@@ -37,6 +38,8 @@ def report(
 
     if rescore and labels is None:
         raise UserError("--rescore needs --labels (the labels to score against)")
+    if html is not None and path_kind(html, "--html") == "folder":
+        raise UserError(f"--html {html} is a folder; give the HTML file to write")
     console = Console()
     runs = []
     for path in logs:
@@ -56,6 +59,5 @@ def report(
     render_terminal(result, console)
     print_costs(console, result)
     if html is not None:
-        html.parent.mkdir(parents=True, exist_ok=True)
-        html.write_text(render_html(result), encoding="utf-8")
+        write_text(html, render_html(result), "HTML report")
         console.print(f"written: {html}", highlight=False)

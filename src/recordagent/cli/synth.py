@@ -18,7 +18,9 @@ def synth(
     preset: Annotated[
         str, typer.Option("--preset", help="Cohort size: tiny, small, reference, or a YAML file.")
     ] = "tiny",
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same bytes.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Random seed; the same seed gives the same bytes.")
+    ] = 0,
 ) -> None:
     """Generate a synthetic multiple-myeloma cohort as a record bundle with gold/ tables."""
     console = Console()

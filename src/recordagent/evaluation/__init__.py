@@ -2,10 +2,10 @@
 
 Labels (:mod:`.labels`) give each item a reference; :mod:`.scorers` compares answers with it
 (:mod:`.judge` for free text only); :mod:`.run` answers items with a runner into a
-:mod:`.log`; :mod:`.report` computes the statistics of :mod:`.stats` over logs and renders
-them; :mod:`.review` exports errors for experts and reads their severities back;
-:mod:`.audit` checks, without a model, whether retrieval and the full-context window reach
-the gold evidence.
+:mod:`.log` (its manifest and records defined in :mod:`.manifest`); :mod:`.report` computes
+the statistics of :mod:`.stats` over logs and renders them; :mod:`.review` exports errors for
+experts and reads their severities back; :mod:`.audit` checks, without a model, whether
+retrieval and the full-context window reach the gold evidence.
 """
 
 from recordagent.evaluation.audit import EvidenceAudit, audit_evidence, evidence_from_labels
@@ -23,7 +23,14 @@ from recordagent.evaluation.labels import (
     reference_labels,
     write_labels,
 )
-from recordagent.evaluation.log import RunLog, RunManifest, RunRecord, rescore
+from recordagent.evaluation.log import (
+    ItemError,
+    RunLog,
+    RunLogMismatch,
+    RunManifest,
+    RunRecord,
+    rescore,
+)
 from recordagent.evaluation.report import EvaluationReport, build_report
 from recordagent.evaluation.review import import_review, write_review
 from recordagent.evaluation.run import run_items
@@ -33,11 +40,13 @@ __all__ = [
     "JUDGE_PROMPT_VERSION",
     "EvaluationReport",
     "EvidenceAudit",
+    "ItemError",
     "JudgeResult",
     "JudgeVerdict",
     "Label",
     "ReferenceLabel",
     "RunLog",
+    "RunLogMismatch",
     "RunManifest",
     "RunRecord",
     "Score",

@@ -55,8 +55,34 @@ class JudgeResult(BaseModel):
     model: str = Field(description="The judge model's name.")
     mock: bool = Field(description="True when a scripted mock judged: not a real judgment.")
     error: str | None = Field(
-        default=None, description="Why there is no verdict, if there is none."
+        default=None,
+        description="Why there is no verdict, if there is none (in a run log: its kind only).",
     )
+    error_kind: str | None = Field(
+        default=None,
+        description="The kind of that error: the exception's class, or 'verdict_unparsed'.",
+    )
+    rationale_chars: int | None = Field(
+        default=None,
+        description="In a run log: the length of the judge's rationale, which is left out.",
+    )
+
+    def for_log(self) -> JudgeResult:
+        """The result as a run log keeps it: the verdict without the judge's words.
+
+        The rationale and an error's message are the judge model's text and may quote the
+        answer or the reference at length; the log keeps whether the answer was judged
+        correct, the rationale's length and the error's kind.
+        """
+        verdict = self.verdict
+        chars = self.rationale_chars
+        if verdict is not None and verdict.rationale:
+            chars = len(verdict.rationale)
+            verdict = verdict.model_copy(update={"rationale": ""})
+        error = self.error_kind or ("unclassified" if self.error else None)
+        return self.model_copy(
+            update={"verdict": verdict, "rationale_chars": chars, "error": error}
+        )
 
 
 def judge_messages(
@@ -109,23 +135,31 @@ async def judge_answer(
             f"{item.answer.type} answer, which is scored by rule"
         )
 
-    def result(verdict: JudgeVerdict | None, mock: bool, error: str | None = None) -> JudgeResult:
+    def result(
+        verdict: JudgeVerdict | None, mock: bool, error: str | None = None, kind: str | None = None
+    ) -> JudgeResult:
         return JudgeResult(
             verdict=verdict,
             prompt_version=JUDGE_PROMPT_VERSION,
             model=model.name,
             mock=mock,
             error=error,
+            error_kind=kind,
         )
 
     messages = judge_messages(item, answer_text, reference_text, rubric)
     try:
         completion = await model.complete(messages, response_format=JudgeVerdict, **params)
     except ModelError as exc:  # StructuredOutputError is one
-        return result(None, model.is_mock, str(exc))
+        return result(None, model.is_mock, str(exc), type(exc).__name__)
     mock = model.is_mock or completion.mock
     if completion.parsed is None:
         # Models that validate replies raise instead; others (the mock) return parsed=None.
         _, problem = parse_structured(completion.text, JudgeVerdict)
-        return result(None, mock, f"the judge's reply does not fit the verdict schema: {problem}")
+        return result(
+            None,
+            mock,
+            f"the judge's reply does not fit the verdict schema: {problem}",
+            "verdict_unparsed",
+        )
     return result(JudgeVerdict.model_validate(completion.parsed), mock)

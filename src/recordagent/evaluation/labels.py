@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
 from recordagent.errors import UserError
+from recordagent.evaluation.paths import path_kind
 from recordagent.evaluation.scorers import values_match
 from recordagent.questions.items import EvalItem
 
@@ -149,7 +150,10 @@ def read_labels(path: Path) -> list[Label]:
         raise UserError(
             f"labels file {path}: unknown format '{suffix}'; use one of {', '.join(_SUFFIXES)}"
         )
-    if not path.is_file():
+    kind = path_kind(path, "labels file")
+    if kind == "folder":
+        raise UserError(f"labels file {path} is a folder, not a file")
+    if kind != "file":
         raise UserError(f"labels file {path} does not exist")
     problems = _Problems(path)
     if suffix == ".csv":

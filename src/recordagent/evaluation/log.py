@@ -1,158 +1,107 @@
 """Run logs: one append-only JSONL file per (runner, model) run over a set of items.
 
-Line 1 is the manifest (``{"kind": "manifest", ...}``): what ran, on which data, with which
-settings and code. Every further line is one item's record (``{"kind": "record", ...}``): the
-item, the runner's answer, its score and the patient's record length. A record is written and
-flushed as soon as its item is answered, so a crash loses at most the item in flight; reopening
-the log resumes where it stopped (:meth:`RunLog.done_item_ids`), and a half-written last line
-left by the crash is tolerated, reported and cut off.
+Line 1 is the manifest (``{"kind": "manifest", ...}``): what ran, on which data and items, with
+which settings and code. Every further line is one item's record (``{"kind": "record", ...}``):
+the item, the runner's answer, its score and the patient's record length. A record is written
+and flushed as soon as its item is answered, so a crash loses at most the items in flight;
+reopening the log resumes where it stopped (:meth:`RunLog.done_item_ids`), and a half-written
+last line left by the crash is tolerated, reported and cut off.
+
+A log is a run *of something*: the manifest lists the run's items (id and a fingerprint of each)
+and a fingerprint of the set, and a log is only continued by the same runner, model, settings,
+data and items — never pooled with another run. Every record must be an answer by the log's
+runner to one of its items; a line that is not is reported with the file and line.
+
+An item whose runner raised an unexpected exception (a bug) is logged as a failed record with
+the exception's kind (``RunRecord.error``), never its message; resuming the run retries it, and
+the retry's record supersedes it.
+
+Logs hold ids, counts, lengths, field paths and error kinds, the question and the answer —
+never record text or the model's other words (see :mod:`recordagent.runners.trace`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
+import atexit
 import json
-import subprocess
-import uuid
 import warnings
-from collections.abc import Iterable, Mapping
-from importlib.metadata import PackageNotFoundError, version
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError
 
 from recordagent.errors import UserError
-from recordagent.evaluation.judge import JudgeResult
-from recordagent.evaluation.scorers import Score, score_answer
-from recordagent.llm.client import ChatModel
-from recordagent.questions.answers import coerce_value
-from recordagent.questions.items import EvalItem
-from recordagent.records.db import RecordStore
-from recordagent.runners._base import Answer, Runner
-from recordagent.settings import Settings
+from recordagent.evaluation.manifest import (
+    RESUME_FIELDS,
+    ItemError,
+    RunManifest,
+    RunRecord,
+    git_sha,
+    item_fingerprint,
+    item_set_fingerprint,
+    package_version,
+    record_problem,
+    store_data_fingerprint,
+)
+from recordagent.evaluation.paths import path_kind
+from recordagent.evaluation.scorers import score_answer
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from recordagent.evaluation.labels import ReferenceLabel
 
 __all__ = [
+    "ItemError",
     "RunLog",
     "RunLogContents",
+    "RunLogMismatch",
     "RunLogWarning",
     "RunManifest",
     "RunRecord",
     "git_sha",
+    "item_fingerprint",
+    "item_set_fingerprint",
     "package_version",
     "read_contents",
     "rescore",
     "store_data_fingerprint",
 ]
 
-# Manifest fields that must match for a reopened log to be continued: answers made under
-# different settings, prompts, models or data would be pooled into one concordance otherwise.
-# Code version (package, git sha) may differ: a commit elsewhere in the repository should not
-# force a rerun, and the manifest keeps the version the run started with.
-_RESUME_FIELDS = (
-    "runner",
-    "model",
-    "mock",
-    "settings_hash",
-    "template_set_version",
-    "data_fingerprint",
-    "prompt_version",
-)
-
 
 class RunLogWarning(UserWarning):
     """A run log was read with its half-written last line (from a crash) left out."""
 
 
-class RunManifest(BaseModel):
-    """What a run was: runner, model, settings, data and code it ran with."""
+class RunLogMismatch(UserError):
+    """A log cannot be continued by this run: another runner, model, settings, data or items.
 
-    run_id: str = Field(description="Unique id of the run (kept when the run is resumed).")
-    created: dt.datetime = Field(description="When the run started (UTC).")
-    runner: str = Field(description="Registered runner name.")
-    model: str = Field(description="The model that answered.")
-    mock: bool = Field(description="True when a scripted mock answered: not a model's results.")
-    settings_hash: str = Field(description="Settings.fingerprint() of the run's settings.")
-    template_set_version: str | None = Field(
-        default=None, description="Version of the question templates the items came from."
-    )
-    data_fingerprint: str = Field(description="Fingerprint of the record data the run read.")
-    package_version: str = Field(description="recordagent version that started the run.")
-    git_sha: str | None = Field(
-        default=None, description="Commit of the code, when it runs from a git checkout."
-    )
-    prompt_version: str = Field(description="Version of the runner's prompts.")
+    ``differences`` names each thing that differs, with the log's and this run's value.
+    """
 
-    @classmethod
-    def create(
-        cls,
-        runner: Runner,
-        model: ChatModel,
-        settings: Settings,
-        *,
-        data_fingerprint: str,
-        template_set_version: str | None = None,
-        run_id: str | None = None,
-    ) -> RunManifest:
-        """The manifest of a new run of ``runner`` on ``model`` (mock taken from the model)."""
-        return cls(
-            run_id=run_id or uuid.uuid4().hex[:12],
-            created=dt.datetime.now(dt.UTC).replace(microsecond=0),
-            runner=runner.name,
-            model=model.name,
-            mock=model.is_mock,
-            settings_hash=settings.fingerprint(),
-            template_set_version=template_set_version,
-            data_fingerprint=data_fingerprint,
-            package_version=package_version(),
-            git_sha=git_sha(),
-            prompt_version=runner.prompt_version,
+    def __init__(self, path: Path, differences: Sequence[str]) -> None:
+        self.path = path
+        self.differences = list(differences)
+        super().__init__(
+            f"{path} is the log of a different run; it differs in "
+            + "; ".join(self.differences)
+            + ". Continue it with the same runner, model, settings, data and items, or write "
+            "this run to a new log file"
         )
-
-
-class RunRecord(BaseModel):
-    """One item of a run: the item, the answer, its score and the patient's record length."""
-
-    item: EvalItem = Field(description="The item as the runner received it.")
-    answer: Answer = Field(description="The runner's answer.")
-    score: Score | None = Field(
-        default=None, description="The answer scored against the reference (None: not scored)."
-    )
-    judge: JudgeResult | None = Field(
-        default=None,
-        description="The model judge's verdict on a free-text answer, stored so that scores "
-        "can be recomputed without asking the judge again.",
-    )
-    record_tokens: int = Field(ge=0, description="Tokens in the patient's record (chunks).")
-    record_documents: int = Field(ge=0, description="Documents in the patient's record.")
-
-    @model_validator(mode="after")
-    def _typed_value(self) -> RunRecord:
-        # JSON has no dates: a value read back from a log is re-typed by the item's answer
-        # type, so that a rescore sees exactly what the runner returned.
-        if self.answer.item_id != self.item.id:
-            raise ValueError(
-                f"the answer is for item {self.answer.item_id!r}, the record for {self.item.id!r}"
-            )
-        if self.answer.value is not None:
-            try:
-                typed = coerce_value(self.item.answer, self.answer.value)
-            except ValueError as exc:
-                raise ValueError(f"answer value: {exc}") from exc
-            if typed != self.answer.value or type(typed) is not type(self.answer.value):
-                self.answer = self.answer.model_copy(update={"value": typed})
-        return self
 
 
 class RunLogContents(BaseModel):
     """A run log as read: manifest, records, and the crash remnant left out, if any."""
 
     manifest: RunManifest
-    records: list[RunRecord]
+    records: list[RunRecord] = Field(
+        description="One record per item, in the order written; a failed record (error set) "
+        "that a retry superseded is left out."
+    )
     truncated_line: int | None = Field(
         default=None,
         description="Line number of a half-written last line that was left out (a crash).",
@@ -168,8 +117,7 @@ class RunLog:
     def __init__(self, path: Path, contents: RunLogContents) -> None:
         self._path = path
         self._manifest = contents.manifest
-        self._records: list[RunRecord] = list(contents.records)
-        self._done: set[str] = {r.item.id for r in self._records}
+        self._records: dict[str, RunRecord] = {r.item.id: r for r in contents.records}
         self.recovered_line = contents.truncated_line
         """Line number of the half-written record cut off when the log was reopened."""
 
@@ -185,8 +133,8 @@ class RunLog:
 
     @property
     def records(self) -> list[RunRecord]:
-        """Every record in the log, in the order written."""
-        return list(self._records)
+        """One record per item, in the order written (a retried item's latest record)."""
+        return list(self._records.values())
 
     @classmethod
     def open(cls, path: str | Path, manifest: RunManifest) -> RunLog:
@@ -196,54 +144,113 @@ class RunLog:
         :attr:`recovered_line` says which line that was.
 
         Raises:
-            UserError: The folder does not exist, the file is not a run log, or it is a log of
-                a different run (the message names the fields that differ).
+            UserError: The folder does not exist, the path is a folder, the file is not a run
+                log or cannot be written.
+            RunLogMismatch: It is the log of a different run: another runner, model, prompt
+                version, settings, template set, data or item set (the message names what
+                differs and what to do).
         """
         file = Path(path)
-        if not file.parent.is_dir():
-            raise UserError(f"folder for the run log does not exist: {file.parent}")
-        # A crash while the manifest itself was written leaves one unfinished line and no
-        # record: nothing to resume, so the run starts afresh.
-        if not file.exists() or b"\n" not in file.read_bytes():
-            with file.open("w", encoding="utf-8") as out:
-                out.write(_line("manifest", manifest))
-            return cls(file, RunLogContents(manifest=manifest, records=[]))
+        folder = path_kind(file.parent, "folder for the run log")
+        if folder != "folder":
+            what = "does not exist" if folder == "missing" else "is not a folder"
+            raise UserError(f"folder for the run log {what}: {file.parent}")
+        kind = path_kind(file, "run log")
+        if kind not in ("missing", "file"):
+            raise UserError(f"the run log {file} is a folder (or not a regular file)")
+        _hold(file)
+        try:
+            # A crash while the manifest itself was written leaves one unfinished line and no
+            # record: nothing to resume, so the run starts afresh.
+            if kind == "missing" or b"\n" not in file.read_bytes():
+                with file.open("w", encoding="utf-8") as out:
+                    out.write(_line("manifest", manifest))
+                return cls(file, RunLogContents(manifest=manifest, records=[]))
+        except OSError as exc:
+            raise UserError(f"cannot write the run log {file}: {exc.strerror or exc}") from exc
+        contents = cls.check_resumable(file, manifest)
+        assert contents is not None  # the file exists and holds a complete line
+        try:
+            _end_cleanly(file)
+        except OSError as exc:
+            raise UserError(f"cannot write the run log {file}: {exc.strerror or exc}") from exc
+        return cls(file, contents)
+
+    @staticmethod
+    def check_resumable(path: str | Path, manifest: RunManifest) -> RunLogContents | None:
+        """The log at ``path`` if this run may continue it (None if there is none yet).
+
+        Nothing is written: a caller opening several logs checks them all first, so that one
+        that does not fit stops the run before any work.
+
+        Raises:
+            UserError: The path is a folder or not a valid run log.
+            RunLogMismatch: It is the log of a different run.
+        """
+        file = Path(path)
+        kind = path_kind(file, "run log")
+        if kind not in ("missing", "file"):
+            raise UserError(f"the run log {file} is a folder (or not a regular file)")
+        if kind == "missing":
+            return None
+        try:
+            if b"\n" not in file.read_bytes():
+                return None  # a crash while the manifest was written: the run starts afresh
+        except OSError as exc:
+            raise UserError(f"cannot read the run log {file}: {exc.strerror or exc}") from exc
         contents = read_contents(file)
         differ = [
             f"{name} (log: {getattr(contents.manifest, name)!r}, now: {getattr(manifest, name)!r})"
-            for name in _RESUME_FIELDS
+            for name in RESUME_FIELDS
             if getattr(contents.manifest, name) != getattr(manifest, name)
         ]
+        items = _item_set_difference(contents, manifest)
+        if items is not None:
+            differ.append(items)
         if differ:
-            raise UserError(
-                f"{file} is the log of a different run; it differs in "
-                + "; ".join(differ)
-                + ". Write this run to a new log file"
-            )
-        _end_cleanly(file)
-        return cls(file, contents)
+            raise RunLogMismatch(file, differ)
+        return contents
 
     def append(self, record: RunRecord) -> None:
         """Write one record and flush it to disk.
 
+        A failed record (``error`` set) of the item is superseded by the new one: that is how
+        a resumed run retries it.
+
         Raises:
-            ValueError: The item is already in the log, or the answer is another runner's.
+            ValueError: The item is already in the log, is not one of the run's items, or the
+                answer is another runner's.
+            UserError: The log file cannot be written (disk full, permissions).
         """
-        if record.item.id in self._done:
+        problem = record_problem(self._manifest, record)
+        if problem is not None:
+            raise ValueError(f"{problem} ({self._path})")
+        earlier = self._records.get(record.item.id)
+        if earlier is not None and earlier.error is None:
             raise ValueError(f"item {record.item.id!r} is already in the run log {self._path}")
-        if record.answer.runner != self._manifest.runner:
-            raise ValueError(
-                f"answer by runner {record.answer.runner!r} in the log of {self._manifest.runner!r}"
-            )
-        with self._path.open("a", encoding="utf-8") as out:
-            out.write(_line("record", record))
-            out.flush()
-        self._records.append(record)
-        self._done.add(record.item.id)
+        try:
+            with self._path.open("a", encoding="utf-8") as out:
+                out.write(_line("record", record))
+                out.flush()
+        except OSError as exc:
+            raise UserError(
+                f"cannot write the run log {self._path}: {exc.strerror or exc}; the records "
+                "written so far are kept, and --resume continues from them"
+            ) from exc
+        # A retried item moves to the end, where its new record is in the file.
+        self._records.pop(record.item.id, None)
+        self._records[record.item.id] = record
 
     def done_item_ids(self) -> set[str]:
-        """Ids of the items already in the log (skipped when a run resumes)."""
-        return set(self._done)
+        """Ids of the items answered in the log (skipped when a run resumes).
+
+        Items whose record is failed by an error (a bug) are not done: a resume retries them.
+        """
+        return {item_id for item_id, r in self._records.items() if r.error is None}
+
+    def failed_item_ids(self) -> set[str]:
+        """Ids of the items whose latest record is failed by an unexpected error."""
+        return {item_id for item_id, r in self._records.items() if r.error is not None}
 
     @staticmethod
     def read(path: str | Path) -> tuple[RunManifest, list[RunRecord]]:
@@ -254,7 +261,8 @@ class RunLog:
 
         Raises:
             UserError: The file is missing, or a line is not a valid manifest or record (the
-                message names the file, the line and the field).
+                message names the file, the line and the field), or a record is not an answer
+                by the log's runner to one of the run's items.
         """
         contents = read_contents(Path(path))
         if contents.truncated_line is not None:
@@ -269,12 +277,19 @@ class RunLog:
 
 def read_contents(path: Path) -> RunLogContents:
     """Read and validate every line of a run log (see :meth:`RunLog.read`)."""
-    if not path.is_file():
+    kind = path_kind(path, "run log")
+    if kind == "folder":
+        raise UserError(f"{path} is a folder, not a run log (a JSONL file)")
+    if kind != "file":
         raise UserError(f"no run log at {path}")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read the run log {path}: {exc.strerror or exc}") from exc
     # Split as bytes and decode line by line: a crash can cut the last line in the middle of a
     # multi-byte character (logs written before lines were ASCII-only), which is a half-written
     # line like any other, not a broken file.
-    pieces = path.read_bytes().split(b"\n")
+    pieces = data.split(b"\n")
     # A log written to the end finishes with a newline: the last piece is then empty. Anything
     # else there is a line the writer did not finish.
     unfinished = pieces.pop().decode("utf-8", errors="replace")
@@ -285,7 +300,7 @@ def read_contents(path: Path) -> RunLogContents:
         except UnicodeDecodeError as exc:
             raise UserError(f"{path}, line {number}: not UTF-8 text ({exc.reason})") from exc
     manifest: RunManifest | None = None
-    records: list[RunRecord] = []
+    records: dict[str, RunRecord] = {}
     seen: dict[str, int] = {}
     truncated: int | None = None
     candidates = [(n, line, True) for n, line in enumerate(lines, start=1)]
@@ -305,16 +320,106 @@ def read_contents(path: Path) -> RunLogContents:
         if isinstance(entry, RunManifest):
             manifest = entry
             continue
-        if entry.item.id in seen:
+        assert manifest is not None  # the first entry is the manifest
+        problem = record_problem(manifest, entry)
+        if problem is not None:
             raise UserError(
-                f"{path}, line {number}: item {entry.item.id!r} is already on line "
-                f"{seen[entry.item.id]}"
+                f"{path}, line {number}: {problem}: a line from another run's log? Remove it, "
+                "or report the runs separately"
             )
-        seen[entry.item.id] = number
-        records.append(entry)
+        item_id = entry.item.id
+        earlier = records.get(item_id)
+        if earlier is not None and earlier.error is None:
+            raise UserError(
+                f"{path}, line {number}: item {item_id!r} is already on line {seen[item_id]}"
+            )
+        # A failed record is superseded by the item's retry, written later.
+        records.pop(item_id, None)
+        records[item_id] = entry
+        seen[item_id] = number
     if manifest is None:
         raise UserError(f"{path}: empty file, not a run log (line 1 must be the manifest)")
-    return RunLogContents(manifest=manifest, records=records, truncated_line=truncated)
+    return RunLogContents(
+        manifest=manifest, records=list(records.values()), truncated_line=truncated
+    )
+
+
+# Logs this process writes, each with an open handle holding an exclusive lock on it.
+_HELD: dict[Path, BinaryIO] = {}
+
+
+@atexit.register
+def _release() -> None:
+    # The kernel drops the locks when the process ends; closing the handles first keeps the
+    # interpreter from warning about files left open.
+    for handle in _HELD.values():
+        handle.close()
+    _HELD.clear()
+
+
+def _hold(file: Path) -> None:
+    """Make this process the only writer of ``file`` until it ends.
+
+    Two processes appending to one log (the same eval started twice) would each answer the
+    same items and write them twice. The lock is the kernel's (``flock``): it goes with the
+    process, so a killed run never leaves a stale one behind.
+    """
+    if fcntl is None:  # not POSIX: no lock to take
+        return
+    key = file.resolve()
+    if key in _HELD:
+        return  # this process holds it already (a log reopened in the same run)
+    try:
+        handle = file.open("ab")
+    except OSError as exc:
+        raise UserError(f"cannot write the run log {file}: {exc.strerror or exc}") from exc
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        handle.close()
+        raise UserError(
+            f"the run log {file} is being written by another process (an eval still running?): "
+            "wait for it to end, or write this run to another log"
+        ) from exc
+    _HELD[key] = handle
+
+
+def _item_set_difference(logged: RunLogContents, manifest: RunManifest) -> str | None:
+    """How the logged run's items differ from this run's (None: they do not, or are unknown)."""
+    if manifest.items is None:
+        return None  # the caller did not say; run_items checks the items it is given
+    ours = manifest.items
+    if logged.manifest.items is not None:
+        if logged.manifest.items_fingerprint == manifest.items_fingerprint:
+            return None
+        theirs = logged.manifest.items
+        total = f"the log's run has {len(theirs)} items, this run {len(ours)}"
+    else:
+        # A log from before item sets were recorded: it continues when every item in it is
+        # one of this run's, unchanged.
+        theirs = {r.item.id: item_fingerprint(r.item) for r in logged.records}
+        if all(ours.get(i) == f for i, f in theirs.items()):
+            return None
+        total = f"the log holds {len(theirs)} answered items, this run has {len(ours)}"
+    new = sorted(set(ours) - set(theirs))
+    gone = sorted(set(theirs) - set(ours))
+    changed = sorted(i for i in set(ours) & set(theirs) if ours[i] != theirs[i])
+    parts = [total]
+    if new:
+        parts.append(f"{len(new)} of this run's items are not in the log's ({_some(new)})")
+    if gone:
+        parts.append(f"{len(gone)} of the log's items are not in this run ({_some(gone)})")
+    if changed:
+        parts.append(
+            f"{len(changed)} items have the same id but another question or answer spec "
+            f"({_some(changed)})"
+        )
+    return "items (" + ", ".join(parts) + ")"
+
+
+def _some(ids: Sequence[str], shown: int = 3) -> str:
+    more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+    return ", ".join(repr(i) for i in ids[:shown]) + more
 
 
 def _entry(path: Path, number: int, payload: Any, *, first: bool) -> RunManifest | RunRecord:
@@ -380,37 +485,3 @@ def rescore(
         )
         for record in records
     ]
-
-
-def package_version() -> str:
-    """The installed recordagent version ('unknown' when it is not installed)."""
-    try:
-        return version("recordagent")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def git_sha(folder: Path | None = None) -> str | None:
-    """The commit checked out where the code lives; None outside a git checkout."""
-    where = folder or Path(__file__).resolve().parent
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=where,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    sha = done.stdout.strip()
-    return sha if done.returncode == 0 and sha else None
-
-
-def store_data_fingerprint(store: RecordStore) -> str:
-    """One short fingerprint of every source loaded in ``store`` (for a manifest)."""
-    from recordagent.records.load import store_fingerprints
-
-    payload = json.dumps(sorted(store_fingerprints(store).items())).encode()
-    return hashlib.sha256(payload).hexdigest()[:16]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -328,6 +329,14 @@ def build_report(
     for name, answered in item_sets.items():
         if len(answered) < len(items):
             notes.append(f"{name} answered {len(answered)} of the {len(items)} items.")
+    for run in loaded:
+        notes.extend(_run_notes(run.name, run.manifest, run.records))
+    fingerprints = {run.manifest.items_fingerprint for run in loaded} - {None}
+    if len(fingerprints) > 1:
+        notes.append(
+            "The runs are runs of different item sets: each runner's concordance is over its "
+            "own items, and paired comparisons over the items both answered."
+        )
     return EvaluationReport(
         created=dt.datetime.now(dt.UTC).replace(microsecond=0),
         mock=any(run.manifest.mock or any(r.answer.mock for r in run.records) for run in loaded),
@@ -346,6 +355,26 @@ def build_report(
         error_items=error_items,
         notes=notes,
     )
+
+
+def _run_notes(name: str, manifest: RunManifest, records: Sequence[RunRecord]) -> list[str]:
+    """What the report must say about one run that is not finished or has failed items."""
+    notes = []
+    crashed = Counter(r.error.kind for r in records if r.error is not None)
+    if crashed:
+        kinds = ", ".join(f"{kind} ×{n}" for kind, n in crashed.most_common())
+        notes.append(
+            f"{name}: {sum(crashed.values())} answer(s) failed by an unexpected error ({kinds}) "
+            "and count as failed answers; resume the run to retry them."
+        )
+    if manifest.items is not None:
+        missing = len(set(manifest.items) - {r.item.id for r in records})
+        if missing:
+            notes.append(
+                f"{name}: {missing} of the run's {len(manifest.items)} items have no answer "
+                "(the run did not finish; resume it)."
+            )
+    return notes
 
 
 # --------------------------------------------------------------------------- renderers

@@ -18,6 +18,7 @@ from typing import Any
 
 from recordagent.errors import UserError
 from recordagent.evaluation.labels import Severity
+from recordagent.evaluation.paths import path_kind
 from recordagent.evaluation.report import ErrorItem
 
 __all__ = [
@@ -90,12 +91,17 @@ def write_review(errors: Sequence[ErrorItem], path: str | Path) -> Path:
     suffix = file.suffix.lower()
     if suffix not in {".csv", ".html", ".htm"}:
         raise UserError(f"{file}: an error review is written as .csv or .html, not '{suffix}'")
-    if not file.parent.is_dir():
+    if path_kind(file.parent, "folder for the error review") != "folder":
         raise UserError(f"folder for the error review does not exist: {file.parent}")
-    if suffix == ".csv":
-        write_review_csv(errors, file)
-    else:
-        file.write_text(render_review_html(errors), encoding="utf-8")
+    if path_kind(file, "error review") == "folder":
+        raise UserError(f"error review {file} is a folder; give a file name")
+    try:
+        if suffix == ".csv":
+            write_review_csv(errors, file)
+        else:
+            file.write_text(render_review_html(errors), encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write the error review {file}: {exc.strerror or exc}") from exc
     return file
 
 
@@ -118,7 +124,7 @@ def import_review(path: str | Path) -> dict[tuple[str, str], Severity]:
             (the message names the file, the data row and the field).
     """
     file = Path(path)
-    if not file.is_file():
+    if path_kind(file, "error review") != "file":
         raise UserError(f"no error review at {file}")
     try:
         with file.open(encoding="utf-8-sig", newline="") as source:

@@ -1,4 +1,11 @@
-"""The evaluation run: every item answered by one runner, scored and logged as it finishes."""
+"""The evaluation run: every item answered by one runner, scored and logged as it finishes.
+
+An item whose runner (or scorer) raises an unexpected exception — a bug — does not end the run:
+it is logged as a failed record with the exception's kind (:class:`~recordagent.evaluation.log.
+ItemError`), the other items go on, and a resumed run retries it. A :class:`UserError` (other
+than a model's) is the user's to fix and ends the run with that one error; the items finished
+before it stay in the log.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +13,15 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from recordagent.errors import UserError
-from recordagent.evaluation.judge import judge_answer
-from recordagent.evaluation.log import RunLog, RunRecord
-from recordagent.evaluation.scorers import score_answer
+from recordagent.errors import ModelError, UserError
+from recordagent.evaluation.judge import JudgeResult, judge_answer
+from recordagent.evaluation.log import ItemError, RunLog, RunRecord, item_fingerprint
+from recordagent.evaluation.scorers import Score, score_answer
 from recordagent.llm.client import ChatModel
 from recordagent.questions.items import EvalItem
 from recordagent.records.db import RecordStore
 from recordagent.records.scope import PatientScope
-from recordagent.runners._base import Runner
+from recordagent.runners._base import Answer, Runner
 
 if TYPE_CHECKING:
     from recordagent.evaluation.labels import ReferenceLabel
@@ -60,16 +67,22 @@ async def run_items(
     are given (items without one are 'ungraded'); without references they are logged unscored,
     to be scored later with :func:`~recordagent.evaluation.log.rescore`. Free-text items are
     graded by the ``judge`` model (with ``rubric``) when one is given, and its verdict is stored
-    in the record; without a judge they are 'ungraded'. At most
-    ``concurrency`` items run at once; a bug in a runner stops the run, and the items finished
-    before it stay in the log for a resume.
+    in the record (without the judge's wording); without a judge they are 'ungraded'. At most
+    ``concurrency`` items run at once.
+
+    An item whose runner or scorer raises an unexpected exception (a bug) is logged as a
+    failed record with the exception's kind in ``error`` (its answer has status 'failed'), and
+    the run goes on; :meth:`RunLog.failed_item_ids` lists such items, and a later call on the
+    same log retries them.
 
     Returns:
         The records of ``items``, in their order (those from an earlier, resumed run included).
 
     Raises:
         UserError: The log belongs to another runner or model, or says mock when the model is
-            not (or the reverse); an item's patient is not in the store.
+            not (or the reverse); the log is of another item set, or holds items that are not
+            in ``items``; an item's patient is not in the store; the log cannot be written; the
+            runner raised a UserError (the items finished before it stay in the log).
         ValueError: Two items share an id, or ``concurrency`` is below 1.
     """
     if concurrency < 1:
@@ -79,6 +92,7 @@ async def run_items(
     if len(set(ids)) != len(ids):
         twice = sorted({i for i in ids if ids.count(i) > 1})
         raise ValueError(f"item ids must be unique; repeated: {', '.join(twice[:5])}")
+    _check_items(log, items)
     # Every patient is checked before the first model call: a typo should not cost a run.
     scopes = {pid: store.scope(pid) for pid in dict.fromkeys(item.patient_id for item in items)}
     lengths = {pid: record_length(scope) for pid, scope in scopes.items()}
@@ -91,25 +105,45 @@ async def run_items(
     progress(finished, total)
     gate = asyncio.Semaphore(concurrency)
 
+    async def scored(item: EvalItem) -> tuple[Answer, Score | None, JudgeResult | None]:
+        result = await runner.run(item, scopes[item.patient_id], model)
+        if references is None:
+            return result, None, None
+        reference = references.get(item.id)
+        verdict = None
+        if (
+            judge is not None
+            and item.answer.type == "text"
+            and reference is not None
+            and reference.value is not None
+            and result.value is not None
+        ):
+            # Free text only: every other type has a structured scorer. The log keeps the
+            # verdict, not the judge's words, and the score is made from what the log keeps.
+            judged = await judge_answer(
+                judge, item, str(result.value), str(reference.value), rubric
+            )
+            verdict = judged.for_log()
+        return result, score_answer(item, result, reference, judge_verdict=verdict), verdict
+
     async def answer(item: EvalItem) -> None:
         nonlocal finished
+        error = None
         async with gate:
-            result = await runner.run(item, scopes[item.patient_id], model)
-        score, verdict = None, None
-        if references is not None:
-            reference = references.get(item.id)
-            if (
-                judge is not None
-                and item.answer.type == "text"
-                and reference is not None
-                and reference.value is not None
-                and result.value is not None
-            ):
-                # Free text only: every other type has a structured scorer.
-                verdict = await judge_answer(
-                    judge, item, str(result.value), str(reference.value), rubric
-                )
-            score = score_answer(item, result, reference, judge_verdict=verdict)
+            try:
+                result, score, verdict = await scored(item)
+            except ModelError as exc:
+                # A runner is meant to turn model faults into failed answers; one that does
+                # not has a bug like any other exception.
+                error = ItemError.of(exc)
+            except UserError:
+                raise
+            except Exception as exc:
+                error = ItemError.of(exc)
+        if error is not None:
+            result = _failed(item, runner, model)
+            score = _failed_score(item, result, references)
+            verdict = None
         documents, tokens = lengths[item.patient_id]
         # append() is synchronous: records never interleave, whatever the concurrency.
         log.append(
@@ -120,17 +154,87 @@ async def run_items(
                 judge=verdict,
                 record_tokens=tokens,
                 record_documents=documents,
+                error=error,
             )
         )
         finished += 1
         progress(finished, total)
 
-    async with asyncio.TaskGroup() as group:
-        for item in todo:
-            group.create_task(answer(item))
+    try:
+        async with asyncio.TaskGroup() as group:
+            for item in todo:
+                group.create_task(answer(item))
+    except BaseExceptionGroup as failure:
+        # Only UserErrors leave answer(): the first is the run's one error line.
+        first = _first_user_error(failure)
+        if first is None:
+            raise
+        raise first from None
 
     by_id = {record.item.id: record for record in log.records}
     return [by_id[item_id] for item_id in ids]
+
+
+def _failed(item: EvalItem, runner: Runner, model: ChatModel) -> Answer:
+    """The placeholder answer of an item whose runner raised: failed, no value, no trace."""
+    return Answer(
+        item_id=item.id,
+        runner=runner.name,
+        prompt_version=runner.prompt_version,
+        model=model.name,
+        mock=model.is_mock,
+        status="failed",
+        value=[] if item.answer.type == "list" else None,
+        text="",
+    )
+
+
+def _failed_score(
+    item: EvalItem, answer: Answer, references: Mapping[str, ReferenceLabel] | None
+) -> Score | None:
+    """A failed item scores as any failed answer does (incorrect), if it can be scored."""
+    if references is None:
+        return None
+    try:
+        return score_answer(item, answer, references.get(item.id))
+    except Exception:  # the scorer itself may be what failed: the record is then unscored
+        return None
+
+
+def _first_user_error(group: BaseExceptionGroup) -> UserError | None:
+    for exc in group.exceptions:
+        if isinstance(exc, UserError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            inner = _first_user_error(exc)
+            if inner is not None:
+                return inner
+    return None
+
+
+def _check_items(log: RunLog, items: Sequence[EvalItem]) -> None:
+    """Refuse to pool two item sets in one log (a log is a run of its items, and only those)."""
+    manifest = log.manifest
+    given = {item.id: item_fingerprint(item) for item in items}
+    if manifest.items is not None and manifest.items != given:
+        new = sorted(set(given) - set(manifest.items))
+        gone = sorted(set(manifest.items) - set(given))
+        changed = sorted(
+            i for i in set(given) & set(manifest.items) if given[i] != manifest.items[i]
+        )
+        raise UserError(
+            f"the run log {log.path} is a run of {len(manifest.items)} items; these are "
+            f"{len(given)}: {len(new)} not in the run, {len(gone)} of the run's missing, "
+            f"{len(changed)} changed. Run the same items, or start a new log for these"
+        )
+    foreign = [r.item.id for r in log.records if given.get(r.item.id) != item_fingerprint(r.item)]
+    if foreign:
+        shown = ", ".join(repr(i) for i in sorted(foreign)[:3])
+        raise UserError(
+            f"the run log {log.path} holds {len(foreign)} item(s) that are not among the items "
+            f"given ({shown}): it is a log of another item set. Run its items, or start a new "
+            "log for these"
+        )
 
 
 def _check_log(log: RunLog, runner: Runner, model: ChatModel) -> None:

@@ -252,9 +252,11 @@ def _judged(value: Any, reference: Any, verdict: JudgeVerdict | JudgeResult | No
     else:
         scorer = "judge"
         decided = verdict
+    # A verdict read from a run log has no rationale (logs keep no judge wording).
+    said = _one_line(decided.rationale) or ("correct" if decided.correct else "incorrect")
     return Score(
         state="correct" if decided.correct else "incorrect",
-        explanation=f"{head}: {label}: {_one_line(decided.rationale)}",
+        explanation=f"{head}: {label}: {said}",
         scorer=scorer,
     )
 

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from recordagent.errors import UserError
+from recordagent.evaluation.paths import path_kind
 
 __all__ = ["PLACEHOLDER_KEY", "Suite", "load_suite"]
 
@@ -106,7 +107,10 @@ def load_suite(path: str | Path) -> Suite:
             invalid (the message names the file and the field).
     """
     file = Path(path)
-    if not file.is_file():
+    kind = path_kind(file, "suite file")
+    if kind == "folder":
+        raise UserError(f"suite file {file} is a folder, not a YAML file")
+    if kind != "file":
         raise UserError(f"suite file {file} does not exist")
     try:
         raw = yaml.safe_load(file.read_text(encoding="utf-8"))
@@ -118,8 +122,8 @@ def load_suite(path: str | Path) -> Suite:
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"suite file {file}: cannot be read: {exc}") from exc
     if not isinstance(raw, dict):
-        kind = type(raw).__name__
-        raise UserError(f"suite file {file}: expected a mapping of fields, got {kind}")
+        got = type(raw).__name__
+        raise UserError(f"suite file {file}: expected a mapping of fields, got {got}")
     if raw.get(PLACEHOLDER_KEY):
         raise UserError(f"suite file {file} is a placeholder: {raw[PLACEHOLDER_KEY]}")
     try:

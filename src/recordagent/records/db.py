@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -11,14 +14,25 @@ import duckdb
 import polars as pl
 
 from recordagent.errors import UserError
+from recordagent.records.ids import normalise_id
 from recordagent.records.migrations import MIGRATIONS
+from recordagent.records.patient_database import PatientDatabases
 from recordagent.records.search_index import index_missing_sources
 from recordagent.settings import StoreSettings
 
 if TYPE_CHECKING:
     from recordagent.records.scope import PatientScope
 
-__all__ = ["RecordStore", "connect", "data_version", "first_row", "query_frame"]
+__all__ = [
+    "RecordStore",
+    "connect",
+    "damaged_store_error",
+    "data_version",
+    "error_chain",
+    "first_row",
+    "query_frame",
+    "store_file_error",
+]
 
 MEMORY = ":memory:"
 _DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
@@ -34,6 +48,8 @@ class RecordStore:
         # shared by every scope of the store, since tools run the same statements for every
         # patient.
         self.checked_scope_sql: dict[str, tuple[str, ...]] = {}
+        # Where scopes' SQL runs: each patient's rows copied into a database of their own.
+        self.patient_databases = PatientDatabases()
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
@@ -56,14 +72,20 @@ class RecordStore:
 
     def patient_ids(self) -> list[str]:
         """Every patient id in the store, sorted."""
-        rows = self._con.execute("SELECT patient_id FROM patients ORDER BY patient_id").fetchall()
+        with self._con.cursor() as cursor:
+            rows = cursor.execute("SELECT patient_id FROM patients ORDER BY patient_id").fetchall()
         return [r[0] for r in rows]
 
     def has_patient(self, patient_id: str) -> bool:
         """Whether the store holds a patient with this id."""
-        row = self._con.execute(
-            "SELECT count(*) FROM patients WHERE patient_id = $pid", {"pid": patient_id}
-        ).fetchall()[0]
+        if not _storable(patient_id):
+            return False  # DuckDB holds UTF-8 text only: no stored id has a lone surrogate
+        patient_id = normalise_id(patient_id)  # as every loader stored it
+        # A cursor: scopes are made from worker threads while the connection may be busy.
+        with self._con.cursor() as cursor:
+            row = cursor.execute(
+                "SELECT count(*) FROM patients WHERE patient_id = $pid", {"pid": patient_id}
+            ).fetchall()[0]
         return bool(row and row[0])
 
     def scope(self, patient_id: str) -> PatientScope:
@@ -74,6 +96,7 @@ class RecordStore:
 
     def close(self) -> None:
         """Close the connection; the store object is unusable afterwards."""
+        self.patient_databases.clear()
         self._con.close()
 
     def __enter__(self) -> RecordStore:
@@ -99,6 +122,14 @@ def data_version(connection: duckdb.DuckDBPyConnection) -> str:
             "ORDER BY source_id), '') FROM sources"
         ).fetchall()
     return str(rows[0][0]) if rows else ""
+
+
+def _storable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def first_row(rows: list[tuple[Any, ...]]) -> tuple[Any, ...] | None:
@@ -128,24 +159,14 @@ def connect(
         read_only: Open an existing file without writing to it (no migrations run).
 
     Raises:
-        UserError: The file cannot be opened, is not a recordagent store, or was written by a
-            newer recordagent.
+        UserError: The file cannot be opened (missing, a folder, unreadable, read-only on disk
+            where it must be written, in use by another process), is damaged, is not a
+            recordagent store, or was written by a newer recordagent.
     """
     settings = settings or StoreSettings()
     location = str(path)
     if location != MEMORY:
-        file = Path(location)
-        if read_only and not file.exists():
-            raise UserError(f"no record store at {file}")
-        if not file.parent.exists():
-            raise UserError(f"folder for the record store does not exist: {file.parent}")
-        if file.is_dir():
-            raise UserError(f"{file} is a folder, not a record store file")
-        if file.is_file() and file.stat().st_size > 0 and not _is_duckdb_file(file):
-            raise UserError(
-                f"{file} is not a DuckDB database, so not a record store; a record store is "
-                "the file written by `recordagent load BUNDLE --db STORE.duckdb`"
-            )
+        _check_store_path(Path(location), read_only=read_only)
     config: dict[str, str | bool | int | float | list[str]] = {}
     if settings.threads is not None:
         config["threads"] = settings.threads
@@ -154,7 +175,8 @@ def connect(
     try:
         con = duckdb.connect(location, read_only=read_only, config=config)
     except duckdb.Error as exc:
-        raise UserError(f"cannot open record store {location}: {exc}") from exc
+        known = store_file_error(exc, location)
+        raise known or UserError(f"cannot open record store {location}: {exc}") from exc
     try:
         if read_only:
             if _check_version(con, location) < MIGRATIONS[-1].version:
@@ -165,10 +187,133 @@ def connect(
         else:
             _migrate(con, location)
             index_missing_sources(con)  # stores loaded before the search index existed
+    except duckdb.Error as exc:
+        # Opening reads only the file's header; a damaged block or a file that cannot be
+        # written shows up here, when the schema version is read or a migration writes.
+        con.close()
+        known = store_file_error(exc, location)
+        if known is None:
+            raise
+        raise known from exc
     except BaseException:
         con.close()
         raise
     return RecordStore(con, location)
+
+
+def error_chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it was raised from or while handling, each once."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending.extend(e for e in (current.__context__, current.__cause__) if e is not None)
+
+
+def damaged_store_error(exc: BaseException, location: str | None = None) -> UserError | None:
+    """The UserError for a DuckDB error that says a store file is damaged, or ``None``.
+
+    DuckDB finds damage (a checksum mismatch, a truncated file, an unreadable WAL) when it first
+    reads the damaged part, which may be at open, at the first query or deep into a session.
+    ``exc`` and the exceptions it was raised from are looked at: a cleanup statement that fails
+    afterwards must not hide the damage.
+
+    Args:
+        exc: The error raised while using the store.
+        location: The store file, for the message.
+    """
+    for error in error_chain(exc):
+        if isinstance(error, duckdb.Error) and any(m in str(error) for m in _DAMAGE_MARKERS):
+            where = f"the record store {location}" if location else "the record store"
+            return UserError(
+                f"{where} is damaged and cannot be read ({_first_line(error)}); restore it "
+                "from a backup, or delete it and load the data again"
+            )
+    return None
+
+
+def store_file_error(exc: BaseException, location: str | None = None) -> UserError | None:
+    """The UserError for a DuckDB error that says what is wrong with a store *file*, or ``None``.
+
+    Recognised, in ``exc`` and the exceptions it was raised from: a damaged file
+    (:func:`damaged_store_error`), a file in use by another process, and a file or folder that
+    cannot be written (permissions, read-only file system).
+
+    Args:
+        exc: The error raised while opening or using the store.
+        location: The store file, for the message.
+
+    Returns:
+        The error to raise instead, or ``None`` when ``exc`` is not about the store file (a
+        bug, or an error the caller reports itself).
+    """
+    damaged = damaged_store_error(exc, location)
+    if damaged is not None:
+        return damaged
+    where = f"the record store {location}" if location else "the record store"
+    for error in error_chain(exc):
+        if not isinstance(error, duckdb.Error):
+            continue
+        message = str(error)
+        if _LOCK_MARKER in message:
+            pid = _HOLDER_PID.search(message)
+            holder = f" (PID {pid.group(1)})" if pid else ""
+            return UserError(
+                f"{where} is in use by another process{holder}: one process at a time may "
+                "write a store; try again when it has finished"
+            )
+        if any(marker in message for marker in _PERMISSION_MARKERS):
+            return UserError(
+                f"{where} cannot be written here ({_first_line(error)}): make the file and its "
+                "folder writable, or open the store read-only"
+            )
+    return None
+
+
+# How DuckDB words errors about the file itself (duckdb 1.x-2.x). Corruption surfaces when a
+# damaged block is first read, which may be long after the file was opened.
+_DAMAGE_MARKERS = (
+    "Corrupt database file",
+    "Could not read enough bytes",
+    "Corrupt WAL file",
+    "Failure while replaying WAL",
+    "not a valid DuckDB database file",
+)
+_LOCK_MARKER = "Could not set lock on file"
+_HOLDER_PID = re.compile(r"\(PID (\d+)\)")
+_PERMISSION_MARKERS = ("Permission denied", "Operation not permitted", "Read-only file system")
+
+
+def _first_line(error: BaseException, limit: int = 200) -> str:
+    lines = str(error).strip().splitlines()
+    text = lines[0] if lines else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_store_path(file: Path, *, read_only: bool) -> None:
+    """Refuse a path that cannot hold a store, before DuckDB creates or locks anything."""
+    try:
+        if read_only and not file.exists():
+            raise UserError(f"no record store at {file}")
+        if not file.parent.exists():
+            raise UserError(f"folder for the record store does not exist: {file.parent}")
+        if not file.parent.is_dir():
+            raise UserError(f"{file.parent} is a file, not a folder, so it cannot hold {file}")
+        if file.is_dir():
+            raise UserError(f"{file} is a folder, not a record store file")
+        if file.exists() and not file.is_file():
+            raise UserError(f"{file} is not a regular file, so not a record store")
+        if file.is_file() and file.stat().st_size > 0 and not _is_duckdb_file(file):
+            raise UserError(
+                f"{file} is not a DuckDB database, so not a record store; a record store is "
+                "the file written by `recordagent load BUNDLE --db STORE.duckdb`"
+            )
+    except OSError as exc:  # a name too long, a file that cannot be read, ...
+        raise UserError(f"cannot use {file} as a record store: {exc.strerror or exc}") from None
 
 
 def _is_duckdb_file(file: Path) -> bool:
@@ -234,5 +379,12 @@ def _migrate(con: duckdb.DuckDBPyConnection, location: str) -> None:
             )
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            _roll_back(con)
             raise
+
+
+def _roll_back(con: duckdb.DuckDBPyConnection) -> None:
+    # DuckDB aborts the transaction itself when a statement is interrupted (Ctrl-C) or fails to
+    # write; a ROLLBACK then fails too, and must not replace the error that says why.
+    with contextlib.suppress(duckdb.Error):
+        con.execute("ROLLBACK")

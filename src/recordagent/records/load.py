@@ -8,7 +8,9 @@ exactly as it was. Loading the same files again is a no-op (their fingerprint is
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,10 +28,13 @@ from recordagent.records.bundle import (
     BundleFiles,
     find_bundle_files,
     fingerprint_files,
+    read_regular_bytes,
     read_table,
+    special_file_kind,
 )
 from recordagent.records.chunking import Chunker
 from recordagent.records.db import RecordStore, first_row
+from recordagent.records.ids import invisible_character
 from recordagent.records.schema import BUNDLE_TABLES
 from recordagent.records.search_index import build_index_rows, insert_index
 from recordagent.records.terms import Vocabulary, load_vocabulary
@@ -49,6 +54,7 @@ __all__ = [
     "register_source",
     "set_source_counts",
     "source_by_name",
+    "source_name",
     "source_with_fingerprint",
 ]
 
@@ -74,6 +80,11 @@ class LoadReport(BaseModel):
     tokenizer: str = Field(default="", description="What counted the tokens.")
     ignored_files: list[str] = Field(
         default_factory=list, description="Files in the bundle folder that are not bundle tables."
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Changes made to values while loading them, with counts: leap seconds "
+        "stored as second 59.999999, digits below a microsecond truncated.",
     )
     seconds: dict[str, float] = Field(
         default_factory=dict,
@@ -115,7 +126,7 @@ def load_bundle(
     clock = time.perf_counter()
 
     files = find_bundle_files(path)
-    name = source or files.root.resolve().name
+    name = source_name(source, files.root.resolve().name)
     all_paths = list(files.tables.values())
     frames: dict[str, pl.DataFrame] = {}
     labels: dict[str, str] = {}
@@ -240,6 +251,7 @@ def load_bundle(
         tokenizer=chunker.tokenizer.description,
         ignored_files=list(files.ignored),
         seconds={k: round(timings[k], 4) for k in ("read", "validate", "chunk", "index", "write")},
+        warnings=list(log.warnings),
     )
 
 
@@ -289,24 +301,79 @@ def _read_document_folder(files: BundleFiles, log: ProblemLog) -> tuple[pl.DataF
             continue
         if not target.is_relative_to(folder):
             log.add(
-                LoadProblem(label, f"'{name}' points outside the documents folder", row, "file")
+                LoadProblem(
+                    label,
+                    f"'{name}' leads to '{target}', outside the documents folder",
+                    row,
+                    "file",
+                )
             )
             texts.append(None)
             continue
-        try:
-            # Bytes, not read_text: universal newlines would rewrite the document's line ends.
-            texts.append(target.read_bytes().decode("utf-8"))
+        text, problem = _document_text(target, name)
+        if problem is not None:
+            log.add(LoadProblem(label, problem, row, "file"))
+        else:
             paths.append(target)
-        except FileNotFoundError:
-            log.add(LoadProblem(label, f"text file '{name}' not found", row, "file"))
-            texts.append(None)
-        except (UnicodeDecodeError, OSError) as exc:
-            log.add(LoadProblem(label, f"cannot read '{name}' as UTF-8 text: {exc}", row, "file"))
-            texts.append(None)
+        texts.append(text)
     frame = manifest.drop("file").with_columns(pl.Series("text", texts, dtype=pl.String))
     # Rows whose file could not be read are reported already; keep them out of later checks.
     unread = [row for row, text in zip(manifest[ROW_COLUMN], texts, strict=True) if text is None]
     return frame.filter(~pl.col(ROW_COLUMN).is_in(unread)), paths
+
+
+def _document_text(path: Path, name: str) -> tuple[str | None, str | None]:
+    """A document file's text, or why it cannot be loaded (named as the manifest names it)."""
+    try:
+        kind = special_file_kind(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return None, f"text file '{name}' not found"
+    except OSError as exc:
+        return None, f"cannot read '{name}': {exc.strerror or exc}"
+    if kind is not None:
+        # Never opened: reading a named pipe waits for a writer, a device may never end.
+        return None, f"'{name}' is {kind}, not a regular file"
+    try:
+        # Bytes, not read_text: universal newlines would rewrite the document's line ends.
+        data = read_regular_bytes(path)
+    except OSError as exc:
+        return None, f"cannot read '{name}': {exc.strerror or exc}"
+    if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)) or data.startswith(
+        (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+    ):
+        return None, f"'{name}' is UTF-16 (or UTF-32) text; save it as UTF-8"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, (
+            f"'{name}' is not UTF-8 text (byte 0x{data[exc.start]:02X} at offset {exc.start}); "
+            "save it as UTF-8"
+        )
+    # A byte order mark says how the file is encoded; it is not part of the document.
+    return text.removeprefix("\ufeff"), None
+
+
+def source_name(source: str | None, default: str) -> str:
+    """The name a load registers under: ``source`` when given, else ``default``.
+
+    Raises:
+        UserError: ``source`` is empty, or holds characters no name should (controls,
+            invisible format characters, or lone surrogates that are not text at all).
+    """
+    if source is None:
+        return default
+    name = source.strip()
+    if not name:
+        raise UserError("the source name is empty; give a visible name or leave it out")
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in name):
+        raise UserError(f"the source name {name!r} is not valid UTF-8 text")
+    invisible = invisible_character(name)
+    if invisible is not None:
+        raise UserError(
+            f"the source name {name!r} contains the invisible character {invisible}; "
+            "give a visible name"
+        )
+    return name
 
 
 def source_with_fingerprint(store: RecordStore, name: str, fingerprint: str) -> str | None:

@@ -1,26 +1,30 @@
 """PatientScope: one patient's record, and nothing else.
 
-Every query a scope runs is wrapped so that the record tables it names (``patients``,
-``documents``, ``chunks``, ``chunk_terms``, ``labs``, ``events``) resolve to that patient's rows
-only, filtered by the patient id as a bound parameter. Isolation is therefore structural: a
-query cannot forget the filter, and no argument can widen it. The SQL is checked on DuckDB's
-parse tree before it runs (once per statement and store). Tools never pass SQL from a model;
-the SQL here is library code.
+A scope's SQL runs on a database that holds only this patient's rows
+(:mod:`recordagent.records.patient_database`): an in-memory copy of the patient's rows of the
+record tables (``patients``, ``documents``, ``chunks``, ``chunk_terms``, ``labs``, ``events``),
+which cannot read files or attach other databases. Isolation is therefore by construction: no
+SQL, however it names a table, can reach another patient's rows, because none are there. The SQL
+must be one SELECT statement (checked on DuckDB's parse tree, once per statement and store).
+Tools never pass SQL from a model; the SQL here is library code, or an analyst's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import duckdb
 import polars as pl
 from pydantic import BaseModel
 
 from recordagent.errors import UserError
 from recordagent.records.db import data_version, query_frame
+from recordagent.records.ids import normalise_id
+from recordagent.records.patient_database import PATIENT_TABLES
 from recordagent.records.schema import Chunk, Document, Event, LabValue, Patient
 
 if TYPE_CHECKING:
@@ -28,18 +32,9 @@ if TYPE_CHECKING:
 
 __all__ = ["CHUNK_TEXT", "PatientScope", "as_datetime"]
 
-SCOPED_TABLES = ("patients", "documents", "chunks", "chunk_terms", "labs", "events")
-_SCOPED = {t: f"SELECT * FROM main.{t} WHERE patient_id = $patient_id" for t in SCOPED_TABLES}
 # Chunks hold offsets; a query that wants their text cuts it from the document with
 # CHUNK_TEXT (joining documents d), so queries that do not need it pay no join.
 CHUNK_TEXT = "substr(d.text, c.char_start + 1, c.char_end - c.char_start)"
-# Library SQL may open with its own WITH clause; its CTEs then join the scoped ones.
-_LEADING_WITH = re.compile(r"\A\s*WITH\s+(RECURSIVE\s+)?", re.IGNORECASE)
-# Table references a scoped query may contain. Anything else (table functions such as read_csv
-# or glob, SHOW/DESCRIBE, references added by future DuckDB versions) is refused: fail closed.
-_ALLOWED_TABLE_REFS = frozenset(
-    {"BASE_TABLE", "JOIN", "SUBQUERY", "EXPRESSION_LIST", "EMPTY", "PIVOT"}
-)
 _RowT = TypeVar("_RowT", bound=BaseModel)
 _T = TypeVar("_T")
 
@@ -58,10 +53,14 @@ class PatientScope:
     def __init__(self, store: RecordStore, patient_id: str) -> None:
         if not isinstance(patient_id, str) or not patient_id:
             raise UserError("a patient scope needs a non-empty patient id")
-        if not store.has_patient(patient_id):
-            raise UserError(f"no patient '{patient_id}' in the record store")
+        if store.has_patient(patient_id):
+            patient_id = normalise_id(patient_id)  # the stored form of the id
+        else:
+            # repr: an id with control characters or lone surrogates is shown, not obeyed.
+            raise UserError(f"no patient {patient_id!r} in the record store")
         self._patient_id = patient_id
         self._connection = store.connection
+        self._databases = store.patient_databases
         self._checked_sql = store.checked_scope_sql
         self._memo: dict[str, tuple[str, Any]] = {}
 
@@ -95,24 +94,29 @@ class PatientScope:
     # -- raw access for library code -------------------------------------------------------
 
     def fetch(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        """Run library SQL over this patient's rows; ``$name`` placeholders bind ``params``.
+        """Run one SELECT over this patient's rows; ``$name`` placeholders bind ``params``.
+
+        The SQL sees a database holding only this patient's rows of the record tables, under
+        their usual names; it cannot read files or other databases.
 
         Raises:
-            ValueError: The SQL is not one SELECT; names a table other than the unqualified
-                record tables (or qualifies one, or defines a CTE that shadows a table); calls a
-                table function (file readers, ``glob``); or a parameter rebinds ``patient_id``.
+            ValueError: The SQL is not one SELECT statement, tries to read a file or another
+                database, or a parameter is named ``patient_id`` (the scope's own).
+            duckdb.Error: The SQL fails, e.g. it names a table that is not a record table.
         """
-        query, bound = self._prepare(sql, params)
-        with self._connection.cursor() as cursor:
-            return cursor.execute(query, bound).fetchall()
+        tables, bound = self._prepare(sql, params)
+        with self._cursor(tables) as cursor, _outside_access_refused():
+            return cursor.execute(sql, bound).fetchall()
 
     def frame(self, sql: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
         """Like :meth:`fetch`, returning a polars DataFrame."""
-        query, bound = self._prepare(sql, params)
-        with self._connection.cursor() as cursor:
-            return query_frame(cursor, query, bound)
+        tables, bound = self._prepare(sql, params)
+        with self._cursor(tables) as cursor, _outside_access_refused():
+            return query_frame(cursor, sql, bound)
 
-    def _prepare(self, sql: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    def _prepare(
+        self, sql: str, params: Mapping[str, Any] | None
+    ) -> tuple[tuple[str, ...], dict[str, Any]]:
         tables = self._checked_sql.get(sql)
         if tables is None:
             tables = self._check_sql(sql)
@@ -120,23 +124,20 @@ class PatientScope:
         bound = dict(params or {})
         if "patient_id" in bound:
             raise ValueError("'patient_id' is bound by the scope and cannot be passed")
-        if not tables:
-            return sql, bound
-        bound["patient_id"] = self._patient_id
-        return _with_scoped_tables(sql, tables), bound
+        return tables, bound
+
+    def _cursor(self, tables: tuple[str, ...]) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        """A cursor on this patient's database, holding current copies of ``tables``."""
+        return self._databases.cursor(self._connection, self._patient_id, tables)
 
     def _check_sql(self, sql: str) -> tuple[str, ...]:
-        """Refuse SQL that could read anything but this patient's rows; name the tables it reads.
+        """Refuse anything but one SELECT; name the record tables it reads (to copy them).
 
-        The check runs on DuckDB's own parse tree, not on the text, so quoting, comments and
-        odd spacing cannot hide a qualified name, a file read or a second statement.
+        Not a guard of isolation (the database a scope's SQL runs on holds one patient only):
+        it keeps statements that write or configure out, and says which tables to copy.
         """
         with self._connection.cursor() as cursor:
             row = cursor.execute("SELECT json_serialize_sql($sql)", {"sql": sql}).fetchone()
-            tables = {
-                name
-                for (name,) in cursor.execute("SELECT table_name FROM duckdb_tables()").fetchall()
-            }
         tree: dict[str, Any] = json.loads(row[0]) if row else {"error": True}
         if tree.get("error"):
             raise ValueError(
@@ -144,40 +145,22 @@ class PatientScope:
             )
         if len(tree["statements"]) != 1:
             raise ValueError(f"scoped SQL must be one SELECT statement, got: {sql!r}")
-        nodes = list(_tree_nodes(tree["statements"]))
-        cte_names = {name for node in nodes for name in _cte_names(node)}
-        if clash := cte_names & (tables | set(SCOPED_TABLES)):
-            raise ValueError(f"scoped SQL may not define CTEs named like tables: {sorted(clash)}")
-        allowed = set(SCOPED_TABLES) | cte_names
-        for node in filter(_is_table_ref, nodes):
-            kind = node["type"]
-            if kind not in _ALLOWED_TABLE_REFS:
-                raise ValueError(f"scoped SQL may not use {kind.lower()} references: {sql!r}")
-            if kind == "BASE_TABLE" and (
-                node.get("catalog_name")
-                or node.get("schema_name")
-                or node.get("table_name") not in allowed
-            ):
-                name = ".".join(n for n in _qualified(node) if n)
-                raise ValueError(
-                    f"scoped SQL may name only the unqualified record tables "
-                    f"{', '.join(SCOPED_TABLES)}; it names {name!r}"
-                )
+        # DuckDB identifiers are case-insensitive: LABS and "Labs" are labs. A CTE named like a
+        # record table still gets the table copied; copying more than needed is harmless.
         named = {
-            str(node.get("table_name"))
-            for node in nodes
+            str(node.get("table_name") or "").lower()
+            for node in _tree_nodes(tree["statements"])
             if node["type"] == "BASE_TABLE" and _is_table_ref(node)
         }
-        # Only the record tables the query reads get a patient-filtered CTE: less to bind.
-        return tuple(t for t in SCOPED_TABLES if t in named - cte_names)
+        return tuple(t for t in PATIENT_TABLES if t in named)
 
     def _models(
         self, model: type[_RowT], sql: str, params: Mapping[str, Any] | None = None
     ) -> list[_RowT]:
-        query, bound = self._prepare(sql, params)
+        tables, bound = self._prepare(sql, params)
         # A cursor per query: DuckDB cursors are single-threaded, scopes may be shared.
-        with self._connection.cursor() as cursor:
-            cursor.execute(query, bound)
+        with self._cursor(tables) as cursor, _outside_access_refused():
+            cursor.execute(sql, bound)
             names = [d[0] for d in cursor.description or ()]
             rows = cursor.fetchall()
         return [model.model_validate(dict(zip(names, row, strict=True))) for row in rows]
@@ -211,7 +194,7 @@ class PatientScope:
 
     def document(self, document_id: str) -> Document | None:
         """One document by id, or None if this patient has no such document."""
-        found = self.documents(document_ids=[document_id])
+        found = self.documents(document_ids=[normalise_id(document_id)])
         return found[0] if found else None
 
     def chunks(self, *, document_ids: Iterable[str] | None = None) -> list[Chunk]:
@@ -276,11 +259,16 @@ class PatientScope:
         return dict(zip(("documents", "chunks", "labs", "events"), map(int, row), strict=True))
 
 
-def _with_scoped_tables(sql: str, tables: tuple[str, ...]) -> str:
-    ctes = ", ".join(f"{t} AS NOT MATERIALIZED ({_SCOPED[t]})" for t in tables)
-    if match := _LEADING_WITH.match(sql):
-        return f"WITH {match.group(1) or ''}{ctes},\n{sql[match.end() :]}"
-    return f"WITH {ctes}\n{sql}"
+@contextmanager
+def _outside_access_refused() -> Iterator[None]:
+    """DuckDB's refusal of a file read, said as what it is for the author of the SQL."""
+    try:
+        yield
+    except duckdb.PermissionException as exc:
+        raise ValueError(
+            "scoped SQL may not read files or databases outside the patient's record "
+            f"({str(exc).splitlines()[0]})"
+        ) from exc
 
 
 def _tree_nodes(tree: Any) -> Iterable[dict[str, Any]]:
@@ -298,21 +286,6 @@ def _tree_nodes(tree: Any) -> Iterable[dict[str, Any]]:
 def _is_table_ref(node: dict[str, Any]) -> bool:
     # DuckDB serializes every TableRef with an alias and a sample; query nodes carry modifiers.
     return "alias" in node and "sample" in node and "modifiers" not in node
-
-
-def _cte_names(node: dict[str, Any]) -> list[str]:
-    cte_map = node.get("cte_map")
-    if not isinstance(cte_map, dict):
-        return []
-    return [str(entry.get("key")) for entry in cte_map.get("map", [])]
-
-
-def _qualified(node: dict[str, Any]) -> tuple[str, str, str]:
-    return (
-        str(node.get("catalog_name") or ""),
-        str(node.get("schema_name") or ""),
-        str(node.get("table_name") or ""),
-    )
 
 
 def _filters(

@@ -3,6 +3,11 @@
 Every check is vectorised over the whole column; each failing row becomes a
 :class:`~recordagent.errors.LoadProblem` naming file, row and column. Checks that need the store
 (references to known patients, ids already loaded) live in :mod:`recordagent.records.load`.
+
+The value rules every loader shares (:mod:`recordagent.records.value_rules`: dates within the
+years 0001-9999, finite numbers no larger than 1e15) are applied here while each table is typed,
+whatever its file format; ids are put in NFC and refused with invisible characters
+(:mod:`recordagent.records.ids`).
 """
 
 from __future__ import annotations
@@ -15,9 +20,17 @@ import polars as pl
 
 from recordagent.errors import LoadProblem
 from recordagent.records.bundle import ROW_COLUMN
+from recordagent.records.ids import INVISIBLE_ID_PATTERN
 from recordagent.records.schema import SIGNED_ANALYTE_WORDS, Column, ColumnType, TableSpec
+from recordagent.records.value_rules import (
+    MAX_MAGNITUDE,
+    NOT_FINITE,
+    OUTSIDE_CALENDAR,
+    ROWS_SHOWN_PER_CHECK,
+    TOO_LARGE,
+)
 
-__all__ = ["ProblemLog", "validate_table"]
+__all__ = ["ROWS_SHOWN_PER_CHECK", "ProblemLog", "validate_table"]
 
 _DATETIME_FORMATS = (
     "%Y-%m-%dT%H:%M:%S%.f",
@@ -31,11 +44,17 @@ _SEX_ALIASES = {"f": "female", "m": "male", "o": "other", "u": "unknown", "w": "
 _VERBATIM = frozenset({"text", "detail", "title"})
 # Strict ISO 8601 shapes (polars' parser alone also takes '2021-3-4').
 _ISO_DATETIME = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?$"
+# Second 60 (a leap second, which ISO 8601 and FHIR allow): kept as the minute's last
+# microsecond, so the value keeps its day and its order. Python's datetime has no second 60.
+_LEAP_SECOND = r"[T ]\d{2}:\d{2}:60(\.\d+)?$"
+_LEAP_SECOND_FIELD = r":60(\.\d+)?$"
+_LAST_MICROSECOND = ":59.999999"
+_BELOW_MICROSECOND = r"\.\d{6}\d*[1-9]"  # a fraction with non-zero digits past the sixth
 # The range every store type holds: ISO 8601 years 0001-9999.
 _FIRST_DAY, _LAST_DAY = dt.date(1, 1, 1), dt.date(9999, 12, 31)
-_MICROSECONDS_PER_DAY = 86_400_000_000
+_UNITS_PER_DAY = {"ns": 86_400 * 10**9, "us": 86_400 * 10**6, "ms": 86_400 * 10**3}
+_INT64 = (-(2**63), 2**63 - 1)
 _TEXT_INPUT_TYPES = (pl.String, pl.Categorical, pl.Enum)
-ROWS_SHOWN_PER_CHECK = 3
 
 
 @dataclass
@@ -44,6 +63,11 @@ class ProblemLog:
 
     problems: list[LoadProblem] = field(default_factory=list)
     total: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, message: str) -> None:
+        """Record a change made to the data while loading it (the load goes on)."""
+        self.warnings.append(message)
 
     def add(self, problem: LoadProblem) -> None:
         """Record one problem."""
@@ -68,6 +92,7 @@ class ProblemLog:
         """Take over every problem of ``other``."""
         self.total += other.total
         self.problems.extend(other.problems)
+        self.warnings.extend(other.warnings)
 
     def __bool__(self) -> bool:
         return self.total > 0
@@ -177,7 +202,10 @@ def _convert(
 
     if col.type is ColumnType.TEXT:
         if dtype == pl.String or dtype.is_integer():  # integer ids are common and exact
-            return raw.cast(pl.String).rename(col.name)  # already trimmed by _trim_text
+            text = raw.cast(pl.String)  # already trimmed by _trim_text
+            if col.name.endswith("_id") and dtype == pl.String:
+                text = _nfc(text)
+            return text.rename(col.name)
         log.add(
             LoadProblem(
                 label,
@@ -193,19 +221,7 @@ def _convert(
         if col.type is ColumnType.NUMBER:
             converted = source.cast(pl.Float64, strict=False)
         else:
-            frame = pl.DataFrame({"v": source})
-            parsed = frame.select(
-                pl.coalesce(
-                    [
-                        pl.col("v").str.strptime(pl.Datetime("us"), f, strict=False, exact=True)
-                        for f in _DATETIME_FORMATS
-                    ]
-                )
-            ).to_series()
-            parsed = parsed.set(~source.str.contains(_ISO_DATETIME).fill_null(False), None)
-            if col.type is ColumnType.DATE:
-                _refuse_times_of_day(col, parsed, rows, label, log, source)
-            converted = parsed.cast(target) if col.type is ColumnType.DATE else parsed
+            converted = _parse_moments(col, source, label, log)
         failed = source.is_not_null() & (source.str.len_chars() > 0) & converted.is_null()
         if failed.any():
             expected = {
@@ -221,6 +237,8 @@ def _convert(
                 f"expected {expected}",
                 source.filter(failed).to_list(),
             )
+        if col.type is not ColumnType.NUMBER:
+            converted = _checked_moments(col, converted, rows, label, log, shown=source)
         return converted.rename(col.name)
 
     allowed_numeric = dtype.is_numeric() and not dtype == pl.Boolean
@@ -229,7 +247,6 @@ def _convert(
     if col.type in (ColumnType.DATE, ColumnType.TIMESTAMP) and isinstance(
         dtype, (pl.Date, pl.Datetime)
     ):
-        raw = _within_calendar(col, raw, rows, label, log)
         if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
             log.add(
                 LoadProblem(
@@ -239,16 +256,85 @@ def _convert(
                     column=col.name,
                 )
             )
-        converted = (
-            raw.dt.replace_time_zone(None).cast(pl.Datetime("us"))
-            if isinstance(dtype, pl.Datetime)
-            else raw.cast(pl.Datetime("us"))
-        )
-        if col.type is ColumnType.DATE and isinstance(dtype, pl.Datetime):
-            _refuse_times_of_day(col, converted, rows, label, log, converted)
-        return converted.cast(target).rename(col.name)
+        return _checked_moments(col, raw, rows, label, log, shown=None).rename(col.name)
     log.add(LoadProblem(label, f"expected {col.type.value} values, found {dtype}", column=col.name))
     return pl.repeat(None, len(raw), dtype=target, eager=True).rename(col.name)
+
+
+def _nfc(ids: pl.Series) -> pl.Series:
+    """Ids in Unicode NFC (see :mod:`recordagent.records.ids`); ASCII ids are left as they are."""
+    if not ids.str.contains(r"[^\x00-\x7F]").any():
+        return ids
+    return ids.str.normalize("NFC")
+
+
+def _parse_moments(col: Column, source: pl.Series, label: str, log: ProblemLog) -> pl.Series:
+    """ISO 8601 text as date-times (microseconds); null where the text is not ISO 8601."""
+    iso = source.str.contains(_ISO_DATETIME).fill_null(False)
+    leap = iso & source.str.contains(_LEAP_SECOND).fill_null(False)
+    if leap.any():
+        # Left to the parser, second 60 would roll over into the next minute (or year).
+        source = source.set(leap, None).fill_null(
+            source.str.replace(_LEAP_SECOND_FIELD, _LAST_MICROSECOND)
+        )
+        if col.type is ColumnType.TIMESTAMP:  # a DATE column refuses the time of day anyway
+            log.warn(
+                f"{label}, column '{col.name}': {leap.sum()} leap second(s) (second 60) "
+                "stored as second 59.999999"
+            )
+    below = iso & source.str.contains(_BELOW_MICROSECOND).fill_null(False)
+    if below.any() and col.type is ColumnType.TIMESTAMP:
+        log.warn(
+            f"{label}, column '{col.name}': {below.sum()} value(s) had digits below a "
+            "microsecond; stored truncated to microseconds"
+        )
+    parsed = (
+        pl.DataFrame({"v": source})
+        .select(
+            pl.coalesce(
+                [
+                    pl.col("v").str.strptime(pl.Datetime("us"), f, strict=False, exact=True)
+                    for f in _DATETIME_FORMATS
+                ]
+            )
+        )
+        .to_series()
+    )
+    return parsed.set(~iso, None)
+
+
+def _checked_moments(
+    col: Column,
+    moments: pl.Series,
+    rows: pl.Series,
+    label: str,
+    log: ProblemLog,
+    shown: pl.Series | None,
+) -> pl.Series:
+    """Dates or date-times from any input, checked and in the column's store type.
+
+    The one place every date passes, whatever the file format: years outside 0001-9999 are
+    reported (and dropped) before any conversion can overflow, nanoseconds are truncated to
+    microseconds (and counted), time zones dropped (after being reported by the caller), and a
+    DATE column refuses a time of day.
+    """
+    moments = _within_calendar(col, moments, rows, label, log, shown)
+    if isinstance(moments.dtype, pl.Datetime):
+        if moments.dtype.time_unit == "ns":
+            below = (moments.to_physical() % 1000 != 0).sum()
+            if below and col.type is ColumnType.TIMESTAMP:
+                log.warn(
+                    f"{label}, column '{col.name}': {below} value(s) had digits below a "
+                    "microsecond; stored truncated to microseconds"
+                )
+        # polars floors when it drops nanoseconds: 12:00:00.0000009 stays in 12:00:00.
+        converted = moments.dt.replace_time_zone(None).cast(pl.Datetime("us"))
+        if col.type is ColumnType.DATE:
+            shown_values = shown if shown is not None else converted
+            _refuse_times_of_day(col, converted, rows, label, log, shown_values)
+            return converted.cast(pl.Date)
+        return converted
+    return moments.cast(_polars_type(col))
 
 
 def _refuse_times_of_day(
@@ -272,30 +358,38 @@ def _refuse_times_of_day(
 
 
 def _within_calendar(
-    col: Column, raw: pl.Series, rows: pl.Series, label: str, log: ProblemLog
+    col: Column,
+    moments: pl.Series,
+    rows: pl.Series,
+    label: str,
+    log: ProblemLog,
+    shown: pl.Series | None,
 ) -> pl.Series:
-    """Dates outside years 0001-9999 reported (and dropped) before any conversion overflows."""
-    physical = raw.to_physical()
-    if isinstance(raw.dtype, pl.Date):
-        low, high = (_FIRST_DAY - dt.date(1970, 1, 1)).days, (_LAST_DAY - dt.date(1970, 1, 1)).days
+    """Dates outside years 0001-9999 reported (and dropped), compared in the input's own unit.
+
+    Python's datetime cannot hold them (every read of such a row would fail), and converting
+    them between units can overflow.
+    """
+    physical = moments.to_physical()
+    first = (_FIRST_DAY - dt.date(1970, 1, 1)).days
+    last = (_LAST_DAY - dt.date(1970, 1, 1)).days
+    if isinstance(moments.dtype, pl.Datetime):
+        per_day = _UNITS_PER_DAY[moments.dtype.time_unit or "us"]
+        low, high = first * per_day, (last + 1) * per_day - 1
     else:
-        assert isinstance(raw.dtype, pl.Datetime)
-        per_us = {"ns": 1000, "us": 1, "ms": 0.001}[raw.dtype.time_unit or "us"]
-        low_days = (_FIRST_DAY - dt.date(1970, 1, 1)).days
-        high_days = (_LAST_DAY - dt.date(1970, 1, 1)).days + 1
-        low = int(low_days * _MICROSECONDS_PER_DAY * per_us)
-        high = int(high_days * _MICROSECONDS_PER_DAY * per_us) - 1
+        low, high = first, last
+    # Bounds beyond int64 cannot be compared with an int64 column (and hold every value).
+    low, high = max(low, _INT64[0]), min(high, _INT64[1])
     outside = ((physical < low) | (physical > high)).fill_null(False)
     if not outside.any():
-        return raw
-    log.add_rows(
-        label,
-        col.name,
-        rows.filter(outside).to_list(),
-        "date outside the years 0001-9999",
-        physical.filter(outside).to_list(),
-    )
-    return raw.set(outside, None)
+        return moments
+    if shown is not None:
+        values: list[object] = shown.filter(outside).to_list()
+    else:
+        years = moments.filter(outside).dt.year().to_list()
+        values = [f"year {y}" if y is not None else "a year beyond ±262143" for y in years]
+    log.add_rows(label, col.name, rows.filter(outside).to_list(), OUTSIDE_CALENDAR, values)
+    return moments.set(outside, None)
 
 
 @dataclass(frozen=True)
@@ -332,9 +426,29 @@ def _check_values(
             what = "empty text" if col.name == "text" else "value is required"
             checks.append(_Check(col.name, what, missing))
         if col.finite:
+            checks.append(_Check(col.name, NOT_FINITE, ~value.is_finite(), True))
             checks.append(
-                _Check(col.name, "value must be a finite number", ~value.is_finite(), True)
+                _Check(col.name, TOO_LARGE, value.is_finite() & (value.abs() > MAX_MAGNITUDE), True)
             )
+        if col.type is ColumnType.TEXT and frame.schema[col.name] == pl.String:
+            if col.name.endswith("_id"):
+                checks.append(
+                    _Check(
+                        col.name,
+                        "id contains an invisible or control character; ids must be visible text",
+                        value.str.contains(INVISIBLE_ID_PATTERN),
+                        True,
+                    )
+                )
+            else:
+                # NUL is no character of any text: the file is binary, or UTF-16 read as UTF-8.
+                checks.append(
+                    _Check(
+                        col.name,
+                        "text contains a NUL byte (\\x00)",
+                        value.str.contains("\x00", literal=True),
+                    )
+                )
         if col.allowed is not None:
             message = f"must be one of: {', '.join(col.allowed)}"
             checks.append(

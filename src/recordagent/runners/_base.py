@@ -2,7 +2,9 @@
 
 The evaluator sees only this module's types: any runner — the agent graph or a baseline — takes
 an :class:`EvalItem`, the patient's :class:`PatientScope` and a :class:`ChatModel`, and returns
-an :class:`Answer`. Traces hold ids, sizes and timings, never record text.
+an :class:`Answer`. Traces hold ids, sizes, timings and error kinds, never record text or the
+model's own words (:mod:`recordagent.runners.trace` reduces them where events are made), and
+``Answer.details`` holds ids, counts and codes only.
 """
 
 from __future__ import annotations
@@ -64,7 +66,9 @@ class TraceEvent(BaseModel):
         default=None, description="Model calls: completion tokens."
     )
     arguments: dict[str, Any] | None = Field(
-        default=None, description="Tool calls: the arguments the model sent."
+        default=None,
+        description="Tool calls: the arguments the model sent, as names with numbers, dates, "
+        "schema choices and ids kept and any other text as its length (runners.trace).",
     )
     result_tokens: int | None = Field(
         default=None, description="Tool calls and retrievals: tokens handed to the model."
@@ -72,7 +76,18 @@ class TraceEvent(BaseModel):
     refs: list[str] = Field(
         default_factory=list, description="Ids of the record rows the step returned or removed."
     )
-    error: str | None = Field(default=None, description="What went wrong, if anything.")
+    error: str | None = Field(
+        default=None,
+        description="What went wrong, if anything, as a kind: an exception class name or one "
+        "of runners.trace.ERROR_KINDS — never the message, which may quote the record.",
+    )
+    error_chars: int | None = Field(
+        default=None, description="Length of the error's message (what the model was shown)."
+    )
+    error_fields: list[str] = Field(
+        default_factory=list,
+        description="Tool calls with invalid arguments: the argument fields at fault.",
+    )
     summary: str = Field(default="", description="One line for progress displays (no record text).")
 
 
@@ -117,7 +132,8 @@ class Answer(BaseModel):
     usage: AnswerUsage = Field(default_factory=AnswerUsage)
     details: dict[str, Any] = Field(
         default_factory=dict,
-        description="Runner-specific facts: passages used, rounds, what full context dropped.",
+        description="Runner-specific facts as ids, counts and codes: passages used, rounds, "
+        "what full context dropped (never record text or the model's words: run logs keep it).",
     )
 
 

@@ -61,14 +61,14 @@ def answer_from_parsed(
     ``truncated`` marks an answer forced by a spent budget: its status is 'truncated' whatever
     the model said, and its value is the best answer so far.
     """
-    problem = None
+    problem = None  # an error kind (runners.trace.ERROR_KINDS): the trace keeps no message
     if parsed is None:
-        problem = "the final answer did not match its schema"
+        problem = "answer_unparsed"
     else:
         try:
             value = coerce_value(item.answer, parsed.get("value"))
-        except ValueError as exc:
-            problem = str(exc)
+        except ValueError:
+            problem = "answer_value_invalid"
     if parsed is None or problem is not None:
         tracer.record("error", "answer", error=problem)
         return failed_answer(
@@ -92,7 +92,7 @@ def answer_from_parsed(
     status: AnswerStatus = parsed.get("status", "answered")
     if status == "answered" and value is None:
         # "Answered" with nothing in it is the record being silent, whatever the label says.
-        tracer.record("error", "answer", error="status 'answered' without a value")
+        tracer.record("error", "answer", error="answered_without_value")
         status = "insufficient_evidence"
     if truncated:
         status = "truncated"

@@ -17,11 +17,18 @@ from recordagent.runners.answering import answer_from_parsed, failed_answer
 from recordagent.runners.cache import AsyncRecordCache
 from recordagent.runners.evidence import EvidenceBook
 from recordagent.runners.retrieval import PatientRetriever, StructuredIndex
-from recordagent.runners.trace import Tracer
+from recordagent.runners.trace import Tracer, loggable_need, masked_text
 from recordagent.settings import RunnerSettings, Settings
 from recordagent.tools.catalogue import lab_catalogue
 
-__all__ = ["RetrievingRunner", "TracedRunner", "check_patient", "model_params"]
+__all__ = [
+    "RetrievingRunner",
+    "TracedRunner",
+    "check_patient",
+    "loggable_details",
+    "model_error_kind",
+    "model_params",
+]
 
 _T = TypeVar("_T")
 
@@ -42,6 +49,23 @@ def check_patient(item: EvalItem, scope: PatientScope) -> None:
             f"item {item.id} is about patient {item.patient_id!r} but the scope is patient "
             f"{scope.patient_id!r}"
         )
+
+
+def model_error_kind(exc: BaseException) -> str:
+    """A model failure as answers and logs keep it: the error's class, its cause's, the status.
+
+    'ModelError, HTTP 503' or 'ModelError, APIConnectionError': enough to tell an unreachable
+    endpoint from a refused request, without the message (which may quote the server's reply
+    or the model's text).
+    """
+    parts = [type(exc).__name__]
+    cause = exc.__cause__
+    status = getattr(cause, "status_code", None)
+    if isinstance(status, int):
+        parts.append(f"HTTP {status}")
+    elif cause is not None:
+        parts.append(type(cause).__name__)
+    return ", ".join(parts)
 
 
 class TracedRunner:
@@ -93,12 +117,15 @@ class TracedRunner:
         try:
             return await self.answer(item, scope, model, tracer)
         except ModelError as exc:
+            # The error's message may hold the server's reply or the model's text (run logs
+            # keep answers): the answer says what kind of failure it was, not its words.
             return failed_answer(
                 item,
                 tracer,
                 runner=self.name,
                 prompt_version=self.prompt_version,
-                text=f"model error: {exc}",
+                text=f"model error ({model_error_kind(exc)}): no usable answer from the model",
+                details={"model_error": model_error_kind(exc)},
             )
 
     async def answer(
@@ -128,8 +155,27 @@ class TracedRunner:
             runner=self.name,
             prompt_version=self.prompt_version,
             truncated=truncated,
-            details=details,
+            details=loggable_details(details, tracer),
         )
+
+
+def loggable_details(details: dict[str, Any] | None, tracer: Tracer) -> dict[str, Any] | None:
+    """An answer's details as run logs may keep them: ids, counts and codes.
+
+    Queries a model wrote and evidence needs it listed are its own words and may quote the
+    record: they are kept as their lengths. Composite passage ids name the record's analytes:
+    they get the run's aliases (the same as in its trace).
+    """
+    if details is None:
+        return None
+    kept = dict(details)
+    if isinstance(kept.get("passages"), list):
+        kept["passages"] = tracer.loggable_refs(str(p) for p in kept["passages"])
+    if isinstance(kept.get("queries"), list):
+        kept["queries"] = [masked_text(q) for q in kept["queries"]]
+    if isinstance(kept.get("needs"), list):
+        kept["needs"] = [loggable_need(n) for n in kept["needs"]]
+    return kept
 
 
 class RetrievingRunner(TracedRunner):

@@ -125,7 +125,7 @@ class IterativeRag(RetrievingRunner):
             )
             step = completion.parsed
             if step is None:
-                tracer.record("error", f"judge {round_number}", error="decision did not parse")
+                tracer.record("error", f"judge {round_number}", error="decision_unparsed")
                 break
             if step["action"] == "answer" and step.get("answer") is not None:
                 details["passages"] = [p.id for p in passages]

@@ -1,24 +1,80 @@
-"""Tracer: times and records every model and tool call of one run, and streams the events."""
+"""Tracer: times and records every model and tool call of one run, and streams the events.
+
+A trace is kept in run logs, so it holds ids, sizes, timings, field paths and error kinds —
+never text from the record or text the model wrote. Everything that could carry such text is
+reduced here, where events are made, so no runner can put it in by accident: tool arguments
+keep their names, numbers, dates, schema choices and ids, and the length of any other text;
+errors keep their kind (an exception class or a fixed identifier) and their message's length;
+composite passage ids, which embed the record's analyte names, get an alias per run.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import json
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from recordagent.errors import StructuredOutputError, ToolError
 from recordagent.llm.client import ChatModel
 from recordagent.llm.tokens import count_request_tokens
 from recordagent.llm.types import Completion, Message, ToolCall
+from recordagent.records.schema import EVENT_KINDS
 from recordagent.records.scope import PatientScope
 from recordagent.records.tokens import Tokenizer
 from recordagent.runners._base import AnswerUsage, EventSink, TraceEvent, TraceKind
 from recordagent.tools._base import SourceRef, ToolRegistry
 
-__all__ = ["ToolOutcome", "Tracer", "WallTimeSpent", "traced_arguments"]
+__all__ = [
+    "ERROR_KINDS",
+    "UNKNOWN_TOOL",
+    "ToolOutcome",
+    "Tracer",
+    "WallTimeSpent",
+    "error_kind",
+    "loggable_need",
+    "masked_text",
+    "traced_arguments",
+]
+
+ERROR_KINDS = frozenset(
+    {
+        # tool calls
+        "unknown_tool",  # the model named a tool that is not offered
+        "invalid_json",  # its arguments did not parse as JSON
+        "invalid_arguments",  # they did not fit the tool's input (field paths in error_fields)
+        "call_refused",  # the call was refused before the tool ran (e.g. after the as-of day)
+        "ToolError",  # the tool could not serve the arguments (unknown analyte, document, ...)
+        # structured replies
+        "plan_unparsed",
+        "reflection_unparsed",
+        "decision_unparsed",
+        "answer_unparsed",
+        "answer_value_invalid",
+        "answered_without_value",
+        # anything else a caller described in words: the words are not kept
+        "unclassified",
+    }
+)
+"""The error kinds a trace holds besides exception class names."""
+
+# Arguments whose values come from a closed vocabulary the tool checks but its schema does not
+# list as an enum: a value from it is a choice, not text.
+_VOCABULARIES: dict[str, frozenset[str]] = {"kinds": frozenset((*EVENT_KINDS, "document"))}
+
+UNKNOWN_TOOL = "(unknown tool)"
+"""The name a trace gives a call of a tool that is not offered (the model's name is text)."""
+
+# A record id as stores and runners make them: no spaces, no quotes, at least one digit.
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/#@+-]{0,127}")
+# Passage ids that group rows under a name from the record: LABS-<analyte>[-<part>].
+_COMPOSITE = re.compile(r"(LABS|EVENTS)-(.+?)(-\d+)?")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class WallTimeSpent(Exception):
@@ -26,11 +82,29 @@ class WallTimeSpent(Exception):
 
 
 class ToolOutcome(BaseModel):
-    """A tool call's text for the model, the rows it cites, and whether it failed."""
+    """A tool call's text for the model, the rows it cites, and whether it failed.
+
+    ``error`` is the corrective message the model reads; the trace keeps only its kind.
+    """
 
     text: str
     refs: list[SourceRef]
     error: str | None = None
+    error_kind: str | None = None
+    error_fields: list[str] = []
+
+
+def error_kind(error: str | BaseException) -> str:
+    """What a trace keeps of an error: its kind, never its message.
+
+    An exception gives its class name; a string is kept when it is one of
+    :data:`ERROR_KINDS`, else it becomes 'unclassified'.
+    """
+    if isinstance(error, BaseException):
+        return type(error).__name__
+    if error in ERROR_KINDS:
+        return error
+    return "unclassified"
 
 
 class Tracer:
@@ -45,11 +119,31 @@ class Tracer:
         self.mock = False
         self.model_name: str | None = None
         self._token_memo: dict[int, tuple[Message, int]] = {}
+        self._aliases: dict[tuple[str, str], str] = {}
+        self._schemas: dict[str, Mapping[str, Any]] = {}
 
     @property
     def elapsed_s(self) -> float:
         """Seconds since the run started."""
         return time.perf_counter() - self._started
+
+    def loggable_ref(self, ref: str) -> str:
+        """``ref`` as traces and details keep it.
+
+        Row ids (chunks, documents, lab values, events) are kept. A composite passage id
+        ('LABS-creatinine-1') names the record's analyte: the name becomes an alias numbered
+        in this run ('LABS-#1-1'), the same wherever the run mentions it.
+        """
+        match = _COMPOSITE.fullmatch(ref)
+        if match is None:
+            return ref
+        prefix, name, part = match.groups()
+        alias = self._aliases.setdefault((prefix, name), f"#{len(self._aliases) + 1}")
+        return f"{prefix}-{alias}{part or ''}"
+
+    def loggable_refs(self, refs: Iterable[str]) -> list[str]:
+        """:meth:`loggable_ref` of each of ``refs``."""
+        return [self.loggable_ref(ref) for ref in refs]
 
     def record(
         self,
@@ -58,17 +152,32 @@ class Tracer:
         *,
         started: float | None = None,
         ended: float | None = None,
+        error: str | BaseException | None = None,
+        refs: Iterable[str] = (),
         **fields: Any,
     ) -> TraceEvent:
-        """Append an event (``started``/``ended``: perf_counter values; ``ended`` default now)."""
+        """Append an event (``started``/``ended``: perf_counter values; ``ended`` default now).
+
+        ``error`` is reduced to its kind (:func:`error_kind`) and the length of its message;
+        ``refs`` to loggable ids (:meth:`loggable_ref`). The refs of a 'citation_removed'
+        event are what the model cited without having been shown: anything that does not look
+        like an id is kept as its length only.
+        """
         now = time.perf_counter() if ended is None else ended
         begin = now if started is None else started
+        if error is not None:
+            fields["error"] = error_kind(error)
+            fields.setdefault("error_chars", len(str(error)))
+        ids = list(refs)
+        if kind == "citation_removed":
+            ids = [r if _looks_like_id(r) else f"<{len(r)} characters>" for r in ids]
         event = TraceEvent(
             seq=len(self.events),
             kind=kind,
             name=name,
             started_s=round(begin - self._started, 6),
             duration_s=round(now - begin, 6),
+            refs=self.loggable_refs(ids),
             **fields,
         )
         self.events.append(event)
@@ -106,7 +215,7 @@ class Tracer:
             )
         except StructuredOutputError as exc:
             completion = exc.completion
-            self.record("error", name, started=started, error=str(exc))
+            self.record("error", name, started=started, error=exc)
         except TimeoutError:
             self.usage.model_calls += 1
             self.usage.model_s += time.perf_counter() - started
@@ -115,7 +224,7 @@ class Tracer:
         except Exception as exc:
             self.usage.model_calls += 1
             self.usage.model_s += time.perf_counter() - started
-            self.record("error", name, started=started, error=f"{type(exc).__name__}: {exc}")
+            self.record("error", name, started=started, error=exc)
             raise
         ended = time.perf_counter()
         prompt = completion.usage.prompt_tokens
@@ -136,7 +245,11 @@ class Tracer:
         usage.tokens_reported = usage.tokens_reported and completion.usage.reported
         if completion.usage.cost_usd is not None:
             usage.cost_usd = (usage.cost_usd or 0.0) + completion.usage.cost_usd
-        calls = ", ".join(c.name for c in completion.tool_calls)
+        # Tool names are the model's words too: only names of offered tools are shown.
+        offered = {t.get("function", {}).get("name") for t in tools or ()}
+        calls = ", ".join(
+            c.name if c.name in offered else UNKNOWN_TOOL for c in completion.tool_calls
+        )
         self.record(
             "model_call",
             name,
@@ -159,27 +272,40 @@ class Tracer:
         """Run one tool call; problems become corrective text for the model, not exceptions."""
         started = time.perf_counter()
         self.usage.tool_calls += 1
+        known = call.name in registry.names
         if call.error is not None:
-            outcome = ToolOutcome(text=f"Error: {call.error}", refs=[], error=call.error)
+            kind = "unknown_tool" if not known else "invalid_json"
+            if known and call.arguments is not None:
+                kind = "call_refused"
+            outcome = ToolOutcome(
+                text=f"Error: {call.error}", refs=[], error=call.error, error_kind=kind
+            )
         else:
             try:
                 result = registry.call(scope, call.name, call.arguments)
                 text, shown = result.render_shown(self.tokenizer, max_tokens)
                 outcome = ToolOutcome(text=text, refs=shown)
             except ToolError as exc:
-                outcome = ToolOutcome(text=f"Error: {exc}", refs=[], error=str(exc))
+                outcome = _tool_error(exc, known=known)
         tokens = self.tokenizer.count(outcome.text)
-        arguments = traced_arguments(call.arguments)
-        size = "error" if outcome.error else f"{len(outcome.refs)} row(s), {tokens} tokens"
+        name = call.name if known else UNKNOWN_TOOL
+        arguments = traced_arguments(call.arguments, self._schema(registry, call.name))
+        size = (
+            f"error ({outcome.error_kind})"
+            if outcome.error
+            else f"{len(outcome.refs)} row(s), {tokens} tokens"
+        )
         self.record(
             "tool_call",
-            call.name,
+            name,
             started=started,
             arguments=arguments,
             result_tokens=tokens,
             refs=[ref.id for ref in outcome.refs],
-            error=outcome.error,
-            summary=f"{call.name}({_brief(arguments)}) → {size}",
+            error=outcome.error_kind,
+            error_chars=None if outcome.error is None else len(outcome.error),
+            error_fields=outcome.error_fields,
+            summary=f"{name}({_brief(arguments)}) → {size}",
         )
         return outcome
 
@@ -189,50 +315,124 @@ class Tracer:
         self.usage.model_s = round(self.usage.model_s, 6)
         return self.usage.model_copy()
 
-
-# Arguments whose values are ids, dates, codes or choices, kept in traces as sent. Any other
-# text (a search query, a reason, a section heading) may quote the record: only its length is
-# kept.
-_STRUCTURAL_ARGUMENTS = frozenset(
-    {
-        "document_id",
-        "analyte",
-        "start",
-        "end",
-        "date",
-        "kinds",
-        "document_types",
-        "aggregate",
-        "threshold",
-        "k",
-        "page",
-        "limit",
-    }
-)
+    def _schema(self, registry: ToolRegistry, name: str) -> Mapping[str, Any] | None:
+        if name not in registry.names:
+            return None
+        if name not in self._schemas:
+            self._schemas[name] = registry.get(name).schema()["function"]["parameters"]
+        return self._schemas[name]
 
 
-def traced_arguments(arguments: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Tool arguments as a trace keeps them: structure and sizes, never free text."""
+def _tool_error(exc: ToolError, *, known: bool) -> ToolOutcome:
+    """The outcome of a refused tool call, with the kind of the refusal."""
+    cause = exc.__cause__
+    kind, fields = "ToolError", []
+    if not known:
+        kind = "unknown_tool"
+    elif isinstance(cause, json.JSONDecodeError):
+        kind = "invalid_json"
+    elif isinstance(cause, ValidationError):
+        kind = "invalid_arguments"
+        # Field paths of the tool's own input model: names from the schema, never values.
+        fields = sorted(
+            {".".join(str(p) for p in err["loc"] if isinstance(p, str)) for err in cause.errors()}
+            - {""}
+        )
+    message = str(exc)
+    return ToolOutcome(
+        text=f"Error: {message}", refs=[], error=message, error_kind=kind, error_fields=fields
+    )
+
+
+def _looks_like_id(value: str) -> bool:
+    return _ID.fullmatch(value) is not None and any(c.isdigit() for c in value)
+
+
+def traced_arguments(
+    arguments: Mapping[str, Any] | None, schema: Mapping[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """Tool arguments as a trace keeps them: structure and sizes, never free text.
+
+    Kept as sent: numbers, booleans and nulls; values the tool's schema offers as a choice
+    (``enum``, or the event kinds of ``get_timeline``); ISO dates for date fields; document ids
+    that look like ids. Any other text —
+    a query, an analyte or section name, a reason — may quote the record or be the model's own
+    words: it is kept as its length ('<12 characters>'). Argument names the schema does not
+    have are the model's words too and are replaced by their position and length.
+    """
     if arguments is None:
         return None
+    properties: Mapping[str, Any] = (schema or {}).get("properties", {})
+    definitions: Mapping[str, Any] = (schema or {}).get("$defs", {})
     kept: dict[str, Any] = {}
-    for key, value in arguments.items():
-        structural = key in _STRUCTURAL_ARGUMENTS
-        if value is None or isinstance(value, bool | int | float):
-            kept[key] = value
-        elif isinstance(value, str) and structural and len(value) <= 64:
-            kept[key] = value
-        elif (
-            isinstance(value, list)
-            and structural
-            and all(isinstance(v, str) and len(v) <= 64 for v in value)
-        ):
-            kept[key] = value
-        elif isinstance(value, str):
-            kept[key] = f"<{len(value)} characters>"
-        else:
-            kept[key] = f"<{type(value).__name__}>"
+    for position, (key, value) in enumerate(arguments.items(), start=1):
+        spec = properties.get(key)
+        name = key if spec is not None else f"<argument {position}: {len(key)} characters>"
+        facets = _facets(spec, definitions)
+        if spec is not None:
+            facets["choices"] |= _VOCABULARIES.get(key, frozenset())
+        kept[name] = _traced_value(key, value, facets)
     return kept
+
+
+def _traced_value(key: str, value: Any, facets: dict[str, Any]) -> Any:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        if value in facets["choices"]:
+            return value
+        if facets["date"] and _DATE.fullmatch(value) and _is_date(value):
+            return value
+        if key == "document_id" and _looks_like_id(value):
+            return value
+        return f"<{len(value)} characters>"
+    if isinstance(value, list):
+        return [_traced_value(key, v, facets) for v in value]
+    return f"<{type(value).__name__}>"
+
+
+def _facets(spec: Any, definitions: Mapping[str, Any]) -> dict[str, Any]:
+    """The choices (enum values) and whether a date is expected, through anyOf/items/$ref."""
+    facets: dict[str, Any] = {"choices": set(), "date": False}
+
+    def walk(node: Any, depth: int) -> None:
+        if not isinstance(node, Mapping) or depth > 8:
+            return
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            walk(definitions.get(ref.removeprefix("#/$defs/")), depth + 1)
+        for value in node.get("enum") or ():
+            if isinstance(value, str):
+                facets["choices"].add(value)
+        if node.get("format") == "date":
+            facets["date"] = True
+        for key in ("anyOf", "oneOf", "allOf"):
+            for option in node.get(key) or ():
+                walk(option, depth + 1)
+        walk(node.get("items"), depth + 1)
+
+    walk(spec, 0)
+    return facets
+
+
+def _is_date(value: str) -> bool:
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def masked_text(text: Any) -> str:
+    """Free text as logs keep it: its length."""
+    return f"<{len(str(text))} characters>"
+
+
+def loggable_need(need: Any) -> dict[str, Any]:
+    """One evidence need of the agent's plan: its status, and its wording's length."""
+    if isinstance(need, dict):
+        return {"need": masked_text(need.get("need", "")), "status": need.get("status")}
+    return {"need": masked_text(need), "status": None}
 
 
 def _brief(arguments: dict[str, Any] | None) -> str:

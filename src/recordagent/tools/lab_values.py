@@ -18,6 +18,7 @@ measures method, not plumbing. The rules:
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -218,7 +219,11 @@ def _unit_groups(
         unit_s = _unit(unit)
         index, factor = factors.get(unit_s, (0, 1.0)) if unit_s else (0, 1.0)
         group = groups[index]
+        # A store loaded before values were bounded may hold inf, NaN or a value whose
+        # conversion overflows: no number at all rather than an infinite one.
         number = None if value is None else float(value)
+        if number is not None and not math.isfinite(number * factor):
+            number = None
         if number is not None and unit_s and factor != 1.0:
             group.converted_from[unit_s] += 1
         reported = f"{number:g} {unit_s or ''}".strip() if number is not None else str(text or "")

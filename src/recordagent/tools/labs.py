@@ -10,6 +10,7 @@ value cites its lab row.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Literal
 
 import numpy as np
@@ -352,9 +353,9 @@ def _aggregate(
         k = int(np.argmin(values) if kind == "min" else np.argmax(values))
         return numeric[k].value, [numeric[k]]
     if kind == "mean":
-        return round(float(values.mean()), 6), numeric
+        return _finite(values.mean()), numeric
     if kind == "change":
-        return round(float(values[-1] - values[0]), 6), [numeric[0], numeric[-1]]
+        return _finite(values[-1] - values[0]), [numeric[0], numeric[-1]]
     if kind == "slope":
         if len(numeric) < 2:
             return None, numeric
@@ -362,7 +363,7 @@ def _aggregate(
         if np.ptp(days) == 0:
             return None, numeric
         slope = np.polyfit(days, values, 1)[0] * 30
-        return round(float(slope), 6), numeric
+        return _finite(slope), numeric
     if kind in ("above", "below"):
         assert args.threshold is not None
         hits = [
@@ -375,6 +376,12 @@ def _aggregate(
     target = dt.datetime.combine(args.date, dt.time(12))
     k = int(np.argmin([abs((p.time - target).total_seconds()) for p in numeric]))
     return numeric[k].value, [numeric[k]]
+
+
+def _finite(value: float) -> float | None:
+    """A computed aggregate, or None where it overflowed (no number is better than inf)."""
+    number = float(value)
+    return round(number, 6) if math.isfinite(number) else None
 
 
 _DESCRIPTION = (

@@ -107,12 +107,12 @@ async def test_iterative_searches_again_then_answers(scope_a: PatientScope, sett
     )
     answer = await IterativeRag(settings).run(asct_item(), scope_a, model)
     assert answer.status == "answered" and answer.value == dt.date(2020, 6, 15)
-    assert answer.details["queries"][1] == "creatinine renal function"
+    assert answer.details["queries"][1] == "<25 characters>"  # a length, never the words
     assert answer.details["rounds"] == 2
     # Round two added the creatinine passage; nothing was shown twice.
     passages = answer.details["passages"]
     assert len(passages) == len(set(passages))
-    assert "LABS-creatinine-1" in passages
+    assert any(p.startswith("LABS-#") for p in passages)  # aliased: ids embed analyte names
     second = _prompt(model, 1)
     assert "[LABS-creatinine-1]" in second and second.count("[A-D3:0]") == 1
     assert [e.name for e in answer.trace if e.kind == "model_call"] == ["judge 1", "judge 2"]
@@ -158,7 +158,7 @@ async def test_answered_without_a_value_is_insufficient_evidence(scope_a, settin
     model = MockModel([final(None, ["A-D3:0"])])
     answer = await SinglePassRag(settings).run(asct_item(), scope_a, model)
     assert answer.status == "insufficient_evidence"
-    assert any(e.error == "status 'answered' without a value" for e in answer.trace)
+    assert any(e.error == "answered_without_value" for e in answer.trace)
 
 
 def test_every_lab_passage_states_its_unit(scope_a: PatientScope):
@@ -180,7 +180,7 @@ async def test_a_lab_synonym_retrieves_the_lab_passage(scope_a: PatientScope, se
     item = asct_item(question="What was the lowest Hb?", answer=AnswerSpec(type="number"))
     model = MockModel([final(8.9, ["LABS-hemoglobin-1"])])
     answer = await SinglePassRag(settings).run(item, scope_a, model)
-    assert "LABS-hemoglobin-1" in answer.details["passages"]
+    assert any(p.startswith("LABS-#") for p in answer.details["passages"])
     cited = {c.id for c in answer.citations}
     assert cited >= {"LA10", "LA11"} and "LA9" not in cited  # LA10 corrected LA9
 

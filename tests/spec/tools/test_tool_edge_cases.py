@@ -107,3 +107,29 @@ def test_a_changed_vocabulary_reindexes_on_open(tmp_path: Path):
         assert digest != "older"
         hits = default_registry().call(store.scope("A"), "search_documents", {"query": "VGPR"})
         assert hits.hits and hits.hits[0].document_id == "A-D3"
+
+
+def test_values_a_store_holds_beyond_floating_point_give_no_infinite_aggregate(tmp_path: Path):
+    pl.DataFrame({"patient_id": ["P"]}).write_csv(tmp_path / "patients.csv")
+    pl.DataFrame(
+        {
+            "lab_id": ["L1", "L2", "L3"],
+            "patient_id": ["P"] * 3,
+            "time": ["2020-01-01", "2020-02-01", "2020-03-01"],
+            "analyte_name": ["Glucose"] * 3,
+            "value_num": [5.0, 6.0, 7.0],
+            "unit": ["mmol/L"] * 3,
+        }
+    ).write_csv(tmp_path / "labs.csv")
+    with connect() as store:
+        load_bundle(store, tmp_path)
+        # As a store loaded before values were bounded may hold them.
+        store.connection.execute("UPDATE labs SET value_num = 1e308 WHERE lab_id = 'L2'")
+        store.connection.execute("UPDATE labs SET value_num = 'inf'::DOUBLE WHERE lab_id = 'L3'")
+        scope = store.scope("P")
+        mean = query_labs(scope, QueryLabsInput(analyte="Glucose", aggregate="mean"))
+        series = query_labs(scope, QueryLabsInput(analyte="Glucose", aggregate="series"))
+    # inf is no number, nor is 1e308 mmol/L in mg/dL (x 18 overflows): the mean is of 5 mmol/L.
+    assert [g.result for g in mean.groups] == [pytest.approx(90.08, abs=0.1)]
+    assert [p.lab_id for g in series.groups for p in g.points] == ["L1", "L2", "L3"]
+    assert not any(p.value == float("inf") for g in series.groups for p in g.points)

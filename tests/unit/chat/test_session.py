@@ -69,7 +69,7 @@ async def test_a_model_error_is_a_failed_answer_not_a_crash(store):
 
     session = make_session(store, broken)
     turn = await session.ask("When was the ASCT?")
-    assert turn.answer.status == "failed" and "endpoint unreachable" in turn.answer.text
+    assert turn.answer.status == "failed" and "model error (ModelError" in turn.answer.text
 
 
 def test_analytes_for_completion(store):

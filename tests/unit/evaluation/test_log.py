@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -12,11 +14,15 @@ import pytest
 from recordagent.errors import UserError
 from recordagent.evaluation.labels import ReferenceLabel
 from recordagent.evaluation.log import (
+    ItemError,
     RunLog,
+    RunLogMismatch,
     RunLogWarning,
     RunManifest,
     RunRecord,
     git_sha,
+    item_fingerprint,
+    item_set_fingerprint,
     package_version,
     read_contents,
     rescore,
@@ -103,7 +109,9 @@ def test_reopening_resumes_the_same_run(tmp_path: Path):
 
 def test_append_refuses_another_runners_answer(tmp_path: Path):
     log = RunLog.open(tmp_path / "run.jsonl", manifest(runner="full_context"))
-    with pytest.raises(ValueError, match="runner 'single_pass_rag' in the log of 'full_context'"):
+    with pytest.raises(
+        ValueError, match="answer is by runner 'single_pass_rag', but this is the log of runner "
+    ):
         log.append(record())
 
 
@@ -241,3 +249,138 @@ def test_a_crash_while_writing_the_manifest_starts_the_run_afresh(tmp_path: Path
     log = RunLog.open(path, manifest())
     assert log.done_item_ids() == set()
     assert RunLog.read(path)[0] == manifest()
+
+
+# --- what a log is a run of ----------------------------------------------------------------------
+
+SIXTY = [ITEM.model_copy(update={"id": f"q{k}/A"}) for k in range(60)]
+
+
+def listed(items: list[EvalItem], **overrides: object) -> RunManifest:
+    """A manifest that lists ``items`` as the run's item set."""
+    fields = manifest().model_dump() | {"items": {i.id: item_fingerprint(i) for i in items}}
+    return RunManifest.model_validate(fields | overrides)
+
+
+def test_a_log_says_which_items_it_is_a_run_of(tmp_path: Path):
+    path = tmp_path / "run.jsonl"
+    RunLog.open(path, listed(SIXTY[:3]))
+    head = json.loads(path.read_text().splitlines()[0])
+    assert sorted(head["items"]) == ["q0/A", "q1/A", "q2/A"]
+    assert head["items_fingerprint"] == item_set_fingerprint(head["items"])
+    # The set, not the order, is what the run is of.
+    assert (
+        RunLog.open(path, listed(SIXTY[2::-1])).manifest.items_fingerprint
+        == (head["items_fingerprint"])
+    )
+
+
+def test_resuming_with_another_item_set_is_refused_with_what_differs(tmp_path: Path):
+    path = tmp_path / "run.jsonl"
+    log = RunLog.open(path, listed(SIXTY))
+    for item in SIXTY[:20]:
+        log.append(record(item.id))
+    before = path.read_bytes()
+    other = [ITEM.model_copy(update={"id": f"new{k}/A"}) for k in range(20)]
+    with pytest.raises(RunLogMismatch) as refused:
+        RunLog.open(path, listed(other))
+    message = str(refused.value)
+    assert "differs in items" in message
+    assert "the log's run has 60 items, this run 20" in message
+    assert "20 of this run's items are not in the log's" in message
+    assert "60 of the log's items are not in this run" in message
+    assert "new log file" in message
+    # A changed question under the same id is another item too.
+    changed = [i.model_copy(update={"question": "When?"}) if i.id == "q0/A" else i for i in SIXTY]
+    with pytest.raises(RunLogMismatch, match="1 items have the same id but another question"):
+        RunLog.open(path, listed(changed))
+    assert path.read_bytes() == before
+
+
+def test_a_record_of_another_runner_or_of_an_item_outside_the_run_is_refused_on_read(
+    tmp_path: Path,
+):
+    path = tmp_path / "run.jsonl"
+    log = RunLog.open(path, listed(SIXTY[:2]))
+    log.append(record("q0/A"))
+    lines = path.read_text().splitlines()
+    foreign = record("q1/A").model_copy(
+        update={"answer": record("q1/A").answer.model_copy(update={"runner": "full_context"})}
+    )
+    stranger = record("q99/A")
+    changed = record("q1/A")
+    changed = changed.model_copy(
+        update={"item": changed.item.model_copy(update={"question": "Other?"})}
+    )
+    cases = [
+        (foreign, r"line 3: the answer is by runner 'full_context', but this is the log of "),
+        (stranger, r"line 3: item 'q99/A' is not one of the run's 2 items"),
+        (changed, r"line 3: item 'q1/A' is not the item the run was started with"),
+    ]
+    for bad, message in cases:
+        line = json.dumps({"kind": "record", **bad.model_dump(mode="json")})
+        path.write_text("\n".join([*lines, line]) + "\n")
+        with pytest.raises(UserError, match=message) as caught:
+            RunLog.read(path)
+        assert str(path) in str(caught.value) and "another run's log" in str(caught.value)
+        with pytest.raises(UserError, match=message):
+            RunLog.open(path, listed(SIXTY[:2]))
+    with pytest.raises(ValueError, match="item 'q99/A' is not one of the run's 2 items"):
+        RunLog.open(tmp_path / "fresh.jsonl", listed(SIXTY[:2])).append(stranger)
+
+
+def test_a_log_from_before_item_sets_continues_only_with_its_own_items(tmp_path: Path):
+    path = tmp_path / "run.jsonl"
+    old = RunLog.open(path, manifest())  # no item set recorded
+    old.append(record("q0/A"))
+    assert RunLog.open(path, listed(SIXTY[:5])).done_item_ids() == {"q0/A"}
+    with pytest.raises(RunLogMismatch, match="1 of the log's items are not in this run"):
+        RunLog.open(path, listed(SIXTY[1:5]))
+
+
+def test_a_failed_record_is_retried_and_its_retry_supersedes_it(tmp_path: Path):
+    path = tmp_path / "run.jsonl"
+    log = RunLog.open(path, listed(SIXTY[:2]))
+    crashed = record("q0/A", None).model_copy(
+        update={"error": ItemError(kind="ZeroDivisionError", at="agent.py:12 in act")}
+    )
+    log.append(crashed)
+    log.append(record("q1/A"))
+    assert log.done_item_ids() == {"q1/A"} and log.failed_item_ids() == {"q0/A"}
+    resumed = RunLog.open(path, listed(SIXTY[:2]))
+    assert resumed.done_item_ids() == {"q1/A"} and resumed.failed_item_ids() == {"q0/A"}
+    resumed.append(record("q0/A"))
+    _, records = RunLog.read(path)
+    assert [r.item.id for r in records] == ["q1/A", "q0/A"]
+    assert all(r.error is None for r in records)
+    assert len(path.read_text().splitlines()) == 4  # append-only: the failure stays on disk
+    with pytest.raises(ValueError, match="already in the run log"):
+        resumed.append(record("q0/A"))
+
+
+def test_a_log_another_process_is_writing_is_refused(tmp_path: Path):
+    path = tmp_path / "run.jsonl"
+    written = tmp_path / "written.jsonl"  # a log this process writes, to copy from
+    RunLog.open(written, manifest()).append(record())
+    path.write_bytes(written.read_bytes())
+    holder = subprocess.Popen(
+        [
+            sys.executable, "-c",
+            "import sys, time\n"
+            "from recordagent.evaluation.log import RunLog\n"
+            "RunLog.open(sys.argv[1], RunLog.read(sys.argv[1])[0])\n"
+            "print('holding', flush=True)\n"
+            "time.sleep(60)\n",
+            str(path),
+        ],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        with pytest.raises(UserError, match="is being written by another process"):
+            RunLog.open(path, manifest())
+    finally:
+        holder.kill()
+        holder.communicate()
+    # The lock went with the process: the log is free again.
+    assert RunLog.open(path, manifest()).done_item_ids() == {"asct/A"}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ import duckdb
 import polars as pl
 
 from recordagent.errors import DataLoadError, LoadProblem, UserError
+from recordagent.records.bundle import file_problem
 from recordagent.records.chunking import Chunker
 from recordagent.records.db import RecordStore
 from recordagent.records.load import (
@@ -33,10 +35,12 @@ from recordagent.records.load import (
     register_source,
     set_source_counts,
     source_by_name,
+    source_name,
     source_with_fingerprint,
 )
 from recordagent.records.search_index import record_index_vocabulary
 from recordagent.records.terms import Vocabulary, load_vocabulary
+from recordagent.records.value_rules import stored_value_problems
 from recordagent.settings import Settings
 from recordagent.sources.fhir.mapping import BadResource, Mapper, Rows
 
@@ -109,15 +113,28 @@ def find_fhir_files(path: Path) -> tuple[Path, list[Path]]:
 
     Raises:
         UserError: ``path`` does not exist or holds no FHIR file.
+        DataLoadError: A FHIR file in the folder is not a regular file (a named pipe, a
+            broken link).
     """
-    if path.is_file():
+    if not path.is_dir() and os.path.lexists(path):
+        problem = file_problem(path, str(path))
+        if problem is not None:  # a named pipe would block the load forever
+            raise UserError(f"{path} {problem.message}")
         if not (path.suffix == ".json" or _is_ndjson(path)):
             raise UserError(f"{path} is not a FHIR file (.json, .ndjson or .ndjson.gz)")
         return path.parent, [path]
     if not path.is_dir():
         raise UserError(f"{path} does not exist")
-    bundles = sorted(p for p in path.iterdir() if p.is_file() and p.suffix == ".json")
-    ndjson = sorted((p for p in path.iterdir() if p.is_file() and _is_ndjson(p)), key=_ndjson_rank)
+    named = [p for p in path.iterdir() if p.suffix == ".json" or _is_ndjson(p)]
+    problems = [
+        problem
+        for p in named
+        if (problem := file_problem(p, p.name)) is not None and not p.is_dir()
+    ]
+    if problems:
+        raise DataLoadError(problems)
+    bundles = sorted(p for p in named if p.is_file() and p.suffix == ".json")
+    ndjson = sorted((p for p in named if p.is_file() and _is_ndjson(p)), key=_ndjson_rank)
     if not bundles and not ndjson:
         raise UserError(f"{path} holds no FHIR file (*.json bundles, *.ndjson, *.ndjson.gz)")
     return path, [*bundles, *ndjson]
@@ -149,6 +166,7 @@ class _Writer:
         self.rows = Rows()
         self.counts = {"patients": 0, "documents": 0, "labs": 0, "events": 0, "chunks": 0}
         self.skipped: dict[str, int] = {}
+        self.altered: dict[str, int] = {}
         self.tokens = 0
 
     def maybe_flush(self, label: str) -> None:
@@ -162,6 +180,8 @@ class _Writer:
         rows, self.rows = self.rows, Rows()
         for reason, n in rows.skipped.items():
             self.skipped[reason] = self.skipped.get(reason, 0) + n
+        for change, n in rows.altered.items():
+            self.altered[change] = self.altered.get(change, 0) + n
         try:
             for table in ("patients", "labs", "events", "documents"):
                 data: list[dict[str, Any]] = getattr(rows, table)
@@ -200,9 +220,13 @@ def _load_bundle(file: Path, label: str, mapper: Mapper, writer: _Writer) -> Non
     try:
         with file.open("rb") as handle:
             document = json.load(handle)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError, text that is not UTF-8 and an integer of more
+        # than 4300 digits; RecursionError an array nested thousands deep.
         row = exc.lineno if isinstance(exc, json.JSONDecodeError) else None
-        raise DataLoadError([LoadProblem(label, f"not valid JSON: {exc}", row=row)]) from exc
+        raise DataLoadError(
+            [LoadProblem(label, f"not valid JSON: {_brief(exc)}", row=row)]
+        ) from exc
     if not isinstance(document, dict) or "resourceType" not in document:
         raise DataLoadError([LoadProblem(label, "not a FHIR resource (no resourceType)")])
     if document["resourceType"] == "Bundle":
@@ -227,6 +251,12 @@ def _load_bundle(file: Path, label: str, mapper: Mapper, writer: _Writer) -> Non
     writer.maybe_flush(label)
 
 
+def _brief(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return (str(exc).strip() or type(exc).__name__).splitlines()[0][:300]
+
+
 def _open_text(file: Path) -> IO[str]:
     if file.name.endswith(".gz"):
         return gzip.open(file, "rt", encoding="utf-8")
@@ -247,13 +277,19 @@ def _load_ndjson(file: Path, label: str, mapper: Mapper, writer: _Writer) -> Non
             continue
         try:
             resource = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problem = LoadProblem(label, f"line {number} is not valid JSON: {exc.msg}", row=number)
+            raise DataLoadError([problem]) from exc
+        except (ValueError, RecursionError) as exc:  # see _load_bundle
+            problem = LoadProblem(
+                label, f"line {number} is not valid JSON: {_brief(exc)}", row=number
+            )
+            raise DataLoadError([problem]) from exc
+        try:
             if not isinstance(resource, dict) or "resourceType" not in resource:
                 raise BadResource("is not a FHIR resource (no resourceType)")
             mapper.remember(resource)
             mapper.map(resource, writer.rows, f"{file.name.split('.')[0]}-line-{number}")
-        except json.JSONDecodeError as exc:
-            problem = LoadProblem(label, f"line {number} is not valid JSON: {exc.msg}", row=number)
-            raise DataLoadError([problem]) from exc
         except BadResource as exc:
             name = _resource_name(resource)
             problem = LoadProblem(label, f"line {number} ({name}) {exc}", row=number)
@@ -299,7 +335,9 @@ def load_fhir(
     clock = time.perf_counter()
     root, files = find_fhir_files(Path(path))
     location = (root if Path(path).is_dir() else Path(path)).resolve()
-    name = source or (location.name.split(".")[0] if Path(path).is_file() else location.name)
+    name = source_name(
+        source, location.name.split(".")[0] if Path(path).is_file() else location.name
+    )
     fingerprint = _fingerprint(root, files)
     loaded_as = source_with_fingerprint(store, name, fingerprint)
     if loaded_as is not None and not replace:
@@ -333,6 +371,9 @@ def load_fhir(
                 _load_bundle(file, label, mapper, writer)
         writer.finish(label)
         report("done", len(files), len(files))
+        bad = stored_value_problems(con, source_id)
+        if bad:  # the mapping checks every value; this is the store's last line
+            raise DataLoadError([b.problem(location.name) for b in bad])
         set_source_counts(con, source_id, writer.counts)
         con.execute("COMMIT")
     except BaseException:
@@ -351,4 +392,5 @@ def load_fhir(
         document_tokens=writer.tokens,
         tokenizer=chunker.tokenizer.description,
         seconds={"read": round(read_seconds, 4), "write": round(time.perf_counter() - clock, 4)},
+        warnings=[f"{n} {change}" for change, n in sorted(writer.altered.items())],
     )

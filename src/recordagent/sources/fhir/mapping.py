@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 
+from recordagent.records.ids import id_problem, normalise_id
+from recordagent.records.value_rules import number_problem
+
 __all__ = [
     "EVENT_TYPES",
     "BadResource",
@@ -41,9 +44,11 @@ EVENT_TYPES: dict[str, str] = {
 _IMAGING_CATEGORIES = {"RAD", "LP29684-5", "imaging", "radiology"}
 _SEXES = {"male": "male", "female": "female", "other": "other", "unknown": "unknown"}
 _TIME = re.compile(
-    r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?"
+    r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?"
     r"(?:Z|[+-]\d{2}:\d{2})?)?)?)?$"
 )
+LEAP_SECONDS = "leap seconds (second 60) stored as second 59.999999"
+BELOW_MICROSECOND = "times with digits below a microsecond stored truncated to microseconds"
 
 
 class BadResource(ValueError):
@@ -59,37 +64,48 @@ class Rows:
     events: list[dict[str, Any]] = field(default_factory=list)
     documents: list[dict[str, Any]] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
+    altered: dict[str, int] = field(default_factory=dict)
 
     def skip(self, reason: str, n: int = 1) -> None:
         """Count ``n`` items not loaded for ``reason``."""
         self.skipped[reason] = self.skipped.get(reason, 0) + n
 
 
-def parse_time(value: Any) -> dt.datetime | None:
+def parse_time(value: Any, altered: dict[str, int] | None = None) -> dt.datetime | None:
     """A FHIR date, dateTime or instant as a naive datetime (wall-clock time, offset dropped).
 
-    Partial dates ('2020', '2020-05') become the first instant of the period.
+    Partial dates ('2020', '2020-05') become the first instant of the period. Fractions of a
+    second are kept to the microsecond (digits below it are truncated). A leap second (second
+    60, which FHIR allows) becomes the minute's last microsecond, keeping the day and the
+    order; Python's datetime has no second 60. Each such change is counted in ``altered``.
     """
     if not isinstance(value, str):
         return None
     match = _TIME.match(value.strip())
     if not match:
         raise BadResource(f"'{value}' is not a FHIR date or dateTime")
-    y, mo, d, h, mi, s = match.groups()
+    y, mo, d, h, mi, s, fraction = match.groups()
+    second, micro = int(s or 0), int((fraction or "")[:6].ljust(6, "0"))
+    if fraction and fraction[6:].strip("0") and altered is not None:
+        altered[BELOW_MICROSECOND] = altered.get(BELOW_MICROSECOND, 0) + 1
+    if second == 60:
+        second, micro = 59, 999_999
+        if altered is not None:
+            altered[LEAP_SECONDS] = altered.get(LEAP_SECONDS, 0) + 1
     try:
         return dt.datetime(
-            int(y), int(mo or 1), int(d or 1), int(h or 0), int(mi or 0), int(s or 0)
+            int(y), int(mo or 1), int(d or 1), int(h or 0), int(mi or 0), second, micro
         )
     except ValueError as exc:
         raise BadResource(f"'{value}' is not a valid date: {exc}") from exc
 
 
-def _first_time(resource: Resource, *paths: str) -> dt.datetime | None:
+def _first_time(resource: Resource, rows: Rows, *paths: str) -> dt.datetime | None:
     for path in paths:
         value: Any = resource
         for part in path.split("."):
             value = value.get(part) if isinstance(value, dict) else None
-        found = parse_time(value)
+        found = parse_time(value, rows.altered)
         if found is not None:
             return found
     return None
@@ -143,9 +159,18 @@ def _category_codes(resource: Resource) -> list[str]:
 
 
 def _number(value: Any) -> float | None:
+    """A JSON number as a float; one the store cannot hold is a bad resource."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError as exc:  # an integer of hundreds of digits
+        raise BadResource(f"holds a number too large for any measurement: {exc}") from exc
+    problem = number_problem(number)
+    if problem is not None:
+        # Python's json reads NaN, Infinity and 1e999 (inf), none of which is FHIR JSON.
+        raise BadResource(f"holds the number {number!r}: {problem}")
+    return number
 
 
 class _TextOnly(HTMLParser):
@@ -205,6 +230,8 @@ def decode_attachment(attachment: dict[str, Any], rows: Rows) -> str | None:
         raise BadResource(f"attachment data is not valid base64 {charset} text: {exc}") from exc
     except LookupError as exc:
         raise BadResource(f"unknown charset '{charset}' in the attachment") from exc
+    if "\x00" in text:  # binary content labelled as text, or UTF-16 labelled as UTF-8
+        raise BadResource(f"attachment data is not {charset} text: it holds a NUL byte")
     if media == "text/html":
         text = html_to_text(text)
     if not text.strip():
@@ -227,7 +254,7 @@ class Mapper:
         rid = resource.get("id")
         keys = [k for k in (full_url, f"{kind}/{rid}" if rid else None) if k]
         if kind == "Patient":
-            patient_id = str(rid or (full_url or "").rsplit(":", 1)[-1])
+            patient_id = _checked_id(str(rid or (full_url or "").rsplit(":", 1)[-1]))
             if not patient_id:
                 raise BadResource("a Patient without id")
             for key in keys:
@@ -268,14 +295,15 @@ class Mapper:
     def map(self, resource: Resource, rows: Rows, entry_id: str) -> None:
         """Append the rows ``resource`` maps to (or count it as skipped)."""
         kind = str(resource.get("resourceType") or "")
-        rid = str(resource.get("id") or entry_id)
+        given_id = str(resource.get("id") or entry_id)
+        rid = _checked_id(given_id)
         if kind == "Patient":
             rows.patients.append(
                 {
-                    "patient_id": self.patients.get(f"Patient/{rid}", rid),
+                    "patient_id": self.patients.get(f"Patient/{given_id}", rid),
                     "sex": _SEXES.get(str(resource.get("gender", "")).lower()),
-                    "birth_date": _date(resource.get("birthDate")),
-                    "death_date": _date(resource.get("deceasedDateTime")),
+                    "birth_date": _date(resource.get("birthDate"), rows),
+                    "death_date": _date(resource.get("deceasedDateTime"), rows),
                 }
             )
         elif kind == "Observation":
@@ -294,7 +322,7 @@ class Mapper:
     def _observation(self, res: Resource, rid: str, rows: Rows) -> None:
         patient = self._patient(res)
         time = _first_time(
-            res, "effectiveDateTime", "effectivePeriod.start", "effectiveInstant", "issued"
+            res, rows, "effectiveDateTime", "effectivePeriod.start", "effectiveInstant", "issued"
         )
         if time is None:
             rows.skip("undated Observation")
@@ -342,35 +370,40 @@ class Mapper:
         code_field = "code"
         detail: str | None = None
         if kind == "Condition":
-            start = _first_time(res, "onsetDateTime", "onsetPeriod.start", "recordedDate")
-            end = _first_time(res, "abatementDateTime", "abatementPeriod.end")
+            start = _first_time(res, rows, "onsetDateTime", "onsetPeriod.start", "recordedDate")
+            end = _first_time(res, rows, "abatementDateTime", "abatementPeriod.end")
             detail = _concept_code(res.get("clinicalStatus"))
         elif kind == "Procedure":
-            start = _first_time(res, "performedDateTime", "performedPeriod.start")
-            end = _first_time(res, "performedPeriod.end")
+            start = _first_time(res, rows, "performedDateTime", "performedPeriod.start")
+            end = _first_time(res, rows, "performedPeriod.end")
         elif kind == "Encounter":
-            start = _first_time(res, "period.start")
-            end = _first_time(res, "period.end")
+            start = _first_time(res, rows, "period.start")
+            end = _first_time(res, rows, "period.end")
             code_field = "type"
             reasons = [_concept_text(r) for r in res.get("reasonCode") or []]
             detail = "; ".join(r for r in reasons if r) or None
         elif kind.startswith("Medication"):
             start = _first_time(
-                res, "authoredOn", "effectiveDateTime", "effectivePeriod.start", "dateAsserted"
+                res,
+                rows,
+                "authoredOn",
+                "effectiveDateTime",
+                "effectivePeriod.start",
+                "dateAsserted",
             )
-            end = _first_time(res, "effectivePeriod.end")
+            end = _first_time(res, rows, "effectivePeriod.end")
             code_field = "medicationCodeableConcept"
             dosage = res.get("dosageInstruction") or res.get("dosage") or []
             if isinstance(dosage, dict):
                 dosage = [dosage]
             detail = "; ".join(str(d["text"]) for d in dosage if d.get("text")) or None
         elif kind == "Immunization":
-            start = _first_time(res, "occurrenceDateTime", "recorded")
+            start = _first_time(res, rows, "occurrenceDateTime", "recorded")
             code_field = "vaccineCode"
             detail = "immunization"
         elif kind == "DiagnosticReport":
-            start = _first_time(res, "effectiveDateTime", "effectivePeriod.start", "issued")
-            end = _first_time(res, "effectivePeriod.end")
+            start = _first_time(res, rows, "effectiveDateTime", "effectivePeriod.start", "issued")
+            end = _first_time(res, rows, "effectivePeriod.end")
             detail = res.get("conclusion")
         if start is None:
             rows.skip(f"undated {kind}")
@@ -405,7 +438,7 @@ class Mapper:
 
     def _document_reference(self, res: Resource, rid: str, rows: Rows) -> None:
         patient = self._patient(res)
-        date = _first_time(res, "date", "context.period.start")
+        date = _first_time(res, rows, "date", "context.period.start")
         if date is None:
             rows.skip("undated DocumentReference")
             return
@@ -434,7 +467,7 @@ class Mapper:
             rows.skip("presentedForm also in a DocumentReference", len(forms))
             return
         patient = self._patient(res)
-        date = _first_time(res, "effectiveDateTime", "effectivePeriod.start", "issued")
+        date = _first_time(res, rows, "effectiveDateTime", "effectivePeriod.start", "issued")
         if date is None:
             rows.skip("undated DiagnosticReport", len(forms))
             return
@@ -455,9 +488,18 @@ class Mapper:
             )
 
 
-def _date(value: Any) -> dt.date | None:
-    found = parse_time(value)
+def _date(value: Any, rows: Rows) -> dt.date | None:
+    found = parse_time(value, rows.altered)
     return found.date() if found else None
+
+
+def _checked_id(value: str) -> str:
+    """A resource id in the store's canonical form (NFC, no surrounding white space)."""
+    ident = normalise_id(value)
+    problem = id_problem(ident)
+    if problem is not None:
+        raise BadResource(f"has an unusable id {ident!r}: {problem}")
+    return ident
 
 
 def _value(holder: Resource) -> dict[str, Any]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from recordagent.errors import UserError
+from recordagent.errors import DataLoadError, UserError
+from recordagent.records.bundle import file_problem
 
 __all__ = ["MimicFiles", "find_mimic_files"]
 
@@ -38,10 +40,19 @@ REQUIRED = ("patients",)
 
 @dataclass(frozen=True)
 class MimicFiles:
-    """The CSV files found under a MIMIC-IV root, by table name."""
+    """The CSV files found under a MIMIC-IV root, by table name.
+
+    ``used`` collects the typed columns each table's reads ask for, so that a value the store
+    refuses can be traced back to its file, row and column.
+    """
 
     root: Path
     paths: dict[str, Path]
+    used: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def label(self, table: str) -> str:
+        """The table's file as the user knows it, relative to the MIMIC-IV folder."""
+        return self.paths[table].relative_to(self.root).as_posix()
 
     def has(self, table: str) -> bool:
         """Whether the table's file is present."""
@@ -69,18 +80,30 @@ def find_mimic_files(root: Path) -> MimicFiles:
 
     Raises:
         UserError: ``root`` is not a folder, or has no ``hosp/patients`` table.
+        DataLoadError: A table's file is not a regular file (a named pipe would block the load
+            forever) or is a symbolic link that leads nowhere.
     """
     if not root.is_dir():
         raise UserError(f"no MIMIC-IV folder at {root}")
     paths: dict[str, Path] = {}
+    problems = []
     for module, tables in TABLES.items():
         folder = root / module
         for table in tables:
             for suffix in (".csv.gz", ".csv"):
                 candidate = folder / f"{table}{suffix}"
-                if candidate.is_file():
+                if not os.path.lexists(candidate):
+                    continue
+                # Links may lead anywhere (downloads often live on shared storage), but to a
+                # regular file: an absent table is skipped, a broken one is not.
+                problem = file_problem(candidate, f"{module}/{candidate.name}")
+                if problem is not None:
+                    problems.append(problem)
+                else:
                     paths[table] = candidate
-                    break
+                break
+    if problems:
+        raise DataLoadError(problems)
     missing = [t for t in REQUIRED if t not in paths]
     if missing:
         raise UserError(

@@ -27,11 +27,13 @@ from recordagent.records.load import (
     register_source,
     set_source_counts,
     source_by_name,
+    source_name,
     source_with_fingerprint,
 )
 from recordagent.records.terms import load_vocabulary
+from recordagent.records.value_rules import stored_value_problems
 from recordagent.settings import Settings
-from recordagent.sources.csv_errors import csv_problem
+from recordagent.sources.csv_errors import csv_problem, value_problems
 from recordagent.sources.mimic_iv.files import MimicFiles, find_mimic_files
 from recordagent.sources.mimic_iv.notes import load_notes
 from recordagent.sources.mimic_iv.tables import (
@@ -40,6 +42,7 @@ from recordagent.sources.mimic_iv.tables import (
     event_steps,
     lab_steps,
     patient_step,
+    typed_reads,
 )
 
 __all__ = ["load_mimic_iv", "packaged_labitem_loinc"]
@@ -96,7 +99,7 @@ def load_mimic_iv(
     timings = {"read": 0.0, "validate": 0.0, "chunk": 0.0, "index": 0.0, "write": 0.0}
     clock = time.perf_counter()
     files = find_mimic_files(Path(path))
-    name = source or files.root.resolve().name
+    name = source_name(source, files.root.resolve().name)
     fingerprint = files.fingerprint()
     loaded_as = source_with_fingerprint(store, name, fingerprint)
     if loaded_as is not None and not replace:
@@ -148,6 +151,11 @@ def load_mimic_iv(
         )
         counts["documents"], counts["chunks"] = documents, chunks
         timings["chunk"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        bad = stored_value_problems(con, source_id)
+        if bad:
+            raise DataLoadError(value_problems(bad, typed_reads(files), files.root.name))
+        timings["validate"] = time.perf_counter() - clock
         set_source_counts(con, source_id, counts)
         con.execute("COMMIT")
     except BaseException:

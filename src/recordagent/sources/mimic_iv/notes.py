@@ -18,7 +18,7 @@ from recordagent.records.load import ProgressCallback, index_documents, insert_f
 from recordagent.records.search_index import record_index_vocabulary
 from recordagent.records.terms import Vocabulary
 from recordagent.sources.mimic_iv.files import MimicFiles
-from recordagent.sources.mimic_iv.tables import read_csv
+from recordagent.sources.mimic_iv.tables import read_table
 
 __all__ = ["NOTE_TYPES", "load_notes", "notes_sql"]
 
@@ -48,8 +48,9 @@ def notes_sql(files: MimicFiles) -> str | None:
         title = "NULL"
         join = ""
         if table == "radiology" and files.has("radiology_detail"):
-            detail = read_csv(
-                files.paths["radiology_detail"],
+            detail = read_table(
+                files,
+                "radiology_detail",
                 {
                     "note_id": "VARCHAR",
                     "field_name": "VARCHAR",
@@ -71,7 +72,7 @@ def notes_sql(files: MimicFiles) -> str | None:
                    coalesce({title}, CASE n.note_type {kinds} ELSE lower(n.note_type) END)
                        AS title,
                    n.text AS text
-            FROM {read_csv(files.paths[table], _NOTE_COLUMNS)} n
+            FROM {read_table(files, table, _NOTE_COLUMNS)} n
             {join}
             WHERE n.charttime IS NOT NULL AND trim(coalesce(n.text, '')) <> ''
             """

@@ -14,9 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recordagent.records.schema import BUNDLE_TABLES
+from recordagent.records.value_rules import MAX_MAGNITUDE
+from recordagent.sources.csv_errors import TypedRead
 from recordagent.sources.mimic_iv.files import MimicFiles
 
-__all__ = ["LOINC_TABLE", "Step", "event_steps", "lab_steps", "patient_step"]
+__all__ = [
+    "LOINC_TABLE",
+    "Step",
+    "event_steps",
+    "lab_steps",
+    "patient_step",
+    "read_csv",
+    "read_table",
+    "typed_reads",
+]
 
 LOINC_TABLE = "_mimic_labitem_loinc"
 """Name under which the loader registers the packaged itemid → LOINC map."""
@@ -40,6 +51,23 @@ class Step:
     sql: str
 
 
+def read_table(files: MimicFiles, table: str, types: Mapping[str, str]) -> str:
+    """A ``read_csv`` call for a MIMIC table's file: RFC 4180 dialect, the used columns typed.
+
+    The typed columns are recorded in ``files.used`` (see :func:`typed_reads`).
+    """
+    files.used[table] = {**files.used.get(table, {}), **types}
+    return read_csv(files.paths[table], types)
+
+
+def typed_reads(files: MimicFiles) -> list[TypedRead]:
+    """Each table read so far: its file's label, a relation reading it, its typed columns."""
+    return [
+        TypedRead(files.label(table), read_csv(files.paths[table], types), dict(types))
+        for table, types in files.used.items()
+    ]
+
+
 def read_csv(path: Path, types: Mapping[str, str]) -> str:
     """A ``read_csv`` call for a MIMIC file: RFC 4180 dialect, the used columns typed."""
     literal = str(path).replace("'", "''")
@@ -52,8 +80,9 @@ def read_csv(path: Path, types: Mapping[str, str]) -> str:
 
 def patient_step(files: MimicFiles) -> Step:
     """Patients → patients (sex, estimated birth date, death date)."""
-    source = read_csv(
-        files.paths["patients"],
+    source = read_table(
+        files,
+        "patients",
         {"subject_id": _ID, "gender": _TEXT, "anchor_age": _ID, "anchor_year": _ID, "dod": _DATE},
     )
     # MIMIC publishes only the age in the (shifted) anchor year: the birth date is an estimate.
@@ -70,11 +99,11 @@ def patient_step(files: MimicFiles) -> Step:
 
 def event_steps(files: MimicFiles) -> list[Step]:
     """The event inserts for the tables present, in a fixed order."""
-    p = files.paths
     steps: list[Step] = []
     admissions = (
-        read_csv(
-            p["admissions"],
+        read_table(
+            files,
+            "admissions",
             {
                 "subject_id": _ID,
                 "hadm_id": _ID,
@@ -108,8 +137,9 @@ def event_steps(files: MimicFiles) -> list[Step]:
             )
         )
     if files.has("transfers"):
-        source = read_csv(
-            p["transfers"],
+        source = read_table(
+            files,
+            "transfers",
             {
                 "subject_id": _ID,
                 "hadm_id": _ID,
@@ -134,8 +164,9 @@ def event_steps(files: MimicFiles) -> list[Step]:
             )
         )
     if files.has("services"):
-        source = read_csv(
-            p["services"],
+        source = read_table(
+            files,
+            "services",
             {
                 "subject_id": _ID,
                 "hadm_id": _ID,
@@ -167,8 +198,9 @@ def event_steps(files: MimicFiles) -> list[Step]:
     if files.has("prescriptions"):
         steps.append(_prescription_step(files))
     if files.has("emar"):
-        source = read_csv(
-            p["emar"],
+        source = read_table(
+            files,
+            "emar",
             {
                 "subject_id": _ID,
                 "hadm_id": _ID,
@@ -195,8 +227,9 @@ def event_steps(files: MimicFiles) -> list[Step]:
             )
         )
     if files.has("icustays"):
-        source = read_csv(
-            p["icustays"],
+        source = read_table(
+            files,
+            "icustays",
             {
                 "subject_id": _ID,
                 "hadm_id": _ID,
@@ -222,7 +255,7 @@ def event_steps(files: MimicFiles) -> list[Step]:
                 """,
             )
         )
-    patients = read_csv(p["patients"], {"subject_id": _ID, "dod": _DATE})
+    patients = read_table(files, "patients", {"subject_id": _ID, "dod": _DATE})
     steps.append(
         Step(
             "patients",
@@ -251,9 +284,9 @@ def _coded_step(files: MimicFiles, coded: str, dictionary: str, admissions: str 
     }
     if not is_diagnosis:
         types["chartdate"] = _DATE
-    source = read_csv(files.paths[coded], types)
+    source = read_table(files, coded, types)
     titles = (
-        f"LEFT JOIN {read_csv(files.paths[dictionary], {'icd_code': _TEXT, 'icd_version': _ID, 'long_title': _TEXT})} t "  # noqa: E501
+        f"LEFT JOIN {read_table(files, dictionary, {'icd_code': _TEXT, 'icd_version': _ID, 'long_title': _TEXT})} t "  # noqa: E501
         "ON t.icd_code = c.icd_code AND t.icd_version = c.icd_version"
         if files.has(dictionary)
         else ""
@@ -293,8 +326,9 @@ def _coded_step(files: MimicFiles, coded: str, dictionary: str, admissions: str 
 
 def _prescription_step(files: MimicFiles) -> Step:
     """prescriptions, with frequency and status from the pharmacy order they belong to."""
-    source = read_csv(
-        files.paths["prescriptions"],
+    source = read_table(
+        files,
+        "prescriptions",
         {
             "subject_id": _ID,
             "hadm_id": _ID,
@@ -309,8 +343,9 @@ def _prescription_step(files: MimicFiles) -> Step:
         },
     )
     if files.has("pharmacy"):
-        pharmacy = read_csv(
-            files.paths["pharmacy"],
+        pharmacy = read_table(
+            files,
+            "pharmacy",
             {"pharmacy_id": _ID, "frequency": _TEXT, "status": _TEXT, "entertime": _TS},
         )
         join = f"LEFT JOIN {pharmacy} ph ON ph.pharmacy_id = r.pharmacy_id"
@@ -339,11 +374,11 @@ def _prescription_step(files: MimicFiles) -> Step:
 
 def lab_steps(files: MimicFiles) -> list[Step]:
     """The lab inserts for the tables present: labevents, microbiology, OMR."""
-    p = files.paths
     steps: list[Step] = []
     if files.has("labevents"):
-        source = read_csv(
-            p["labevents"],
+        source = read_table(
+            files,
+            "labevents",
             {
                 "labevent_id": _ID,
                 "subject_id": _ID,
@@ -360,8 +395,9 @@ def lab_steps(files: MimicFiles) -> list[Step]:
             },
         )
         if files.has("d_labitems"):
-            items = read_csv(
-                p["d_labitems"],
+            items = read_table(
+                files,
+                "d_labitems",
                 {"itemid": _ID, "label": _TEXT, "fluid": _TEXT, "category": _TEXT},
             )
             join = f"LEFT JOIN {items} d ON d.itemid = l.itemid"
@@ -402,8 +438,9 @@ def lab_steps(files: MimicFiles) -> list[Step]:
             )
         )
     if files.has("microbiologyevents"):
-        source = read_csv(
-            p["microbiologyevents"],
+        source = read_table(
+            files,
+            "microbiologyevents",
             {
                 "microevent_id": _ID,
                 "subject_id": _ID,
@@ -441,8 +478,9 @@ def lab_steps(files: MimicFiles) -> list[Step]:
             )
         )
     if files.has("omr"):
-        source = read_csv(
-            p["omr"],
+        source = read_table(
+            files,
+            "omr",
             {
                 "subject_id": _ID,
                 "chartdate": _DATE,
@@ -451,6 +489,10 @@ def lab_steps(files: MimicFiles) -> list[Step]:
                 "result_value": _TEXT,
             },
         )
+        # OMR results are text; one that reads as a number is one, unless no measurement could
+        # be that number ('NaN', 'Infinity', 1e300): then it stays text, as written.
+        number = "TRY_CAST(result_value AS DOUBLE)"
+        measured = f"coalesce(isfinite({number}) AND abs({number}) <= {MAX_MAGNITUDE!r}, false)"
         unit = """CASE
                     WHEN result_name ILIKE 'Weight (Lbs)%' THEN 'lb'
                     WHEN result_name ILIKE 'Height (Inches)%' THEN 'in'
@@ -470,8 +512,8 @@ def lab_steps(files: MimicFiles) -> list[Step]:
                                                           result_value),
                        CAST(subject_id AS VARCHAR), CAST(chartdate AS TIMESTAMP),
                        'OMR:' || result_name, result_name,
-                       TRY_CAST(result_value AS DOUBLE),
-                       CASE WHEN TRY_CAST(result_value AS DOUBLE) IS NULL THEN result_value END,
+                       CASE WHEN {measured} THEN TRY_CAST(result_value AS DOUBLE) END,
+                       CASE WHEN {measured} THEN NULL ELSE result_value END,
                        {unit}, NULL, NULL, NULL, NULL, 'OMR', NULL, NULL, NULL
                 FROM {source}
                 WHERE chartdate IS NOT NULL AND result_name IS NOT NULL

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import shutil
 import tempfile
 import zipfile
@@ -14,7 +15,8 @@ from pathlib import Path, PurePosixPath
 
 import duckdb
 
-from recordagent.errors import UserError
+from recordagent.errors import DataLoadError, UserError
+from recordagent.records.bundle import file_problem
 
 __all__ = ["DATABASE_ALIAS", "TABLES", "OmopFiles", "open_omop_files"]
 
@@ -105,13 +107,23 @@ def open_omop_files(origin: Path) -> Iterator[OmopFiles]:
 
     Raises:
         UserError: ``origin`` is neither a folder nor a zip, or holds no PERSON table.
+        DataLoadError: A table's file is not a regular file (a named pipe, a broken link).
     """
     if origin.is_dir():
         paths: dict[str, Path] = {}
+        problems = []
         for candidate in sorted(origin.iterdir()):
             table = _table_of(candidate.name)
-            if table is not None and candidate.is_file() and table not in paths:
+            if table is None or table in paths:
+                continue
+            # A named pipe would block the load forever; a broken link is no absent table.
+            problem = file_problem(candidate, candidate.name)
+            if problem is not None:
+                problems.append(problem)
+            else:
                 paths[table] = candidate
+        if problems:
+            raise DataLoadError(problems)
         if "person" not in paths:
             raise _missing(origin)
         stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in paths.values()]
@@ -122,6 +134,8 @@ def open_omop_files(origin: Path) -> Iterator[OmopFiles]:
             fingerprint=_stat_digest(stats),
         )
         return
+    if os.path.lexists(origin) and (problem := file_problem(origin, str(origin))) is not None:
+        raise UserError(f"no OMOP CDM export at {origin}: {problem.message}")
     if origin.is_file() and _is_duckdb(origin):
         yield _database_tables(origin)
         return

@@ -26,12 +26,14 @@ from recordagent.records.load import (
     register_source,
     set_source_counts,
     source_by_name,
+    source_name,
     source_with_fingerprint,
 )
 from recordagent.records.search_index import record_index_vocabulary
 from recordagent.records.terms import Vocabulary, load_vocabulary
+from recordagent.records.value_rules import stored_value_problems
 from recordagent.settings import Settings
-from recordagent.sources.csv_errors import csv_problem
+from recordagent.sources.csv_errors import csv_problem, value_problems
 from recordagent.sources.omop.files import DATABASE_ALIAS, OmopFiles, open_omop_files
 from recordagent.sources.omop.tables import (
     CONCEPT_TABLE,
@@ -41,6 +43,7 @@ from recordagent.sources.omop.tables import (
     lab_steps,
     note_sql,
     patient_step,
+    typed_reads,
 )
 
 __all__ = ["load_omop"]
@@ -81,7 +84,9 @@ def load_omop(
     report = progress or (lambda phase, done, total: None)
     origin = Path(path)
     with open_omop_files(origin) as files:
-        name = source or (origin.resolve().stem if origin.is_file() else origin.resolve().name)
+        name = source_name(
+            source, origin.resolve().stem if origin.is_file() else origin.resolve().name
+        )
         loaded_as = source_with_fingerprint(store, name, files.fingerprint)
         location = str(origin.resolve())
         if loaded_as is not None and not replace:
@@ -156,6 +161,13 @@ def _load(
             con, files, source_id, chunker, vocabulary, report
         )
         timings["chunk"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        bad = stored_value_problems(con, source_id)
+        if bad:
+            raise DataLoadError(
+                value_problems(bad, typed_reads(files), files.origin.name, _attach(files))
+            )
+        timings["validate"] = time.perf_counter() - clock
         set_source_counts(con, source_id, counts)
         con.execute(f"DROP TABLE IF EXISTS {CONCEPT_TABLE}")
         con.execute("COMMIT")
@@ -167,6 +179,14 @@ def _load(
             con.execute(f"DETACH DATABASE IF EXISTS {DATABASE_ALIAS}")
         con.close()
     return counts, tokens, timings
+
+
+def _attach(files: OmopFiles) -> list[str]:
+    """What a connection of its own runs to read the export's tables (a database's ATTACH)."""
+    if files.database is None:
+        return []
+    literal = str(files.database).replace("'", "''")
+    return [f"ATTACH '{literal}' AS {DATABASE_ALIAS} (READ_ONLY)"]
 
 
 def _run(con: duckdb.DuckDBPyConnection, files: OmopFiles, step: Step, source_id: int) -> int:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from recordagent.records.schema import BUNDLE_TABLES
+from recordagent.sources.csv_errors import TypedRead
 from recordagent.sources.omop.files import OmopFiles
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "note_sql",
     "patient_step",
     "read_table",
+    "typed_reads",
 ]
 
 CONCEPT_TABLE = "_omop_concept"
@@ -78,6 +80,23 @@ def read_table(files: OmopFiles, table: str, types: Mapping[str, str]) -> str:
         f"all_varchar = true, types = {{{typed}}})"
     )
     return f"(SELECT {columns} FROM {reader})"
+
+
+def typed_reads(files: OmopFiles) -> list[TypedRead]:
+    """Each table read so far, with its typed columns, for tracing a refused value to its row."""
+    reads = []
+    for table, types in list(files.used.items()):
+        header = files.columns(table)
+        present = {name: kind for name, kind in types.items() if name in header}
+        reads.append(
+            TypedRead(
+                files.labels[table],
+                read_table(files, table, present),
+                present,
+                {name: header[name] for name in present},
+            )
+        )
+    return reads
 
 
 def concept_sql(files: OmopFiles) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from recordagent.errors import UserError
 from recordagent.resources import cohort_presets_file
@@ -30,6 +30,7 @@ from recordagent.sources.synthetic.documents import (
 from recordagent.sources.synthetic.gold import GOLD_SCHEMA, gold_facts
 from recordagent.sources.synthetic.labs import PatientLabs, count_draws, simulate_labs
 from recordagent.sources.synthetic.outcomes import Outcomes, derive_outcomes
+from recordagent.sources.synthetic.regimens import REGIMENS
 
 __all__ = ["CohortPreset", "SynthReport", "generate_cohort", "load_preset"]
 
@@ -38,6 +39,8 @@ ProgressCallback = Callable[[str, int, int], None]
 # every other draw, LDH and beta-2 microglobulin every fourth (see labs.simulate_labs).
 _VALUES_PER_DRAW = 11 + 3 / 2 + 2 / 4
 _COURSE, _COUNT, _LABS, _DOCS = 0, 1, 2, 3
+# A course needs a regimen for every line, so no diagnosis may precede the regimen catalogue.
+_FIRST_THERAPY_YEAR = min(regimen.first_year for regimen in REGIMENS.values())
 
 
 class CohortPreset(BaseModel):
@@ -46,11 +49,30 @@ class CohortPreset(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="Preset name.")
-    patients: int = Field(ge=1, description="Number of patients.")
-    documents: int = Field(ge=1, description="Target number of documents (met within ±5%).")
-    labs: int = Field(ge=1, description="Target number of lab values (met within ±5%).")
-    first_year: int = Field(default=2001, description="Earliest year of diagnosis.")
-    last_year: int = Field(default=2025, description="Latest year of diagnosis.")
+    # The upper bounds keep a generation within one machine's memory (reference: 811 patients,
+    # 44,962 documents, 1,334,677 lab values).
+    patients: int = Field(ge=1, le=100_000, description="Number of patients.")
+    documents: int = Field(
+        ge=1, le=5_000_000, description="Target number of documents (met within ±5%)."
+    )
+    labs: int = Field(
+        ge=1, le=100_000_000, description="Target number of lab values (met within ±5%)."
+    )
+    first_year: int = Field(
+        default=2001,
+        ge=_FIRST_THERAPY_YEAR,
+        le=2100,
+        description="Earliest year of diagnosis (no earlier than the first regimen simulated).",
+    )
+    last_year: int = Field(
+        default=2025, ge=_FIRST_THERAPY_YEAR, le=2100, description="Latest year of diagnosis."
+    )
+
+    @model_validator(mode="after")
+    def _years_in_order(self) -> CohortPreset:
+        if self.first_year > self.last_year:
+            raise ValueError(f"first_year {self.first_year} is after last_year {self.last_year}")
+        return self
 
 
 def load_preset(name: str) -> CohortPreset:
@@ -60,20 +82,52 @@ def load_preset(name: str) -> CohortPreset:
         UserError: Unknown preset or invalid file.
     """
     path = Path(name)
-    if path.suffix in (".yaml", ".yml") and path.is_file():
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if path.suffix in (".yaml", ".yml"):
+        data = _read_preset_file(path)
     else:
         presets = yaml.safe_load(cohort_presets_file().read_text(encoding="utf-8"))
         if name not in presets:
+            shown = name if len(name) <= 80 else f"{name[:80]}... ({len(name):,} characters)"
             raise UserError(
-                f"unknown cohort preset '{name}'; choose one of {', '.join(presets)} "
+                f"unknown cohort preset {shown!r}; choose one of {', '.join(presets)} "
                 "or pass a YAML file"
             )
         data = {"name": name, **presets[name]}
+    if not isinstance(data, dict):
+        raise UserError(
+            f"invalid cohort preset {name}: expected a mapping of name, patients, documents "
+            f"and labs, not {type(data).__name__}"
+        )
     try:
         return CohortPreset.model_validate(data)
-    except ValueError as exc:
-        raise UserError(f"invalid cohort preset {name}: {exc}") from exc
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'preset'}: {e['msg']}" for e in exc.errors()
+        )
+        raise UserError(f"invalid cohort preset {name}: {problems}") from exc
+
+
+def _read_preset_file(path: Path) -> object:
+    """The YAML in a cohort preset file; a UserError for anything that is not readable YAML."""
+    try:
+        if path.is_dir():
+            raise UserError(f"cohort preset {path} is a folder, not a YAML file")
+        if not path.is_file():
+            raise UserError(f"cohort preset file not found: {path}")
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read cohort preset {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"cohort preset {path} is not a YAML file: not UTF-8 text") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = exc.problem or exc.context or "syntax error"
+        raise UserError(f"cohort preset {path} is not valid YAML: {problem}{where}") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"cohort preset {path} is not valid YAML: {exc}") from None
 
 
 class SynthReport(BaseModel):
@@ -129,12 +183,18 @@ def generate_cohort(
     out_dir: str | Path,
     progress: ProgressCallback | None = None,
 ) -> SynthReport:
-    """Write a record bundle and its ``gold/`` tables for ``preset`` to ``out_dir``."""
+    """Write a record bundle and its ``gold/`` tables for ``preset`` to ``out_dir``.
+
+    Raises:
+        UserError: ``seed`` is not a non-negative integer, or ``out_dir`` is not a new or empty
+            folder that can be created.
+    """
     report = progress or (lambda phase, done, total: None)
     clock = time.perf_counter()
+    if not isinstance(seed, int) or seed < 0:
+        raise UserError(f"seed must be a non-negative integer, not {seed!r}")
     out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        raise UserError(f"output folder {out} is not empty; choose a new or empty folder")
+    _prepare_output_folder(out)
     width = max(3, len(str(preset.patients)))
     courses = [
         simulate_course(
@@ -203,6 +263,18 @@ def generate_cohort(
         seconds=round(time.perf_counter() - clock, 2),
         documents_per_patient_deciles=deciles,
     )
+
+
+def _prepare_output_folder(out: Path) -> None:
+    """Create ``out`` before any work, so that a folder that cannot be written fails fast."""
+    try:
+        if out.exists() and not out.is_dir():
+            raise UserError(f"output folder {out} is a file; choose a new or empty folder")
+        if out.is_dir() and any(out.iterdir()):
+            raise UserError(f"output folder {out} is not empty; choose a new or empty folder")
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
 
 
 def _visit_days(patients: list[_Patient], target_documents: int) -> list[list[dt.date]]:
