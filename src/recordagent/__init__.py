@@ -11,6 +11,7 @@ from recordagent.records import (
     Document,
     Event,
     LabValue,
+    LoadInterrupted,
     LoadReport,
     Patient,
     PatientScope,
@@ -18,6 +19,7 @@ from recordagent.records import (
     Tokenizer,
     connect,
     load_bundle,
+    open_for_load,
     patient_summary,
 )
 from recordagent.resources import example_bundle_path, question_templates_path
@@ -51,6 +53,7 @@ __all__ = [
     "EvalItem",
     "Event",
     "LabValue",
+    "LoadInterrupted",
     "LoadProblem",
     "LoadReport",
     "LoadSettings",
@@ -69,6 +72,7 @@ __all__ = [
     "connect",
     "example_bundle_path",
     "load_bundle",
+    "open_for_load",
     "load_settings",
     "patient_summary",
     "question_templates_path",

@@ -245,6 +245,9 @@ CASES: list[tuple[str, list[str], str]] = [
     ("ask-patient-newline", ["ask", "MM-\n001", "q", *STORE, *MOCK], "control character"),
     ("ask-patient-surrogate", ["ask", "MM-\udcff", "q", *STORE, *MOCK], "not valid UTF-8"),
     ("ask-patient-unknown", ["ask", "MM-999", "q", *STORE, *MOCK], "no patient 'MM-999'"),
+    # Brackets in a message are text, not rich markup (which would fail or vanish).
+    ("ask-patient-markup", ["ask", "[/]", "q", *STORE, *MOCK], "no patient '[/]'"),
+    ("ask-patient-bold", ["ask", "[bold]x", "q", *STORE, *MOCK], "no patient '[bold]x'"),
     ("ask-question-empty", ["ask", "MM-001", "  ", *STORE, *MOCK], "the question is empty"),
     ("ask-question-surrogate", ["ask", "MM-001", "\udcff?", *STORE, *MOCK], "not valid UTF-8"),
     ("ask-question-nul", ["ask", "MM-001", "when\x00?", *STORE, *MOCK], "control character"),

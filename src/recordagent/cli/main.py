@@ -9,6 +9,7 @@ from typing import Annotated, NoReturn
 import duckdb
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from recordagent.cli import ask, audit, chat, demo, load, questions, summary, synth
 from recordagent.cli import eval as eval_cli
@@ -91,5 +92,6 @@ def run(argv: list[str] | None = None) -> None:
 
 
 def _exit_with(exc: UserError) -> NoReturn:
-    Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+    # Escaped: a message quoting a path or an id such as '[/x]' is text, not rich markup.
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
     sys.exit(exc.exit_code)

@@ -5,6 +5,7 @@ from recordagent.records.db import RecordStore, connect
 from recordagent.records.load import LoadReport, load_bundle
 from recordagent.records.schema import Chunk, Document, Event, LabValue, Patient
 from recordagent.records.scope import PatientScope
+from recordagent.records.store_file import LoadInterrupted, open_for_load
 from recordagent.records.summary import patient_summary
 from recordagent.records.tokens import Tokenizer
 
@@ -16,6 +17,7 @@ __all__ = [
     "DocumentChunks",
     "Event",
     "LabValue",
+    "LoadInterrupted",
     "LoadReport",
     "Patient",
     "PatientScope",
@@ -23,5 +25,6 @@ __all__ = [
     "Tokenizer",
     "connect",
     "load_bundle",
+    "open_for_load",
     "patient_summary",
 ]

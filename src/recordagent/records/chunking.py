@@ -22,10 +22,13 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import re
+import signal
+import threading
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -179,16 +182,25 @@ class Chunker:
         # "spawn": forking a process that holds DuckDB's threads and locks is unsafe.
         context = multiprocessing.get_context("spawn")
         results: list[DocumentChunks] = []
-        with ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=context,
             initializer=_start_worker,
             initargs=(self.settings.model_dump(),),
-        ) as pool:
-            for batch, done in zip(batches, pool.map(_chunk_batch, batches), strict=True):
+        )
+        try:
+            # Workers start inside map: started with Ctrl-C ignored, only the parent (which
+            # owns the load's transaction) handles it, and no worker dies mid-write on a pipe.
+            with _ctrl_c_ignored():
+                chunked = pool.map(_chunk_batch, batches)
+            for batch, done in zip(batches, chunked, strict=True):
                 results.extend(done)
                 if progress:
                     progress(len(batch))
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
         return results
 
     # -- packing ------------------------------------------------------------------------------
@@ -383,8 +395,22 @@ def _is_char_boundary(data: bytes, byte_offset: int) -> bool:
 _worker_chunker: Chunker | None = None
 
 
+@contextmanager
+def _ctrl_c_ignored() -> Iterator[None]:
+    """SIGINT ignored in this process (main thread only), for processes started meanwhile."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _start_worker(settings: dict[str, object]) -> None:
     global _worker_chunker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt does
     _worker_chunker = Chunker(ChunkingSettings.model_validate(settings))
 
 
