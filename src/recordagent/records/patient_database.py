@@ -141,7 +141,9 @@ class PatientDatabases:
         The database is not emptied or reused while the cursor is open.
         """
         for _ in range(_COPY_ATTEMPTS):
-            database = self._lease(patient_id, _data_version(store))
+            with store.cursor() as version:
+                current = str(version.execute(DATA_VERSION_SQL).fetchall()[0][0])
+            database = self._lease(patient_id, current)
             try:
                 try:
                     cursor = database.cursor(store, tables)
@@ -195,12 +197,6 @@ class PatientDatabases:
     def _recycle(self, database: PatientDatabase) -> None:
         if len(self._spare) < _SPARE:
             self._spare.append(database.empty())
-
-
-def _data_version(store: duckdb.DuckDBPyConnection) -> str:
-    with store.cursor() as cursor:
-        rows = cursor.execute(DATA_VERSION_SQL).fetchall()
-    return str(rows[0][0]) if rows else ""
 
 
 def _known(table: str) -> str:
