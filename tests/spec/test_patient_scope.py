@@ -183,7 +183,7 @@ def test_library_sql_with_ctes_set_operations_and_subqueries_is_allowed(loaded: 
 
 
 def test_patient_id_cannot_be_rebound(loaded: RecordStore):
-    with pytest.raises(ValueError, match="bound by the scope"):
+    with pytest.raises(ValueError, match="the scope's own"):
         loaded.scope("A").fetch("SELECT * FROM labs", {"patient_id": "B"})
 
 

@@ -123,7 +123,7 @@ class PatientScope:
             self._checked_sql[sql] = tables
         bound = dict(params or {})
         if "patient_id" in bound:
-            raise ValueError("'patient_id' is bound by the scope and cannot be passed")
+            raise ValueError("'patient_id' is the scope's own and cannot be passed as a parameter")
         return tables, bound
 
     def _cursor(self, tables: tuple[str, ...]) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
