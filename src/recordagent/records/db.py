@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RecordStore",
+    "roll_back",
     "connect",
     "damaged_store_error",
     "data_version",
@@ -119,6 +120,16 @@ def data_version(connection: duckdb.DuckDBPyConnection) -> str:
     with connection.cursor() as cursor:
         rows = cursor.execute(DATA_VERSION_SQL).fetchall()
     return str(rows[0][0]) if rows else ""
+
+
+def roll_back(connection: duckdb.DuckDBPyConnection) -> None:
+    """ROLLBACK after a failed load; a rollback that fails too does not hide why the load failed.
+
+    After an interrupt or a write error DuckDB may have aborted the transaction already, and
+    its ROLLBACK then raises an error of its own that would replace the one that matters.
+    """
+    with contextlib.suppress(duckdb.Error):
+        connection.execute("ROLLBACK")
 
 
 def _storable(text: str) -> bool:

@@ -33,7 +33,7 @@ from recordagent.records.bundle import (
     special_file_kind,
 )
 from recordagent.records.chunking import Chunker
-from recordagent.records.db import RecordStore, first_row
+from recordagent.records.db import RecordStore, first_row, roll_back
 from recordagent.records.ids import invisible_character
 from recordagent.records.schema import BUNDLE_TABLES
 from recordagent.records.search_index import build_index_rows, insert_index
@@ -226,18 +226,18 @@ def load_bundle(
         con.execute("COMMIT")
         timings["write"] += time.perf_counter() - clock
     except duckdb.ConstraintException as exc:
-        con.execute("ROLLBACK")
+        roll_back(con)
         raise DataLoadError(
             [LoadProblem(files.root.name, f"the store refused the rows: {exc}")]
         ) from exc
     except duckdb.TransactionException as exc:
-        con.execute("ROLLBACK")
+        roll_back(con)
         raise UserError(
             f"the load conflicts with uncommitted changes to the store ({exc}); commit or roll "
             "them back and load again"
         ) from exc
     except BaseException:
-        con.execute("ROLLBACK")
+        roll_back(con)
         raise
     finally:
         con.close()

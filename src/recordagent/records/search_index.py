@@ -7,6 +7,8 @@ and records which vocabulary built it.
 
 from __future__ import annotations
 
+import contextlib
+
 import duckdb
 import numpy as np
 import polars as pl
@@ -111,7 +113,9 @@ def index_missing_sources(con: duckdb.DuckDBPyConnection) -> int:
             )
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        # A failed rollback (the transaction already aborted) must not hide the first error.
+        with contextlib.suppress(duckdb.Error):
+            con.execute("ROLLBACK")
         raise
     return len(missing)
 

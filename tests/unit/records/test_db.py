@@ -97,3 +97,20 @@ def test_the_data_version_changes_with_every_load_and_only_then(tmp_path: Path):
             labs.write("LA99,A,2021-09-09 08:00,33358-4,M-protein,0.1,,g/dL,,,\n")
         load_bundle(store, bundle, replace=True)
         assert store.data_version() not in ("", loaded)
+
+
+def test_a_rollback_that_fails_does_not_replace_the_error_that_led_to_it():
+    from recordagent.records.db import roll_back
+
+    with connect() as store:
+        # No transaction is open, so DuckDB's own ROLLBACK raises here.
+        with pytest.raises(duckdb.TransactionException):
+            store.connection.execute("ROLLBACK")
+        with pytest.raises(ZeroDivisionError):
+            try:
+                store.connection.execute("BEGIN TRANSACTION")
+                store.connection.execute("COMMIT")
+                1 / 0  # noqa: B018 — the load's own failure
+            except BaseException:
+                roll_back(store.connection)  # nothing to roll back: quiet
+                raise

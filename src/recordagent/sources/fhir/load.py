@@ -24,7 +24,7 @@ import polars as pl
 from recordagent.errors import DataLoadError, LoadProblem, UserError
 from recordagent.records.bundle import file_problem
 from recordagent.records.chunking import Chunker
-from recordagent.records.db import RecordStore
+from recordagent.records.db import RecordStore, roll_back
 from recordagent.records.load import (
     LoadReport,
     ProgressCallback,
@@ -377,7 +377,7 @@ def load_fhir(
         set_source_counts(con, source_id, writer.counts)
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        roll_back(con)
         raise
     finally:
         con.close()

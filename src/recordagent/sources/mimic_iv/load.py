@@ -19,7 +19,7 @@ import polars as pl
 
 from recordagent.errors import DataLoadError, LoadProblem, UserError
 from recordagent.records.chunking import Chunker
-from recordagent.records.db import RecordStore
+from recordagent.records.db import RecordStore, roll_back
 from recordagent.records.load import (
     LoadReport,
     ProgressCallback,
@@ -159,7 +159,7 @@ def load_mimic_iv(
         set_source_counts(con, source_id, counts)
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        roll_back(con)
         raise
     finally:
         con.unregister(LOINC_TABLE)

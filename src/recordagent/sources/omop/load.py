@@ -16,7 +16,7 @@ import polars as pl
 
 from recordagent.errors import DataLoadError, LoadProblem, UserError
 from recordagent.records.chunking import Chunker
-from recordagent.records.db import RecordStore
+from recordagent.records.db import RecordStore, roll_back
 from recordagent.records.load import (
     LoadReport,
     ProgressCallback,
@@ -172,7 +172,7 @@ def _load(
         con.execute(f"DROP TABLE IF EXISTS {CONCEPT_TABLE}")
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        roll_back(con)
         raise
     finally:
         if files.database is not None:
