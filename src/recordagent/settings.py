@@ -36,6 +36,7 @@ __all__ = [
     "StoreSettings",
     "ToolSettings",
     "load_settings",
+    "read_yaml_file",
 ]
 
 
@@ -363,17 +364,27 @@ def _shown(value: str | Path, limit: int = 80) -> str:
     return repr(cut)
 
 
-def _read_preset(path: Path) -> dict[str, Any]:
+def read_yaml_file(path: Path, what: str) -> Any:
+    """The YAML in the ``what`` file at ``path`` (a preset, a cohort preset).
+
+    Raises:
+        UserError: The file cannot be read, is not UTF-8 text or is not valid YAML, in one line
+            naming ``what``, the path and (for YAML) the line and column.
+    """
     try:
         text = path.read_bytes().decode("utf-8")
     except OSError as exc:
-        raise UserError(f"cannot read preset {path}: {exc.strerror or exc}") from None
+        raise UserError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
-        raise UserError(f"preset {path} is not a YAML file: it is not UTF-8 text") from None
+        raise UserError(f"{what} {path} is not a YAML file: it is not UTF-8 text") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise UserError(f"preset {path} is not valid YAML: {_yaml_problem(exc)}") from None
+        raise UserError(f"{what} {path} is not valid YAML: {_yaml_problem(exc)}") from None
+
+
+def _read_preset(path: Path) -> dict[str, Any]:
+    data = read_yaml_file(path, "preset")
     if data is None:
         raise UserError(
             f"preset {path} is empty; it must be a mapping of settings, e.g. "

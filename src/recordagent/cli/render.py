@@ -7,7 +7,6 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
 
 import polars as pl
 from rich.console import Console
@@ -24,6 +23,7 @@ from rich.progress import (
 from rich.table import Table
 
 from recordagent.errors import UserError
+from recordagent.evaluation.paths import path_kind, shown
 from recordagent.records.load import LoadReport, ProgressCallback
 
 __all__ = [
@@ -106,35 +106,13 @@ def load_progress(console: Console) -> Iterator[ProgressCallback]:
         yield update
 
 
-def shown(value: str | Path, limit: int = 120) -> str:
-    """``value`` for a one-line message: control characters escaped, a long value cut."""
-    text = str(value)
-    if len(text) > limit:
-        text = f"{text[:limit]}... ({len(text):,} characters)"
-    if not text.isprintable():  # a newline, NUL or lone surrogate would break the line
-        text = text.encode("unicode_escape").decode("ascii")
-    return text
-
-
-def _kind(path: Path, option: str) -> Literal["file", "folder", "other", "missing"]:
-    """What is at ``path``; a UserError naming ``option`` if the file system refuses the name."""
-    try:
-        if path.is_dir():
-            return "folder"
-        if path.is_file():
-            return "file"
-        return "other" if path.exists() else "missing"
-    except OSError as exc:  # e.g. a name longer than the file system allows
-        raise UserError(f"{option} {shown(path)}: {exc.strerror or exc}") from None
-
-
 def readable_name(path: Path, option: str) -> Path:
     """``path`` once the file system accepts its name; what is there the reader checks.
 
     Raises:
         UserError: The name is refused (too long, for one), naming ``option``.
     """
-    _kind(path, option)
+    path_kind(path, option)
     return path
 
 
@@ -144,7 +122,7 @@ def store_file(db: Path, option: str = "--db") -> Path:
     Raises:
         UserError: Nothing is there, or a folder, or the name is refused.
     """
-    kind = _kind(db, option)
+    kind = path_kind(db, option)
     if kind == "missing":
         raise UserError(
             f"no record store at {shown(db)} (create one with: recordagent load BUNDLE {option})"
@@ -163,7 +141,7 @@ def output_file(path: Path, option: str) -> Path:
         UserError: ``path`` is a folder, its folder cannot be created, or the file cannot be
             written (naming ``option``).
     """
-    kind = _kind(path, option)
+    kind = path_kind(path, option)
     if kind == "folder":
         raise UserError(f"{option} {shown(path)} is a folder; give a file name")
     _make_folder(path.parent, option, path)
@@ -189,7 +167,7 @@ def output_folder(path: Path, option: str) -> Path:
         UserError: ``path`` is a file, or the folder cannot be created or written (naming
             ``option``).
     """
-    if _kind(path, option) in ("file", "other"):
+    if path_kind(path, option) in ("file", "other"):
         raise UserError(f"{option} {shown(path)} is a file; give a folder")
     _make_folder(path, option, path)
     try:

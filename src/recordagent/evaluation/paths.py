@@ -17,7 +17,7 @@ from typing import Literal
 
 from recordagent.errors import UserError
 
-__all__ = ["PathKind", "check_output_folder", "path_kind", "read_text", "write_text"]
+__all__ = ["PathKind", "check_output_folder", "path_kind", "read_text", "shown", "write_text"]
 
 PathKind = Literal["missing", "file", "folder", "other"]
 """Nothing there (or a file on the way), a regular file, a folder, or anything else."""
@@ -38,9 +38,9 @@ def path_kind(path: Path, what: str) -> PathKind:
     except OSError as exc:
         if exc.errno in _ABSENT:
             return "missing"
-        raise UserError(f"{what} {_shown(path)}: {exc.strerror or exc}") from exc
+        raise UserError(f"{what} {shown(path)}: {exc.strerror or exc}") from exc
     except ValueError as exc:  # an embedded NUL byte
-        raise UserError(f"{what} {_shown(path)}: {exc}") from exc
+        raise UserError(f"{what} {shown(path)}: {exc}") from exc
     if stat.S_ISREG(mode):
         return "file"
     if stat.S_ISDIR(mode):
@@ -48,10 +48,14 @@ def path_kind(path: Path, what: str) -> PathKind:
     return "other"
 
 
-def _shown(path: Path, limit: int = 120) -> str:
-    """The path for a one-line message: a name thousands of characters long is cut."""
-    text = str(path)
-    return text if len(text) <= limit else f"{text[: limit // 2]}…{text[-limit // 2 :]}"
+def shown(value: str | Path, limit: int = 120) -> str:
+    """``value`` for a one-line message: control characters escaped, a long value cut."""
+    text = str(value)
+    if len(text) > limit:
+        text = f"{text[:limit]}... ({len(text):,} characters)"
+    if not text.isprintable():  # a newline, NUL or lone surrogate would break the line
+        text = text.encode("unicode_escape").decode("ascii")
+    return text
 
 
 def read_text(path: Path, what: str) -> str:

@@ -16,7 +16,7 @@ import polars as pl
 from recordagent.errors import UserError
 from recordagent.records.ids import normalise_id
 from recordagent.records.migrations import MIGRATIONS
-from recordagent.records.patient_database import DATA_VERSION_SQL, PatientDatabases
+from recordagent.records.patient_database import PatientDatabases, data_version
 from recordagent.records.search_index import index_missing_sources
 from recordagent.settings import StoreSettings
 
@@ -113,13 +113,6 @@ class RecordStore:
 
     def __repr__(self) -> str:
         return f"RecordStore({self.location!r}, schema_version={self.schema_version})"
-
-
-def data_version(connection: duckdb.DuckDBPyConnection) -> str:
-    """The data version of the store behind ``connection`` (:meth:`RecordStore.data_version`)."""
-    with connection.cursor() as cursor:
-        rows = cursor.execute(DATA_VERSION_SQL).fetchall()
-    return str(rows[0][0]) if rows else ""
 
 
 def roll_back(connection: duckdb.DuckDBPyConnection) -> None:

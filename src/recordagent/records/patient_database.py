@@ -24,7 +24,13 @@ from contextlib import contextmanager
 
 import duckdb
 
-__all__ = ["PATIENT_TABLES", "DATA_VERSION_SQL", "PatientDatabase", "PatientDatabases"]
+__all__ = [
+    "DATA_VERSION_SQL",
+    "PATIENT_TABLES",
+    "PatientDatabase",
+    "PatientDatabases",
+    "data_version",
+]
 
 PATIENT_TABLES = ("patients", "documents", "chunks", "chunk_terms", "labs", "events")
 """The record tables, each keyed by ``patient_id``: the only tables a patient database holds."""
@@ -141,9 +147,7 @@ class PatientDatabases:
         The database is not emptied or reused while the cursor is open.
         """
         for _ in range(_COPY_ATTEMPTS):
-            with store.cursor() as version:
-                current = str(version.execute(DATA_VERSION_SQL).fetchall()[0][0])
-            database = self._lease(patient_id, current)
+            database = self._lease(patient_id, data_version(store))
             try:
                 try:
                     cursor = database.cursor(store, tables)
@@ -197,6 +201,13 @@ class PatientDatabases:
     def _recycle(self, database: PatientDatabase) -> None:
         if len(self._spare) < _SPARE:
             self._spare.append(database.empty())
+
+
+def data_version(connection: duckdb.DuckDBPyConnection) -> str:
+    """The data version of the store behind ``connection`` (:meth:`RecordStore.data_version`)."""
+    with connection.cursor() as cursor:
+        rows = cursor.execute(DATA_VERSION_SQL).fetchall()
+    return str(rows[0][0]) if rows else ""
 
 
 def _known(table: str) -> str:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from recordagent.errors import UserError
 from recordagent.resources import cohort_presets_file
+from recordagent.settings import read_yaml_file
 from recordagent.sources.synthetic.course import Course, simulate_course
 from recordagent.sources.synthetic.documents import (
     Doc,
@@ -114,20 +115,9 @@ def _read_preset_file(path: Path) -> object:
             raise UserError(f"cohort preset {path} is a folder, not a YAML file")
         if not path.is_file():
             raise UserError(f"cohort preset file not found: {path}")
-        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise UserError(f"cannot read cohort preset {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"cohort preset {path} is not a YAML file: not UTF-8 text") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = exc.problem or exc.context or "syntax error"
-        raise UserError(f"cohort preset {path} is not valid YAML: {problem}{where}") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"cohort preset {path} is not valid YAML: {exc}") from None
+    return read_yaml_file(path, "cohort preset")
 
 
 class SynthReport(BaseModel):
