@@ -1,17 +1,26 @@
-"""The three kinds of error recordagent raises.
+"""The kinds of error recordagent raises, and one way to word a validation error.
+
+Three kinds, by who can act on them:
 
 * :class:`UserError` — the user can fix it (bad path, bad bundle, bad setting). The CLI prints
   the message without a traceback and exits with :attr:`UserError.exit_code`.
 * :class:`ToolError` — a tool was called with arguments it cannot serve. Runners return the
   message to the model as corrective text instead of failing the run.
 * Anything else is a bug and surfaces with its traceback.
+
+The subclasses of UserError (:class:`DataLoadError`, :class:`ModelError`) only refine the exit
+code and the message. :func:`validation_problems` is the one place a pydantic ValidationError is
+turned into readable problems.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 __all__ = [
     "DataLoadError",
@@ -20,6 +29,8 @@ __all__ = [
     "RecordAgentError",
     "ToolError",
     "UserError",
+    "field_path",
+    "validation_problems",
 ]
 
 
@@ -106,3 +117,26 @@ class StructuredOutputError(ModelError):
     def __init__(self, message: str, completion: Any) -> None:
         super().__init__(message)
         self.completion = completion
+
+
+def field_path(loc: Sequence[int | str]) -> str:
+    """A pydantic error location as a dotted path (``labs.0.value``); '' for the whole object."""
+    return ".".join(str(part) for part in loc)
+
+
+def validation_problems(
+    exc: ValidationError, *, whole: str = "(value)", located: bool = True
+) -> list[str]:
+    """Each problem of ``exc`` as ``field.path: message``, in pydantic's order.
+
+    Args:
+        exc: The validation error.
+        whole: What to call the object when a problem is about all of it (no field path).
+        located: False gives the messages alone, for a value that is a single field.
+    """
+    problems = []
+    for error in exc.errors():
+        # pydantic prefixes the text of a ValueError raised in a validator; it adds nothing.
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(f"{field_path(error['loc']) or whole}: {message}" if located else message)
+    return problems

@@ -1,11 +1,25 @@
-"""Files shipped inside the package: the example bundle and the question templates."""
+"""What ships with the package: its version, the example bundle and the question templates."""
 
 from __future__ import annotations
 
 from importlib import resources
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-__all__ = ["cohort_presets_file", "example_bundle_path", "question_templates_path"]
+__all__ = [
+    "cohort_presets_file",
+    "example_bundle_path",
+    "package_version",
+    "question_templates_path",
+]
+
+
+def package_version() -> str:
+    """The installed recordagent version ('unknown' when it is not installed)."""
+    try:
+        return version("recordagent")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def example_bundle_path() -> Path:
