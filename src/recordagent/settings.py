@@ -21,7 +21,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from recordagent.errors import UserError
+from recordagent.errors import UserError, field_path
 
 __all__ = [
     "ChunkingSettings",
@@ -410,7 +410,7 @@ def _settings_problems(exc: ValidationError, shown: int = 5) -> str:
     problems = []
     for error in exc.errors():
         loc = tuple(str(part) for part in error["loc"])
-        where = ".".join(loc) or "settings"
+        where = field_path(loc) or "settings"
         if error["type"] == "extra_forbidden":
             known = _known_settings(loc[:-1])
             problems.append(f"{where}: unknown setting" + (f" (known: {known})" if known else ""))

@@ -17,7 +17,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from recordagent.errors import ToolError
+from recordagent.errors import ToolError, validation_problems
 from recordagent.records.scope import PatientScope
 from recordagent.records.tokens import Tokenizer
 
@@ -129,10 +129,7 @@ class Tool(Generic[InputT]):
         try:
             return self.input_model.model_validate(arguments)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}"
-                for err in exc.errors()
-            )
+            problems = "; ".join(validation_problems(exc, whole="arguments"))
             raise ToolError(f"{self.name}: {problems}") from exc
 
     def run(self, scope: PatientScope, arguments: str | dict[str, Any] | None) -> ToolResult:

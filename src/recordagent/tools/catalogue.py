@@ -25,7 +25,7 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from recordagent.errors import UserError
+from recordagent.errors import UserError, validation_problems
 from recordagent.tools.units import unit_factor
 
 __all__ = [
@@ -217,9 +217,7 @@ def _read(raw: str, where: str) -> list[Analyte]:
     try:
         return LabCatalogue.model_validate(data).analytes
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(validation_problems(exc, whole="(catalogue)"))
         raise UserError(f"lab catalogue {where}: {problems}") from exc
 
 
@@ -240,7 +238,8 @@ def load_lab_catalogue(paths: Sequence[str | Path] = ()) -> LabCatalogue:
         try:
             catalogue = catalogue.merged(_read(raw, str(path)))
         except ValidationError as exc:
-            raise UserError(f"lab catalogue {path}: {exc.errors()[0]['msg']}") from exc
+            problems = "; ".join(validation_problems(exc, located=False))
+            raise UserError(f"lab catalogue {path}: {problems}") from exc
     return catalogue
 
 
