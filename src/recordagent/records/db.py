@@ -8,30 +8,25 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
-import polars as pl
 
 from recordagent.errors import UserError
 from recordagent.records.ids import normalise_id
 from recordagent.records.migrations import MIGRATIONS
 from recordagent.records.patient_database import PatientDatabases, data_version
+from recordagent.records.scope import PatientScope
 from recordagent.records.search_index import index_missing_sources
 from recordagent.settings import StoreSettings
-
-if TYPE_CHECKING:
-    from recordagent.records.scope import PatientScope
 
 __all__ = [
     "RecordStore",
     "roll_back",
     "connect",
     "damaged_store_error",
-    "data_version",
     "error_chain",
     "first_row",
-    "query_frame",
     "store_file_error",
 ]
 
@@ -91,8 +86,6 @@ class RecordStore:
 
     def scope(self, patient_id: str) -> PatientScope:
         """A read-only view of one patient's record: the only read path for tools."""
-        from recordagent.records.scope import PatientScope
-
         return PatientScope(self, patient_id)
 
     def close(self) -> None:
@@ -136,14 +129,6 @@ def _storable(text: str) -> bool:
 def first_row(rows: list[tuple[Any, ...]]) -> tuple[Any, ...] | None:
     """The first of fully fetched ``rows`` (never leave a DuckDB result half-read)."""
     return rows[0] if rows else None
-
-
-def query_frame(
-    connection: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None
-) -> pl.DataFrame:
-    """Run ``sql`` with bound ``params`` and return the result as a polars DataFrame."""
-    frame: pl.DataFrame = connection.sql(sql, params=params or {}).pl()
-    return frame
 
 
 def connect(

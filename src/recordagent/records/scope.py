@@ -22,9 +22,9 @@ import polars as pl
 from pydantic import BaseModel
 
 from recordagent.errors import UserError
-from recordagent.records.db import data_version, query_frame
+from recordagent.records.frames import query_frame
 from recordagent.records.ids import normalise_id
-from recordagent.records.patient_database import PATIENT_TABLES
+from recordagent.records.patient_database import PATIENT_TABLES, data_version
 from recordagent.records.schema import Chunk, Document, Event, LabValue, Patient
 
 if TYPE_CHECKING:

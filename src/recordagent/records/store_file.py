@@ -46,10 +46,10 @@ from recordagent.records.db import (
     MEMORY,
     RecordStore,
     connect,
-    data_version,
     error_chain,
     store_file_error,
 )
+from recordagent.records.patient_database import data_version
 from recordagent.settings import StoreSettings
 
 __all__ = [

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from recordagent.records.db import RecordStore, query_frame
+from recordagent.records.db import RecordStore
+from recordagent.records.frames import query_frame
 
 __all__ = ["patient_summary"]
 
