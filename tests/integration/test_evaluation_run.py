@@ -543,7 +543,7 @@ async def test_a_tool_that_raises_for_one_patient_fails_only_that_patients_items
     store: RecordStore, tmp_path: Path
 ):
     from recordagent.tools import default_registry
-    from recordagent.tools._base import Tool, ToolRegistry
+    from recordagent.tools.base import Tool, ToolRegistry
 
     base = default_registry()
     timeline = base.get("get_timeline")

@@ -14,7 +14,7 @@ import json
 from recordagent.errors import ToolError
 from recordagent.llm.types import ToolCall
 from recordagent.records.scope import PatientScope
-from recordagent.tools._base import ToolRegistry
+from recordagent.tools.base import ToolRegistry
 
 __all__ = ["bound_call"]
 

@@ -17,7 +17,7 @@ from recordagent.agent.nodes import Nodes
 from recordagent.agent.state import AgentContext, AgentState
 from recordagent.llm.client import ChatModel
 from recordagent.settings import AgentSettings, Settings
-from recordagent.tools._base import ToolRegistry
+from recordagent.tools.base import ToolRegistry
 
 __all__ = ["build_graph", "recursion_limit"]
 

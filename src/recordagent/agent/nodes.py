@@ -30,7 +30,7 @@ from recordagent.llm.types import Message
 from recordagent.runners.answering import answer_from_parsed, ask_final_answer, question_block
 from recordagent.runners.trace import WallTimeSpent, loggable_need, traced_arguments
 from recordagent.settings import AgentSettings
-from recordagent.tools._base import ToolRegistry
+from recordagent.tools.base import ToolRegistry
 
 __all__ = ["Nodes", "budget_spent"]
 

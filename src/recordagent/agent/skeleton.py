@@ -19,7 +19,7 @@ from recordagent.records.schema import Event
 from recordagent.records.scope import PatientScope, as_datetime
 from recordagent.records.tokens import Tokenizer
 from recordagent.runners.passages import event_lines
-from recordagent.tools._base import SourceRef, fit_lines
+from recordagent.tools.base import SourceRef, fit_lines
 
 __all__ = ["record_skeleton"]
 

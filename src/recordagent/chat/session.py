@@ -20,7 +20,7 @@ from recordagent.records.scope import PatientScope
 from recordagent.runners import Answer, EventSink, Runner, build_runner
 from recordagent.settings import Settings
 from recordagent.tools import default_registry, lab_catalogue
-from recordagent.tools._base import ToolRegistry
+from recordagent.tools.base import ToolRegistry
 
 __all__ = ["CONTEXT_TURNS", "ChatSession", "Turn"]
 

@@ -40,7 +40,7 @@ from recordagent.runners.full_context import pack_record
 from recordagent.runners.passages import Passage
 from recordagent.runners.retrieval import PatientRetriever
 from recordagent.settings import Settings
-from recordagent.tools._base import SourceRef
+from recordagent.tools.base import SourceRef
 
 __all__ = [
     "AuditRow",

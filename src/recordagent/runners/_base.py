@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from recordagent.llm.client import ChatModel
 from recordagent.questions.items import EvalItem
 from recordagent.records.scope import PatientScope
-from recordagent.tools._base import SourceRef
+from recordagent.tools.base import SourceRef
 
 __all__ = [
     "Answer",

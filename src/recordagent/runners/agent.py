@@ -16,7 +16,7 @@ from recordagent.runners.evidence import EvidenceBook
 from recordagent.runners.trace import Tracer
 from recordagent.settings import Settings
 from recordagent.tools import default_registry, lab_catalogue
-from recordagent.tools._base import ToolRegistry
+from recordagent.tools.base import ToolRegistry
 
 __all__ = ["AgentRunner"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from recordagent.tools._base import SourceRef
+from recordagent.tools.base import SourceRef
 
 __all__ = ["EvidenceBook"]
 

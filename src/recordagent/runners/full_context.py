@@ -48,7 +48,7 @@ from recordagent.runners.passages import (
 )
 from recordagent.runners.trace import Tracer
 from recordagent.settings import FullContextSettings
-from recordagent.tools._base import SourceRef
+from recordagent.tools.base import SourceRef
 from recordagent.tools.catalogue import LabCatalogue, lab_catalogue
 
 __all__ = ["FullContext", "PackedRecord", "pack_record"]

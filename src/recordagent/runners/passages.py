@@ -21,7 +21,7 @@ from recordagent.records.schema import Event
 from recordagent.records.scope import PatientScope
 from recordagent.records.tokens import Tokenizer
 from recordagent.runners.evidence import EvidenceBook
-from recordagent.tools._base import SourceRef
+from recordagent.tools.base import SourceRef
 from recordagent.tools.catalogue import LabCatalogue, packaged_lab_catalogue
 from recordagent.tools.lab_values import record_value_groups
 from recordagent.tools.search import RankedChunk

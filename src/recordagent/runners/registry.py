@@ -14,7 +14,7 @@ from recordagent.runners.full_context import FullContext
 from recordagent.runners.iterative import IterativeRag
 from recordagent.runners.single_pass import SinglePassRag
 from recordagent.settings import Settings
-from recordagent.tools._base import ToolRegistry
+from recordagent.tools.base import ToolRegistry
 
 __all__ = ["RUNNER_NAMES", "build_runner", "stream_run"]
 

@@ -28,7 +28,7 @@ from recordagent.records.schema import EVENT_KINDS
 from recordagent.records.scope import PatientScope
 from recordagent.records.tokens import Tokenizer
 from recordagent.runners._base import AnswerUsage, EventSink, TraceEvent, TraceKind
-from recordagent.tools._base import SourceRef, ToolRegistry
+from recordagent.tools.base import SourceRef, ToolRegistry
 
 __all__ = [
     "ERROR_KINDS",

@@ -6,7 +6,6 @@ read_document;
 ``registry.call(scope, name, arguments)`` runs one on a model's arguments.
 """
 
-from recordagent.tools._base import SourceRef, Tool, ToolRegistry, ToolResult, fit_lines
 from recordagent.tools.analytes import (
     LIST_ANALYTES,
     ListAnalytesInput,
@@ -14,6 +13,7 @@ from recordagent.tools.analytes import (
     list_analytes,
     list_analytes_tool,
 )
+from recordagent.tools.base import SourceRef, Tool, ToolRegistry, ToolResult, fit_lines
 from recordagent.tools.catalogue import Analyte, LabCatalogue, lab_catalogue, load_lab_catalogue
 from recordagent.tools.labs import (
     QUERY_LABS,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from recordagent.records.scope import PatientScope
-from recordagent.tools._base import Tool, ToolResult, bind
+from recordagent.tools.base import Tool, ToolResult, bind
 from recordagent.tools.catalogue import (
     Group,
     LabCatalogue,

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from recordagent.errors import ToolError
 from recordagent.records.scope import PatientScope
-from recordagent.tools._base import SourceRef, Tool, ToolResult, bind
+from recordagent.tools.base import SourceRef, Tool, ToolResult, bind
 from recordagent.tools.catalogue import LabCatalogue, packaged_lab_catalogue
 from recordagent.tools.lab_resolution import (
     RecordSeries,

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from recordagent.errors import ToolError
 from recordagent.records.schema import Document
 from recordagent.records.scope import PatientScope
-from recordagent.tools._base import SourceRef, Tool, ToolResult
+from recordagent.tools.base import SourceRef, Tool, ToolResult
 
 __all__ = ["READ_DOCUMENT", "ReadDocumentInput", "ReadDocumentResult", "read_document"]
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from recordagent.errors import ToolError
 from recordagent.records.scope import CHUNK_TEXT, PatientScope, as_datetime
 from recordagent.records.terms import Vocabulary, load_vocabulary, query_terms
-from recordagent.tools._base import SourceRef, Tool, ToolResult
+from recordagent.tools.base import SourceRef, Tool, ToolResult
 
 __all__ = [
     "SEARCH_DOCUMENTS",

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, model_validator
 from recordagent.errors import ToolError
 from recordagent.records.schema import EVENT_KINDS
 from recordagent.records.scope import PatientScope, as_datetime
-from recordagent.tools._base import SourceRef, Tool, ToolResult
+from recordagent.tools.base import SourceRef, Tool, ToolResult
 
 __all__ = [
     "GET_TIMELINE",
