@@ -42,8 +42,7 @@ from recordagent.llm.types import Completion
 from recordagent.questions import AnswerSpec, EvalItem
 from recordagent.records.db import RecordStore, connect
 from recordagent.records.load import load_bundle
-from recordagent.runners import RUNNER_NAMES, Answer, Runner, build_runner
-from recordagent.runners.agent import AgentRunner
+from recordagent.runners import RUNNER_NAMES, AgentRunner, Answer, Runner, build_runner
 from recordagent.runners.dry_run import dry_run_model
 from recordagent.settings import Settings
 from recordagent.sources.synthetic import generate_cohort, load_preset

@@ -4,7 +4,8 @@ The public API is re-exported here; see README.md for a tour.
 """
 
 from recordagent.errors import DataLoadError, LoadProblem, RecordAgentError, ToolError, UserError
-from recordagent.questions import AnswerSpec, EvalItem
+from recordagent.evaluation import RunLog, Suite, evaluate, evaluate_async, load_suite
+from recordagent.questions import AnswerSpec, EvalItem, read_items, write_items
 from recordagent.records import (
     Chunk,
     Chunker,
@@ -12,6 +13,7 @@ from recordagent.records import (
     Event,
     LabValue,
     LoadInterrupted,
+    LoadProgress,
     LoadReport,
     Patient,
     PatientScope,
@@ -54,6 +56,7 @@ __all__ = [
     "Event",
     "LabValue",
     "LoadInterrupted",
+    "LoadProgress",
     "LoadProblem",
     "LoadReport",
     "LoadSettings",
@@ -61,20 +64,27 @@ __all__ = [
     "PatientScope",
     "RecordAgentError",
     "RecordStore",
+    "RunLog",
     "Runner",
     "Settings",
     "StoreSettings",
+    "Suite",
     "Tokenizer",
     "ToolError",
     "TraceEvent",
     "UserError",
     "build_runner",
     "connect",
+    "evaluate",
+    "evaluate_async",
     "example_bundle_path",
     "load_bundle",
     "open_for_load",
     "load_settings",
+    "load_suite",
     "patient_summary",
     "question_templates_path",
+    "read_items",
     "stream_run",
+    "write_items",
 ]

@@ -16,7 +16,8 @@ from statsmodels.stats.proportion import proportion_confint
 
 from recordagent.errors import UserError
 from recordagent.evaluation.labels import ReferenceLabel
-from recordagent.evaluation.log import RunLog, RunManifest, rescore, store_data_fingerprint
+from recordagent.evaluation.log import RunLog, RunManifest, rescore
+from recordagent.evaluation.manifest import store_data_fingerprint
 from recordagent.evaluation.report import build_report, render_html, render_markdown
 from recordagent.evaluation.run import run_items
 from recordagent.evaluation.stats import cluster_bootstrap_ci

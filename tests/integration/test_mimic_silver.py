@@ -22,12 +22,12 @@ import duckdb
 import pytest
 
 from recordagent.evaluation.labels import read_labels
+from recordagent.evaluation.silver_labels import silver_labels
 from recordagent.evaluation.suite import load_suite
 from recordagent.questions.silver import (
     SILVER_ANNOTATOR,
     SilverRun,
     silver_instances,
-    silver_labels,
     silver_sample,
 )
 from recordagent.questions.silver_templates import SilverTemplateSet, load_silver_templates

@@ -30,8 +30,7 @@ from recordagent.questions import AnswerSpec, EvalItem
 from recordagent.records.db import RecordStore, connect
 from recordagent.records.load import load_bundle
 from recordagent.records.scope import PatientScope
-from recordagent.runners import Answer, build_runner
-from recordagent.runners._base import EventSink, Runner
+from recordagent.runners import Answer, EventSink, Runner, build_runner
 from recordagent.settings import Settings
 from tests.conftest import write_csv
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from recordagent.chat.session import ChatSession
+from recordagent.chat.session import ChatSession
 
 __all__ = ["session_markdown"]
 

@@ -18,12 +18,14 @@ from rich.table import Table
 
 from recordagent.cli.render import shown, store_file
 from recordagent.errors import UserError
+from recordagent.llm import build_model
 from recordagent.llm.client import ChatModel
 from recordagent.questions.answers import AnswerSpec
 from recordagent.questions.items import EvalItem
 from recordagent.records.db import RecordStore, connect
 from recordagent.records.scope import PatientScope
 from recordagent.runners import RUNNER_NAMES, Answer, Citation, Runner, build_runner, stream_run
+from recordagent.runners.dry_run import dry_run_model
 from recordagent.settings import Settings
 
 __all__ = ["ask"]
@@ -146,11 +148,7 @@ def check_text(what: str, text: str, *, multiline: bool = False) -> None:
 
 def _model(choice: ModelChoice, settings: Settings) -> ChatModel:
     if choice is ModelChoice.mock:
-        from recordagent.runners.dry_run import dry_run_model
-
         return dry_run_model()
-    from recordagent.llm import build_model
-
     return build_model(settings.model)
 
 

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from recordagent.errors import UserError
-from recordagent.evaluation.paths import path_kind, read_text, write_text
-from recordagent.questions.items import EvalItem
+from recordagent.evaluation.audit import (
+    audit_evidence,
+    evidence_from_labels,
+    render_audit_markdown,
+    render_audit_terminal,
+)
+from recordagent.evaluation.labels import read_labels
+from recordagent.paths import path_kind, write_text
+from recordagent.questions.items import read_items
 from recordagent.records.db import connect
 from recordagent.settings import Settings
 
-__all__ = ["audit", "read_items"]
+__all__ = ["audit"]
 
 
 def audit(
@@ -34,14 +39,6 @@ def audit(
     ] = None,
 ) -> None:
     """Audit, without a model, whether single-pass retrieval and full context reach the evidence."""
-    from recordagent.evaluation.audit import (
-        audit_evidence,
-        evidence_from_labels,
-        render_audit_markdown,
-        render_audit_terminal,
-    )
-    from recordagent.evaluation.labels import read_labels
-
     settings: Settings = ctx.obj
     kind = path_kind(labels, "labels file")
     if kind == "folder":
@@ -78,24 +75,3 @@ def audit(
     if markdown is not None:
         write_text(markdown, render_audit_markdown(result), "Markdown audit")
         console.print(f"Markdown written to {markdown}", highlight=False)
-
-
-def read_items(path: Path) -> list[EvalItem]:
-    """The items of a JSONL file, one EvalItem a line (blank lines skipped).
-
-    Raises:
-        UserError: The file is missing, a folder, unreadable or not UTF-8, or a line is not a
-            valid item (its line number given).
-    """
-    out: list[EvalItem] = []
-    for number, line in enumerate(read_text(path, "items file").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            out.append(EvalItem.model_validate(json.loads(line)))
-        except (json.JSONDecodeError, ValidationError) as exc:
-            first = str(exc).splitlines()[0]
-            raise UserError(f"{path}, line {number}: not a valid item ({first})") from None
-    if not out:
-        raise UserError(f"items file {path} has no items")
-    return out

@@ -12,9 +12,11 @@ from rich.console import Console
 
 from recordagent.cli.ask import ModelChoice, require_patient
 from recordagent.cli.render import store_file
+from recordagent.llm import build_model
 from recordagent.llm.client import ChatModel
 from recordagent.records.db import connect
 from recordagent.runners import RUNNER_NAMES
+from recordagent.runners.dry_run import dry_run_model
 from recordagent.settings import Settings
 
 __all__ = ["chat"]
@@ -34,6 +36,7 @@ def chat(
     ] = ModelChoice.settings,
 ) -> None:
     """Ask questions about PATIENT in a terminal session, watching the agent's steps."""
+    # The session's modules (and prompt_toolkit) load for this command only, not for every one.
     from recordagent.chat.loop import open_session_banner, run_loop
     from recordagent.chat.render import render_header
     from recordagent.chat.session import ChatSession
@@ -61,9 +64,5 @@ async def _run(loop: Coroutine[Any, Any, int], model: ChatModel) -> int:
 
 def _model(choice: ModelChoice, settings: Settings) -> ChatModel:
     if choice is ModelChoice.mock or settings.model.provider == "mock":
-        from recordagent.runners.dry_run import dry_run_model
-
         return dry_run_model()
-    from recordagent.llm import build_model
-
     return build_model(settings.model)

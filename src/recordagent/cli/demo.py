@@ -11,17 +11,16 @@ mock model, and everything says so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.panel import Panel
-from rich.progress import (
-    Progress,
-    TaskID,
-)
+from rich.progress import Progress
 
 from recordagent.cli.render import (
     load_progress,
@@ -32,24 +31,19 @@ from recordagent.cli.render import (
 )
 from recordagent.errors import UserError
 from recordagent.evaluation.audit import audit_evidence, evidence_from_labels, render_audit_terminal
-from recordagent.evaluation.gold_labels import instance_labels
-from recordagent.evaluation.labels import Label, ReferenceLabel, reference_labels, write_labels
-from recordagent.evaluation.log import RunLog, RunManifest, store_data_fingerprint
+from recordagent.evaluation.labels import write_labels
+from recordagent.evaluation.log import RunLog
 from recordagent.evaluation.report import build_report, render_html, render_terminal
-from recordagent.evaluation.run import run_items
-from recordagent.llm import build_model
-from recordagent.llm.client import ChatModel
-from recordagent.questions.gold_data import GoldData
-from recordagent.questions.items import EvalItem
-from recordagent.questions.sampling import instances, sample
-from recordagent.questions.silver import silver_labels, silver_sample
+from recordagent.evaluation.run import ItemProgress
+from recordagent.evaluation.silver_labels import silver_labels
+from recordagent.evaluation.study import Study, StudyProgress, run_study, study_model
+from recordagent.evaluation.study_inputs import StudyInputs, sample_cohort
+from recordagent.questions.silver import silver_sample
 from recordagent.questions.silver_templates import load_silver_templates
-from recordagent.questions.templates import load_templates
 from recordagent.records.db import RecordStore, connect
 from recordagent.records.load import load_bundle
 from recordagent.resources import question_templates_path
 from recordagent.runners import RUNNER_NAMES, build_runner
-from recordagent.runners.dry_run import dry_run_model
 from recordagent.settings import Settings
 from recordagent.sources.mimic_iv import load_mimic_iv
 from recordagent.sources.synthetic import generate_cohort, load_preset
@@ -97,19 +91,29 @@ def demo(
         folder = Path(tempfile.mkdtemp(prefix="recordagent-demo-"))
     else:
         folder = output_folder(out, "--out")
-    model = _model(settings)
+    model = study_model("mock" if settings.model.provider == "mock" else "settings", settings)
     if model.is_mock:
         console.print(Panel(MOCK_BANNER, title="MOCK MODEL", style="bold red"))
     with connect(settings=settings.store) as store:
         if source == "synthetic":
-            study, labels = _synthetic_study(store, settings, cohort, items, seed, folder, console)
+            inputs = _synthetic_study(store, settings, cohort, items, seed, folder, console)
         else:
-            study, labels = _mimic_study(store, settings, mimic_path, items, seed, console)
-        write_labels(labels, folder / "labels.csv")
-        references, _ = reference_labels(labels, {i.id: i for i in study})
-        logs = asyncio.run(_run_all(study, store, settings, model, references, folder, console))
-        audit = audit_evidence(study, evidence_from_labels(labels), store, settings)
-    evaluation = build_report(logs, references, labels=labels)
+            inputs = _mimic_study(store, settings, mimic_path, items, seed, console)
+        write_labels(inputs.labels, folder / "labels.csv")
+        study = Study(
+            name="demo",
+            settings=settings,
+            inputs=inputs,
+            runners=[build_runner(name, settings) for name in RUNNER_NAMES],
+            model=model,
+            logs={name: folder / f"{name}.jsonl" for name in RUNNER_NAMES},
+            output=folder,
+            concurrency=settings.model.max_concurrency,
+        )
+        with Progress(*progress_columns(16), console=console, transient=False) as bar:
+            logs = asyncio.run(run_study(study, store, progress=_Bars(bar)))
+        audit = audit_evidence(inputs.items, evidence_from_labels(inputs.labels), store, settings)
+    evaluation = build_report(logs, inputs.references, labels=inputs.labels)
     render_terminal(evaluation, console)
     console.print()
     render_audit_terminal(audit, console)
@@ -120,6 +124,22 @@ def demo(
         console.print(Panel(MOCK_BANNER, title="MOCK MODEL", style="bold red"))
 
 
+class _Bars(StudyProgress):
+    """A progress bar per runner, all kept on screen."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+
+    @contextlib.contextmanager
+    def running(self, log: RunLog, total: int) -> Iterator[ItemProgress]:
+        task = self.bar.add_task(log.manifest.runner, total=total)
+
+        def advance(done: int, total: int) -> None:
+            self.bar.update(task, completed=done, total=total)
+
+        yield advance
+
+
 def _synthetic_study(
     store: RecordStore,
     settings: Settings,
@@ -128,7 +148,7 @@ def _synthetic_study(
     seed: int,
     folder: Path,
     console: Console,
-) -> tuple[list[EvalItem], list[Label]]:
+) -> StudyInputs:
     """Generate and load the synthetic cohort; sample items with their gold labels."""
     bundle = folder / f"synthetic-{cohort}"
     preset = load_preset(cohort)
@@ -139,15 +159,13 @@ def _synthetic_study(
             store, bundle, settings=settings, source=f"synthetic-{cohort}", progress=progress
         )
     console.print(render_load_report(report))
-    templates = load_templates(Path(str(question_templates_path())) / "myeloma")
-    every = instances(templates, GoldData.load(bundle / "gold", bundle))
-    chosen_ids = {i.id for i in sample([x.item for x in every], n=items, seed=seed)}
-    chosen = [x for x in every if x.item.id in chosen_ids]
+    sampled = sample_cohort(bundle, n=items, seed=seed)
+    templates = sampled.template_set
     console.print(
-        f"\n{len(chosen)} questions sampled from {len(templates.templates)} templates "
+        f"\n{len(sampled.items)} questions sampled from {len(templates.templates)} templates "
         f"(version {templates.version}) over {len(store.patient_ids())} patients\n"
     )
-    return [x.item for x in chosen], instance_labels(chosen)
+    return StudyInputs.of(sampled.items, sampled.labels, template_set_version=templates.version)
 
 
 def _mimic_study(
@@ -157,7 +175,7 @@ def _mimic_study(
     items: int,
     seed: int,
     console: Console,
-) -> tuple[list[EvalItem], list[Label]]:
+) -> StudyInputs:
     """Load the MIMIC-IV demo; sample items with silver labels from the MIMIC-IV templates."""
     try:
         found = (mimic_path / "hosp").is_dir()
@@ -178,49 +196,6 @@ def _mimic_study(
         f"templates (version {templates.version}) over {len(store.patient_ids())} patients; "
         "references are silver labels computed by the templates' SQL\n"
     )
-    return run.items, silver_labels(run.instances)
-
-
-def _model(settings: Settings) -> ChatModel:
-    """The configured model, or the dry-run mock when none is configured."""
-    if settings.model.provider == "mock":
-        return dry_run_model()
-    return build_model(settings.model)
-
-
-async def _run_all(
-    study: list[EvalItem],
-    store: RecordStore,
-    settings: Settings,
-    model: ChatModel,
-    references: dict[str, ReferenceLabel],
-    folder: Path,
-    console: Console,
-) -> list[RunLog]:
-    """Every runner over the study, one run log each, with a progress bar per runner."""
-    fingerprint = store_data_fingerprint(store)
-    logs = []
-    with Progress(*progress_columns(16), console=console, transient=False) as bar:
-        for name in RUNNER_NAMES:
-            runner = build_runner(name, settings)
-            manifest = RunManifest.create(
-                runner, model, settings, data_fingerprint=fingerprint, items=study
-            )
-            log = RunLog.open(folder / f"{name}.jsonl", manifest)
-            task = bar.add_task(name, total=len(study))
-
-            def advance(done: int, total: int, task: TaskID = task) -> None:
-                bar.update(task, completed=done, total=total)
-
-            await run_items(
-                study,
-                runner,
-                model,
-                store,
-                log=log,
-                references=references,
-                concurrency=settings.model.max_concurrency,
-                on_progress=advance,
-            )
-            logs.append(log)
-    return logs
+    return StudyInputs.of(
+        run.items, silver_labels(run.instances), template_set_version=templates.version
+    )

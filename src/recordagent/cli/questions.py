@@ -9,7 +9,6 @@ every packaged source.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,11 +25,9 @@ from recordagent.cli.render import (
     output_folder,
     progress_columns,
     readable_name,
-    shown,
     store_file,
 )
-from recordagent.errors import UserError
-from recordagent.questions.items import EvalItem
+from recordagent.questions.items import EvalItem, write_items
 from recordagent.questions.silver_templates import (
     SilverTemplate,
     SilverTemplateSet,
@@ -156,12 +153,7 @@ def sample(
     chosen_items = draw([i.item for i in every], n=n if n > 0 else len(every), seed=seed)
     chosen_ids = {item.id for item in chosen_items}
     chosen = [i for i in every if i.item.id in chosen_ids]
-    try:
-        with out.open("w", encoding="utf-8") as handle:
-            for instance in chosen:
-                handle.write(json.dumps(instance.item.model_dump(mode="json")) + "\n")
-    except OSError as exc:
-        raise UserError(f"--out {shown(out)} cannot be written: {exc.strerror or exc}") from None
+    write_items(out, [instance.item for instance in chosen])
     if labels is not None:
         from recordagent.evaluation.labels import write_labels
 
@@ -221,7 +213,8 @@ def silver(
     ] = 0,
 ) -> None:
     """Ask the silver templates of every patient in --db; write items and silver labels to OUT."""
-    from recordagent.questions.silver import silver_instances, silver_sample, write_silver
+    from recordagent.evaluation.silver_labels import write_silver
+    from recordagent.questions.silver import silver_instances, silver_sample
     from recordagent.records.db import connect
 
     settings: Settings = ctx.obj

@@ -23,8 +23,8 @@ from rich.progress import (
 from rich.table import Table
 
 from recordagent.errors import UserError
-from recordagent.evaluation.paths import path_kind, shown
-from recordagent.records.load import LoadReport, ProgressCallback
+from recordagent.paths import path_kind, shown
+from recordagent.records.load_report import LoadProgress, LoadReport
 
 __all__ = [
     "load_progress",
@@ -93,7 +93,7 @@ def progress_columns(label_width: int) -> tuple[ProgressColumn, ...]:
 
 
 @contextmanager
-def load_progress(console: Console) -> Iterator[ProgressCallback]:
+def load_progress(console: Console) -> Iterator[LoadProgress]:
     """A progress bar per load phase, fed by the loader's callback."""
     with Progress(*progress_columns(9), console=console, transient=True) as bar:
         tasks: dict[str, TaskID] = {}

@@ -9,11 +9,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from recordagent.cli.costs import print_costs
 from recordagent.errors import UserError
 from recordagent.evaluation.labels import read_labels, reference_labels
 from recordagent.evaluation.log import RunLog, RunLogWarning
-from recordagent.evaluation.paths import path_kind, write_text
 from recordagent.evaluation.report import build_report, render_html, render_terminal
+from recordagent.paths import path_kind, write_text
 
 __all__ = ["report"]
 
@@ -34,8 +35,6 @@ def report(
     html: Annotated[Path | None, typer.Option(help="Also write the report as HTML here.")] = None,
 ) -> None:
     """Print the report of the run logs (stored scores, or rescored against --labels)."""
-    from recordagent.cli.eval import print_costs
-
     if rescore and labels is None:
         raise UserError("--rescore needs --labels (the labels to score against)")
     if html is not None and path_kind(html, "--html") == "folder":

@@ -1,11 +1,14 @@
-"""Evaluation: scorers, labels, statistics, run logs and reports.
+"""Evaluation: studies, scorers, labels, statistics, run logs and reports.
 
-Labels (:mod:`.labels`) give each item a reference; :mod:`.scorers` compares answers with it
-(:mod:`.judge` for free text only); :mod:`.run` answers items with a runner into a
-:mod:`.log` (its manifest and records defined in :mod:`.manifest`); :mod:`.report` computes
-the statistics of :mod:`.stats` over logs and renders them; :mod:`.review` exports errors for
-experts and reads their severities back; :mod:`.audit` checks, without a model, whether
-retrieval and the full-context window reach the gold evidence.
+:func:`evaluate` (:mod:`.study`) runs a suite (:mod:`.suite`): it reads the items and labels
+(:mod:`.study_inputs`), opens the store and answers the items with each runner into a
+:mod:`.log` (:mod:`.run`; manifest and records defined in :mod:`.manifest`). Labels
+(:mod:`.labels`, derived by :mod:`.gold_labels` and :mod:`.silver_labels`) give each item a
+reference; :mod:`.scorers` compares answers with it (:mod:`.judge` for free text only);
+:mod:`.report` computes the statistics of :mod:`.stats` over logs and renders them, and its
+:mod:`.report.review` exports errors for experts and reads their severities back;
+:mod:`.audit` checks, without a model, whether retrieval and the full-context window reach the
+gold evidence.
 """
 
 from recordagent.evaluation.audit import EvidenceAudit, audit_evidence, evidence_from_labels
@@ -32,9 +35,21 @@ from recordagent.evaluation.log import (
     rescore,
 )
 from recordagent.evaluation.report import EvaluationReport, build_report
-from recordagent.evaluation.review import import_review, write_review
+from recordagent.evaluation.report.review import import_review, write_review
 from recordagent.evaluation.run import run_items
 from recordagent.evaluation.scorers import Score, score_answer, score_value, values_match
+from recordagent.evaluation.silver_labels import silver_labels, write_silver
+from recordagent.evaluation.study import (
+    RunSummary,
+    Study,
+    StudyProgress,
+    evaluate,
+    evaluate_async,
+    prepare_study,
+    run_study,
+)
+from recordagent.evaluation.study_inputs import StudyInputs
+from recordagent.evaluation.suite import Suite, load_suite
 
 __all__ = [
     "JUDGE_PROMPT_VERSION",
@@ -49,20 +64,32 @@ __all__ = [
     "RunLogMismatch",
     "RunManifest",
     "RunRecord",
+    "RunSummary",
     "Score",
+    "Study",
+    "StudyInputs",
+    "StudyProgress",
+    "Suite",
     "audit_evidence",
     "build_report",
+    "evaluate",
+    "evaluate_async",
     "evidence_from_labels",
     "gold_labels",
     "import_review",
     "judge_answer",
+    "load_suite",
+    "prepare_study",
     "read_labels",
     "reference_labels",
     "rescore",
     "run_items",
+    "run_study",
     "score_answer",
     "score_value",
+    "silver_labels",
     "values_match",
     "write_labels",
     "write_review",
+    "write_silver",
 ]

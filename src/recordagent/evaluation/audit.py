@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from recordagent.evaluation.labels import Label
-from recordagent.evaluation.run import record_length
+from recordagent.evaluation.run import ItemProgress, record_length
 from recordagent.evaluation.stats import deciles
 from recordagent.questions.items import EvalItem
 from recordagent.records.db import RecordStore
@@ -56,8 +56,6 @@ __all__ = [
 
 LARGE_BUDGET = 10_000_000
 """Token budget for the recall@k sweep: large enough that only ``k`` limits retrieval."""
-
-ProgressSink = Callable[[int, int], None]
 
 
 class AuditRow(BaseModel):
@@ -165,7 +163,7 @@ def audit_evidence(
     settings: Settings,
     *,
     ks: Sequence[int] = (5, 10, 20),
-    on_progress: ProgressSink | None = None,
+    on_progress: ItemProgress | None = None,
 ) -> EvidenceAudit:
     """Audit single-pass RAG retrieval and full-context packing against gold evidence.
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from recordagent.errors import ModelError
 from recordagent.llm.client import ChatModel, parse_structured
 from recordagent.llm.types import Message
+from recordagent.questions.answer_types import answer_kind
 from recordagent.questions.items import EvalItem
 
 __all__ = ["JUDGE_PROMPT_VERSION", "JudgeResult", "JudgeVerdict", "judge_answer"]
@@ -129,7 +130,7 @@ async def judge_answer(
     Raises:
         ValueError: ``item`` has a structured answer type (those are scored by rule).
     """
-    if item.answer.type != "text":
+    if not answer_kind(item.answer.type).judged:
         raise ValueError(
             f"the judge grades free-text answers only; item {item.id!r} has a "
             f"{item.answer.type} answer, which is scored by rule"

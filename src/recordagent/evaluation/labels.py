@@ -35,8 +35,8 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
 from recordagent.errors import UserError
-from recordagent.evaluation.paths import path_kind
 from recordagent.evaluation.scorers import values_match
+from recordagent.paths import path_kind
 from recordagent.questions.items import EvalItem
 
 __all__ = [

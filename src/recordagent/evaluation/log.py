@@ -31,21 +31,17 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from recordagent.errors import UserError
+from recordagent.errors import UserError, field_path, validation_problems
 from recordagent.evaluation.manifest import (
     RESUME_FIELDS,
     ItemError,
     RunManifest,
     RunRecord,
-    git_sha,
     item_fingerprint,
-    item_set_fingerprint,
-    package_version,
     record_problem,
-    store_data_fingerprint,
 )
-from recordagent.evaluation.paths import path_kind
 from recordagent.evaluation.scorers import score_answer
+from recordagent.paths import path_kind
 
 try:
     import fcntl
@@ -55,6 +51,7 @@ except ImportError:  # pragma: no cover - not POSIX
 if TYPE_CHECKING:
     from recordagent.evaluation.labels import ReferenceLabel
 
+# The manifest and record models are re-exported: they are what a log holds and returns.
 __all__ = [
     "ItemError",
     "RunLog",
@@ -63,13 +60,8 @@ __all__ = [
     "RunLogWarning",
     "RunManifest",
     "RunRecord",
-    "git_sha",
-    "item_fingerprint",
-    "item_set_fingerprint",
-    "package_version",
     "read_contents",
     "rescore",
-    "store_data_fingerprint",
 ]
 
 
@@ -435,9 +427,10 @@ def _entry(path: Path, number: int, payload: Any, *, first: bool) -> RunManifest
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
+        messages = validation_problems(exc, located=False)
         problems = "; ".join(
-            f"field '{'.'.join(str(p) for p in err['loc']) or kind}': {err['msg']}"
-            for err in exc.errors()[:3]
+            f"field '{field_path(error['loc']) or kind}': {message}"
+            for error, message in zip(exc.errors()[:3], messages, strict=False)
         )
         raise UserError(f"{where}: invalid {kind}: {problems}") from exc
 

@@ -13,7 +13,6 @@ import subprocess
 import traceback
 import uuid
 from collections.abc import Mapping, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from pydantic import BaseModel, Field, model_validator
@@ -24,7 +23,9 @@ from recordagent.llm.client import ChatModel
 from recordagent.questions.answers import coerce_value
 from recordagent.questions.items import EvalItem
 from recordagent.records.db import RecordStore
-from recordagent.runners._base import Answer, Runner
+from recordagent.records.source_table import store_fingerprints
+from recordagent.resources import package_version
+from recordagent.runners import Answer, Runner
 from recordagent.settings import Settings
 
 __all__ = [
@@ -35,7 +36,6 @@ __all__ = [
     "git_sha",
     "item_fingerprint",
     "item_set_fingerprint",
-    "package_version",
     "record_problem",
     "store_data_fingerprint",
 ]
@@ -237,14 +237,6 @@ def record_problem(manifest: RunManifest, record: RunRecord) -> str | None:
     return None
 
 
-def package_version() -> str:
-    """The installed recordagent version ('unknown' when it is not installed)."""
-    try:
-        return version("recordagent")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 def git_sha(folder: Path | None = None) -> str | None:
     """The commit checked out where the code lives; None outside a git checkout."""
     where = folder or Path(__file__).resolve().parent
@@ -265,7 +257,5 @@ def git_sha(folder: Path | None = None) -> str | None:
 
 def store_data_fingerprint(store: RecordStore) -> str:
     """One short fingerprint of every source loaded in ``store`` (for a manifest)."""
-    from recordagent.records.load import store_fingerprints
-
     payload = json.dumps(sorted(store_fingerprints(store).items())).encode()
     return hashlib.sha256(payload).hexdigest()[:16]

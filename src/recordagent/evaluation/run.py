@@ -15,21 +15,23 @@ from typing import TYPE_CHECKING
 
 from recordagent.errors import ModelError, UserError
 from recordagent.evaluation.judge import JudgeResult, judge_answer
-from recordagent.evaluation.log import ItemError, RunLog, RunRecord, item_fingerprint
+from recordagent.evaluation.log import ItemError, RunLog, RunRecord
+from recordagent.evaluation.manifest import item_fingerprint
 from recordagent.evaluation.scorers import Score, score_answer
 from recordagent.llm.client import ChatModel
 from recordagent.questions.items import EvalItem
 from recordagent.records.db import RecordStore
 from recordagent.records.scope import PatientScope
-from recordagent.runners._base import Answer, Runner
+from recordagent.runners import Answer, Runner
 
 if TYPE_CHECKING:
     from recordagent.evaluation.labels import ReferenceLabel
 
-__all__ = ["ProgressCallback", "RecordLength", "record_length", "run_items"]
+__all__ = ["ItemProgress", "RecordLength", "record_length", "run_items"]
 
-ProgressCallback = Callable[[int, int], None]
-"""Called as ``on_progress(done, total)`` once at the start and after every item."""
+ItemProgress = Callable[[int, int], None]
+"""Called as ``on_progress(done, total)`` with the items done of all: once at the start (the
+items already done) and after every item."""
 
 RecordLength = tuple[int, int]
 """(documents, tokens) of one patient's record."""
@@ -59,7 +61,7 @@ async def run_items(
     judge: ChatModel | None = None,
     rubric: str | None = None,
     concurrency: int = 8,
-    on_progress: ProgressCallback | None = None,
+    on_progress: ItemProgress | None = None,
 ) -> list[RunRecord]:
     """Answer every item not yet in ``log`` with ``runner`` and append its record.
 

@@ -27,24 +27,23 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from recordagent.evaluation.judge import JudgeResult, JudgeVerdict
+from recordagent.questions.answer_types import AnswerType, answer_kind
 from recordagent.questions.answers import ScoringSpec, coerce_value, normalise_value
 from recordagent.questions.items import EvalItem
 from recordagent.runners import Answer
 from recordagent.tools.catalogue import packaged_lab_catalogue
 from recordagent.tools.units import same_unit, unit_factor
 
-if TYPE_CHECKING:
-    # labels imports this module (annotator agreement is judged by the scorer).
-    from recordagent.evaluation.labels import ReferenceLabel
-
 __all__ = [
     "F1_THRESHOLD",
+    "SCORERS",
+    "Reference",
     "Score",
     "ScoreState",
     "score_answer",
@@ -86,6 +85,24 @@ class Score(BaseModel):
         return None if self.state == "ungraded" else self.state == "correct"
 
 
+class Reference(Protocol):
+    """What an answer is scored against: the item's reference value (None: the record is silent).
+
+    A label of the evaluation layer (``ReferenceLabel``) is one; the scorers need nothing else
+    of it, so they do not depend on where labels come from.
+    """
+
+    @property
+    def item_id(self) -> str:
+        """The item the reference belongs to."""
+        ...
+
+    @property
+    def value(self) -> Any:
+        """The reference value; None when the record does not say."""
+        ...
+
+
 class _NotAValue(ValueError):
     """The raw value is not a value of the item's answer type."""
 
@@ -101,27 +118,7 @@ def score_value(item: EvalItem, predicted: Any, reference: Any) -> Score:
     predicted value that is not a value of the type is incorrect; a reference that is not one
     is ungraded (the label needs fixing). Free text is always ungraded here.
     """
-    kind = item.answer.type
-    if kind == "text":
-        return Score(
-            state="ungraded",
-            explanation=f"{_show(predicted)} vs {_show(reference)}: free text needs a judge "
-            "verdict",
-            scorer="text",
-        )
-    if kind == "date":
-        return _compare(item, predicted, reference, _date, _match_dates, "date")
-    if kind == "number":
-        return _compare(item, predicted, reference, _number, _match_numbers, "number")
-    if kind == "count":
-        return _compare(item, predicted, reference, _count, _match_counts, "count")
-    if kind == "boolean":
-        return _compare(item, predicted, reference, _boolean, _match_booleans, "boolean")
-    if kind == "category":
-        return _compare(item, predicted, reference, _category, _match_categories, "category")
-    return _compare(
-        item, predicted, reference, _list, _match_lists, f"list-{item.scoring.list_match}"
-    )
+    return SCORERS[item.answer.type](item, predicted, reference)
 
 
 def values_match(item: EvalItem | None, a: Any, b: Any) -> bool:
@@ -133,7 +130,7 @@ def values_match(item: EvalItem | None, a: Any, b: Any) -> bool:
     values that are not of the item's type, must be equal after normalisation. Without an
     item (``None``): equal after normalisation (case, spacing, number rounding, list order).
     """
-    if item is None or item.answer.type == "text":
+    if item is None or answer_kind(item.answer.type).judged:
         return bool(_plain(a) == _plain(b))
     if item.answer.type == "list":
         exact = item.model_copy(
@@ -152,7 +149,7 @@ def values_match(item: EvalItem | None, a: Any, b: Any) -> bool:
 def score_answer(
     item: EvalItem,
     answer: Answer,
-    reference: ReferenceLabel | None,
+    reference: Reference | None,
     *,
     judge_verdict: JudgeVerdict | JudgeResult | None = None,
 ) -> Score:
@@ -167,7 +164,8 @@ def score_answer(
     Args:
         item: The item answered.
         answer: The runner's answer to it.
-        reference: The item's reference label (from ``reference_labels``), or None.
+        reference: The item's reference label (from ``reference_labels``: any object with
+            the item id and the reference value), or None.
         judge_verdict: For free-text items only: a model judge's verdict (a
             :class:`JudgeResult` keeps whether the judge was a mock; a bare verdict does not).
 
@@ -179,7 +177,8 @@ def score_answer(
         raise ValueError(f"answer is for item {answer.item_id!r}, not {item.id!r}")
     if reference is not None and reference.item_id != item.id:
         raise ValueError(f"reference label is for item {reference.item_id!r}, not {item.id!r}")
-    if judge_verdict is not None and item.answer.type != "text":
+    judged = answer_kind(item.answer.type).judged
+    if judge_verdict is not None and not judged:
         raise ValueError(
             f"a judge verdict grades free-text answers only; item {item.id!r} has a "
             f"{item.answer.type} answer, which is scored by rule"
@@ -219,7 +218,7 @@ def score_answer(
             "no value",
             scorer="no-value",
         )
-    if item.answer.type == "text":
+    if judged:
         score = _judged(value, reference.value, judge_verdict)
     else:
         score = score_value(item, value, reference.value)
@@ -554,6 +553,44 @@ def _match_lists(
     verdict = f"at least {F1_THRESHOLD}" if passed else f"below {F1_THRESHOLD}"
     detail = f"; {differences}" if differences else ""
     return passed, f"F1 {f1:.2f}, {verdict}{detail}"
+
+
+# --- one scorer per answer type ------------------------------------------------------------
+
+
+def _score_text(item: EvalItem, predicted: Any, reference: Any) -> Score:
+    return Score(
+        state="ungraded",
+        explanation=f"{_show(predicted)} vs {_show(reference)}: free text needs a judge verdict",
+        scorer="text",
+    )
+
+
+def _score_list(item: EvalItem, predicted: Any, reference: Any) -> Score:
+    scorer = f"list-{item.scoring.list_match}"
+    return _compare(item, predicted, reference, _list, _match_lists, scorer)
+
+
+def _by_rule(
+    parse: _Parser[_T],
+    match: Callable[[EvalItem, tuple[_T, str], tuple[_T, str]], tuple[bool, str]],
+    scorer: str,
+) -> Callable[[EvalItem, Any, Any], Score]:
+    return lambda item, predicted, reference: _compare(
+        item, predicted, reference, parse, match, scorer
+    )
+
+
+SCORERS: Mapping[AnswerType, Callable[[EvalItem, Any, Any], Score]] = {
+    "date": _by_rule(_date, _match_dates, "date"),
+    "number": _by_rule(_number, _match_numbers, "number"),
+    "count": _by_rule(_count, _match_counts, "count"),
+    "boolean": _by_rule(_boolean, _match_booleans, "boolean"),
+    "category": _by_rule(_category, _match_categories, "category"),
+    "list": _score_list,
+    "text": _score_text,
+}
+"""The scorer of each answer type: (item, predicted, reference) → Score."""
 
 
 # --- display and plain comparison ----------------------------------------------------------

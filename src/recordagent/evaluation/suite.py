@@ -1,7 +1,8 @@
 """Evaluation suites: one YAML file naming the data, items, labels, runners and model of a run.
 
-``recordagent eval --suite FILE`` runs a suite. Relative paths in a suite are resolved against
-the folder of the suite file, so a suite can be run from anywhere.
+``recordagent eval --suite FILE`` runs a suite, as does
+:func:`~recordagent.evaluation.study.evaluate` from Python. Relative paths in a suite are
+resolved against the folder of the suite file, so a suite can be run from anywhere.
 """
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from recordagent.errors import UserError
-from recordagent.evaluation.paths import path_kind
+from recordagent.errors import UserError, validation_problems
+from recordagent.paths import path_kind
+from recordagent.settings import read_yaml_file
 
 __all__ = ["PLACEHOLDER_KEY", "Suite", "load_suite"]
 
@@ -112,15 +113,7 @@ def load_suite(path: str | Path) -> Suite:
         raise UserError(f"suite file {file} is a folder, not a YAML file")
     if kind != "file":
         raise UserError(f"suite file {file} does not exist")
-    try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" (line {where.line + 1}, column {where.column + 1})" if where is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UserError(f"suite file {file}: not valid YAML{at}: {problem}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"suite file {file}: cannot be read: {exc}") from exc
+    raw = read_yaml_file(file, "suite file")
     if not isinstance(raw, dict):
         got = type(raw).__name__
         raise UserError(f"suite file {file}: expected a mapping of fields, got {got}")
@@ -129,9 +122,6 @@ def load_suite(path: str | Path) -> Suite:
     try:
         suite = Suite.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']) or '(suite)'}: {error['msg']}"
-            for error in exc.errors()
-        )
+        problems = "; ".join(validation_problems(exc, whole="(suite)"))
         raise UserError(f"suite file {file}: {problems}") from exc
     return suite.resolved(file.resolve().parent)

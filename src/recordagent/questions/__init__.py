@@ -1,13 +1,13 @@
 """Questions: answer types and the items runners answer."""
 
+from recordagent.questions.answer_types import AnswerType
 from recordagent.questions.answers import (
     AnswerSpec,
-    AnswerType,
     ScoringSpec,
     coerce_value,
     final_answer_model,
 )
-from recordagent.questions.items import EvalItem
+from recordagent.questions.items import EvalItem, read_items, write_items
 
 __all__ = [
     "AnswerSpec",
@@ -16,4 +16,6 @@ __all__ = [
     "ScoringSpec",
     "coerce_value",
     "final_answer_model",
+    "read_items",
+    "write_items",
 ]

@@ -1,29 +1,29 @@
-"""Answer types: what kind of value a question asks for, and the final-answer schema of it.
+"""Answer specs: what kind of value a question asks for, and the final-answer schema of it.
 
 Every runner ends with the same structured answer for a given :class:`AnswerSpec` — the typed
 ``value``, a ``status`` (answered, or not enough evidence in the record), a short ``text`` and
-the ``citations`` it rests on — so that the four runners can be compared item by item.
+the ``citations`` it rests on — so that the four runners can be compared item by item. What
+differs between answer types is one entry each of :data:`.answer_types.ANSWER_KINDS`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
-import re
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
+from recordagent.errors import validation_problems
+from recordagent.questions.answer_types import AnswerType, answer_kind, type_summary
+
 __all__ = [
     "AnswerSpec",
-    "AnswerType",
     "ScoringSpec",
     "coerce_value",
     "final_answer_model",
     "normalise_value",
+    "scoring_problems",
 ]
-
-AnswerType = Literal["date", "number", "count", "boolean", "category", "list", "text"]
 
 
 class AnswerSpec(BaseModel):
@@ -31,10 +31,7 @@ class AnswerSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: AnswerType = Field(
-        description="date (a day), number (with unit), count (a whole number), boolean, "
-        "category (one of the allowed values), list (several values), or text."
-    )
+    type: AnswerType = Field(description=type_summary())
     unit: str | None = Field(
         default=None, description="For numbers: the unit the answer is given in, e.g. 'g/dL'."
     )
@@ -48,11 +45,12 @@ class AnswerSpec(BaseModel):
 
     @model_validator(mode="after")
     def _allowed_fits_type(self) -> AnswerSpec:
-        if self.type == "category" and not self.allowed:
-            raise ValueError("a category answer needs its allowed values")
-        if self.allowed is not None and self.type not in {"category", "list"}:
+        kind = answer_kind(self.type)
+        if kind.allowed == "required" and not self.allowed:
+            raise ValueError(f"a {self.type} answer needs its allowed values")
+        if self.allowed is not None and kind.allowed == "refused":
             raise ValueError(f"allowed values apply to categories and lists, not {self.type}")
-        if self.unit is not None and self.type != "number":
+        if self.unit is not None and not kind.unit:
             raise ValueError(f"a unit applies to numbers, not {self.type}")
         return self
 
@@ -80,36 +78,43 @@ class ScoringSpec(BaseModel):
     )
 
 
+_SCORING_SCOPE = {
+    "tolerance_days": "applies to dates",
+    "abs_tol": "applies to numbers",
+    "rel_tol": "applies to numbers",
+    "synonyms": "apply to categories and lists",
+    "list_match": "applies to lists",
+}
+"""Each scoring option, and the answer types it applies to as a problem message says them."""
+
+
+def scoring_problems(answer: AnswerSpec, scoring: ScoringSpec) -> list[str]:
+    """What in ``scoring`` does not apply to an answer of this type (field: message)."""
+    applies = answer_kind(answer.type).scoring
+    problems = []
+    for name, scope in _SCORING_SCOPE.items():
+        default = ScoringSpec.model_fields[name].get_default(call_default_factory=True)
+        if getattr(scoring, name) == default:
+            continue
+        if name not in applies:
+            problems.append(f"scoring.{name}: {scope}, not {answer.type}")
+        elif name == "synonyms" and answer.allowed is not None:
+            unknown = sorted(set(scoring.synonyms) - set(answer.allowed))
+            if unknown:
+                problems.append(f"scoring.synonyms: not allowed values: {', '.join(unknown)}")
+    return problems
+
+
 def _value_field(spec: AnswerSpec) -> tuple[Any, Any]:
     """The pydantic type and field of ``value`` for ``spec``."""
+    kind = answer_kind(spec.type)
     what = spec.description or "The answer."
+    value_type = kind.python_type(spec.allowed)
+    shape = kind.shape(spec.unit, spec.allowed)
+    if not kind.nullable:
+        return value_type, Field(description=f"{what} {shape}")
     none = " null when the record does not say (status insufficient_evidence)."
-    if spec.type == "date":
-        return dt.date | None, Field(description=f"{what} A day as YYYY-MM-DD;{none}")
-    if spec.type == "number":
-        unit = f" in {spec.unit}" if spec.unit else ""
-        return float | None, Field(description=f"{what} A number{unit};{none}")
-    if spec.type == "count":
-        return int | None, Field(ge=0, description=f"{what} A whole number ≥ 0;{none}")
-    if spec.type == "boolean":
-        return bool | None, Field(description=f"{what} true or false;{none}")
-    if spec.type == "category":
-        assert spec.allowed is not None
-        choice = _literal(spec.allowed)
-        listed = ", ".join(spec.allowed)
-        return choice | None, Field(description=f"{what} One of: {listed};{none}")
-    if spec.type == "list":
-        item: Any = _literal(spec.allowed) if spec.allowed else str
-        listed = f" Values from: {', '.join(spec.allowed)}." if spec.allowed else ""
-        return list[item], Field(
-            description=f"{what} Every value that applies;{listed} [] if none."
-        )
-    return str | None, Field(description=f"{what} A short free-text answer;{none}")
-
-
-def _literal(values: tuple[str, ...]) -> Any:
-    """``Literal[values...]`` built at run time (templates are data, not code)."""
-    return Literal.__getitem__(values)
+    return value_type | None, Field(description=f"{what} {shape};{none}", ge=kind.minimum)
 
 
 class _FinalAnswerBase(BaseModel):
@@ -141,45 +146,17 @@ class _FinalAnswerBase(BaseModel):
 
 def normalise_value(spec: AnswerSpec, raw: Any) -> Any:
     """``raw`` in the form the strict type expects, where a loose form is unambiguous."""
+    kind = answer_kind(spec.type)
     if raw is None:
-        return [] if spec.type == "list" else None
+        return kind.empty
     if isinstance(raw, str):
         raw = raw.strip()
-        if raw.lower() in {"", "null", "none", "n/a", "unknown"}:
-            return [] if spec.type == "list" else None
-    if spec.type == "date" and isinstance(raw, str) and _DATE_PREFIX.match(raw):
-        return raw[:10]
-    if spec.type in {"number", "count"} and isinstance(raw, str):
-        match = _NUMBER_WITH_UNIT.match(raw)
-        if match and (not match["unit"] or _same_unit(match["unit"], spec.unit)):
-            return match["number"]
-    if spec.type == "category" and isinstance(raw, str):
-        return _allowed_form(raw, spec.allowed)
-    if spec.type == "list":
-        items = [raw] if isinstance(raw, str) else raw
-        if isinstance(items, list):
-            return [
-                _allowed_form(i.strip(), spec.allowed) if isinstance(i, str) else i for i in items
-            ]
-    if spec.type == "text" and not isinstance(raw, str):
-        return str(raw)
-    return raw
+        if raw.lower() in _NULL_WORDS:
+            return kind.empty
+    return kind.tidy(raw, spec.unit, spec.allowed)
 
 
-_DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?Z?)?$")
-_NUMBER_WITH_UNIT = re.compile(r"^(?P<number>[-+]?\d+(?:\.\d+)?)\s*(?P<unit>[^\d\s].*)?$")
-
-
-def _same_unit(written: str, expected: str | None) -> bool:
-    return expected is not None and written.strip().lower() == expected.strip().lower()
-
-
-def _allowed_form(value: str, allowed: tuple[str, ...] | None) -> str:
-    """The allowed value ``value`` names, ignoring case; else ``value`` (to be refused)."""
-    for option in allowed or ():
-        if option.lower() == value.lower():
-            return option
-    return value
+_NULL_WORDS = frozenset({"", "null", "none", "n/a", "unknown"})
 
 
 def _citation_ids(raw: Any) -> list[str]:
@@ -248,5 +225,5 @@ def coerce_value(spec: AnswerSpec, raw: Any) -> Any:
     try:
         return getattr(holder.model_validate({"value": raw}), "value")  # noqa: B009
     except ValidationError as exc:
-        problem = "; ".join(err["msg"] for err in exc.errors())
+        problem = "; ".join(validation_problems(exc, located=False))
         raise ValueError(f"{raw!r} is not a {spec.type} answer: {problem}") from exc

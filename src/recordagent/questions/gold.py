@@ -19,10 +19,11 @@ Every expression is checked before any is evaluated (:func:`check_expr`): heads,
 slot and param names, fact and analyte names, drug classes, the types that meet, and the
 categories a value can take — so that a template's answer spec can be checked against its gold.
 
-This module holds the derivations over the record's dates, facts, lines and drugs, the
+This module holds the derivations over the record's dates, facts, lines and drugs, and the
 registry of all of them (:data:`DERIVATIONS`, with those of :mod:`.gold_labs` and
-:mod:`.gold_logic`) and :func:`derive`, which instantiates a template for one patient. The
-language itself (types, checking, evaluation) is :mod:`.gold_expr`; the tables are
+:mod:`.gold_logic`) that expressions are checked and evaluated against;
+:func:`recordagent.questions.sampling.derive` instantiates a whole template for one patient.
+The language itself (types, checking, evaluation) is :mod:`.gold_expr`; the tables are
 :mod:`.gold_data`. The vocabulary is documented in ``question_templates/README.md``.
 """
 
@@ -30,15 +31,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from recordagent.questions.gold_data import GoldData, GoldValue
 from recordagent.questions.gold_expr import (
     DATE,
     DRUG_KEYS,
     FACT_DOMAINS,
-    HEADS,
     REGIMEN_NAMES,
     Args,
     Checker,
@@ -49,33 +48,13 @@ from recordagent.questions.gold_expr import (
     ExprInfo,
     evidence_of,
     names,
-    placeholders,
-    render_text,
-    slot_refs,
 )
 from recordagent.questions.gold_labs import LAB_DERIVATIONS
 from recordagent.questions.gold_logic import LOGIC_DERIVATIONS
-from recordagent.sources.synthetic.gold import FACTS
 from recordagent.sources.synthetic.regimens import DRUGS, DrugClass
+from recordagent.sources.synthetic.vocabulary import FACTS
 
-if TYPE_CHECKING:
-    from recordagent.questions.templates import QuestionTemplate
-
-__all__ = [
-    "DERIVATIONS",
-    "HEADS",
-    "Context",
-    "Derivation",
-    "Derived",
-    "ExprInfo",
-    "GoldValue",
-    "check_expr",
-    "derive",
-    "evaluate",
-    "placeholders",
-    "render_text",
-    "slot_refs",
-]
+__all__ = ["DERIVATIONS", "check_expr", "evaluate"]
 
 _E, _O = True, False  # required, optional
 
@@ -375,60 +354,3 @@ def check_expr(
 def evaluate(raw: Expr, data: GoldData, ctx: Context) -> GoldValue | None:
     """The value of a checked expression for one patient (None: the record lacks an input)."""
     return Evaluator(data, ctx, DERIVATIONS).expr(raw)
-
-
-# -- a template for one patient --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Derived:
-    """A template instantiated for one patient and slot assignment."""
-
-    question: str
-    as_of: dt.date | None
-    gold: GoldValue | None  # None: the record has no answer (kept when if_missing is 'null')
-
-
-def derive(
-    template: QuestionTemplate,
-    data: GoldData,
-    patient_id: str,
-    slots: Mapping[str, int | str],
-) -> Derived | None:
-    """``template`` for one patient and slot assignment; None when it does not apply.
-
-    Order: the line must exist (``requires_line``), the required facts must exist, the params
-    and ``as_of`` must be derivable, ``applicability.when`` must hold, and the gold must be
-    derivable (unless ``if_missing: null``).
-    """
-    applies = template.applicability
-    # Params are derived in order and each may use the earlier ones: the evaluator's context
-    # holds the same dict the loop fills.
-    params: dict[str, GoldValue] = {}
-    ev = Evaluator(data, Context(patient_id, slots, params), DERIVATIONS)
-    if applies.requires_line and data.line(patient_id, int(slots["line"])) is None:
-        return None
-    for required in applies.required_exprs():
-        if ev.expr(required) is None:
-            return None
-    for name, raw in template.params.items():
-        value = ev.expr(raw)
-        if value is None:
-            return None
-        params[name] = value
-    as_of = None
-    if template.as_of_expr is not None:
-        found = ev.expr(template.as_of_expr)
-        if found is None:
-            return None
-        as_of = found.value
-        params["as_of"] = found
-    if applies.when is not None:
-        test = ev.expr(applies.when)
-        if test is None or test.value is not True:
-            return None
-    gold = ev.expr(template.gold)
-    if gold is None and template.if_missing == "skip":
-        return None
-    shown = {**slots, **{k: v.value for k, v in params.items()}}
-    return Derived(render_text(template.question, shown), as_of, gold)

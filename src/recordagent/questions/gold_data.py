@@ -18,8 +18,8 @@ from typing import Any
 import polars as pl
 
 from recordagent.errors import UserError
-from recordagent.sources.synthetic.gold import FACTS
 from recordagent.sources.synthetic.imwg import Measurement
+from recordagent.sources.synthetic.vocabulary import FACTS
 
 __all__ = [
     "GoldData",

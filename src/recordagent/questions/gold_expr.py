@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recordagent.questions.gold_data import GoldData, GoldValue
-from recordagent.sources.synthetic.course import RESPONSES
-from recordagent.sources.synthetic.gold import FACTS
+from recordagent.sources.synthetic.imwg import RESPONSES
 from recordagent.sources.synthetic.regimens import DRUGS, REGIMENS
+from recordagent.sources.synthetic.vocabulary import FACTS
 
 __all__ = [
     "BOOLEAN",

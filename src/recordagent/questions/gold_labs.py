@@ -20,9 +20,8 @@ from recordagent.questions.gold_expr import (
     ExprInfo,
     names,
 )
-from recordagent.sources.synthetic.course import RESPONSES
-from recordagent.sources.synthetic.imwg import classify_line
-from recordagent.sources.synthetic.labs import ANALYTES
+from recordagent.sources.synthetic.imwg import RESPONSES, classify_line
+from recordagent.sources.synthetic.vocabulary import ANALYTES
 
 __all__ = ["LAB_DERIVATIONS"]
 

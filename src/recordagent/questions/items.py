@@ -1,15 +1,25 @@
-"""EvalItem: one question about one patient, as every runner receives it."""
+"""EvalItem: one question about one patient, as every runner receives it; items files.
+
+An items file is JSONL, one EvalItem a line: ``recordagent questions sample`` and
+``questions silver`` write it (:func:`write_items`), ``eval`` and ``audit`` read it
+(:func:`read_items`).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from recordagent.errors import UserError, validation_problems
+from recordagent.paths import read_text, write_text
 from recordagent.questions.answers import AnswerSpec, ScoringSpec
 
-__all__ = ["EvalItem"]
+__all__ = ["EvalItem", "read_items", "write_items"]
 
 
 class EvalItem(BaseModel):
@@ -58,3 +68,40 @@ class EvalItem(BaseModel):
             answer=answer or AnswerSpec(type="text"),
             as_of=as_of,
         )
+
+
+def read_items(path: Path) -> list[EvalItem]:
+    """The items of a JSONL file, one EvalItem a line (blank lines skipped).
+
+    Raises:
+        UserError: The file is missing, a folder, unreadable or not UTF-8, a line is not a
+            valid item (file, line, field), two items share an id (file, line), or the file
+            holds no item.
+    """
+    items: list[EvalItem] = []
+    seen: set[str] = set()
+    for number, line in enumerate(read_text(path, "items file").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = EvalItem.model_validate_json(line)
+        except ValidationError as exc:
+            first = validation_problems(exc, whole="(line)")[0]
+            raise UserError(f"items file {path}, line {number}: {first}") from exc
+        if item.id in seen:
+            raise UserError(f"items file {path}, line {number}: item id {item.id!r} repeated")
+        seen.add(item.id)
+        items.append(item)
+    if not items:
+        raise UserError(f"items file {path} has no items")
+    return items
+
+
+def write_items(path: Path, items: Iterable[EvalItem]) -> None:
+    """Write ``items`` to ``path`` as :func:`read_items` reads them (its folder made if missing).
+
+    Raises:
+        UserError: The path is a folder, or the file cannot be written.
+    """
+    text = "".join(json.dumps(item.model_dump(mode="json")) + "\n" for item in items)
+    write_text(path, text, "items file")

@@ -1,5 +1,7 @@
 """Templates to items: instantiate over a cohort, derive gold labels, draw a balanced study set.
 
+* :func:`derive` — one template for one patient and slot assignment: its question, as-of
+  day and gold value (the gold expressions are :mod:`.gold`).
 * :func:`instantiate` — every applicable (template, patient, slot value) as an
   :class:`~recordagent.questions.items.EvalItem` with a stable id
   ``<template_id>/<patient_id>`` (``/<slot>=<value>`` per slot when slotted).
@@ -22,14 +24,17 @@ from pydantic import BaseModel, ValidationError
 
 from recordagent.errors import UserError
 from recordagent.questions.answers import final_answer_model
-from recordagent.questions.gold import derive
-from recordagent.questions.gold_data import GoldData
+from recordagent.questions.gold import DERIVATIONS
+from recordagent.questions.gold_data import GoldData, GoldValue
+from recordagent.questions.gold_expr import Context, Evaluator, render_text
 from recordagent.questions.items import EvalItem
 from recordagent.questions.templates import QuestionTemplate, TemplateSet
 
 __all__ = [
     "GOLD_ANNOTATOR",
+    "Derived",
     "Instance",
+    "derive",
     "instances",
     "instantiate",
     "sample",
@@ -46,6 +51,60 @@ class Instance:
     item: EvalItem
     value: Any
     evidence: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A template instantiated for one patient and slot assignment."""
+
+    question: str
+    as_of: dt.date | None
+    gold: GoldValue | None  # None: the record has no answer (kept when if_missing is 'null')
+
+
+def derive(
+    template: QuestionTemplate,
+    data: GoldData,
+    patient_id: str,
+    slots: Mapping[str, int | str],
+) -> Derived | None:
+    """``template`` for one patient and slot assignment; None when it does not apply.
+
+    Order: the line must exist (``requires_line``), the required facts must exist, the params
+    and ``as_of`` must be derivable, ``applicability.when`` must hold, and the gold must be
+    derivable (unless ``if_missing: null``).
+    """
+    applies = template.applicability
+    # Params are derived in order and each may use the earlier ones: the evaluator's context
+    # holds the same dict the loop fills.
+    params: dict[str, GoldValue] = {}
+    ev = Evaluator(data, Context(patient_id, slots, params), DERIVATIONS)
+    if applies.requires_line and data.line(patient_id, int(slots["line"])) is None:
+        return None
+    for required in applies.required_exprs():
+        if ev.expr(required) is None:
+            return None
+    for name, raw in template.params.items():
+        value = ev.expr(raw)
+        if value is None:
+            return None
+        params[name] = value
+    as_of = None
+    if template.as_of_expr is not None:
+        found = ev.expr(template.as_of_expr)
+        if found is None:
+            return None
+        as_of = found.value
+        params["as_of"] = found
+    if applies.when is not None:
+        test = ev.expr(applies.when)
+        if test is None or test.value is not True:
+            return None
+    gold = ev.expr(template.gold)
+    if gold is None and template.if_missing == "skip":
+        return None
+    shown = {**slots, **{k: v.value for k, v in params.items()}}
+    return Derived(render_text(template.question, shown), as_of, gold)
 
 
 def _gold(gold: GoldSource, bundle_dir: str | Path | None) -> GoldData:

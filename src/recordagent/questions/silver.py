@@ -3,32 +3,28 @@
 A silver template (:mod:`recordagent.questions.silver_templates`) is asked of every patient its
 query applies to: the query runs in the patient's :class:`~recordagent.records.scope.PatientScope`
 and returns the answer (``value``), the ids it rests on (``evidence``) and the slot values the
-question shows. Each applicable (template, patient) becomes an
+question shows. Each applicable (template, patient) becomes a :class:`SilverInstance`: an
 :class:`~recordagent.questions.items.EvalItem` (id ``<template>/<patient>``, template id and
-level kept, as the myeloma sampler keeps them) and a
-:class:`~recordagent.evaluation.labels.Label` by annotator ``silver-sql``.
+level kept, as the myeloma sampler keeps them) with the query's answer and evidence, which the
+evaluation layer turns into labels by annotator ``silver-sql``
+(``recordagent.evaluation.silver_labels``), as it does for the gold instances.
 
 * :func:`silver_instances` — every patient of a store (or the ones given);
-* :func:`silver_sample` — a seeded, balanced sample of ``n`` items (see its docstring);
-* :func:`silver_labels`, :func:`write_silver` — the labels, and ``items.jsonl`` /
-  ``labels.jsonl`` in the formats ``recordagent eval`` reads (``items:`` and ``labels:``).
+* :func:`silver_sample` — a seeded, balanced sample of ``n`` items (see its docstring).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import decimal
-import json
 import random
-from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import duckdb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from recordagent.errors import UserError
-from recordagent.evaluation.labels import Label, write_labels
+from recordagent.errors import UserError, validation_problems
 from recordagent.questions.answers import final_answer_model
 from recordagent.questions.items import EvalItem
 from recordagent.questions.sampling import sample
@@ -43,9 +39,7 @@ __all__ = [
     "TemplateTally",
     "missing_needs",
     "silver_instances",
-    "silver_labels",
     "silver_sample",
-    "write_silver",
 ]
 
 SILVER_ANNOTATOR = "silver-sql"
@@ -227,40 +221,6 @@ def silver_sample(
     )
 
 
-def silver_labels(instances: Iterable[SilverInstance]) -> list[Label]:
-    """The silver label of each instance: annotator ``silver-sql``, evidence = the query's ids.
-
-    The labels are not adjudicated: they are one annotator's (a query's) answers, so a human
-    label that disagrees makes the item unresolved, and an adjudicated one overrides them.
-    """
-    return [
-        Label(
-            item_id=instance.item.id,
-            annotator=SILVER_ANNOTATOR,
-            value=instance.value,
-            evidence=list(instance.evidence),
-        )
-        for instance in instances
-    ]
-
-
-def write_silver(instances: Sequence[SilverInstance], out: Path) -> tuple[Path, Path]:
-    """Write ``out/items.jsonl`` (one EvalItem a line) and ``out/labels.jsonl``.
-
-    These are the files a suite names as ``items:`` and ``labels:`` (``recordagent eval``).
-
-    Returns:
-        (items file, labels file).
-    """
-    out.mkdir(parents=True, exist_ok=True)
-    items_file, labels_file = out / "items.jsonl", out / "labels.jsonl"
-    with items_file.open("w", encoding="utf-8") as handle:
-        for instance in instances:
-            handle.write(json.dumps(instance.item.model_dump(mode="json")) + "\n")
-    write_labels(silver_labels(instances), labels_file)
-    return items_file, labels_file
-
-
 # --- one template, one patient ----------------------------------------------------------------
 
 
@@ -344,7 +304,7 @@ def _label_value(template: SilverTemplate, raw: Any, where: str) -> Any:
             {"status": "answered", "value": raw, "text": "", "citations": []}
         )
     except ValidationError as exc:
-        problem = "; ".join(str(err["msg"]) for err in exc.errors())
+        problem = "; ".join(validation_problems(exc, located=False))
         raise UserError(
             f"{where}: silver: the value {raw!r} does not fit the answer spec: {problem}"
         ) from exc

@@ -16,7 +16,6 @@ of the wrong type is found before any patient is read).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 import string
 from collections.abc import Iterator, Mapping
@@ -26,11 +25,16 @@ from typing import Any, Literal
 import duckdb
 import polars as pl
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from recordagent.errors import UserError
-from recordagent.questions.answers import AnswerSpec, AnswerType, ScoringSpec
-from recordagent.questions.templates import scoring_problems
+from recordagent.questions.answer_types import answer_kind
+from recordagent.questions.answers import AnswerSpec, ScoringSpec, scoring_problems
+from recordagent.questions.template_files import (
+    TemplateBase,
+    TemplateSetBase,
+    read_template_folder,
+    yaml_files,
+)
 from recordagent.records.db import RecordStore, connect
 
 __all__ = [
@@ -52,12 +56,9 @@ RESERVED_COLUMNS = ("value", "evidence", "as_of")
 _FILE_KEYS = ("templates", "fragments", "definitions")
 _FRAGMENT = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _CHECK_PATIENT = "silver-template-check"
-# The polars types (of the empty-store result) a value column of each answer type may have.
-_INTEGER = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.Int128, pl.UInt8, pl.UInt16, pl.UInt32)
-_NUMERIC = (*_INTEGER, pl.UInt64, pl.Float32, pl.Float64, pl.Decimal)
 
 
-class SilverTemplate(BaseModel):
+class SilverTemplate(TemplateBase):
     """One question template whose reference answer ("silver label") a SQL query computes."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -126,25 +127,10 @@ class SilverQuery(BaseModel):
     columns: tuple[str, ...] = Field(description="Result columns, in order.")
 
 
-class SilverTemplateSet(BaseModel):
+class SilverTemplateSet(TemplateSetBase[SilverTemplate]):
     """Validated silver templates and the version (a hash of the files) that identifies them."""
 
-    model_config = ConfigDict(frozen=True)
-
-    version: str = Field(description="sha256 over the files' contents (first 16 hex digits).")
-    templates: tuple[SilverTemplate, ...] = Field(description="The templates, in file order.")
     queries: dict[str, SilverQuery] = Field(description="Each template's checked query, by id.")
-
-    def get(self, template_id: str) -> SilverTemplate:
-        """The template with this id.
-
-        Raises:
-            KeyError: no such template.
-        """
-        for template in self.templates:
-            if template.id == template_id:
-                return template
-        raise KeyError(template_id)
 
 
 def is_silver_folder(folder: str | Path) -> bool:
@@ -152,7 +138,7 @@ def is_silver_folder(folder: str | Path) -> bool:
 
     Unreadable files count as not silver: the loader that is then used reports them.
     """
-    for path in _yaml_files(Path(folder)):
+    for path in yaml_files(Path(folder)):
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError, OSError):
@@ -172,39 +158,22 @@ def load_silver_templates(folder: str | Path) -> SilverTemplateSet:
         UserError: the folder is missing or empty, or there are problems; the message lists
             every one with its file, template id and field.
     """
-    root = Path(folder)
-    if not root.is_dir():
-        raise UserError(f"question template folder {root} does not exist")
-    files = _yaml_files(root)
-    if not files:
-        raise UserError(f"no question templates (*.yaml) in {root}")
-    problems: list[str] = []
-    digests: list[str] = []
     fragments: dict[str, tuple[str, str]] = {}
-    found: list[tuple[str, SilverTemplate]] = []
-    seen: dict[str, str] = {}
-    for path in files:
-        name = path.relative_to(root).as_posix()
-        raw = path.read_bytes()
-        digests.append(hashlib.sha256(raw).hexdigest())
-        data = _file_data(name, raw, problems)
-        if data is None:
-            continue
-        _collect_fragments(name, data.get("fragments"), fragments, problems)
-        for template in _file_templates(name, data.get("templates"), problems):
-            if template.id in seen:
-                problems.append(
-                    f"{name}: template '{template.id}': id: also defined in {seen[template.id]}"
-                )
-                continue
-            seen[template.id] = name
-            found.append((name, template))
-    if not found and not problems:
+    read = read_template_folder(
+        folder,
+        SilverTemplate,
+        keys=_FILE_KEYS,
+        expected="a mapping with 'templates' and/or 'fragments'",
+        templates_required=False,
+        other_keys=lambda name, data: _collect_fragments(name, data, fragments),
+    )
+    problems = read.problems
+    if not read.templates and not problems:
         problems.append("no templates: every file's 'templates' list is empty")
     queries: dict[str, SilverQuery] = {}
-    if found:
+    if read.templates:
         with _checking_store() as store:
-            for name, template in found:
+            for name, template in read.templates:
                 where = f"{name}: template '{template.id}'"
                 sql, missing = _expand(template.silver, fragments)
                 if missing:
@@ -218,50 +187,22 @@ def load_silver_templates(folder: str | Path) -> SilverTemplateSet:
                 problems += own + [f"{where}: {p}" for p in sql_problems]
                 if not own and not sql_problems:
                     queries[template.id] = SilverQuery(file=name, sql=sql, columns=columns)
-    if problems:
-        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-        raise UserError(f"silver templates in {root}: {count}\n  " + "\n  ".join(problems))
-    version = hashlib.sha256("".join(sorted(digests)).encode()).hexdigest()[:16]
-    return SilverTemplateSet(version=version, templates=tuple(t for _, t in found), queries=queries)
-
-
-def _yaml_files(root: Path) -> list[Path]:
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
-
-
-def _file_data(name: str, raw: bytes, problems: list[str]) -> Mapping[str, Any] | None:
-    try:
-        data = yaml.safe_load(raw.decode("utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        problems.append(f"{name}: not valid YAML{at}: {problem}")
-        return None
-    except UnicodeDecodeError as exc:
-        problems.append(f"{name}: not UTF-8 text ({exc.reason})")
-        return None
-    if not isinstance(data, Mapping):
-        problems.append(f"{name}: expected a mapping with 'templates' and/or 'fragments'")
-        return None
-    for key in data:
-        if key not in _FILE_KEYS:
-            problems.append(
-                f"{name}: unknown top-level key '{key}' (expected {', '.join(_FILE_KEYS)})"
-            )
-    return data
+    read.raise_problems("silver templates")
+    return SilverTemplateSet(
+        version=read.version, templates=tuple(t for _, t in read.templates), queries=queries
+    )
 
 
 def _collect_fragments(
-    name: str, raw: Any, fragments: dict[str, tuple[str, str]], problems: list[str]
-) -> None:
+    name: str, data: Mapping[str, Any], fragments: dict[str, tuple[str, str]]
+) -> list[str]:
+    """Add the file's ``fragments`` to ``fragments`` (name → (file, SQL)); their problems."""
+    raw = data.get("fragments")
     if raw is None:
-        return
+        return []
     if not isinstance(raw, Mapping):
-        problems.append(f"{name}: fragments: expected a mapping of name: SQL")
-        return
+        return [f"{name}: fragments: expected a mapping of name: SQL"]
+    problems = []
     for key, sql in raw.items():
         if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
             problems.append(f"{name}: fragments: {key!r} is not a name (letters, digits, _)")
@@ -273,29 +214,7 @@ def _collect_fragments(
             problems.append(f"{name}: fragments.{key}: a fragment may not use other fragments")
         else:
             fragments[key] = (name, sql)
-
-
-def _file_templates(name: str, raw: Any, problems: list[str]) -> list[SilverTemplate]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        problems.append(f"{name}: templates: expected a list of templates")
-        return []
-    out = []
-    for index, entry in enumerate(raw, start=1):
-        label = (
-            f"template '{entry['id']}'"
-            if isinstance(entry, Mapping) and isinstance(entry.get("id"), str)
-            else f"template #{index}"
-        )
-        try:
-            out.append(SilverTemplate.model_validate(entry))
-        except ValidationError as exc:
-            for err in exc.errors():
-                where = ".".join(str(part) for part in err["loc"]) or "(template)"
-                message = str(err["msg"]).removeprefix("Value error, ")
-                problems.append(f"{name}: {label}: {where}: {message}")
-    return out
+    return problems
 
 
 def _expand(sql: str, fragments: Mapping[str, tuple[str, str]]) -> tuple[str, list[str]]:
@@ -364,10 +283,11 @@ def _check_sql(
             "evidence, as_of (with as_of: true) or a slot the question shows"
         )
     schema = frame.schema
-    if "value" in schema and not _fits(template.answer.type, schema["value"]):
+    kind = answer_kind(template.answer.type)
+    if "value" in schema and not kind.fits_sql(schema["value"]):
         problems.append(
             f"silver: column value is {schema['value']}, which does not fit a "
-            f"{template.answer.type} answer ({_EXPECTED[template.answer.type]})"
+            f"{template.answer.type} answer ({kind.sql})"
         )
     if "evidence" in schema and schema["evidence"] != pl.List(pl.String):
         problems.append(
@@ -377,29 +297,3 @@ def _check_sql(
     if template.as_of and "as_of" in schema and schema["as_of"] != pl.Date:
         problems.append(f"silver: column as_of is {schema['as_of']}; cast it to DATE")
     return columns, problems
-
-
-_EXPECTED: dict[AnswerType, str] = {
-    "date": "a DATE: cast timestamps with CAST(x AS DATE)",
-    "number": "a number",
-    "count": "a whole number",
-    "boolean": "a BOOLEAN",
-    "category": "text",
-    "list": "a list of text (VARCHAR[])",
-    "text": "text",
-}
-
-
-def _fits(answer_type: AnswerType, dtype: pl.DataType) -> bool:
-    """Whether a value column of polars type ``dtype`` can hold an answer of ``answer_type``."""
-    if answer_type == "date":
-        return dtype == pl.Date
-    if answer_type == "number":
-        return isinstance(dtype, _NUMERIC)
-    if answer_type == "count":
-        return isinstance(dtype, (*_INTEGER, pl.UInt64))
-    if answer_type == "boolean":
-        return dtype == pl.Boolean
-    if answer_type == "list":
-        return dtype == pl.List(pl.String)
-    return dtype == pl.String

@@ -9,39 +9,31 @@ field, so a template author fixes a folder in one pass. The schema is documented
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from recordagent.errors import UserError
-from recordagent.questions.answers import AnswerSpec, ScoringSpec
-from recordagent.questions.gold import ExprInfo, check_expr, placeholders, slot_refs
-from recordagent.sources.synthetic.gold import FACTS
+from recordagent.questions.answer_types import answer_kind
+from recordagent.questions.answers import AnswerSpec, ScoringSpec, scoring_problems
+from recordagent.questions.gold import check_expr
+from recordagent.questions.gold_expr import ExprInfo, placeholders, slot_refs
+from recordagent.questions.template_files import (
+    TemplateBase,
+    TemplateSetBase,
+    read_template_folder,
+)
+from recordagent.sources.synthetic.vocabulary import FACTS
 
 __all__ = [
     "Applicability",
     "QuestionTemplate",
     "TemplateSet",
     "load_templates",
-    "scoring_problems",
     "template_problems",
 ]
 
-_FILE_KEYS = {"templates", "definitions"}
-# Which gold types each answer type accepts (numbers are whole when a count is asked for).
-_ACCEPTS: dict[str, frozenset[str]] = {
-    "date": frozenset({"date"}),
-    "number": frozenset({"number", "count"}),
-    "count": frozenset({"count", "number"}),
-    "boolean": frozenset({"boolean"}),
-    "category": frozenset({"category"}),
-    "list": frozenset({"list"}),
-    "text": frozenset({"date", "number", "count", "boolean", "category", "list", "text"}),
-}
+_FILE_KEYS = ("templates", "definitions")
 
 
 class Applicability(BaseModel):
@@ -78,7 +70,7 @@ class Applicability(BaseModel):
         return out
 
 
-class QuestionTemplate(BaseModel):
+class QuestionTemplate(TemplateBase):
     """One question template; instantiated once per applicable patient and slot value."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -138,26 +130,8 @@ class QuestionTemplate(BaseModel):
         return self.as_of if isinstance(self.as_of, dict) else None
 
 
-class TemplateSet(BaseModel):
+class TemplateSet(TemplateSetBase[QuestionTemplate]):
     """Validated templates and the version (a hash of the files) that identifies them."""
-
-    model_config = ConfigDict(frozen=True)
-
-    version: str = Field(
-        description="sha256 over the template files' contents (first 16 hex digits)."
-    )
-    templates: tuple[QuestionTemplate, ...] = Field(description="The templates, in file order.")
-
-    def get(self, template_id: str) -> QuestionTemplate:
-        """The template with this id.
-
-        Raises:
-            KeyError: no such template.
-        """
-        for template in self.templates:
-            if template.id == template_id:
-                return template
-        raise KeyError(template_id)
 
 
 def load_templates(folder: str | Path) -> TemplateSet:
@@ -167,70 +141,16 @@ def load_templates(folder: str | Path) -> TemplateSet:
         UserError: the folder is missing or empty, or any template has a problem; the message
             lists every problem with its file, template id and field.
     """
-    root = Path(folder)
-    if not root.is_dir():
-        raise UserError(f"question template folder {root} does not exist")
-    files = sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
-    if not files:
-        raise UserError(f"no question templates (*.yaml) in {root}")
-    digests: list[str] = []
-    problems: list[str] = []
-    templates: list[QuestionTemplate] = []
-    seen: dict[str, str] = {}
-    for path in files:
-        name = path.relative_to(root).as_posix()
-        raw = path.read_bytes()
-        digests.append(hashlib.sha256(raw).hexdigest())
-        for template in _load_file(name, raw, problems):
-            if template.id in seen:
-                problems.append(
-                    f"{name}: template '{template.id}': id: also defined in {seen[template.id]}"
-                )
-                continue
-            seen[template.id] = name
-            templates.append(template)
-    if problems:
-        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-        raise UserError(f"question templates in {root}: {count}\n  " + "\n  ".join(problems))
-    # The contents decide the version, not where the folder is or what its files are called.
-    version = hashlib.sha256("".join(sorted(digests)).encode()).hexdigest()[:16]
-    return TemplateSet(version=version, templates=tuple(templates))
-
-
-def _load_file(name: str, raw: bytes, problems: list[str]) -> list[QuestionTemplate]:
-    try:
-        data = yaml.safe_load(raw.decode("utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        problems.append(f"{name}: not valid YAML: {exc}")
-        return []
-    if not isinstance(data, Mapping) or not isinstance(data.get("templates"), list):
-        problems.append(f"{name}: expected a mapping with a 'templates' list")
-        return []
-    for key in data:
-        if key not in _FILE_KEYS:
-            problems.append(
-                f"{name}: unknown top-level key '{key}' (expected templates, definitions)"
-            )
-    out = []
-    for index, entry in enumerate(data["templates"], start=1):
-        label = (
-            f"template '{entry['id']}'"
-            if isinstance(entry, Mapping) and isinstance(entry.get("id"), str)
-            else f"template #{index}"
-        )
-        try:
-            template = QuestionTemplate.model_validate(entry)
-        except ValidationError as exc:
-            for err in exc.errors():
-                where = ".".join(str(part) for part in err["loc"]) or "(template)"
-                message = str(err["msg"]).removeprefix("Value error, ")
-                problems.append(f"{name}: {label}: {where}: {message}")
-            continue
-        found = template_problems(template)
-        problems += [f"{name}: {label}: {problem}" for problem in found]
-        if not found:
-            out.append(template)
-    return out
+    read = read_template_folder(
+        folder,
+        QuestionTemplate,
+        keys=_FILE_KEYS,
+        expected="a mapping with a 'templates' list",
+        templates_required=True,
+        check=template_problems,
+    )
+    read.raise_problems("question templates")
+    return TemplateSet(version=read.version, templates=tuple(t for _, t in read.templates))
 
 
 def template_problems(template: QuestionTemplate) -> list[str]:
@@ -330,34 +250,15 @@ def _applicability_problems(template: QuestionTemplate, params: dict[str, ExprIn
 
 
 def _answer_problems(answer: AnswerSpec, info: ExprInfo) -> list[str]:
+    kind = answer_kind(answer.type)
     problems = []
-    if info.type not in _ACCEPTS[answer.type]:
+    if info.type not in kind.gold:
         problems.append(f"answer.type: {answer.type} does not fit the gold, which is a {info.type}")
         return problems
     if answer.allowed is not None and info.domain is not None:
         missing = sorted(info.domain - set(answer.allowed))
         if missing:
             problems.append(f"answer.allowed: misses {', '.join(missing)}, which the gold can take")
-    if answer.type == "number" and info.unit and answer.unit != info.unit:
+    if kind.unit and info.unit and answer.unit != info.unit:
         problems.append(f"answer.unit: the gold is in {info.unit}, not {answer.unit}")
-    return problems
-
-
-def scoring_problems(answer: AnswerSpec, scoring: ScoringSpec) -> list[str]:
-    """What in ``scoring`` does not apply to an answer of this type (field: message)."""
-    problems = []
-    if scoring.tolerance_days and answer.type != "date":
-        problems.append(f"scoring.tolerance_days: applies to dates, not {answer.type}")
-    for name in ("abs_tol", "rel_tol"):
-        if getattr(scoring, name) is not None and answer.type not in ("number", "count"):
-            problems.append(f"scoring.{name}: applies to numbers, not {answer.type}")
-    if scoring.synonyms:
-        if answer.type not in ("category", "list"):
-            problems.append(f"scoring.synonyms: apply to categories and lists, not {answer.type}")
-        elif answer.allowed is not None:
-            unknown = sorted(set(scoring.synonyms) - set(answer.allowed))
-            if unknown:
-                problems.append(f"scoring.synonyms: not allowed values: {', '.join(unknown)}")
-    if scoring.list_match != "exact" and answer.type != "list":
-        problems.append(f"scoring.list_match: applies to lists, not {answer.type}")
     return problems

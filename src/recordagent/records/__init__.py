@@ -2,7 +2,8 @@
 
 from recordagent.records.chunking import Chunker, ChunkSpan, DocumentChunks
 from recordagent.records.db import RecordStore, connect
-from recordagent.records.load import LoadReport, load_bundle
+from recordagent.records.load import load_bundle
+from recordagent.records.load_report import LoadProgress, LoadReport
 from recordagent.records.schema import Chunk, Document, Event, LabValue, Patient
 from recordagent.records.scope import PatientScope
 from recordagent.records.store_file import LoadInterrupted, open_for_load
@@ -18,6 +19,7 @@ __all__ = [
     "Event",
     "LabValue",
     "LoadInterrupted",
+    "LoadProgress",
     "LoadReport",
     "Patient",
     "PatientScope",

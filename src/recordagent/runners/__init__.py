@@ -2,11 +2,15 @@
 
 ``agent`` (the LangGraph graph), ``single_pass_rag``, ``iterative_rag`` and ``full_context``
 each take an EvalItem, the patient's PatientScope and a ChatModel and return an Answer.
+
+Imports go one way: the shared machinery (``base``, ``trace``, ``evidence``, ``answering``,
+``passages``, ``retrieval``, ``common``) at the bottom, the runners (``single_pass``,
+``iterative``, ``full_context``, the ``agent`` package) above it, ``dry_run`` and the
+``registry`` on top.
 """
 
-from typing import TYPE_CHECKING, Any
-
-from recordagent.runners._base import (
+from recordagent.runners.agent import AgentRunner
+from recordagent.runners.base import (
     Answer,
     AnswerStatus,
     AnswerUsage,
@@ -19,14 +23,12 @@ from recordagent.runners.evidence import EvidenceBook
 from recordagent.runners.full_context import FullContext, PackedRecord, pack_record
 from recordagent.runners.iterative import IterativeRag
 from recordagent.runners.passages import Passage, lab_passages
-from recordagent.runners.registry import RUNNER_NAMES, build_runner, stream_run
+from recordagent.runners.registry import RUNNER_NAMES, RUNNERS, build_runner, stream_run
 from recordagent.runners.retrieval import PatientRetriever
 from recordagent.runners.single_pass import SinglePassRag
 
-if TYPE_CHECKING:
-    from recordagent.runners.agent import AgentRunner
-
 __all__ = [
+    "RUNNERS",
     "RUNNER_NAMES",
     "AgentRunner",
     "Answer",
@@ -48,13 +50,3 @@ __all__ = [
     "pack_record",
     "stream_run",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    # The agent runner imports the agent graph, which imports this package's base types:
-    # loading it on first use keeps `import recordagent.agent` free of an import cycle.
-    if name == "AgentRunner":
-        from recordagent.runners.agent import AgentRunner
-
-        return AgentRunner
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

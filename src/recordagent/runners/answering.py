@@ -8,9 +8,9 @@ from recordagent.llm.client import ChatModel
 from recordagent.llm.types import Completion, Message
 from recordagent.questions.answers import coerce_value, final_answer_model
 from recordagent.questions.items import EvalItem
-from recordagent.runners._base import Answer, AnswerStatus
+from recordagent.runners.base import Answer, AnswerStatus, Citation, Runner
 from recordagent.runners.evidence import EvidenceBook
-from recordagent.runners.trace import Tracer
+from recordagent.runners.trace import Tracer, loggable_details
 
 __all__ = ["answer_from_parsed", "ask_final_answer", "failed_answer", "question_block"]
 
@@ -51,16 +51,18 @@ def answer_from_parsed(
     book: EvidenceBook,
     tracer: Tracer,
     *,
-    runner: str,
-    prompt_version: str,
+    runner: Runner,
     truncated: bool = False,
     details: dict[str, Any] | None = None,
 ) -> Answer:
-    """An Answer from a validated final-answer object, keeping only citations the run showed.
+    """``runner``'s Answer from a validated final-answer object, citing only rows it showed.
 
     ``truncated`` marks an answer forced by a spent budget: its status is 'truncated' whatever
-    the model said, and its value is the best answer so far.
+    the model said, and its value is the best answer so far. ``details`` are kept as run logs
+    may keep them (:func:`~recordagent.runners.trace.loggable_details`).
     """
+    # Made loggable first, so that its passage ids take their aliases before the answer's.
+    details = loggable_details(details, tracer)
     problem = None  # an error kind (runners.trace.ERROR_KINDS): the trace keeps no message
     if parsed is None:
         problem = "answer_unparsed"
@@ -71,14 +73,9 @@ def answer_from_parsed(
             problem = "answer_value_invalid"
     if parsed is None or problem is not None:
         tracer.record("error", "answer", error=problem)
+        status: AnswerStatus = "truncated" if truncated else "failed"
         return failed_answer(
-            item,
-            tracer,
-            runner=runner,
-            prompt_version=prompt_version,
-            text=raw_text,
-            details=details,
-            status="truncated" if truncated else "failed",
+            item, tracer, runner=runner, text=raw_text, details=details, status=status
         )
     cited = [str(c) for c in parsed.get("citations") or []]
     citations, unknown = book.resolve(cited)
@@ -89,56 +86,58 @@ def answer_from_parsed(
             refs=unknown,
             summary=f"removed {len(unknown)} citation(s) never shown in this run",
         )
-    status: AnswerStatus = parsed.get("status", "answered")
+    status = parsed.get("status", "answered")
     if status == "answered" and value is None:
         # "Answered" with nothing in it is the record being silent, whatever the label says.
         tracer.record("error", "answer", error="answered_without_value")
         status = "insufficient_evidence"
     if truncated:
         status = "truncated"
-    text = str(parsed.get("text") or "")
     tracer.record(
         "answer",
         "answer",
         refs=[c.id for c in citations],
         summary=f"{status}: {_shown(value)} ({len(citations)} citation(s))",
     )
-    return Answer(
-        item_id=item.id,
-        runner=runner,
-        prompt_version=prompt_version,
-        model=tracer.model_name or "unknown",
-        mock=tracer.mock,
-        status=status,
-        value=value,
-        text=text,
-        citations=citations,
-        trace=list(tracer.events),
-        usage=tracer.finish_usage(),
-        details=details or {},
-    )
+    text = str(parsed.get("text") or "")
+    return _answer(item, tracer, runner, status, value, text, citations, details)
 
 
 def failed_answer(
     item: EvalItem,
     tracer: Tracer,
     *,
-    runner: str,
-    prompt_version: str,
+    runner: Runner,
     text: str = "",
     details: dict[str, Any] | None = None,
     status: AnswerStatus = "failed",
 ) -> Answer:
-    """An answer without a value: the model failed, or a budget ended the run before one."""
+    """``runner``'s answer without a value: the model failed, or a budget ended the run first."""
+    no_value: list[Any] | None = [] if item.answer.type == "list" else None
+    return _answer(item, tracer, runner, status, no_value, text, [], details)
+
+
+def _answer(
+    item: EvalItem,
+    tracer: Tracer,
+    runner: Runner,
+    status: AnswerStatus,
+    value: Any,
+    text: str,
+    citations: list[Citation],
+    details: dict[str, Any] | None,
+) -> Answer:
+    """The Answer with the run's trace, usage and model."""
     return Answer(
         item_id=item.id,
-        runner=runner,
-        prompt_version=prompt_version,
+        runner=runner.name,
+        prompt_version=runner.prompt_version,
         model=tracer.model_name or "unknown",
         mock=tracer.mock,
         status=status,
-        value=[] if item.answer.type == "list" else None,
+        value=value,
         text=text,
+        citations=citations,
         trace=list(tracer.events),
         usage=tracer.finish_usage(),
         details=details or {},

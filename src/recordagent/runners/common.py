@@ -9,15 +9,16 @@ from typing import Any, ClassVar, TypeVar
 
 from recordagent.errors import ModelError
 from recordagent.llm.client import ChatModel
+from recordagent.llm.types import Message
 from recordagent.questions.items import EvalItem
 from recordagent.records.scope import PatientScope
 from recordagent.records.tokens import Tokenizer
-from recordagent.runners._base import Answer, EventSink
-from recordagent.runners.answering import answer_from_parsed, failed_answer
+from recordagent.runners.answering import answer_from_parsed, ask_final_answer, failed_answer
+from recordagent.runners.base import Answer, EventSink
 from recordagent.runners.cache import AsyncRecordCache
 from recordagent.runners.evidence import EvidenceBook
 from recordagent.runners.retrieval import PatientRetriever, StructuredIndex
-from recordagent.runners.trace import Tracer, loggable_need, masked_text
+from recordagent.runners.trace import Tracer
 from recordagent.settings import RunnerSettings, Settings
 from recordagent.tools.catalogue import lab_catalogue
 
@@ -25,7 +26,6 @@ __all__ = [
     "RetrievingRunner",
     "TracedRunner",
     "check_patient",
-    "loggable_details",
     "model_error_kind",
     "model_params",
 ]
@@ -122,8 +122,7 @@ class TracedRunner:
             return failed_answer(
                 item,
                 tracer,
-                runner=self.name,
-                prompt_version=self.prompt_version,
+                runner=self,
                 text=f"model error ({model_error_kind(exc)}): no usable answer from the model",
                 details={"model_error": model_error_kind(exc)},
             )
@@ -134,48 +133,31 @@ class TracedRunner:
         """The runner's own work, recorded on ``tracer``."""
         raise NotImplementedError
 
-    def conclude(
+    async def answer_now(
         self,
-        parsed: dict[str, Any] | None,
-        raw_text: str,
+        messages: list[Message],
         item: EvalItem,
-        book: EvidenceBook,
+        model: ChatModel,
         tracer: Tracer,
+        book: EvidenceBook,
         *,
         truncated: bool = False,
         details: dict[str, Any] | None = None,
     ) -> Answer:
-        """The Answer from a final-answer object, under this runner's name and prompt version."""
+        """Ask for the final answer after ``messages``; this runner's Answer from the reply."""
+        completion = await ask_final_answer(
+            tracer, model, messages, item, model_params(self.settings.runners)
+        )
         return answer_from_parsed(
-            parsed,
-            raw_text,
+            completion.parsed,
+            completion.text,
             item,
             book,
             tracer,
-            runner=self.name,
-            prompt_version=self.prompt_version,
+            runner=self,
             truncated=truncated,
-            details=loggable_details(details, tracer),
+            details=details,
         )
-
-
-def loggable_details(details: dict[str, Any] | None, tracer: Tracer) -> dict[str, Any] | None:
-    """An answer's details as run logs may keep them: ids, counts and codes.
-
-    Queries a model wrote and evidence needs it listed are its own words and may quote the
-    record: they are kept as their lengths. Composite passage ids name the record's analytes:
-    they get the run's aliases (the same as in its trace).
-    """
-    if details is None:
-        return None
-    kept = dict(details)
-    if isinstance(kept.get("passages"), list):
-        kept["passages"] = tracer.loggable_refs(str(p) for p in kept["passages"])
-    if isinstance(kept.get("queries"), list):
-        kept["queries"] = [masked_text(q) for q in kept["queries"]]
-    if isinstance(kept.get("needs"), list):
-        kept["needs"] = [loggable_need(n) for n in kept["needs"]]
-    return kept
 
 
 class RetrievingRunner(TracedRunner):

@@ -13,6 +13,8 @@ import re
 from typing import Any
 
 from recordagent.llm.mock import MockModel, MockRequest, ScriptedReply
+from recordagent.runners.agent.state import Plan, Reflection
+from recordagent.runners.iterative import IterativeStep
 
 __all__ = ["DRY_RUN_TEXT", "DryRunPolicy", "dry_run_model"]
 
@@ -21,6 +23,9 @@ DRY_RUN_TEXT = "Dry run on the mock model: no language model read this record."
 _CHUNK_ID = re.compile(r"\[([^\[\]\s]+:\d+)\]")
 _ANY_ID = re.compile(r"\[([A-Za-z0-9][^\[\]\s]*)\]")
 _ROUND = re.compile(r"round (\d+) of (\d+)")
+# The mock sees a schema by its class name; questions.answers.final_answer_model's classes
+# are all named so.
+_FINAL_ANSWER = "FinalAnswer"
 
 
 class DryRunPolicy:
@@ -33,16 +38,17 @@ class DryRunPolicy:
     def __call__(self, request: MockRequest) -> ScriptedReply:
         """The reply for ``request``."""
         question = _question(request)
-        if request.schema_name == "Plan":
+        schema = request.schema_name
+        if schema == Plan.__name__:
             return {"json": {"needs": [f"evidence for: {question}"]}}
-        if request.schema_name == "Reflection":
+        if schema == Reflection.__name__:
             return {"json": {"needs": [], "next_step": None}}
-        if request.schema_name == "IterativeStep":
+        if schema == IterativeStep.__name__:
             round_of = _ROUND.search(_last_user(request))
             if round_of and int(round_of.group(1)) == 1 and int(round_of.group(2)) > 1:
                 return {"json": {"action": "search", "query": f"{question} date result"}}
             return {"json": {"action": "answer", "answer": self._answer(request)}}
-        if request.schema_name == "FinalAnswer":
+        if schema == _FINAL_ANSWER:
             return {"json": self._answer(request)}
         if request.tools:
             return self._tool_step(request, question)

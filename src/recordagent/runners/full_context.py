@@ -36,9 +36,9 @@ from recordagent.records.schema import Document
 from recordagent.records.scope import PatientScope
 from recordagent.records.tokens import Tokenizer
 from recordagent.runners import full_context_prompts as prompts
-from recordagent.runners._base import Answer
-from recordagent.runners.answering import ask_final_answer, question_block
-from recordagent.runners.common import TracedRunner, model_params
+from recordagent.runners.answering import question_block
+from recordagent.runners.base import Answer
+from recordagent.runners.common import TracedRunner
 from recordagent.runners.evidence import EvidenceBook
 from recordagent.runners.passages import (
     LabSeries,
@@ -373,14 +373,4 @@ class FullContext(TracedRunner):
             Message(role="system", content=prompts.SYSTEM),
             Message(role="user", content=f"{packed.text}\n\n{question}\n\n{prompts.ANSWER_NOW}"),
         ]
-        completion = await ask_final_answer(
-            tracer, model, messages, item, model_params(self.settings.runners)
-        )
-        return self.conclude(
-            completion.parsed,
-            completion.text,
-            item,
-            book,
-            tracer,
-            details=packed.details(),
-        )
+        return await self.answer_now(messages, item, model, tracer, book, details=packed.details())

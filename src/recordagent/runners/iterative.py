@@ -20,15 +20,15 @@ from recordagent.questions.answers import final_answer_model
 from recordagent.questions.items import EvalItem
 from recordagent.records.scope import PatientScope
 from recordagent.runners import rag_prompts as prompts
-from recordagent.runners._base import Answer
-from recordagent.runners.answering import ask_final_answer, question_block
+from recordagent.runners.answering import answer_from_parsed, question_block
+from recordagent.runners.base import Answer
 from recordagent.runners.common import RetrievingRunner, model_params
 from recordagent.runners.evidence import EvidenceBook
 from recordagent.runners.passages import Passage, cite_passages
 from recordagent.runners.single_pass import passages_message
 from recordagent.runners.trace import Tracer
 
-__all__ = ["IterativeRag", "step_model"]
+__all__ = ["IterativeRag", "IterativeStep", "step_model"]
 
 
 def step_model(item: EvalItem) -> type[BaseModel]:
@@ -53,12 +53,15 @@ def _step_model(answer: Any) -> type[BaseModel]:
             Field(default=None, description="For 'answer': the final answer."),
         ),
     )
-    model: type[BaseModel] = create_model("IterativeStep", __base__=_StepBase, **fields)
+    model: type[BaseModel] = create_model(IterativeStep.__name__, __base__=IterativeStep, **fields)
     return model
 
 
-class _StepBase(BaseModel):
-    """Accepts 'Search' as well as 'search'; ignores stray keys."""
+class IterativeStep(BaseModel):
+    """Base of every per-round decision schema: accepts 'Search' as well as 'search'.
+
+    Stray keys are ignored. :func:`step_model` adds the fields, typed by the item's answer.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
@@ -129,12 +132,13 @@ class IterativeRag(RetrievingRunner):
                 break
             if step["action"] == "answer" and step.get("answer") is not None:
                 details["passages"] = [p.id for p in passages]
-                return self.conclude(
+                return answer_from_parsed(
                     step["answer"],
                     completion.text,
                     item,
                     book,
                     tracer,
+                    runner=self,
                     details=details,
                 )
             query = (step.get("query") or "").strip()
@@ -151,16 +155,9 @@ class IterativeRag(RetrievingRunner):
             tracer.record("budget", "rounds", summary=f"{config.max_rounds} round(s) used")
         messages = self._messages(item, passages)
         messages.append(Message(role="user", content=prompts.FORCED_ANSWER))
-        completion = await ask_final_answer(tracer, model, messages, item, params)
         details["passages"] = [p.id for p in passages]
-        return self.conclude(
-            completion.parsed,
-            completion.text,
-            item,
-            book,
-            tracer,
-            truncated=truncated,
-            details=details,
+        return await self.answer_now(
+            messages, item, model, tracer, book, truncated=truncated, details=details
         )
 
     @staticmethod

@@ -1,4 +1,8 @@
-"""Runners by name: what run logs record and the command line accepts."""
+"""Runners by name: what run logs record and the command line accepts.
+
+One table (:data:`RUNNERS`) names every runner; the names, the help texts and the error for an
+unknown name all come from it.
+"""
 
 from __future__ import annotations
 
@@ -9,30 +13,28 @@ from recordagent.errors import UserError
 from recordagent.llm.client import ChatModel
 from recordagent.questions.items import EvalItem
 from recordagent.records.scope import PatientScope
-from recordagent.runners._base import Answer, Runner, TraceEvent
+from recordagent.runners.agent import AgentRunner
+from recordagent.runners.base import Answer, Runner, TraceEvent
 from recordagent.runners.full_context import FullContext
 from recordagent.runners.iterative import IterativeRag
 from recordagent.runners.single_pass import SinglePassRag
 from recordagent.settings import Settings
 from recordagent.tools.base import ToolRegistry
 
-__all__ = ["RUNNER_NAMES", "build_runner", "stream_run"]
+__all__ = ["RUNNERS", "RUNNER_NAMES", "RunnerFactory", "build_runner", "stream_run"]
 
-RUNNER_NAMES: tuple[str, ...] = ("agent", "single_pass_rag", "iterative_rag", "full_context")
+RunnerFactory = Callable[[Settings, ToolRegistry | None], Runner]
+"""Builds a runner from the settings (and the agent's tool registry, when one is given)."""
 
-
-def _agent(settings: Settings, tools: ToolRegistry | None) -> Runner:
-    from recordagent.runners.agent import AgentRunner  # the graph imports this package
-
-    return AgentRunner(settings, tools)
-
-
-_FACTORIES: dict[str, Callable[[Settings, ToolRegistry | None], Runner]] = {
-    "agent": _agent,
+RUNNERS: dict[str, RunnerFactory] = {
+    "agent": AgentRunner,
     "single_pass_rag": lambda settings, _: SinglePassRag(settings),
     "iterative_rag": lambda settings, _: IterativeRag(settings),
     "full_context": lambda settings, _: FullContext(settings),
 }
+"""Every runner by its registered name, in the order help texts and reports list them."""
+
+RUNNER_NAMES: tuple[str, ...] = tuple(RUNNERS)
 
 
 def build_runner(name: str, settings: Settings, tools: ToolRegistry | None = None) -> Runner:
@@ -41,7 +43,7 @@ def build_runner(name: str, settings: Settings, tools: ToolRegistry | None = Non
     Raises:
         UserError: No runner has that name (the message lists those there are).
     """
-    factory = _FACTORIES.get(name)
+    factory = RUNNERS.get(name)
     if factory is None:
         raise UserError(f"unknown runner '{name}'; runners: {', '.join(RUNNER_NAMES)}")
     return factory(settings, tools)

@@ -10,9 +10,9 @@ from recordagent.llm.types import Message
 from recordagent.questions.items import EvalItem
 from recordagent.records.scope import PatientScope
 from recordagent.runners import rag_prompts as prompts
-from recordagent.runners._base import Answer
-from recordagent.runners.answering import ask_final_answer, question_block
-from recordagent.runners.common import RetrievingRunner, model_params
+from recordagent.runners.answering import question_block
+from recordagent.runners.base import Answer
+from recordagent.runners.common import RetrievingRunner
 from recordagent.runners.evidence import EvidenceBook
 from recordagent.runners.passages import Passage, cite_passages, render
 from recordagent.runners.trace import Tracer
@@ -63,15 +63,12 @@ class SinglePassRag(RetrievingRunner):
                 ),
             ),
         ]
-        completion = await ask_final_answer(
-            tracer, model, messages, item, model_params(self.settings.runners)
-        )
-        return self.conclude(
-            completion.parsed,
-            completion.text,
+        return await self.answer_now(
+            messages,
             item,
-            book,
+            model,
             tracer,
+            book,
             details={
                 "passages": [p.id for p in passages],
                 "lab_passages": sum(1 for p in passages if p.kind == "labs"),

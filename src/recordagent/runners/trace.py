@@ -27,7 +27,7 @@ from recordagent.llm.types import Completion, Message, ToolCall
 from recordagent.records.schema import EVENT_KINDS
 from recordagent.records.scope import PatientScope
 from recordagent.records.tokens import Tokenizer
-from recordagent.runners._base import AnswerUsage, EventSink, TraceEvent, TraceKind
+from recordagent.runners.base import AnswerUsage, EventSink, TraceEvent, TraceKind
 from recordagent.tools.base import SourceRef, ToolRegistry
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "Tracer",
     "WallTimeSpent",
     "error_kind",
+    "loggable_details",
     "loggable_need",
     "masked_text",
     "traced_arguments",
@@ -433,6 +434,25 @@ def loggable_need(need: Any) -> dict[str, Any]:
     if isinstance(need, dict):
         return {"need": masked_text(need.get("need", "")), "status": need.get("status")}
     return {"need": masked_text(need), "status": None}
+
+
+def loggable_details(details: dict[str, Any] | None, tracer: Tracer) -> dict[str, Any] | None:
+    """An answer's details as run logs may keep them: ids, counts and codes.
+
+    Queries a model wrote and evidence needs it listed are its own words and may quote the
+    record: they are kept as their lengths. Composite passage ids name the record's analytes:
+    they get the run's aliases (the same as in its trace).
+    """
+    if details is None:
+        return None
+    kept = dict(details)
+    if isinstance(kept.get("passages"), list):
+        kept["passages"] = tracer.loggable_refs(str(p) for p in kept["passages"])
+    if isinstance(kept.get("queries"), list):
+        kept["queries"] = [masked_text(q) for q in kept["queries"]]
+    if isinstance(kept.get("needs"), list):
+        kept["needs"] = [loggable_need(n) for n in kept["needs"]]
+    return kept
 
 
 def _brief(arguments: dict[str, Any] | None) -> str:

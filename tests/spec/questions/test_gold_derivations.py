@@ -1,8 +1,11 @@
-"""Gold derivations against the gold tables and labs of generated cohorts, checked by hand.
+"""Gold derivations, checked on tiny inline patient tables and on generated cohorts.
 
-The tiny cohort (5 patients) is built once per module; the small one (50) once for the
-sampling checks. Each check recomputes the answer directly from the parquet files with polars,
-independently of the derivation code.
+Where a derivation reads only the therapy lines and facts, its spec is a small table of
+made-up patients and the answer expected for each, ``{patient: expected}`` (ehrQL's spec
+style). Where it reads the labs or the IMWG rules, the tiny cohort (5 patients, built once per
+module) is the input, and each check recomputes the answer directly from the parquet files
+with polars, independently of the derivation code; the small cohort (50) serves the sampling
+checks.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from recordagent.errors import UserError
 from recordagent.evaluation.gold_labels import gold_labels
 from recordagent.evaluation.labels import Label
 from recordagent.questions.answers import coerce_value
-from recordagent.questions.gold import Context, evaluate
+from recordagent.questions.gold import evaluate
 from recordagent.questions.gold_data import GoldData, GoldValue
+from recordagent.questions.gold_expr import Context
 from recordagent.questions.items import EvalItem
 from recordagent.questions.sampling import instances, instantiate, sample
 from recordagent.questions.templates import (
@@ -82,6 +86,75 @@ def value(expr: dict, data: GoldData, patient: str, **params: object) -> object:
     return None if found is None else found.value
 
 
+# -- inline patient tables --------------------------------------------------------------------
+
+
+def line(
+    start: str,
+    end: str | None = None,
+    *,
+    regimen: str = "Rd",
+    drugs: tuple[str, ...] = ("lenalidomide", "dexamethasone"),
+    best_response: str | None = None,
+    progression: str | None = None,
+    refractory: tuple[str, ...] = (),
+) -> dict[str, object]:
+    """One therapy line of a made-up patient (dates as YYYY-MM-DD; no end: ongoing)."""
+    day = dt.date.fromisoformat
+    return {
+        "regimen": regimen,
+        "drugs": list(drugs),
+        "start": day(start),
+        "end": day(end) if end else None,
+        "best_response": best_response,
+        "progression_date": day(progression) if progression else None,
+        "refractory_drugs": list(refractory),
+    }
+
+
+def patients(lines_by_patient: dict[str, list[dict[str, object]]], record_end: str) -> GoldData:
+    """Gold tables of made-up patients: their lines, and the per-line facts the generator writes.
+
+    Each line gives a ``line_start`` and ``line_regimen`` fact (and ``line_best_response``,
+    ``line_progression_date`` where it has them), with evidence ``<patient>:<fact>:<line>``.
+    """
+    facts, lines = [], []
+    for patient, rows in lines_by_patient.items():
+        for number, row in enumerate(rows, start=1):
+            lines.append({"patient_id": patient, "line": number, **row})
+            for name, kind, held in (
+                ("line_start", "date", row["start"]),
+                ("line_regimen", "category", row["regimen"]),
+                ("line_best_response", "category", row["best_response"]),
+                ("line_progression_date", "date", row["progression_date"]),
+            ):
+                if held is not None:
+                    facts.append(
+                        {
+                            "patient_id": patient,
+                            "fact": name,
+                            "line": number,
+                            "value": str(held),
+                            "value_type": kind,
+                            "evidence_documents": [f"{patient}:{name}:{number}"],
+                            "evidence_labs": [],
+                        }
+                    )
+    end = dt.date.fromisoformat(record_end)
+    return GoldData(
+        pl.DataFrame(facts),
+        pl.DataFrame(lines),
+        pl.DataFrame(),
+        record_ends={patient: end for patient in lines_by_patient},
+        patient_ids=list(lines_by_patient),
+    )
+
+
+def values(expr: dict, data: GoldData, **params: object) -> dict[str, object]:
+    """``expr`` for every patient of ``data``: {patient: value, None when not derivable}."""
+    return {patient: value(expr, data, patient, **params) for patient in data.patient_ids}
+
+
 # -- facts, lines and days ----------------------------------------------------------------------
 
 
@@ -97,62 +170,76 @@ def test_fact_references_read_typed_values_with_evidence(data: GoldData, facts: 
     assert value({"fact": "asct_date"}, data, "MM-001") is None  # never transplanted
 
 
-def test_days_between_line_starts_by_hand(data: GoldData, lines: pl.DataFrame):
-    checked = 0
-    for patient in data.patient_ids:
-        rows = lines.filter(pl.col("patient_id") == patient).sort("line")
-        for k in range(1, rows.height):
-            expected = (rows["start"][k] - rows["start"][k - 1]).days
-            expr = {
-                "derive": "days_between",
-                "from": {"fact": "line_start", "line": k},
-                "to": {"fact": "line_start", "line": k + 1},
-            }
-            assert value(expr, data, patient) == expected
-            checked += 1
-    assert checked >= 5
-    # No next line: not derivable.
-    last = lines.filter(pl.col("patient_id") == "MM-002").height
+def test_days_between_line_starts():
+    data = patients(
+        {
+            "two-lines": [line("2020-01-01", "2020-05-31"), line("2020-06-10")],
+            "one-line": [line("2020-01-01")],
+        },
+        record_end="2021-01-01",
+    )
     expr = {
         "derive": "days_between",
-        "from": {"fact": "line_start", "line": last},
-        "to": {"fact": "line_start", "line": last + 1},
+        "from": {"fact": "line_start", "line": 1},
+        "to": {"fact": "line_start", "line": 2},
     }
-    assert value(expr, data, "MM-002") is None
+    # No next line: not derivable.
+    assert values(expr, data) == {"two-lines": 161, "one-line": None}
+    found = evaluate(expr, data, Context("two-lines"))
+    assert found is not None
+    assert set(found.evidence) == {"two-lines:line_start:1", "two-lines:line_start:2"}
 
 
-def test_list_and_count_facts_by_hand(data: GoldData, lines: pl.DataFrame):
-    for patient in data.patient_ids:
-        rows = lines.filter(pl.col("patient_id") == patient).sort("line")
-        regimens = list(dict.fromkeys(rows["regimen"].to_list()))
-        assert value({"derive": "list_facts", "fact": "line_regimen"}, data, patient) == tuple(
-            regimens
-        )
-        deep = sum(1 for r in rows["best_response"].to_list() if r in ("sCR", "CR", "VGPR"))
-        expr = {"derive": "count_facts", "fact": "line_best_response", "in": ["sCR", "CR", "VGPR"]}
-        assert value(expr, data, patient) == deep
-        first = rows["start"][0]
-        started = {"derive": "count_facts", "fact": "line_start", "on_or_before": {"param": "d"}}
-        assert value(started, data, patient, d=first) == 1
-        assert value(started, data, patient, d=first - dt.timedelta(days=1)) == 0
+def test_list_and_count_facts():
+    data = patients(
+        {
+            "deep-twice": [
+                line("2020-01-01", "2020-06-30", regimen="VRd", best_response="VGPR"),
+                line("2020-08-01", "2021-01-31", regimen="Rd", best_response="PR"),
+                line("2021-03-01", regimen="VRd", best_response="CR"),
+            ],
+            "no-response-yet": [line("2020-02-01", regimen="DRd")],
+        },
+        record_end="2021-06-01",
+    )
+    regimens = {"derive": "list_facts", "fact": "line_regimen"}
+    # Distinct values, in line order.
+    assert values(regimens, data) == {"deep-twice": ("VRd", "Rd"), "no-response-yet": ("DRd",)}
+    deep = {"derive": "count_facts", "fact": "line_best_response", "in": ["sCR", "CR", "VGPR"]}
+    assert values(deep, data) == {"deep-twice": 2, "no-response-yet": 0}
+    started = {"derive": "count_facts", "fact": "line_start", "on_or_before": {"param": "d"}}
+    assert values(started, data, d=dt.date(2020, 2, 1)) == {
+        "deep-twice": 1,
+        "no-response-yet": 1,
+    }
+    assert values(started, data, d=dt.date(2020, 1, 31)) == {
+        "deep-twice": 1,
+        "no-response-yet": 0,
+    }
 
 
-def test_regimen_and_line_on_a_date(data: GoldData, lines: pl.DataFrame):
-    mm1 = lines.filter(pl.col("patient_id") == "MM-001").sort("line")
-    for row in mm1.iter_rows(named=True):
-        day = row["start"] + dt.timedelta(days=10)
-        assert (
-            value({"derive": "regimen_on", "date": {"param": "d"}}, data, "MM-001", d=day)
-            == (row["regimen"])
-        )
-        assert (
-            value({"derive": "line_on", "date": {"param": "d"}}, data, "MM-001", d=day)
-            == (row["line"])
-        )
+def test_regimen_and_line_on_a_date():
+    data = patients(
+        {
+            "gap-between-lines": [
+                line("2020-01-01", "2020-06-30", regimen="VRd"),
+                line("2020-09-01", regimen="DRd"),  # ongoing: runs to the end of the record
+            ],
+            "not-yet-treated": [line("2021-01-01", regimen="Rd")],
+        },
+        record_end="2021-06-01",
+    )
+    regimen = {"derive": "regimen_on", "date": {"param": "d"}}
+    number = {"derive": "line_on", "date": {"param": "d"}}
+    on = dt.date(2020, 1, 11)
+    assert values(regimen, data, d=on) == {"gap-between-lines": "VRd", "not-yet-treated": None}
+    assert values(number, data, d=on) == {"gap-between-lines": 1, "not-yet-treated": None}
     # Between the end of line 1 and the start of line 2, no line is given.
-    gap = mm1["end"][0] + dt.timedelta(days=1)
-    assert gap < mm1["start"][1]
-    assert value({"derive": "regimen_on", "date": {"param": "d"}}, data, "MM-001", d=gap) is None
+    gap = dt.date(2020, 7, 1)
+    assert values(regimen, data, d=gap) == {"gap-between-lines": None, "not-yet-treated": None}
+    later = dt.date(2021, 5, 1)
+    assert values(regimen, data, d=later) == {"gap-between-lines": "DRd", "not-yet-treated": "Rd"}
+    assert values(number, data, d=later) == {"gap-between-lines": 2, "not-yet-treated": 1}
 
 
 # -- labs -----------------------------------------------------------------------------------------
@@ -361,14 +448,39 @@ def _with_date(expr: dict, date: dict) -> dict:
     return {**expr, "of": [_with_date(e, date) for e in expr["of"]]}
 
 
-def test_refractoriness_before_line_two_by_hand(data: GoldData, lines: pl.DataFrame):
-    mm1 = lines.filter(pl.col("patient_id") == "MM-001").sort("line")
-    day = mm1["start"][1]  # line 1 (Rd) progressed before line 2 started
+def test_refractoriness_by_a_date():
+    data = patients(
+        {
+            # Line 1 (Rd) progressed on lenalidomide before line 2 started.
+            "len-refractory": [
+                line(
+                    "2020-01-01",
+                    "2020-09-30",
+                    progression="2020-09-15",
+                    refractory=("lenalidomide", "dexamethasone"),
+                ),
+                line("2020-10-15", regimen="Kd", drugs=("carfilzomib", "dexamethasone")),
+            ],
+            "never-progressed": [line("2020-01-01")],
+        },
+        record_end="2021-06-01",
+    )
     lenalidomide = {"derive": "refractory_on", "drugs": ["lenalidomide"], "date": {"param": "d"}}
     pi = {"derive": "refractory_on", "drug_class": "PI", "date": {"param": "d"}}
-    assert value(lenalidomide, data, "MM-001", d=day) is True
-    assert value(pi, data, "MM-001", d=day) is False
-    assert value(lenalidomide, data, "MM-001", d=mm1["start"][0]) is False
+    line_two = dt.date(2020, 10, 15)
+    assert values(lenalidomide, data, d=line_two) == {
+        "len-refractory": True,
+        "never-progressed": False,
+    }
+    assert values(pi, data, d=line_two) == {"len-refractory": False, "never-progressed": False}
+    # Before the progression, nobody is refractory yet.
+    assert values(lenalidomide, data, d=dt.date(2020, 1, 1)) == {
+        "len-refractory": False,
+        "never-progressed": False,
+    }
+    found = evaluate(lenalidomide, data, Context("len-refractory", {}, {"d": GoldValue(line_two)}))
+    assert found is not None
+    assert found.evidence == ("len-refractory:line_progression_date:1",)
 
 
 def test_shipped_criteria_templates_agree_with_the_staging_facts(

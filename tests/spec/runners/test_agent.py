@@ -7,11 +7,12 @@ import datetime as dt
 
 import pytest
 
-from recordagent.agent import build_graph, record_skeleton
 from recordagent.llm import Completion, Message, MockModel, ToolCall
 from recordagent.records.scope import PatientScope
 from recordagent.records.tokens import Tokenizer
 from recordagent.runners import AgentRunner, Answer, TraceEvent, stream_run
+from recordagent.runners.agent import record_skeleton
+from recordagent.runners.agent.graph import build_graph
 from recordagent.settings import Settings
 from recordagent.tools import default_registry
 from tests.spec.runners.conftest import asct_item, final

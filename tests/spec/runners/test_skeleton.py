@@ -9,11 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from recordagent.agent import record_skeleton
 from recordagent.records.db import RecordStore, connect
 from recordagent.records.load import load_bundle
 from recordagent.records.scope import PatientScope
 from recordagent.records.tokens import Tokenizer
+from recordagent.runners.agent import record_skeleton
 from tests.conftest import write_csv
 
 TOKENIZER = Tokenizer()

@@ -20,17 +20,19 @@ from recordagent.evaluation.log import (
     RunLogWarning,
     RunManifest,
     RunRecord,
+    read_contents,
+    rescore,
+)
+from recordagent.evaluation.manifest import (
     git_sha,
     item_fingerprint,
     item_set_fingerprint,
-    package_version,
-    read_contents,
-    rescore,
     store_data_fingerprint,
 )
 from recordagent.evaluation.scorers import Score
 from recordagent.llm import MockModel
 from recordagent.questions import AnswerSpec, EvalItem
+from recordagent.resources import package_version
 from recordagent.runners import Answer, build_runner
 from recordagent.settings import Settings
 from tests.conftest import FIXTURES

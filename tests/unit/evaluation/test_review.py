@@ -9,7 +9,7 @@ import pytest
 
 from recordagent.errors import UserError
 from recordagent.evaluation.report import ErrorItem, build_report
-from recordagent.evaluation.review import (
+from recordagent.evaluation.report.review import (
     REVIEW_COLUMNS,
     import_review,
     render_review_html,

@@ -11,6 +11,7 @@ from recordagent.evaluation.judge import JudgeResult, JudgeVerdict
 from recordagent.evaluation.labels import ReferenceLabel
 from recordagent.evaluation.scorers import Score, score_answer, score_value, values_match
 from recordagent.questions import AnswerSpec, EvalItem, ScoringSpec
+from recordagent.questions.answer_types import ANSWER_KINDS
 from recordagent.runners import Answer
 from recordagent.tools.catalogue import Analyte, LabCatalogue
 
@@ -253,6 +254,10 @@ def test_free_text_is_ungraded_by_score_value():
     score = score_value(item("text"), "in remission", "complete response")
     assert score.state == "ungraded"
     assert "judge" in score.explanation
+
+
+def test_every_answer_type_has_a_scorer():
+    assert set(scorers.SCORERS) == set(ANSWER_KINDS)
 
 
 # --- score_answer: status rules ---------------------------------------------------------------

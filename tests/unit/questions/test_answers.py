@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import get_args
 
 import pytest
 from pydantic import ValidationError
 
 from recordagent.questions import AnswerSpec, EvalItem, coerce_value, final_answer_model
+from recordagent.questions.answer_types import ANSWER_KINDS, AnswerType
 
 
 @pytest.mark.parametrize(
@@ -127,3 +129,10 @@ def test_one_final_answer_class_per_spec_and_schemas_are_fresh_copies():
     assert schema == date.model_json_schema()
     schema["properties"].clear()  # a caller's change must not reach the next caller
     assert json_schema(date) == date.model_json_schema()
+
+
+def test_every_answer_type_has_one_table_entry_and_the_spec_schema_lists_it():
+    assert list(ANSWER_KINDS) == list(get_args(AnswerType))
+    assert all(kind.name == name for name, kind in ANSWER_KINDS.items())
+    listed = AnswerSpec.model_json_schema()["properties"]["type"]["description"]
+    assert all(kind.summary in listed for kind in ANSWER_KINDS.values())

@@ -10,16 +10,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from recordagent.cli.eval import read_items
 from recordagent.cli.main import app
 from recordagent.errors import UserError
 from recordagent.evaluation.labels import read_labels, reference_labels
-from recordagent.questions.silver import (
-    SILVER_ANNOTATOR,
-    silver_instances,
-    silver_sample,
-    write_silver,
-)
+from recordagent.evaluation.silver_labels import write_silver
+from recordagent.questions.items import read_items
+from recordagent.questions.silver import SILVER_ANNOTATOR, silver_instances, silver_sample
 from recordagent.questions.silver_templates import is_silver_folder, load_silver_templates
 from recordagent.records.db import RecordStore, connect
 from recordagent.resources import question_templates_path

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from recordagent.errors import UserError
-from recordagent.questions.gold import DERIVATIONS, check_expr, render_text
+from recordagent.questions.gold import DERIVATIONS, check_expr
+from recordagent.questions.gold_expr import render_text
 from recordagent.questions.templates import TemplateSet, load_templates
 from recordagent.resources import question_templates_path
 

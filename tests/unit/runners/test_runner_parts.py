@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from recordagent.agent import recursion_limit
 from recordagent.errors import UserError
 from recordagent.llm import Completion, Message, MockModel, Usage, count_request_tokens
 from recordagent.records.tokens import Tokenizer
 from recordagent.runners import RUNNER_NAMES, EvidenceBook, Runner, build_runner
+from recordagent.runners.agent.graph import recursion_limit
 from recordagent.runners.trace import Tracer
 from recordagent.settings import AgentSettings, Settings
 from recordagent.tools import SourceRef

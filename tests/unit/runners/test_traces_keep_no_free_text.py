@@ -10,8 +10,8 @@ import pytest
 
 from recordagent.errors import ModelError, ToolError
 from recordagent.records.tokens import Tokenizer
-from recordagent.runners.common import loggable_details, model_error_kind
-from recordagent.runners.trace import Tracer, error_kind, traced_arguments
+from recordagent.runners.common import model_error_kind
+from recordagent.runners.trace import Tracer, error_kind, loggable_details, traced_arguments
 from recordagent.tools import default_registry
 
 QUERY_LABS = default_registry().get("query_labs").schema()["function"]["parameters"]

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from recordagent.errors import UserError
-from recordagent.sources.synthetic.labs import ANALYTES as SYNTHETIC
+from recordagent.sources.synthetic.vocabulary import ANALYTES as SYNTHETIC
 from recordagent.tools.catalogue import lab_catalogue, load_lab_catalogue
 
 CATALOGUE = load_lab_catalogue()
@@ -146,7 +146,7 @@ CLINICAL_GROUPS = (
 )
 FIELDS = {"names", "loinc", "unit", "molar_mass", "valence", "convert", "group"}
 # Codes that look like LOINC but fail its check digit. The synthetic cohort emits the first
-# two (sources/synthetic/labs.py), so they stay, as local codes, next to the real ones.
+# two (sources/synthetic/vocabulary.py), so they stay, as local codes, next to the real ones.
 NOT_LOINC = {"33358-4", "33944-1", "51435-5"}
 
 

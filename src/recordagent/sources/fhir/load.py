@@ -3,8 +3,8 @@
 Bundles are read one file at a time (a bundle is one JSON document); NDJSON files are read
 line by line. Mapped rows are written in batches of ``batch_rows`` per table, so memory stays
 bounded by one bundle plus one batch whatever the size of an NDJSON export. The whole load is
-one transaction on a cursor of its own: a malformed resource, an interruption or a clash with
-patients already in the store leaves the store as it was (ROLLBACK).
+one transaction (:func:`~recordagent.records.source_write.source_write`): a malformed resource,
+an interruption or a clash with patients already in the store leaves the store as it was.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import gzip
 import hashlib
 import json
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -24,23 +23,14 @@ import polars as pl
 from recordagent.errors import DataLoadError, LoadProblem, UserError
 from recordagent.records.bundle import file_problem
 from recordagent.records.chunking import Chunker
-from recordagent.records.db import RecordStore, roll_back
-from recordagent.records.load import (
-    LoadReport,
-    ProgressCallback,
-    clustered_by_patient,
-    delete_source,
-    index_documents,
-    insert_frame,
-    register_source,
-    set_source_counts,
-    source_by_name,
-    source_name,
-    source_with_fingerprint,
-)
+from recordagent.records.db import RecordStore
+from recordagent.records.load_report import LoadProgress, LoadReport, no_progress
 from recordagent.records.search_index import record_index_vocabulary
+from recordagent.records.source_table import source_name
+from recordagent.records.source_write import PhaseClock, SourceWrite, plan_source, source_write
 from recordagent.records.terms import Vocabulary, load_vocabulary
 from recordagent.records.value_rules import stored_value_problems
+from recordagent.records.write_rows import clustered_by_patient, index_documents, insert_frame
 from recordagent.settings import Settings
 from recordagent.sources.fhir.mapping import BadResource, Mapper, Rows
 
@@ -154,17 +144,11 @@ class _Writer:
     """Buffers mapped rows and writes them in batches (inside the caller's transaction)."""
 
     def __init__(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        source_id: int,
-        chunker: Chunker,
-        vocabulary: Vocabulary,
-        batch_rows: int,
+        self, write: SourceWrite, chunker: Chunker, vocabulary: Vocabulary, batch_rows: int
     ) -> None:
-        self.con, self.source_id, self.chunker = con, source_id, chunker
-        self.vocabulary, self.batch_rows = vocabulary, batch_rows
+        self.con, self.source_id, self.counts = write.con, write.source_id, write.counts
+        self.chunker, self.vocabulary, self.batch_rows = chunker, vocabulary, batch_rows
         self.rows = Rows()
-        self.counts = {"patients": 0, "documents": 0, "labs": 0, "events": 0, "chunks": 0}
         self.skipped: dict[str, int] = {}
         self.altered: dict[str, int] = {}
         self.tokens = 0
@@ -304,7 +288,7 @@ def load_fhir(
     settings: Settings | None = None,
     source: str | None = None,
     replace: bool = False,
-    progress: ProgressCallback | None = None,
+    progress: LoadProgress | None = None,
     chunker: Chunker | None = None,
     batch_rows: int = 20_000,
 ) -> LoadReport:
@@ -331,35 +315,23 @@ def load_fhir(
             store refuses (patients already loaded by another source); nothing was written.
     """
     settings = settings or Settings()
-    report = progress or (lambda phase, done, total: None)
-    clock = time.perf_counter()
-    root, files = find_fhir_files(Path(path))
-    location = (root if Path(path).is_dir() else Path(path)).resolve()
-    name = source_name(
-        source, location.name.split(".")[0] if Path(path).is_file() else location.name
-    )
-    fingerprint = _fingerprint(root, files)
-    loaded_as = source_with_fingerprint(store, name, fingerprint)
-    if loaded_as is not None and not replace:
-        return LoadReport(
-            source=loaded_as, location=str(location), fingerprint=fingerprint, status="unchanged"
+    report = progress or no_progress
+    clock = PhaseClock(("read", "write"))
+    with clock("read"):
+        root, files = find_fhir_files(Path(path))
+        location = (root if Path(path).is_dir() else Path(path)).resolve()
+        name = source_name(
+            source, location.name.split(".")[0] if Path(path).is_file() else location.name
         )
-    named = source_by_name(store, name)
-    if named is not None and not replace:
-        raise UserError(
-            f"source '{name}' is already loaded from different files; pass replace to swap it "
-            "for these files, or load it under another source name"
+        plan = plan_source(
+            store, name, location, _fingerprint(root, files), replace=replace, what="these files"
         )
-    read_seconds = time.perf_counter() - clock
-    clock = time.perf_counter()
-    chunker = chunker or Chunker(settings.chunking)
-    con = store.connection.cursor()
-    con.execute("BEGIN TRANSACTION")
-    try:
-        if named is not None:
-            delete_source(con, named[0])
-        source_id = register_source(con, name, location, fingerprint, chunker, counts={})
-        writer = _Writer(con, source_id, chunker, load_vocabulary(), batch_rows)
+    if plan.unchanged:
+        return plan.report()
+    with clock("write"):
+        chunker = chunker or Chunker(settings.chunking)
+    with source_write(store, plan, chunker, clock) as write, clock("write"):
+        writer = _Writer(write, chunker, load_vocabulary(), batch_rows)
         mapper = Mapper()
         label = ""
         for done, file in enumerate(files):
@@ -371,26 +343,15 @@ def load_fhir(
                 _load_bundle(file, label, mapper, writer)
         writer.finish(label)
         report("done", len(files), len(files))
-        bad = stored_value_problems(con, source_id)
+        bad = stored_value_problems(write.con, write.source_id)
         if bad:  # the mapping checks every value; this is the store's last line
             raise DataLoadError([b.problem(location.name) for b in bad])
-        set_source_counts(con, source_id, writer.counts)
-        con.execute("COMMIT")
-    except BaseException:
-        roll_back(con)
-        raise
-    finally:
-        con.close()
-    counts = dict(writer.counts)
+    counts = dict(write.counts)
     counts.update({f"skipped: {k}": v for k, v in sorted(writer.skipped.items())})
-    return LoadReport(
-        source=name,
-        location=str(location),
-        fingerprint=fingerprint,
-        status="replaced" if named is not None else "loaded",
+    return plan.report(
         counts=counts,
         document_tokens=writer.tokens,
         tokenizer=chunker.tokenizer.description,
-        seconds={"read": round(read_seconds, 4), "write": round(time.perf_counter() - clock, 4)},
+        seconds=clock.rounded(),
         warnings=[f"{n} {change}" for change, n in sorted(writer.altered.items())],
     )

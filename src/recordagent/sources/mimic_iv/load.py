@@ -3,42 +3,37 @@
 Every table is read by DuckDB straight from the compressed CSVs and inserted with one
 ``INSERT ... SELECT`` (see :mod:`.tables`), so memory stays bounded by DuckDB's own limits
 whatever the size of ``labevents``; notes go through the chunker in batches (:mod:`.notes`).
-The whole load is one transaction on a cursor of its own: a bad file, an interruption or a
-clash with patients already in the store leaves the store as it was.
+The whole load is one transaction (:func:`~recordagent.records.source_write.source_write`): a
+bad file, an interruption or a clash with patients already in the store leaves the store as it
+was.
 """
 
 from __future__ import annotations
 
 import csv
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from recordagent.errors import DataLoadError, LoadProblem, UserError
+from recordagent.errors import DataLoadError, LoadProblem
 from recordagent.records.chunking import Chunker
-from recordagent.records.db import RecordStore, roll_back
-from recordagent.records.load import (
-    LoadReport,
-    ProgressCallback,
-    delete_source,
-    register_source,
-    set_source_counts,
-    source_by_name,
-    source_name,
-    source_with_fingerprint,
-)
+from recordagent.records.db import RecordStore
+from recordagent.records.load_report import LoadProgress, LoadReport, no_progress
+from recordagent.records.source_table import source_name
+from recordagent.records.source_write import PhaseClock, plan_source, source_write
+from recordagent.records.sql_steps import check_patients, run_steps
 from recordagent.records.terms import load_vocabulary
 from recordagent.records.value_rules import stored_value_problems
 from recordagent.settings import Settings
 from recordagent.sources.csv_errors import csv_problem, value_problems
-from recordagent.sources.mimic_iv.files import MimicFiles, find_mimic_files
+from recordagent.sources.mimic_iv.files import find_mimic_files
 from recordagent.sources.mimic_iv.notes import load_notes
 from recordagent.sources.mimic_iv.tables import (
     LOINC_TABLE,
-    Step,
     event_steps,
     lab_steps,
     patient_step,
@@ -73,7 +68,7 @@ def load_mimic_iv(
     settings: Settings | None = None,
     source: str | None = None,
     replace: bool = False,
-    progress: ProgressCallback | None = None,
+    progress: LoadProgress | None = None,
     chunker: Chunker | None = None,
     note_batch_rows: int = 20_000,
 ) -> LoadReport:
@@ -95,87 +90,73 @@ def load_mimic_iv(
             clash with the store (patients loaded from another source); nothing was written.
     """
     settings = settings or Settings()
-    report = progress or (lambda phase, done, total: None)
-    timings = {"read": 0.0, "validate": 0.0, "chunk": 0.0, "index": 0.0, "write": 0.0}
-    clock = time.perf_counter()
-    files = find_mimic_files(Path(path))
-    name = source_name(source, files.root.resolve().name)
-    fingerprint = files.fingerprint()
-    loaded_as = source_with_fingerprint(store, name, fingerprint)
-    if loaded_as is not None and not replace:
-        return LoadReport(
-            source=loaded_as,
-            location=str(files.root.resolve()),
-            fingerprint=fingerprint,
-            status="unchanged",
+    report = progress or no_progress
+    clock = PhaseClock()
+    with clock("read"):
+        files = find_mimic_files(Path(path))
+        name = source_name(source, files.root.resolve().name)
+        plan = plan_source(
+            store,
+            name,
+            files.root.resolve(),
+            files.fingerprint(),
+            replace=replace,
+            what="this folder",
         )
-    named = source_by_name(store, name)
-    if named is not None and not replace:
-        raise UserError(
-            f"source '{name}' is already loaded from different files; pass replace to swap it "
-            "for this folder, or load it under another source name"
-        )
-    timings["read"] = time.perf_counter() - clock
+    if plan.unchanged:
+        return plan.report()
 
     chunker = chunker or Chunker(settings.chunking)
-    steps = [patient_step(files), *event_steps(files), *lab_steps(files)]
-    counts = {"patients": 0, "documents": 0, "labs": 0, "events": 0, "chunks": 0}
-    tokens = 0
-    con = store.connection.cursor()
+    patients = patient_step(files)
+    steps = [patients, *event_steps(files), *lab_steps(files)]
+
+    def problem(table: str, exc: duckdb.Error) -> LoadProblem:
+        # The file, line and column DuckDB names, without the offending line's content.
+        return csv_problem(files.label(table), exc)
+
+    with source_write(
+        store, plan, chunker, clock, setup=lambda con: _load_session(con, settings)
+    ) as write:
+        with clock("write"):
+            check_patients(
+                write.con, patients, problem, label=files.label("patients"), column="subject_id"
+            )
+            run_steps(write, steps, report, problem)
+        with clock("chunk"):
+            documents, chunks, tokens = load_notes(
+                write.con,
+                files,
+                write.source_id,
+                chunker,
+                load_vocabulary(),
+                report,
+                batch_rows=note_batch_rows,
+                threads=settings.store.threads,
+            )
+            write.counts["documents"], write.counts["chunks"] = documents, chunks
+        with clock("validate"):
+            bad = stored_value_problems(write.con, write.source_id)
+            if bad:
+                raise DataLoadError(value_problems(bad, typed_reads(files), files.root.name))
+    return plan.report(
+        counts=write.counts,
+        document_tokens=tokens,
+        tokenizer=chunker.tokenizer.description,
+        seconds=clock.rounded(),
+    )
+
+
+@contextmanager
+def _load_session(con: duckdb.DuckDBPyConnection, settings: Settings) -> Iterator[None]:
+    """The lab item map and a memory cap on the loading cursor, for the load's duration."""
     con.register(LOINC_TABLE, packaged_labitem_loinc().to_arrow())
     restore_limit = _bound_memory(con, settings)
-    con.execute("BEGIN TRANSACTION")
     try:
-        clock = time.perf_counter()
-        if named is not None:
-            delete_source(con, named[0])
-        source_id = register_source(
-            con, name, files.root.resolve(), fingerprint, chunker, counts={}
-        )
-        _check_patients(con, files)
-        for step in steps:
-            report(step.source, 0, 1)
-            counts[step.table] += _run(con, files, step, source_id)
-            report(step.source, 1, 1)
-        timings["write"] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        documents, chunks, tokens = load_notes(
-            con,
-            files,
-            source_id,
-            chunker,
-            load_vocabulary(),
-            report,
-            batch_rows=note_batch_rows,
-            threads=settings.store.threads,
-        )
-        counts["documents"], counts["chunks"] = documents, chunks
-        timings["chunk"] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        bad = stored_value_problems(con, source_id)
-        if bad:
-            raise DataLoadError(value_problems(bad, typed_reads(files), files.root.name))
-        timings["validate"] = time.perf_counter() - clock
-        set_source_counts(con, source_id, counts)
-        con.execute("COMMIT")
-    except BaseException:
-        roll_back(con)
-        raise
+        yield
     finally:
         con.unregister(LOINC_TABLE)
         if restore_limit is not None:
             con.execute(f"SET memory_limit = '{restore_limit}'")
-        con.close()
-    return LoadReport(
-        source=name,
-        location=str(files.root.resolve()),
-        fingerprint=fingerprint,
-        status="replaced" if named is not None else "loaded",
-        counts=counts,
-        document_tokens=tokens,
-        tokenizer=chunker.tokenizer.description,
-        seconds={k: round(v, 4) for k, v in timings.items()},
-    )
 
 
 def _bound_memory(con: duckdb.DuckDBPyConnection, settings: Settings) -> str | None:
@@ -191,48 +172,3 @@ def _bound_memory(con: duckdb.DuckDBPyConnection, settings: Settings) -> str | N
     previous = str(rows[0][0]) if rows else None
     con.execute(f"SET memory_limit = '{_LOAD_MEMORY_LIMIT}'")
     return previous
-
-
-def _run(con: duckdb.DuckDBPyConnection, files: MimicFiles, step: Step, source_id: int) -> int:
-    """Insert one step's rows; the number inserted."""
-    columns = ", ".join(step.columns)
-    try:
-        rows = con.execute(
-            f"INSERT INTO {step.table} ({columns}, source_id) "
-            f"SELECT *, $source_id FROM ({step.sql})",
-            {"source_id": source_id},
-        ).fetchall()
-    except duckdb.Error as exc:
-        raise DataLoadError([_problem(files, step, exc)]) from exc
-    return int(rows[0][0]) if rows else 0
-
-
-def _problem(files: MimicFiles, step: Step, exc: duckdb.Error) -> LoadProblem:
-    """The file, line and column DuckDB names, without the offending line's content."""
-    label = files.paths[step.source].relative_to(files.root).as_posix()
-    return csv_problem(label, exc)
-
-
-def _check_patients(con: duckdb.DuckDBPyConnection, files: MimicFiles) -> None:
-    """Refuse patients another source already holds (by name, not by a constraint error)."""
-    step = patient_step(files)
-    try:
-        clash = con.execute(
-            "SELECT count(*), min(p.patient_id), any_value(s.name) "
-            f"FROM ({step.sql}) n(patient_id) JOIN patients p ON p.patient_id = n.patient_id "
-            "JOIN sources s ON s.source_id = p.source_id",
-        ).fetchall()
-    except duckdb.Error as exc:
-        raise DataLoadError([_problem(files, step, exc)]) from exc
-    count, example, other = clash[0]
-    if count:
-        raise DataLoadError(
-            [
-                LoadProblem(
-                    files.paths["patients"].relative_to(files.root).as_posix(),
-                    f"{count} patient(s) are already in the store from source '{other}' "
-                    f"(e.g. {example}); load into another store or replace that source",
-                    column="subject_id",
-                )
-            ]
-        )

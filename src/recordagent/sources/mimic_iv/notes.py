@@ -14,9 +14,10 @@ import duckdb
 import polars as pl
 
 from recordagent.records.chunking import Chunker
-from recordagent.records.load import ProgressCallback, index_documents, insert_frame
+from recordagent.records.load_report import LoadProgress
 from recordagent.records.search_index import record_index_vocabulary
 from recordagent.records.terms import Vocabulary
+from recordagent.records.write_rows import index_documents, insert_frame
 from recordagent.sources.mimic_iv.files import MimicFiles
 from recordagent.sources.mimic_iv.tables import read_table
 
@@ -115,7 +116,7 @@ def load_notes(
     source_id: int,
     chunker: Chunker,
     vocabulary: Vocabulary,
-    progress: ProgressCallback,
+    progress: LoadProgress,
     *,
     batch_rows: int = 20_000,
     threads: int | None = None,

@@ -10,17 +10,16 @@ the start of a file only, and a code column such as ``icd_code`` that starts wit
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from recordagent.records.schema import BUNDLE_TABLES
+from recordagent.records.sql_steps import Step
 from recordagent.records.value_rules import MAX_MAGNITUDE
 from recordagent.sources.csv_errors import TypedRead
 from recordagent.sources.mimic_iv.files import MimicFiles
 
 __all__ = [
     "LOINC_TABLE",
-    "Step",
     "event_steps",
     "lab_steps",
     "patient_step",
@@ -39,16 +38,6 @@ _ID, _TS, _DATE, _TEXT, _NUM = "BIGINT", "TIMESTAMP", "DATE", "VARCHAR", "DOUBLE
 EVENT_COLUMNS_ALL = BUNDLE_TABLES["events"].column_names
 EVENT_COLUMNS = EVENT_COLUMNS_ALL[:-1]
 LAB_COLUMNS = BUNDLE_TABLES["labs"].column_names
-
-
-@dataclass(frozen=True)
-class Step:
-    """One insert: the MIMIC table it comes from, the store table it fills, and its SELECT."""
-
-    source: str
-    table: str
-    columns: tuple[str, ...]
-    sql: str
 
 
 def read_table(files: MimicFiles, table: str, types: Mapping[str, str]) -> str:

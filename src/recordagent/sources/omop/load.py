@@ -2,42 +2,35 @@
 
 Every table is read by DuckDB from its CSV file and inserted with one ``INSERT ... SELECT``
 (see :mod:`.tables`); notes go through the chunker and the search index. The whole load is one
-transaction on a cursor of its own: a bad value, an interruption or a clash with patients
-already in the store leaves the store as it was.
+transaction (:func:`~recordagent.records.source_write.source_write`): a bad value, an
+interruption or a clash with patients already in the store leaves the store as it was.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from recordagent.errors import DataLoadError, LoadProblem, UserError
+from recordagent.errors import DataLoadError, LoadProblem
 from recordagent.records.chunking import Chunker
-from recordagent.records.db import RecordStore, roll_back
-from recordagent.records.load import (
-    LoadReport,
-    ProgressCallback,
-    delete_source,
-    index_documents,
-    insert_frame,
-    register_source,
-    set_source_counts,
-    source_by_name,
-    source_name,
-    source_with_fingerprint,
-)
+from recordagent.records.db import RecordStore
+from recordagent.records.load_report import LoadProgress, LoadReport, no_progress
 from recordagent.records.search_index import record_index_vocabulary
+from recordagent.records.source_table import source_name
+from recordagent.records.source_write import PhaseClock, SourceWrite, plan_source, source_write
+from recordagent.records.sql_steps import check_patients, run_steps
 from recordagent.records.terms import Vocabulary, load_vocabulary
 from recordagent.records.value_rules import stored_value_problems
+from recordagent.records.write_rows import index_documents, insert_frame
 from recordagent.settings import Settings
 from recordagent.sources.csv_errors import csv_problem, value_problems
 from recordagent.sources.omop.files import DATABASE_ALIAS, OmopFiles, open_omop_files
 from recordagent.sources.omop.tables import (
     CONCEPT_TABLE,
-    Step,
     concept_sql,
     event_steps,
     lab_steps,
@@ -58,7 +51,7 @@ def load_omop(
     settings: Settings | None = None,
     source: str | None = None,
     replace: bool = False,
-    progress: ProgressCallback | None = None,
+    progress: LoadProgress | None = None,
     chunker: Chunker | None = None,
 ) -> LoadReport:
     """Load the OMOP CDM export at ``path``: CSV files (a folder or a .zip), or a DuckDB file.
@@ -81,126 +74,93 @@ def load_omop(
             clash with the store (patients loaded from another source); nothing was written.
     """
     settings = settings or Settings()
-    report = progress or (lambda phase, done, total: None)
+    report = progress or no_progress
+    clock = PhaseClock()
     origin = Path(path)
     with open_omop_files(origin) as files:
-        name = source_name(
-            source, origin.resolve().stem if origin.is_file() else origin.resolve().name
-        )
-        loaded_as = source_with_fingerprint(store, name, files.fingerprint)
-        location = str(origin.resolve())
-        if loaded_as is not None and not replace:
-            return LoadReport(
-                source=loaded_as,
-                location=location,
-                fingerprint=files.fingerprint,
-                status="unchanged",
+        with clock("read"):
+            name = source_name(
+                source, origin.resolve().stem if origin.is_file() else origin.resolve().name
             )
-        named = source_by_name(store, name)
-        if named is not None and not replace:
-            raise UserError(
-                f"source '{name}' is already loaded from different files; pass replace to "
-                "swap it for these files, or load it under another source name"
+            plan = plan_source(
+                store,
+                name,
+                origin.resolve(),
+                files.fingerprint,
+                replace=replace,
+                what="these files",
             )
+        if plan.unchanged:
+            return plan.report()
         chunker = chunker or Chunker(settings.chunking)
-        counts, tokens, timings = _load(
-            store, files, name, named, chunker, load_vocabulary(), report
-        )
-    return LoadReport(
-        source=name,
-        location=location,
-        fingerprint=files.fingerprint,
-        status="replaced" if named is not None else "loaded",
-        counts=counts,
+        with source_write(
+            store, plan, chunker, clock, setup=lambda con: _attached(con, files)
+        ) as write:
+            tokens = _write(write, files, chunker, clock, report)
+    return plan.report(
+        counts=write.counts,
         document_tokens=tokens,
         tokenizer=chunker.tokenizer.description,
-        seconds={k: round(v, 4) for k, v in timings.items()},
+        seconds=clock.rounded(),
     )
 
 
-def _load(
-    store: RecordStore,
+def _write(
+    write: SourceWrite,
     files: OmopFiles,
-    name: str,
-    named: tuple[int, str] | None,
     chunker: Chunker,
-    vocabulary: Vocabulary,
-    report: ProgressCallback,
-) -> tuple[dict[str, int], int, dict[str, float]]:
-    """The load transaction: counts per table, document tokens, seconds per phase."""
-    timings = {"read": 0.0, "validate": 0.0, "chunk": 0.0, "index": 0.0, "write": 0.0}
-    steps = [patient_step(files), *event_steps(files), *lab_steps(files)]
-    counts = {"patients": 0, "documents": 0, "labs": 0, "events": 0, "chunks": 0}
-    tokens = 0
-    con = store.connection.cursor()
-    if files.database is not None:
-        literal = str(files.database).replace("'", "''")
-        con.execute(f"ATTACH '{literal}' AS {DATABASE_ALIAS} (READ_ONLY)")
-    con.execute("BEGIN TRANSACTION")
-    try:
-        clock = time.perf_counter()
-        if named is not None:
-            delete_source(con, named[0])
-        source_id = register_source(
-            con, name, files.origin.resolve(), files.fingerprint, chunker, counts={}
-        )
+    clock: PhaseClock,
+    report: LoadProgress,
+) -> int:
+    """Everything the load writes (inside its transaction); the document tokens."""
+
+    def problem(table: str, exc: duckdb.Error) -> LoadProblem:
+        return _problem(files, table, exc)
+
+    patients = patient_step(files)
+    steps = [patients, *event_steps(files), *lab_steps(files)]
+    with clock("read"):
         try:
-            con.execute(f"CREATE TEMP TABLE {CONCEPT_TABLE} AS {concept_sql(files)}")
+            write.con.execute(f"CREATE TEMP TABLE {CONCEPT_TABLE} AS {concept_sql(files)}")
         except duckdb.Error as exc:
-            raise DataLoadError([_problem(files, "concept", exc)]) from exc
-        timings["read"] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        _check_patients(con, files)
-        for step in steps:
-            report(step.source, 0, 1)
-            counts[step.table] += _run(con, files, step, source_id)
-            report(step.source, 1, 1)
-        timings["write"] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        counts["documents"], counts["chunks"], tokens = _load_notes(
-            con, files, source_id, chunker, vocabulary, report
+            raise DataLoadError([problem("concept", exc)]) from exc
+    with clock("write"):
+        check_patients(
+            write.con, patients, problem, label=files.labels["person"], column="person_id"
         )
-        timings["chunk"] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        bad = stored_value_problems(con, source_id)
+        run_steps(write, steps, report, problem)
+    with clock("chunk"):
+        write.counts["documents"], write.counts["chunks"], tokens = _load_notes(
+            write.con, files, write.source_id, chunker, load_vocabulary(), report
+        )
+    with clock("validate"):
+        bad = stored_value_problems(write.con, write.source_id)
         if bad:
             raise DataLoadError(
-                value_problems(bad, typed_reads(files), files.origin.name, _attach(files))
+                value_problems(bad, typed_reads(files), files.origin.name, _attach(files.database))
             )
-        timings["validate"] = time.perf_counter() - clock
-        set_source_counts(con, source_id, counts)
-        con.execute(f"DROP TABLE IF EXISTS {CONCEPT_TABLE}")
-        con.execute("COMMIT")
-    except BaseException:
-        roll_back(con)
-        raise
+    write.con.execute(f"DROP TABLE IF EXISTS {CONCEPT_TABLE}")
+    return tokens
+
+
+@contextmanager
+def _attached(con: duckdb.DuckDBPyConnection, files: OmopFiles) -> Iterator[None]:
+    """The export's DuckDB database attached to the loading cursor (when it is one)."""
+    for statement in _attach(files.database):
+        con.execute(statement)
+    try:
+        yield
     finally:
         if files.database is not None:
             con.execute(f"DETACH DATABASE IF EXISTS {DATABASE_ALIAS}")
-        con.close()
-    return counts, tokens, timings
 
 
-def _attach(files: OmopFiles) -> list[str]:
-    """What a connection of its own runs to read the export's tables (a database's ATTACH)."""
-    if files.database is None:
+def _attach(database: Path | None) -> list[str]:
+    """What a connection runs to read the export's tables: a database's ATTACH, or nothing."""
+    if database is None:
         return []
-    literal = str(files.database).replace("'", "''")
+    literal = str(database).replace("'", "''")
     return [f"ATTACH '{literal}' AS {DATABASE_ALIAS} (READ_ONLY)"]
-
-
-def _run(con: duckdb.DuckDBPyConnection, files: OmopFiles, step: Step, source_id: int) -> int:
-    """Insert one step's rows; the number inserted."""
-    columns = ", ".join(step.columns)
-    try:
-        rows = con.execute(
-            f"INSERT INTO {step.table} ({columns}, source_id) "
-            f"SELECT *, $source_id FROM ({step.sql})",
-            {"source_id": source_id},
-        ).fetchall()
-    except duckdb.Error as exc:
-        raise DataLoadError([_problem(files, step.source, exc)]) from exc
-    return int(rows[0][0]) if rows else 0
 
 
 def _problem(files: OmopFiles, table: str, exc: duckdb.Error) -> LoadProblem:
@@ -229,8 +189,8 @@ def _locate_in_database(files: OmopFiles, database: Path) -> LoadProblem | None:
     Read on a connection of its own: the loading one is inside a failed transaction.
     """
     with duckdb.connect() as con:
-        literal = str(database).replace("'", "''")
-        con.execute(f"ATTACH '{literal}' AS {DATABASE_ALIAS} (READ_ONLY)")
+        for statement in _attach(database):
+            con.execute(statement)
         return _first_bad_value(con, files)
 
 
@@ -259,38 +219,13 @@ def _first_bad_value(con: duckdb.DuckDBPyConnection, files: OmopFiles) -> LoadPr
     return None
 
 
-def _check_patients(con: duckdb.DuckDBPyConnection, files: OmopFiles) -> None:
-    """Refuse patients another source already holds (by name, not by a constraint error)."""
-    step = patient_step(files)
-    try:
-        clash = con.execute(
-            "SELECT count(*), min(p.patient_id), any_value(s.name) "
-            f"FROM ({step.sql}) n(patient_id) JOIN patients p ON p.patient_id = n.patient_id "
-            "JOIN sources s ON s.source_id = p.source_id",
-        ).fetchall()
-    except duckdb.Error as exc:
-        raise DataLoadError([_problem(files, "person", exc)]) from exc
-    count, example, other = clash[0]
-    if count:
-        raise DataLoadError(
-            [
-                LoadProblem(
-                    files.labels["person"],
-                    f"{count} patient(s) are already in the store from source '{other}' "
-                    f"(e.g. {example}); load into another store or replace that source",
-                    column="person_id",
-                )
-            ]
-        )
-
-
 def _load_notes(
     con: duckdb.DuckDBPyConnection,
     files: OmopFiles,
     source_id: int,
     chunker: Chunker,
     vocabulary: Vocabulary,
-    report: ProgressCallback,
+    report: LoadProgress,
 ) -> tuple[int, int, int]:
     """Write, chunk and index NOTE (inside the caller's transaction): documents, chunks, tokens.
 

@@ -11,16 +11,15 @@ when the export has none: names fall back to ``OMOP:<id>``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from recordagent.records.schema import BUNDLE_TABLES
+from recordagent.records.sql_steps import Step
 from recordagent.sources.csv_errors import TypedRead
 from recordagent.sources.omop.files import OmopFiles
 
 __all__ = [
     "CONCEPT_TABLE",
     "INPATIENT_VISIT_CONCEPTS",
-    "Step",
     "concept_sql",
     "event_steps",
     "lab_steps",
@@ -40,16 +39,6 @@ _ID, _TS, _DATE, _TEXT, _NUM = "BIGINT", "TIMESTAMP", "DATE", "VARCHAR", "DOUBLE
 
 EVENT_COLUMNS = BUNDLE_TABLES["events"].column_names
 LAB_COLUMNS = BUNDLE_TABLES["labs"].column_names
-
-
-@dataclass(frozen=True)
-class Step:
-    """One insert: the OMOP table it comes from, the store table it fills, and its SELECT."""
-
-    source: str
-    table: str
-    columns: tuple[str, ...]
-    sql: str
 
 
 def read_table(files: OmopFiles, table: str, types: Mapping[str, str]) -> str:

@@ -11,6 +11,6 @@ from recordagent.sources.synthetic.generate import (
     generate_cohort,
     load_preset,
 )
-from recordagent.sources.synthetic.gold import FACTS, FactSpec
+from recordagent.sources.synthetic.vocabulary import FACTS, FactSpec
 
 __all__ = ["FACTS", "CohortPreset", "FactSpec", "SynthReport", "generate_cohort", "load_preset"]

@@ -13,19 +13,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recordagent.sources.synthetic.imwg import RESPONSES
 from recordagent.sources.synthetic.regimens import DRUGS, REGIMENS, DrugClass, Regimen, Setting
 
 __all__ = [
     "REFRACTORY_WINDOW",
-    "RESPONSES",
     "AdverseEvent",
     "Course",
     "TherapyLine",
     "simulate_course",
 ]
 
-# IMWG categories, best first.
-RESPONSES: tuple[str, ...] = ("sCR", "CR", "VGPR", "PR", "MR", "SD", "PD")
 FOLLOW_UP_END = dt.date(2026, 6, 30)
 REFRACTORY_WINDOW = dt.timedelta(days=60)  # IMWG: progression on therapy or within 60 days
 

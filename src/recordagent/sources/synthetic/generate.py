@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,8 @@ import polars as pl
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from recordagent.errors import UserError
+from recordagent.errors import UserError, validation_problems
+from recordagent.records.load_report import LoadProgress, no_progress
 from recordagent.resources import cohort_presets_file
 from recordagent.settings import read_yaml_file
 from recordagent.sources.synthetic.course import Course, simulate_course
@@ -35,7 +35,6 @@ from recordagent.sources.synthetic.regimens import REGIMENS
 
 __all__ = ["CohortPreset", "SynthReport", "generate_cohort", "load_preset"]
 
-ProgressCallback = Callable[[str, int, int], None]
 # Values per draw: the myeloma panel, blood count and chemistry every time (11), immunoglobulins
 # every other draw, LDH and beta-2 microglobulin every fourth (see labs.simulate_labs).
 _VALUES_PER_DRAW = 11 + 3 / 2 + 2 / 4
@@ -102,9 +101,7 @@ def load_preset(name: str) -> CohortPreset:
     try:
         return CohortPreset.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'preset'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(validation_problems(exc, whole="preset"))
         raise UserError(f"invalid cohort preset {name}: {problems}") from exc
 
 
@@ -171,7 +168,7 @@ def generate_cohort(
     preset: CohortPreset,
     seed: int,
     out_dir: str | Path,
-    progress: ProgressCallback | None = None,
+    progress: LoadProgress | None = None,
 ) -> SynthReport:
     """Write a record bundle and its ``gold/`` tables for ``preset`` to ``out_dir``.
 
@@ -179,7 +176,7 @@ def generate_cohort(
         UserError: ``seed`` is not a non-negative integer, or ``out_dir`` is not a new or empty
             folder that can be created.
     """
-    report = progress or (lambda phase, done, total: None)
+    report = progress or no_progress
     clock = time.perf_counter()
     if not isinstance(seed, int) or seed < 0:
         raise UserError(f"seed must be a non-negative integer, not {seed!r}")

@@ -8,7 +8,6 @@ the ids of the documents and lab rows that state or imply it.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 import polars as pl
 
@@ -17,102 +16,9 @@ from recordagent.sources.synthetic.documents import Doc
 from recordagent.sources.synthetic.labs import PatientLabs
 from recordagent.sources.synthetic.outcomes import Outcomes
 from recordagent.sources.synthetic.regimens import DrugClass
+from recordagent.sources.synthetic.vocabulary import FACTS
 
-__all__ = ["FACTS", "GOLD_SCHEMA", "FactSpec", "gold_facts"]
-
-
-@dataclass(frozen=True)
-class FactSpec:
-    """A kind of gold fact."""
-
-    name: str
-    value_type: str  # date, category, boolean, number, count
-    per_line: bool
-    description: str
-    unit: str | None = None
-
-
-FACTS: dict[str, FactSpec] = {
-    f.name: f
-    for f in (
-        FactSpec("diagnosis_date", "date", False, "Date multiple myeloma was diagnosed."),
-        FactSpec("isotype", "category", False, "Heavy-chain isotype: IgG, IgA or light chain."),
-        FactSpec("light_chain", "category", False, "Involved light chain: kappa or lambda."),
-        FactSpec("iss_stage", "category", False, "International Staging System stage (I-III)."),
-        FactSpec("riss_stage", "category", False, "Revised ISS stage (I-III)."),
-        FactSpec("del17p", "boolean", False, "del(17p) detected by FISH."),
-        FactSpec("t4_14", "boolean", False, "t(4;14) detected by FISH."),
-        FactSpec("t14_16", "boolean", False, "t(14;16) detected by FISH."),
-        FactSpec("gain1q", "boolean", False, "Gain or amplification of 1q detected by FISH."),
-        FactSpec("crab_hypercalcaemia", "boolean", False, "Calcium > 11 mg/dL at diagnosis."),
-        FactSpec("crab_renal_impairment", "boolean", False, "Creatinine > 2 mg/dL at diagnosis."),
-        FactSpec("crab_anaemia", "boolean", False, "Haemoglobin < 10 g/dL at diagnosis."),
-        FactSpec("crab_bone_lesions", "boolean", False, "Lytic bone lesions at diagnosis."),
-        FactSpec(
-            "bm_plasma_cells_at_diagnosis",
-            "number",
-            False,
-            "Bone-marrow clonal plasma cells at diagnosis.",
-            "%",
-        ),
-        FactSpec("transplant_eligible", "boolean", False, "Judged eligible for ASCT."),
-        FactSpec("asct_date", "date", False, "Date of autologous stem cell transplantation."),
-        FactSpec("number_of_lines", "count", False, "Lines of therapy started by the end."),
-        FactSpec("line_regimen", "category", True, "Regimen of the line (canonical name)."),
-        FactSpec("line_start", "date", True, "Start date of the line."),
-        FactSpec("line_best_response", "category", True, "Best IMWG response to the line."),
-        FactSpec(
-            "line_best_response_date", "date", True, "First assessment showing the best response."
-        ),
-        FactSpec("line_progression_date", "date", True, "IMWG progression during the line."),
-        FactSpec("first_progression_date", "date", False, "First IMWG progression."),
-        FactSpec(
-            "lenalidomide_refractory",
-            "boolean",
-            False,
-            "Refractory to lenalidomide, as of the last progression.",
-        ),
-        FactSpec(
-            "pi_refractory",
-            "boolean",
-            False,
-            "Refractory to a proteasome inhibitor, as of the last progression.",
-        ),
-        FactSpec(
-            "anti_cd38_refractory",
-            "boolean",
-            False,
-            "Refractory to an anti-CD38 antibody, as of the last progression.",
-        ),
-        FactSpec(
-            "triple_class_exposed",
-            "boolean",
-            False,
-            "Exposed to an IMiD, a PI and an anti-CD38 antibody, as of the last progression.",
-        ),
-        FactSpec(
-            "triple_class_refractory",
-            "boolean",
-            False,
-            "Refractory to an IMiD, a PI and an anti-CD38 antibody, as of the last progression.",
-        ),
-        FactSpec(
-            "crs_max_grade",
-            "number",
-            False,
-            "Highest CRS grade after CAR-T or bispecific therapy (0: none).",
-        ),
-        FactSpec("death_date", "date", False, "Date of death."),
-        FactSpec("mprotein_at_diagnosis", "number", False, "Serum M-protein at diagnosis.", "g/dL"),
-        FactSpec("flc_ratio_at_diagnosis", "number", False, "Kappa/lambda ratio at diagnosis."),
-        FactSpec("creatinine_at_diagnosis", "number", False, "Creatinine at diagnosis.", "mg/dL"),
-        FactSpec("calcium_at_diagnosis", "number", False, "Calcium at diagnosis.", "mg/dL"),
-        FactSpec("hemoglobin_at_diagnosis", "number", False, "Haemoglobin at diagnosis.", "g/dL"),
-        FactSpec("albumin_at_diagnosis", "number", False, "Albumin at diagnosis.", "g/dL"),
-        FactSpec("b2m_at_diagnosis", "number", False, "Beta-2 microglobulin at diagnosis.", "mg/L"),
-        FactSpec("ldh_at_diagnosis", "number", False, "LDH at diagnosis.", "U/L"),
-    )
-}
+__all__ = ["GOLD_SCHEMA", "gold_facts"]
 
 GOLD_SCHEMA = pl.Schema(
     {

@@ -16,13 +16,16 @@ from dataclasses import dataclass
 
 __all__ = [
     "FLC_RATIO_NORMAL",
+    "RESPONSES",
     "Measurement",
     "LineResponse",
     "classify_line",
 ]
 
+RESPONSES: tuple[str, ...] = ("sCR", "CR", "VGPR", "PR", "MR", "SD", "PD")
+"""The IMWG response categories, best first."""
 FLC_RATIO_NORMAL = (0.26, 1.65)
-_RANK = {"sCR": 0, "CR": 1, "VGPR": 2, "PR": 3, "MR": 4, "SD": 5, "PD": 6}
+_RANK = {response: rank for rank, response in enumerate(RESPONSES)}
 
 
 @dataclass(frozen=True)

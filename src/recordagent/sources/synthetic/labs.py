@@ -19,48 +19,12 @@ import polars as pl
 
 from recordagent.sources.synthetic.course import Course
 from recordagent.sources.synthetic.imwg import LineResponse, Measurement, classify_line
+from recordagent.sources.synthetic.vocabulary import ANALYTES
 
-__all__ = ["ANALYTES", "Analyte", "PatientLabs", "simulate_labs"]
+__all__ = ["PatientLabs", "simulate_labs"]
 
 _EPOCH = dt.date(1970, 1, 1)
 DETECTION_LIMIT = 0.05  # g/dL: smaller M-spikes are reported "not detected"
-
-
-@dataclass(frozen=True)
-class Analyte:
-    """A lab analyte as the bundle carries it."""
-
-    key: str
-    code: str  # LOINC where one exists
-    name: str
-    unit: str
-    ref_low: float | None
-    ref_high: float | None
-    decimals: int
-
-
-ANALYTES: dict[str, Analyte] = {
-    a.key: a
-    for a in (
-        Analyte("mprotein", "33358-4", "M-protein", "g/dL", None, None, 2),
-        Analyte("kappa", "36916-5", "Free kappa light chains", "mg/L", 3.3, 19.4, 1),
-        Analyte("lambda", "33944-1", "Free lambda light chains", "mg/L", 5.7, 26.3, 1),
-        Analyte("ratio", "48378-4", "Kappa/lambda FLC ratio", "ratio", 0.26, 1.65, 4),
-        Analyte("igg", "2465-3", "IgG", "g/L", 7.0, 16.0, 1),
-        Analyte("iga", "2458-8", "IgA", "g/L", 0.7, 4.0, 2),
-        Analyte("igm", "2472-9", "IgM", "g/L", 0.4, 2.3, 2),
-        Analyte("creatinine", "2160-0", "Creatinine", "mg/dL", 0.6, 1.2, 2),
-        Analyte("egfr", "98979-8", "eGFR (CKD-EPI 2021)", "mL/min/1.73m2", 60.0, None, 0),
-        Analyte("calcium", "17861-6", "Calcium", "mg/dL", 8.5, 10.5, 1),
-        Analyte("albumin", "1751-7", "Albumin", "g/dL", 3.5, 5.0, 1),
-        Analyte("hemoglobin", "718-7", "Hemoglobin", "g/dL", 12.0, 17.0, 1),
-        Analyte("platelets", "777-3", "Platelets", "10^9/L", 150.0, 400.0, 0),
-        Analyte("neutrophils", "751-8", "Neutrophils", "10^9/L", 1.8, 7.7, 2),
-        Analyte("ldh", "2532-0", "LDH", "U/L", 135.0, 225.0, 0),
-        Analyte("b2m", "1952-1", "Beta-2 microglobulin", "mg/L", 0.8, 2.4, 2),
-        Analyte("bmpc", "BMPC", "Bone marrow plasma cells", "%", None, 5.0, 0),
-    )
-}
 _NORMAL_KAPPA, _NORMAL_LAMBDA = 12.0, 15.0
 
 

@@ -1,16 +1,19 @@
-"""agent: the LangGraph agent graph behind the Runner protocol."""
+"""AgentRunner: the agent graph behind the Runner protocol.
+
+LangGraph takes about half a second to import, so :mod:`~recordagent.runners.agent.graph` (and
+LangGraph with it) is imported when a runner builds its first graph, not with ``recordagent``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from recordagent.agent import prompts
-from recordagent.agent.graph import build_graph, recursion_limit
-from recordagent.agent.state import AgentContext
 from recordagent.llm.client import ChatModel
 from recordagent.questions.items import EvalItem
 from recordagent.records.scope import PatientScope
-from recordagent.runners._base import Answer
+from recordagent.runners.agent import prompts
+from recordagent.runners.agent.state import AgentContext
+from recordagent.runners.base import Answer
 from recordagent.runners.common import TracedRunner, model_params
 from recordagent.runners.evidence import EvidenceBook
 from recordagent.runners.trace import Tracer
@@ -37,6 +40,9 @@ class AgentRunner(TracedRunner):
     def graph(self, model: ChatModel) -> Any:
         """The compiled graph for ``model`` (built when the model changes)."""
         if self._graph is None or self._graph[0] is not model:
+            # Imported on first use: see the module's docstring.
+            from recordagent.runners.agent.graph import build_graph
+
             self._graph = (model, build_graph(self.settings, model, self.tools, name=self.name))
         return self._graph[1]
 
@@ -45,16 +51,13 @@ class AgentRunner(TracedRunner):
     ) -> Answer:
         """Run the agent graph for ``item``; the final state holds the answer."""
         context = AgentContext(
+            runner=self,
             item=item,
             scope=scope,
             tracer=tracer,
             book=EvidenceBook(),
             params=model_params(self.settings.runners),
         )
-        final = await self.graph(model).ainvoke(
-            {},
-            context=context,
-            config={"recursion_limit": recursion_limit(self.settings.runners.agent)},
-        )
+        final = await self.graph(model).ainvoke({}, context=context)
         answer: Answer = final["answer"]
         return answer

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
-from typing import Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from recordagent.llm.types import Message
 from recordagent.questions.items import EvalItem
 from recordagent.records.scope import PatientScope
-from recordagent.runners._base import Answer
+from recordagent.runners.base import Answer
+from recordagent.runners.common import TracedRunner
 from recordagent.runners.evidence import EvidenceBook
 from recordagent.runners.trace import Tracer
 
@@ -71,9 +73,14 @@ class Reflection(BaseModel):
 
 
 class AgentState(TypedDict, total=False):
-    """What flows between the graph's nodes."""
+    """What flows between the graph's nodes.
 
-    messages: list[Message]
+    ``messages`` is the conversation the act steps continue: a node returns only the messages
+    it adds, and the graph appends them. Prompts asked once (plan, reflect, answer) and the
+    replies to them are not added.
+    """
+
+    messages: Annotated[list[Message], operator.add]
     needs: list[EvidenceNeed]
     steps: int
     replans: int
@@ -83,8 +90,9 @@ class AgentState(TypedDict, total=False):
 
 @dataclass
 class AgentContext:
-    """What one run needs besides the state: the item, the patient's scope, the bookkeeping."""
+    """What one run needs besides the state: the runner, the item, the scope, the bookkeeping."""
 
+    runner: TracedRunner
     item: EvalItem
     scope: PatientScope
     tracer: Tracer

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import html
+from html import escape
 
-from recordagent.evaluation.plots import _plots
-from recordagent.evaluation.render import MOCK_WARNING, _summary_line, _Table, _tables
-from recordagent.evaluation.report import EvaluationReport
+from recordagent.evaluation.report.model import EvaluationReport
+from recordagent.evaluation.report.plots import report_plots
+from recordagent.evaluation.report.tables import MOCK_WARNING, Table, report_tables, summary_line
 
 __all__ = ["render_html"]
 
@@ -42,7 +42,7 @@ footer { color: var(--muted); font-size: 12px; margin-top: 40px; }
 
 def render_html(report: EvaluationReport) -> str:
     """The report as one self-contained HTML page (inline CSS, plots as inline SVG)."""
-    plots = _plots(report)
+    plots = report_plots(report)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -52,23 +52,28 @@ def render_html(report: EvaluationReport) -> str:
     ]
     if report.mock:
         head, _, rest = MOCK_WARNING.partition(" — ")
-        parts.append(f'<div class="mock" role="alert">⚠ {_e(head)}<span>{_e(rest)}</span></div>')
-    parts += ["<h1>Evaluation report</h1>", f'<p class="summary">{_e(_summary_line(report))}</p>']
+        parts.append(
+            f'<div class="mock" role="alert">⚠ {escape(head)}<span>{escape(rest)}</span></div>'
+        )
+    parts += [
+        "<h1>Evaluation report</h1>",
+        f'<p class="summary">{escape(summary_line(report))}</p>',
+    ]
     if report.notes:
         parts.append(
-            '<ul class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in report.notes) + "</ul>"
+            '<ul class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in report.notes) + "</ul>"
         )
-    for spec in _tables(report, with_items=True):
-        parts.append(f"<section><h2>{_e(spec.title)}</h2>")
+    for spec in report_tables(report, with_items=True):
+        parts.append(f"<section><h2>{escape(spec.title)}</h2>")
         if spec.note:
-            parts.append(f'<p class="note">{_e(spec.note)}</p>')
+            parts.append(f'<p class="note">{escape(spec.note)}</p>')
         parts.append('<div class="scroll"><table><thead><tr>')
-        parts += [f"<th{_num_class(k, spec)}>{_e(h)}</th>" for k, h in enumerate(spec.headers)]
+        parts += [f"<th{_num_class(k, spec)}>{escape(h)}</th>" for k, h in enumerate(spec.headers)]
         parts.append("</tr></thead><tbody>")
         for row in spec.rows:
             parts.append(
                 "<tr>"
-                + "".join(f"<td{_num_class(k, spec)}>{_e(c)}</td>" for k, c in enumerate(row))
+                + "".join(f"<td{_num_class(k, spec)}>{escape(c)}</td>" for k, c in enumerate(row))
                 + "</tr>"
             )
         parts.append("</tbody></table></div>")
@@ -76,15 +81,11 @@ def render_html(report: EvaluationReport) -> str:
             parts.append(f"<figure>{plots[spec.plot]}</figure>")
         parts.append("</section>")
     parts.append(
-        f"<footer>recordagent evaluation report · {_e(report.created.isoformat())}</footer>"
+        f"<footer>recordagent evaluation report · {escape(report.created.isoformat())}</footer>"
     )
     parts.append("</main></body></html>")
     return "\n".join(parts)
 
 
-def _e(text: str) -> str:
-    return html.escape(text, quote=True)
-
-
-def _num_class(k: int, spec: _Table) -> str:
+def _num_class(k: int, spec: Table) -> str:
     return ' class="num"' if k in spec.numeric else ""

@@ -1,76 +1,58 @@
-"""The evaluation report rendered as text: the shared tables, the terminal and Markdown.
+"""The report as tables: the rows and cells every renderer shows.
 
-Every rendering formats the same :class:`~recordagent.evaluation.report.EvaluationReport` through
-the table specs of :func:`_tables`; the HTML page (with plots) is built in
-:mod:`~recordagent.evaluation.render_html` from the same specs.
+The terminal, Markdown and HTML renderers format the same :class:`Table` specs, so a table
+changes in one place. A new statistic becomes a column or row here.
 """
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from rich.console import Console
-from rich.panel import Panel
-from rich.table import Table
+from recordagent.evaluation.report.formats import (
+    concordance_cell,
+    interval,
+    p_value,
+    percent,
+    short,
+    usd,
+)
+from recordagent.evaluation.report.model import (
+    SCORE_STATES,
+    STATUSES,
+    DecileRange,
+    EvaluationReport,
+)
 
-from recordagent.evaluation.report import _STATUSES, DecileRange, EvaluationReport
-from recordagent.evaluation.stats import Concordance
+__all__ = ["MOCK_WARNING", "Table", "report_tables", "summary_line"]
 
-__all__ = ["MOCK_WARNING", "render_markdown", "render_terminal"]
-
-
-# --------------------------------------------------------------------------- shared tables
+MOCK_WARNING = (
+    "MOCK RUN — Answers came from a scripted mock model, not a language model. These numbers "
+    "test the evaluation plumbing; they say nothing about any model."
+)
+"""The banner of a report with any mock run; the HTML page splits it at the dash."""
 
 
 @dataclass
-class _Table:
+class Table:
+    """One table of the report, as text cells."""
+
     title: str
     headers: list[str]
     rows: list[list[str]]
     numeric: set[int] = field(default_factory=set)
+    """Indexes of the right-aligned (numeric) columns."""
     note: str = ""
-    plot: str | None = None  # which plot follows the table in HTML
+    plot: str | None = None
+    """Which plot follows the table in HTML (a key of ``report_plots``)."""
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
-def _ci(bounds: tuple[float, float]) -> str:
-    return f"{100 * bounds[0]:.1f}–{100 * bounds[1]:.1f}"
-
-
-def _p(p: float) -> str:
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def _usd(x: float | None) -> str:
-    if x is None:
-        return "—"
-    return f"${x:.4f}" if x < 1 else f"${x:,.2f}"
-
-
-def _cell(c: Concordance) -> str:
-    if c.n == 0:
-        return "— (n=0)"
-    return f"{_pct(c.rate)} ({_ci(c.wilson)}) n={c.n}"
-
-
-def _short(text: Any, limit: int = 60) -> str:
-    if text is None or text == []:
-        return "no value"
-    shown = text if isinstance(text, str) else json.dumps(text, ensure_ascii=False)
-    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
-
-
-def _tables(report: EvaluationReport, *, with_items: bool) -> list[_Table]:
+def report_tables(report: EvaluationReport, *, with_items: bool) -> list[Table]:
+    """The tables of the report, in order; ``with_items`` adds the list of incorrect answers."""
     level = f"{100 * (1 - report.alpha):g}%"
     tables = [
-        _Table(
+        Table(
             "Runs",
             ["runner", "model", "run", "prompts", "settings", "data", "code", "records"],
             [
@@ -88,7 +70,7 @@ def _tables(report: EvaluationReport, *, with_items: bool) -> list[_Table]:
             ],
             numeric={7},
         ),
-        _Table(
+        Table(
             "Concordance",
             [
                 "runner",
@@ -104,9 +86,9 @@ def _tables(report: EvaluationReport, *, with_items: bool) -> list[_Table]:
                     r.name,
                     str(r.concordance.n),
                     str(r.concordance.correct),
-                    _pct(r.concordance.rate) if r.concordance.n else "—",
-                    _ci(r.concordance.wilson),
-                    _ci(r.concordance.bootstrap),
+                    percent(r.concordance.rate) if r.concordance.n else "—",
+                    interval(r.concordance.wilson),
+                    interval(r.concordance.bootstrap),
                     str(r.concordance.ungraded),
                 ]
                 for r in report.runners
@@ -122,7 +104,7 @@ def _tables(report: EvaluationReport, *, with_items: bool) -> list[_Table]:
     ]
     if report.comparisons:
         tables.append(
-            _Table(
+            Table(
                 "Paired comparisons (McNemar)",
                 [
                     "A",
@@ -146,10 +128,10 @@ def _tables(report: EvaluationReport, *, with_items: bool) -> list[_Table]:
                         str(c.b_correct),
                         str(c.test.b),
                         str(c.test.c),
-                        _p(c.test.p_exact),
-                        _p(c.test.p_midp),
-                        _p(c.p_exact_holm),
-                        _p(c.p_midp_holm),
+                        p_value(c.test.p_exact),
+                        p_value(c.test.p_midp),
+                        p_value(c.p_exact_holm),
+                        p_value(c.p_midp_holm),
                     ]
                     for c in report.comparisons
                 ],
@@ -180,14 +162,14 @@ def _tables(report: EvaluationReport, *, with_items: bool) -> list[_Table]:
         )
     )
     tables.append(
-        _Table(
+        Table(
             "Answers by status and score",
-            ["runner", *_STATUSES, "correct", "incorrect", "ungraded", "unscored"],
+            ["runner", *STATUSES, *SCORE_STATES],
             [
                 [
                     r.name,
-                    *(str(r.status_counts.get(s, 0)) for s in _STATUSES),
-                    *(str(v) for v in r.score_counts.values()),
+                    *(str(r.status_counts.get(s, 0)) for s in STATUSES),
+                    *(str(r.score_counts.get(s, 0)) for s in SCORE_STATES),
                 ]
                 for r in report.runners
             ],
@@ -195,7 +177,7 @@ def _tables(report: EvaluationReport, *, with_items: bool) -> list[_Table]:
         )
     )
     tables.append(
-        _Table(
+        Table(
             "Tokens, cost and latency",
             [
                 "runner",
@@ -215,8 +197,8 @@ def _tables(report: EvaluationReport, *, with_items: bool) -> list[_Table]:
                     f"{u.median_tokens:,.0f}",
                     f"{u.total_tokens:,}" + ("" if u.tokens_reported else "*"),
                     f"{u.prompt_tokens:,} / {u.completion_tokens:,}",
-                    _usd(u.median_cost_usd),
-                    _usd(u.cost_usd),
+                    usd(u.median_cost_usd),
+                    usd(u.cost_usd),
                     f"{u.median_latency_s:.2f} s / {u.total_latency_s:.1f} s",
                     f"{u.model_calls:,} / {u.tool_calls:,}",
                 ]
@@ -232,7 +214,7 @@ def _tables(report: EvaluationReport, *, with_items: bool) -> list[_Table]:
     if report.agreement is not None:
         a = report.agreement
         tables.append(
-            _Table(
+            Table(
                 "Inter-annotator agreement",
                 ["annotator A", "annotator B", "items", "agreement", "Cohen's κ"],
                 [
@@ -240,7 +222,7 @@ def _tables(report: EvaluationReport, *, with_items: bool) -> list[_Table]:
                         p.annotator_a,
                         p.annotator_b,
                         str(p.items),
-                        _pct(p.percent_agreement),
+                        percent(p.percent_agreement),
                         f"{p.kappa:.3f}",
                     ]
                     for p in a.pairs
@@ -249,14 +231,14 @@ def _tables(report: EvaluationReport, *, with_items: bool) -> list[_Table]:
                 note=(
                     f"{a.labelled_items} item(s) labelled by two or more of {len(a.annotators)} "
                     f"annotators; {a.disagreeing_items} with a disagreement (expert "
-                    f"disagreement rate {_pct(a.disagreement_rate)}). Labels agree when the "
+                    f"disagreement rate {percent(a.disagreement_rate)}). Labels agree when the "
                     "scorer matches them (tolerances and synonyms apply); adjudications are "
                     "left out."
                 ),
             )
         )
     tables.append(
-        _Table(
+        Table(
             "Errors by severity: system errors vs expert disagreements",
             [
                 "source",
@@ -274,7 +256,7 @@ def _tables(report: EvaluationReport, *, with_items: bool) -> list[_Table]:
                     e.kind,
                     str(e.items),
                     str(e.errors),
-                    _pct(e.rate),
+                    percent(e.rate),
                     str(e.clinically_significant),
                     str(e.minor),
                     str(e.unrated),
@@ -288,16 +270,16 @@ def _tables(report: EvaluationReport, *, with_items: bool) -> list[_Table]:
     )
     if with_items and report.error_items:
         tables.append(
-            _Table(
+            Table(
                 "Incorrect answers",
                 ["item", "runner", "question", "reference", "answer", "status", "severity"],
                 [
                     [
                         e.item_id,
                         e.runner,
-                        _short(e.question, 90),
-                        _short(e.reference),
-                        _short(e.answer),
+                        short(e.question, 90),
+                        short(e.reference),
+                        short(e.answer),
                         e.status,
                         (e.severity or "").replace("_", " "),
                     ]
@@ -315,12 +297,12 @@ def _strata_table(
     ranges: Sequence[DecileRange] | None,
     names: Sequence[str],
     plot: str | None,
-) -> _Table:
+) -> Table:
     cells: dict[str, dict[str, str]] = defaultdict(dict)
     labels: dict[str, str] = {}
     for result in report.runners:
         for stratum in getattr(result, attribute):
-            cells[stratum.key][result.name] = _cell(stratum.concordance)
+            cells[stratum.key][result.name] = concordance_cell(stratum.concordance)
             labels[stratum.key] = stratum.label
     span = {
         str(r.decile): f"{r.low:,}–{r.high:,}" if r.low != r.high else f"{r.low:,}"
@@ -336,7 +318,7 @@ def _strata_table(
         for key in sorted(cells, key=lambda k: (k == "none", int(k) if k.isdigit() else 0))
     ]
     first = 2 if ranges is not None else 1
-    return _Table(
+    return Table(
         title,
         headers,
         rows,
@@ -346,76 +328,8 @@ def _strata_table(
     )
 
 
-MOCK_WARNING = (
-    "MOCK RUN — Answers came from a scripted mock model, not a language model. These numbers "
-    "test the evaluation plumbing; they say nothing about any model."
-)
-
-
-# --------------------------------------------------------------------------- terminal
-
-
-def render_terminal(report: EvaluationReport, console: Console) -> None:
-    """Print the report's tables (the error list is left to the Markdown and HTML reports)."""
-    if report.mock:
-        console.print(Panel(MOCK_WARNING, style="bold white on red", title="MOCK"))
-    console.print(
-        f"[bold]Evaluation report[/bold] · {report.items} items · {report.patients} patients · "
-        f"{len(report.runners)} runner(s)"
-    )
-    for spec in _tables(report, with_items=False):
-        table = Table(
-            title=spec.title,
-            title_justify="left",
-            header_style="bold",
-            caption=spec.note or None,
-            caption_justify="left",
-        )
-        for k, header in enumerate(spec.headers):
-            # The first column names the row (a runner, a stratum): never cut it.
-            table.add_column(
-                header, justify="right" if k in spec.numeric else "left", no_wrap=k == 0
-            )
-        for row in spec.rows:
-            table.add_row(*row)
-        console.print(table)
-    for note in report.notes:
-        console.print(f"[yellow]note:[/yellow] {note}")
-
-
-# --------------------------------------------------------------------------- markdown
-
-
-def render_markdown(report: EvaluationReport) -> str:
-    """The report as Markdown (GitHub tables)."""
-    lines = ["# Evaluation report", ""]
-    if report.mock:
-        lines += [f"> **⚠ {MOCK_WARNING}**", ""]
-    lines += [_summary_line(report), ""]
-    for note in report.notes:
-        lines.append(f"- {note}")
-    if report.notes:
-        lines.append("")
-    for spec in _tables(report, with_items=True):
-        lines += [f"## {spec.title}", ""]
-        if spec.note:
-            lines += [spec.note, ""]
-        lines.append("| " + " | ".join(_md(h) for h in spec.headers) + " |")
-        lines.append(
-            "|"
-            + "|".join("---:" if k in spec.numeric else "---" for k in range(len(spec.headers)))
-            + "|"
-        )
-        lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in spec.rows]
-        lines.append("")
-    return "\n".join(lines)
-
-
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _summary_line(report: EvaluationReport) -> str:
+def summary_line(report: EvaluationReport) -> str:
+    """One sentence: items, patients, runners, interval level and creation time."""
     referenced = (
         "stored scores"
         if report.referenced_items is None

@@ -6,17 +6,19 @@ page (no metadata block, stable element ids, CSS-scalable size).
 
 from __future__ import annotations
 
-import html
 import io
 import re
 from collections.abc import Sequence
+from html import escape
 from typing import TYPE_CHECKING, Any
 
-from recordagent.evaluation.render import _pct, _usd
-from recordagent.evaluation.report import _LEVEL_NAMES, EvaluationReport
+from recordagent.evaluation.report.formats import percent, usd
+from recordagent.evaluation.report.model import LEVEL_NAMES, EvaluationReport
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+__all__ = ["report_plots"]
 
 _COLOURS = ("#2b59c3", "#d1495b", "#00798c", "#edae49", "#66a182", "#8d6a9f", "#30638e", "#b5651d")
 _RC: dict[Any, Any] = {
@@ -38,8 +40,11 @@ _RC: dict[Any, Any] = {
 }
 
 
-def _plots(report: EvaluationReport) -> dict[str, str]:
-    """Inline SVG of each plot, drawn with matplotlib's Agg canvas (no display, no pyplot)."""
+def report_plots(report: EvaluationReport) -> dict[str, str]:
+    """Inline SVG of each plot by the key tables name it with (``Table.plot``).
+
+    Drawn with matplotlib's Agg canvas: no display, no pyplot.
+    """
     import matplotlib
 
     if not report.runners:
@@ -75,7 +80,7 @@ def _svg(figure: Figure, label: str) -> str:
     svg = re.sub(r'\s(width|height)="[\d.]+pt"', "", svg, count=2)
     if width is not None:
         svg = svg.replace("<svg", f'<svg width="{float(width.group(1)) * 96 / 72:.0f}"', 1)
-    aria = html.escape(label, quote=True)
+    aria = escape(label, quote=True)
     return svg.replace("<svg", f'<svg class="plot" role="img" aria-label="{aria}"', 1)
 
 
@@ -112,7 +117,7 @@ def _plot_runners(report: EvaluationReport) -> Figure:
             label=f"Wilson {level} CI" if k == 0 else "_nolegend_",
         )
         ax.annotate(
-            f"{_pct(c.rate)}  ({c.correct}/{c.n})",
+            f"{percent(c.rate)}  ({c.correct}/{c.n})",
             (max(c.wilson[1], c.bootstrap[1]), k),
             xytext=(8, 0),
             textcoords="offset points",
@@ -168,7 +173,7 @@ def _plot_levels(report: EvaluationReport) -> Figure:
     figure = _figure(8.0, 3.0)
     ax = figure.add_subplot()
     _grouped(ax, report, "by_level", keys)
-    ax.set_xticks(range(len(keys)), [_LEVEL_NAMES[k].replace(" · ", "\n") for k in keys])
+    ax.set_xticks(range(len(keys)), [LEVEL_NAMES[k].replace(" · ", "\n") for k in keys])
     ax.set_xlim(-0.6, len(keys) - 0.4)
     ax.set_title("Concordance by question level")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9)
@@ -207,7 +212,7 @@ def _plot_usage(report: EvaluationReport) -> Figure:
             [r.usage.median_tokens for r in runners],
             lambda v: f"{v:,.0f}",
         ),
-        ("Total cost (USD)", [r.usage.cost_usd for r in runners], _usd),
+        ("Total cost (USD)", [r.usage.cost_usd for r in runners], usd),
         (
             "Median latency per answer (s)",
             [r.usage.median_latency_s for r in runners],

@@ -13,9 +13,9 @@ from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 
-from recordagent.agent.nodes import Nodes
-from recordagent.agent.state import AgentContext, AgentState
 from recordagent.llm.client import ChatModel
+from recordagent.runners.agent.nodes import Nodes
+from recordagent.runners.agent.state import AgentContext, AgentState
 from recordagent.settings import AgentSettings, Settings
 from recordagent.tools.base import ToolRegistry
 
@@ -35,11 +35,12 @@ def recursion_limit(budget: AgentSettings) -> int:
 def build_graph(
     settings: Settings, model: ChatModel, tools: ToolRegistry, *, name: str = "agent"
 ) -> Any:
-    """The compiled agent graph for ``model`` and ``tools``.
+    """The compiled agent graph for ``model`` and ``tools``, with its :func:`recursion_limit`.
 
     Invoke it with ``context=AgentContext(...)`` per run; the final state holds ``answer``.
     """
-    nodes = Nodes(model, tools, settings.runners.agent, runner=name)
+    budget = settings.runners.agent
+    nodes = Nodes(model, tools, budget)
     graph = StateGraph(AgentState, context_schema=AgentContext)
     graph.add_node("skeleton", nodes.skeleton)
     graph.add_node("plan", nodes.plan)
@@ -54,7 +55,7 @@ def build_graph(
     graph.add_conditional_edges("tools", _after_tools, ["act", "reflect"])
     graph.add_conditional_edges("reflect", _after_reflect, ["act", "answer"])
     graph.add_edge("answer", END)
-    return graph.compile(name=name)
+    return graph.compile(name=name).with_config(recursion_limit=recursion_limit(budget))
 
 
 def _budget_stop(state: AgentState) -> bool:

@@ -10,16 +10,16 @@ page to read (its severity menus can also be filled in and saved back as that CS
 from __future__ import annotations
 
 import csv
-import html
 import json
 from collections.abc import Sequence
+from html import escape
 from pathlib import Path
 from typing import Any
 
 from recordagent.errors import UserError
 from recordagent.evaluation.labels import Severity
-from recordagent.evaluation.paths import path_kind
-from recordagent.evaluation.report import ErrorItem
+from recordagent.evaluation.report.model import ErrorItem
+from recordagent.paths import path_kind
 
 __all__ = [
     "REVIEW_COLUMNS",
@@ -239,18 +239,18 @@ def render_review_html(errors: Sequence[ErrorItem]) -> str:
     )
     body = []
     for row in rows:
-        data = _e(json.dumps(row, ensure_ascii=False))
+        data = escape(json.dumps(row, ensure_ascii=False))
         cited = f"cites {row['citations']}" if row["citations"] else "no citations"
         # Item and runner, answer and its status and citations share cells: ten columns
         # would not fit a laptop screen.
         body.append(
-            f'<tr data-row="{data}"><td class="item">{_e(row["item_id"])}'
-            f'<span class="sub">{_e(row["runner"])}</span></td>'
-            f'<td class="q">{_e(row["question"])}</td>'
-            f'<td class="v">{_e(row["reference"] or "no value (record silent)")}</td>'
-            f'<td class="v">{_e(row["answer"] or "no value")}'
-            f'<span class="sub">{_e(row["status"])} · {_e(cited)}</span></td>'
-            f'<td class="why">{_e(row["explanation"])}</td>'
+            f'<tr data-row="{data}"><td class="item">{escape(row["item_id"])}'
+            f'<span class="sub">{escape(row["runner"])}</span></td>'
+            f'<td class="q">{escape(row["question"])}</td>'
+            f'<td class="v">{escape(row["reference"] or "no value (record silent)")}</td>'
+            f'<td class="v">{escape(row["answer"] or "no value")}'
+            f'<span class="sub">{escape(row["status"])} · {escape(cited)}</span></td>'
+            f'<td class="why">{escape(row["explanation"])}</td>'
             f'<td><select aria-label="severity">{options}</select></td>'
             '<td><input aria-label="comment" type="text"></td></tr>'
         )
@@ -283,7 +283,3 @@ def render_review_html(errors: Sequence[ErrorItem]) -> str:
             "</body></html>",
         ]
     )
-
-
-def _e(text: str) -> str:
-    return html.escape(text, quote=True)

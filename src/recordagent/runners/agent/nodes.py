@@ -9,15 +9,17 @@ graph's recursion limit.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 
 from langgraph.runtime import Runtime
 
-from recordagent.agent import prompts
-from recordagent.agent.as_of import bound_call
-from recordagent.agent.skeleton import record_skeleton
-from recordagent.agent.state import (
+from recordagent.llm.client import ChatModel
+from recordagent.llm.types import Completion, Message
+from recordagent.runners.agent import prompts
+from recordagent.runners.agent.as_of import bound_call
+from recordagent.runners.agent.skeleton import record_skeleton
+from recordagent.runners.agent.state import (
     AgentContext,
     AgentState,
     EvidenceNeed,
@@ -25,10 +27,8 @@ from recordagent.agent.state import (
     Reflection,
     StopReason,
 )
-from recordagent.llm.client import ChatModel
-from recordagent.llm.types import Message
-from recordagent.runners.answering import answer_from_parsed, ask_final_answer, question_block
-from recordagent.runners.trace import WallTimeSpent, loggable_need, traced_arguments
+from recordagent.runners.answering import question_block
+from recordagent.runners.trace import WallTimeSpent, traced_arguments
 from recordagent.settings import AgentSettings
 from recordagent.tools.base import ToolRegistry
 
@@ -38,8 +38,6 @@ __all__ = ["Nodes", "budget_spent"]
 _FINISH_PARAMETERS: dict[str, Any] = cast(dict[str, Any], prompts.FINISH_TOOL["function"])[
     "parameters"
 ]
-
-Node = Callable[[AgentState, Runtime[AgentContext]], Awaitable[dict[str, Any]]]
 
 
 def budget_spent(
@@ -55,25 +53,40 @@ def budget_spent(
     return None
 
 
+def _asking(state: AgentState, prompt: str) -> list[Message]:
+    """The conversation so far and ``prompt``: what a one-off question (not kept) sends."""
+    return [*state["messages"], Message(role="user", content=prompt)]
+
+
 class Nodes:
-    """The node functions, bound to one model, one tool registry and the agent's budgets."""
+    """The node functions, bound to one model, one tool registry and the agent's budgets.
+
+    Each returns only what it changes; the messages it returns are appended to the state's.
+    """
 
     def __init__(
         self,
         model: ChatModel,
         tools: ToolRegistry,
         budget: AgentSettings,
-        runner: str,
     ) -> None:
         self.model = model
         self.tools = tools
         self.budget = budget
-        self.runner = runner
         self.tool_schemas: Sequence[dict[str, Any]] = [*tools.schemas(), prompts.FINISH_TOOL]
 
-    def _wall_left(self, context: AgentContext) -> float:
-        """Seconds of the wall-time budget left (a model call is cut off when they run out)."""
-        return max(0.0, self.budget.max_wall_s - context.tracer.elapsed_s)
+    async def _complete(
+        self, context: AgentContext, messages: list[Message], *, name: str, **options: Any
+    ) -> Completion:
+        """One model call within the wall-time budget left (WallTimeSpent when it runs out)."""
+        return await context.tracer.complete(
+            self.model,
+            messages,
+            name=name,
+            timeout_s=max(0.0, self.budget.max_wall_s - context.tracer.elapsed_s),
+            **options,
+            **context.params,
+        )
 
     async def skeleton(self, state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         """Open the conversation with the question and the record's skeleton."""
@@ -108,15 +121,9 @@ class Nodes:
     async def plan(self, state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         """Decompose the question into evidence needs (a template's checklist comes first)."""
         context = runtime.context
-        messages = [*state["messages"], Message(role="user", content=prompts.PLAN)]
         try:
-            completion = await context.tracer.complete(
-                self.model,
-                messages,
-                name="plan",
-                response_format=Plan,
-                timeout_s=self._wall_left(context),
-                **context.params,
+            completion = await self._complete(
+                context, _asking(state, prompts.PLAN), name="plan", response_format=Plan
             )
             parsed = completion.parsed
         except WallTimeSpent:
@@ -133,10 +140,7 @@ class Nodes:
         listed = "\n".join(f"{k}. {need}" for k, need in enumerate(needs, start=1))
         return {
             "needs": [EvidenceNeed(need=n) for n in needs],
-            "messages": [
-                *state["messages"],
-                Message(role="user", content=prompts.ACT.format(needs=listed)),
-            ],
+            "messages": [Message(role="user", content=prompts.ACT.format(needs=listed))],
         }
 
     async def act(self, state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
@@ -148,24 +152,16 @@ class Nodes:
             return {"stop": spent}
         step = state.get("steps", 0) + 1
         try:
-            completion = await context.tracer.complete(
-                self.model,
-                state["messages"],
-                name=f"act {step}",
-                tools=self.tool_schemas,
-                timeout_s=self._wall_left(context),
-                **context.params,
+            completion = await self._complete(
+                context, state["messages"], name=f"act {step}", tools=self.tool_schemas
             )
         except WallTimeSpent:
             return {"stop": "budget:time"}
-        update: dict[str, Any] = {
-            "messages": [*state["messages"], completion.message],
+        return {
+            "messages": [completion.message],
             "steps": step,
-            "stop": None,
+            "stop": None if completion.tool_calls else "no_tool_calls",
         }
-        if not completion.tool_calls:
-            update["stop"] = "no_tool_calls"
-        return update
 
     async def run_tools(self, state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         """Run the tool calls of the last message; errors go back to the model as text."""
@@ -198,7 +194,7 @@ class Nodes:
             replies.append(
                 Message(role="tool", tool_call_id=call.id, content=f"{outcome.text}\n{status}")
             )
-        return {"messages": [*state["messages"], *replies], "stop": stop}
+        return {"messages": replies, "stop": stop}
 
     async def reflect(self, state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         """Check each evidence need; send the agent back to act while some are open."""
@@ -210,18 +206,12 @@ class Nodes:
             return {"stop": spent}
         needs = state.get("needs", [])
         listed = "\n".join(f"{k}. {n.need}" for k, n in enumerate(needs, start=1))
-        messages = [
-            *state["messages"],
-            Message(role="user", content=prompts.REFLECT.format(needs=listed)),
-        ]
         try:
-            completion = await context.tracer.complete(
-                self.model,
-                messages,
+            completion = await self._complete(
+                context,
+                _asking(state, prompts.REFLECT.format(needs=listed)),
                 name="reflect",
                 response_format=Reflection,
-                timeout_s=self._wall_left(context),
-                **context.params,
             )
         except WallTimeSpent:
             return {"stop": "budget:time"}
@@ -247,11 +237,10 @@ class Nodes:
             "replans": replans + 1,
             "stop": None,
             "messages": [
-                *state["messages"],
                 Message(
                     role="user",
                     content=prompts.CONTINUE.format(needs=listed_open, next_step=next_step),
-                ),
+                )
             ],
         }
 
@@ -265,25 +254,19 @@ class Nodes:
             if truncated
             else prompts.ANSWER
         )
-        messages = [*state["messages"], Message(role="user", content=instruction)]
-        completion = await ask_final_answer(
-            context.tracer, self.model, messages, context.item, context.params
-        )
-        answer = answer_from_parsed(
-            completion.parsed,
-            completion.text,
+        answer = await context.runner.answer_now(
+            _asking(state, instruction),
             context.item,
-            context.book,
+            self.model,
             context.tracer,
-            runner=self.runner,
-            prompt_version=prompts.PROMPT_VERSION,
+            context.book,
             truncated=truncated,
             details={
                 "stop": stop,
                 "steps": state.get("steps", 0),
                 "replans": state.get("replans", 0),
-                # The needs are the model's words: the log keeps their statuses and lengths.
-                "needs": [loggable_need(n.model_dump()) for n in state.get("needs", [])],
+                # The needs are the model's words: the answer keeps their statuses and lengths.
+                "needs": [n.model_dump() for n in state.get("needs", [])],
             },
         )
         return {"answer": answer}

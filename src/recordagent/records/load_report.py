@@ -1,0 +1,50 @@
+"""What every loader reports: :class:`LoadReport` at the end, :data:`LoadProgress` on the way."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = ["LoadProgress", "LoadReport", "no_progress"]
+
+LoadProgress = Callable[[str, int, int], None]
+"""Called as ``progress(phase, done, total)`` while loading or generating records.
+
+A phase is a step of the work (validate, chunk, write) or the input table or file in hand.
+"""
+
+
+def no_progress(phase: str, done: int, total: int) -> None:
+    """A :data:`LoadProgress` that reports nowhere (when the caller gave none)."""
+
+
+class LoadReport(BaseModel):
+    """What a load did."""
+
+    source: str = Field(description="Name the bundle is registered under in `sources`.")
+    location: str = Field(description="Absolute path of the bundle folder.")
+    fingerprint: str = Field(description="SHA-256 of the bundle's files.")
+    status: Literal["loaded", "replaced", "unchanged"] = Field(
+        description="'unchanged' when the same files were already loaded (nothing written)."
+    )
+    counts: dict[str, int] = Field(
+        default_factory=dict, description="Rows written per table (patients ... chunks)."
+    )
+    document_tokens: int = Field(default=0, description="Tokens over all document texts.")
+    tokenizer: str = Field(default="", description="What counted the tokens.")
+    ignored_files: list[str] = Field(
+        default_factory=list, description="Files in the bundle folder that are not bundle tables."
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Changes made to values while loading them, with counts: leap seconds "
+        "stored as second 59.999999, digits below a microsecond truncated.",
+    )
+    seconds: dict[str, float] = Field(
+        default_factory=dict,
+        description="Wall time per phase: read (locate and fingerprint the files), validate "
+        "(parse and check every table), chunk (tokenizer included), index (search terms), "
+        "write.",
+    )
