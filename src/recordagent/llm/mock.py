@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from recordagent.errors import ModelError
 from recordagent.llm.client import parse_structured, parse_tool_calls
@@ -29,6 +29,9 @@ class MockRequest(BaseModel):
     messages: list[Message]
     tools: list[dict[str, Any]] | None
     schema_name: str | None
+    schema_class: type[BaseModel] | None = Field(
+        default=None, exclude=True, description="The response-format class itself, if any."
+    )
     params: dict[str, Any]
 
 
@@ -74,6 +77,7 @@ class MockModel:
             messages=list(messages),
             tools=list(tools) if tools is not None else None,
             schema_name=response_format.__name__ if response_format else None,
+            schema_class=response_format,
             params=params,
         )
         self.requests.append(request)

@@ -18,6 +18,7 @@ from recordagent.questions.answer_types import AnswerType, answer_kind, type_sum
 
 __all__ = [
     "AnswerSpec",
+    "FinalAnswerBase",
     "ScoringSpec",
     "coerce_value",
     "final_answer_model",
@@ -117,8 +118,8 @@ def _value_field(spec: AnswerSpec) -> tuple[Any, Any]:
     return value_type | None, Field(description=f"{what} {shape};{none}", ge=kind.minimum)
 
 
-class _FinalAnswerBase(BaseModel):
-    """Tidies what models plausibly write before the strict check.
+class FinalAnswerBase(BaseModel):
+    """Base of every final-answer schema: tidies what models write before the strict check.
 
     A category in another case, a date with a time, '1.5 g/dL' for a number in g/dL, a null
     list or text, citations as numbers or objects: each is a fair answer in a loose form, and
@@ -206,7 +207,7 @@ def _final_answer_model(spec_json: str) -> type[BaseModel]:
             ),
         ),
     )
-    model: type[_FinalAnswerBase] = create_model("FinalAnswer", __base__=_FinalAnswerBase, **fields)
+    model: type[FinalAnswerBase] = create_model("FinalAnswer", __base__=FinalAnswerBase, **fields)
     model.answer_spec = spec
     return model
 

@@ -12,7 +12,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from pydantic import BaseModel
+
 from recordagent.llm.mock import MockModel, MockRequest, ScriptedReply
+from recordagent.questions.answers import FinalAnswerBase
 from recordagent.runners.agent.state import Plan, Reflection
 from recordagent.runners.iterative import IterativeStep
 
@@ -23,9 +26,6 @@ DRY_RUN_TEXT = "Dry run on the mock model: no language model read this record."
 _CHUNK_ID = re.compile(r"\[([^\[\]\s]+:\d+)\]")
 _ANY_ID = re.compile(r"\[([A-Za-z0-9][^\[\]\s]*)\]")
 _ROUND = re.compile(r"round (\d+) of (\d+)")
-# The mock sees a schema by its class name; questions.answers.final_answer_model's classes
-# are all named so.
-_FINAL_ANSWER = "FinalAnswer"
 
 
 class DryRunPolicy:
@@ -38,17 +38,17 @@ class DryRunPolicy:
     def __call__(self, request: MockRequest) -> ScriptedReply:
         """The reply for ``request``."""
         question = _question(request)
-        schema = request.schema_name
-        if schema == Plan.__name__:
+        schema = request.schema_class or BaseModel
+        if issubclass(schema, Plan):
             return {"json": {"needs": [f"evidence for: {question}"]}}
-        if schema == Reflection.__name__:
+        if issubclass(schema, Reflection):
             return {"json": {"needs": [], "next_step": None}}
-        if schema == IterativeStep.__name__:
+        if issubclass(schema, IterativeStep):
             round_of = _ROUND.search(_last_user(request))
             if round_of and int(round_of.group(1)) == 1 and int(round_of.group(2)) > 1:
                 return {"json": {"action": "search", "query": f"{question} date result"}}
             return {"json": {"action": "answer", "answer": self._answer(request)}}
-        if schema == _FINAL_ANSWER:
+        if issubclass(schema, FinalAnswerBase):
             return {"json": self._answer(request)}
         if request.tools:
             return self._tool_step(request, question)
