@@ -6,15 +6,11 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import polars as pl
 import pytest
 
 from recordagent.records.db import RecordStore, connect
 from recordagent.records.load import load_bundle
-
-FIXTURES = Path(__file__).parent / "fixtures"
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+from tests.helpers import FIXTURES
 
 
 @pytest.fixture
@@ -39,21 +35,3 @@ def store() -> Iterator[RecordStore]:
         yield opened
 
 
-def write_csv(folder: Path, table: str, rows: list[dict[str, object]]) -> Path:
-    """Write ``rows`` as ``folder/table.csv`` (all values as text, None as empty)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{table}.csv"
-    frame = pl.DataFrame(
-        [{k: (None if v is None else str(v)) for k, v in row.items()} for row in rows]
-    )
-    frame.write_csv(path)
-    return path
-
-
-def store_snapshot(store: RecordStore) -> dict[str, list[tuple[object, ...]]]:
-    """Every row of every table, ordered, for before/after comparisons."""
-    tables = ["sources", "patients", "documents", "chunks", "labs", "events", "schema_migrations"]
-    return {
-        t: sorted(store.connection.execute(f"SELECT * FROM {t}").fetchall(), key=repr)
-        for t in tables
-    }

@@ -6,40 +6,15 @@ Session-scoped: each pytest worker builds them once for every module that uses t
 from __future__ import annotations
 
 import shutil
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from recordagent.sources.synthetic import generate_cohort, load_preset
-from tests.conftest import FIXTURES
-from tests.faults.stores import StoreContent, invoke, store_content
+from tests.faults.stores import CompleteLoad, invoke, timed_load
+from tests.helpers import FIXTURES
 
 LOAD_COHORT_SEED = 5
-
-
-@dataclass(frozen=True)
-class CompleteLoad:
-    """What a complete load writes, and how long it runs once the command's imports are done."""
-
-    content: StoreContent
-    seconds: float
-
-
-def timed_load(bundle: Path, db: Path) -> CompleteLoad:
-    """Load ``bundle`` into ``db`` as the command line does; what it wrote, how long it took.
-
-    In this process: the same command without a child's start (seconds of imports), and the
-    same work a child process does once its imports are done.
-    """
-    start = time.perf_counter()
-    finished = invoke("load", str(bundle), "--db", str(db))
-    seconds = time.perf_counter() - start
-    assert finished.returncode == 0, finished.stderr
-    content = store_content(db)
-    assert content is not None
-    return CompleteLoad(content, seconds)
 
 
 @pytest.fixture(scope="session")

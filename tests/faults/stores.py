@@ -1,4 +1,5 @@
-"""Helpers of the fault-injection tests: commands in child processes, and what a store holds."""
+"""Helpers of the fault-injection tests: commands in child processes, what a store holds, and
+what a complete load writes."""
 
 from __future__ import annotations
 
@@ -199,3 +200,26 @@ def read_only_on_disk(path: Path) -> Iterator[None]:
         yield
     finally:
         subprocess.run([chattr, "-i", str(path)], check=True)
+
+
+@dataclass(frozen=True)
+class CompleteLoad:
+    """What a complete load writes, and how long it runs once the command's imports are done."""
+
+    content: StoreContent
+    seconds: float
+
+
+def timed_load(bundle: Path, db: Path) -> CompleteLoad:
+    """Load ``bundle`` into ``db`` as the command line does; what it wrote, how long it took.
+
+    In this process: the same command without a child's start (seconds of imports), and the
+    same work a child process does once its imports are done.
+    """
+    start = time.perf_counter()
+    finished = invoke("load", str(bundle), "--db", str(db))
+    seconds = time.perf_counter() - start
+    assert finished.returncode == 0, finished.stderr
+    content = store_content(db)
+    assert content is not None
+    return CompleteLoad(content, seconds)

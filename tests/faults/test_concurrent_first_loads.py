@@ -16,8 +16,8 @@ import duckdb
 import polars as pl
 import pytest
 
-from tests.conftest import FIXTURES
 from tests.faults.stores import Command, files_in, invoke
+from tests.helpers import FIXTURES
 
 LOADERS = 3
 ROUNDS = 1

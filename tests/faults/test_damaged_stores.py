@@ -15,8 +15,8 @@ import pytest
 
 from recordagent.records.db import connect
 from recordagent.records.load import load_bundle
-from tests.conftest import FIXTURES
 from tests.faults.stores import Finished, invoke
+from tests.helpers import FIXTURES
 
 SEED = 404
 REMEDY = "restore it from a backup, or delete it and load the data again"

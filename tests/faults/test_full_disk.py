@@ -16,9 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES
-from tests.faults.conftest import CompleteLoad
-from tests.faults.stores import files_in, invoke, run_command, store_content, temporaries
+from tests.faults.stores import (
+    CompleteLoad,
+    files_in,
+    invoke,
+    run_command,
+    store_content,
+    temporaries,
+)
+from tests.helpers import FIXTURES
 
 SEED = 28
 TWO = str(FIXTURES / "two_patients")

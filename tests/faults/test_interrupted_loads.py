@@ -15,8 +15,7 @@ import signal
 import time
 from pathlib import Path
 
-from tests.faults.conftest import CompleteLoad
-from tests.faults.stores import Command, Finished, files_in, store_content
+from tests.faults.stores import Command, CompleteLoad, Finished, files_in, store_content
 
 SEED = 1130
 FIRST_LOAD_INTERRUPTS = 2

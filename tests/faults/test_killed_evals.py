@@ -28,7 +28,7 @@ from recordagent.questions import AnswerSpec, EvalItem
 from recordagent.records.db import connect
 from recordagent.records.load import load_bundle
 from recordagent.settings import Settings
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 SEED = 20261204
 RUNNERS = ("agent", "single_pass_rag")

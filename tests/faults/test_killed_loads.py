@@ -16,8 +16,7 @@ import signal
 import time
 from pathlib import Path
 
-from tests.faults.conftest import CompleteLoad
-from tests.faults.stores import Command, files_in, invoke, store_content, temporaries
+from tests.faults.stores import Command, CompleteLoad, files_in, invoke, store_content, temporaries
 
 SEED = 20241204
 FIRST_LOAD_KILLS = 4

@@ -10,8 +10,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tests.conftest import FIXTURES
 from tests.faults.stores import files_in, invoke, read_only_on_disk, store_content
+from tests.helpers import FIXTURES
 
 TWO = str(FIXTURES / "two_patients")
 

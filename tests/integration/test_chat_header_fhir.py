@@ -13,7 +13,7 @@ from recordagent.chat.render import render_header
 from recordagent.records.db import RecordStore, connect
 from recordagent.records.overview import kind_count
 from recordagent.sources.fhir import load_fhir
-from tests.conftest import SHARED_DATA
+from tests.helpers import SHARED_DATA
 from tests.unit.chat.conftest import header_blocks
 
 SYNTHEA = SHARED_DATA / "synthea-fhir-ny" / "fhir"

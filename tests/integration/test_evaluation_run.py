@@ -27,7 +27,7 @@ from recordagent.records.db import RecordStore, connect
 from recordagent.records.load import load_bundle
 from recordagent.runners import AgentRunner, Runner, build_runner
 from recordagent.settings import Settings
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 CATEGORIES = ("CR", "VGPR", "PR", "SD", "PD")
 DRUGS = ("lenalidomide", "bortezomib", "daratumumab", "pomalidomide")
@@ -441,7 +441,7 @@ async def test_free_text_items_are_judged_and_the_verdict_is_stored(tmp_path):
     from recordagent.records.load import load_bundle
     from recordagent.runners import build_runner
     from recordagent.settings import Settings
-    from tests.conftest import FIXTURES
+    from tests.helpers import FIXTURES
 
     item = EvalItem(
         id="plan/A",

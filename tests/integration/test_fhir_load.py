@@ -20,7 +20,7 @@ from recordagent.records.db import RecordStore, connect
 from recordagent.sources.fhir import load_fhir
 from recordagent.tools.labs import QUERY_LABS, QueryLabsInput, query_labs
 from recordagent.tools.timeline import GetTimelineInput, get_timeline
-from tests.conftest import FIXTURES, SHARED_DATA
+from tests.helpers import FIXTURES, SHARED_DATA
 
 SYNTHEA = SHARED_DATA / "synthea-fhir-ny" / "fhir"
 BUNDLE = FIXTURES / "fhir" / "bundle" / "two_patients.json"

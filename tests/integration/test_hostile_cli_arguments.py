@@ -26,7 +26,7 @@ from recordagent.cli.main import run
 from recordagent.records.db import connect
 from recordagent.records.load import load_bundle
 from recordagent.sources.synthetic import generate_cohort, load_preset
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 ROOT_IGNORES_PERMISSIONS = pytest.mark.skipif(

@@ -18,7 +18,7 @@ from recordagent.sources.fhir import load_fhir
 from recordagent.sources.mimic_iv import load_mimic_iv
 from recordagent.sources.omop import load_omop
 from recordagent.tools.lab_reach import lab_reach
-from tests.conftest import SHARED_DATA
+from tests.helpers import SHARED_DATA
 
 SOURCES: dict[str, tuple[Path, Callable[[RecordStore, Path], object]]] = {
     "synthea-fhir-ny": (SHARED_DATA / "synthea-fhir-ny" / "fhir", load_fhir),

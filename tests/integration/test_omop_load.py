@@ -17,7 +17,7 @@ from recordagent.sources.omop import load_omop
 from recordagent.tools.labs import QueryLabsInput, query_labs
 from recordagent.tools.search import SearchDocumentsInput, search_documents
 from recordagent.tools.timeline import GetTimelineInput, get_timeline
-from tests.conftest import FIXTURES, SHARED_DATA
+from tests.helpers import FIXTURES, SHARED_DATA
 
 SYNTHEA = SHARED_DATA / "omop-synthea27nj" / "Synthea27Nj_5.4.zip"
 NOTES = FIXTURES / "omop" / "notes"
@@ -341,7 +341,7 @@ def test_a_bad_value_in_a_duckdb_database_names_table_row_and_column(tmp_path: P
 
 
 def test_the_command_line_loads_fhir_and_omop_fixtures(tmp_path: Path):
-    from tests.conftest import FIXTURES
+    from tests.helpers import FIXTURES
     from tests.integration.test_cli import recordagent
 
     db = tmp_path / "store.duckdb"

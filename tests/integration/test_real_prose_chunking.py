@@ -7,7 +7,7 @@ import pytest
 
 from recordagent.records.chunking import Chunker
 from recordagent.settings import ChunkingSettings
-from tests.conftest import SHARED_DATA
+from tests.helpers import SHARED_DATA
 
 ACI = SHARED_DATA / "aci-bench" / "challenge_data"
 

@@ -32,7 +32,7 @@ from recordagent.records.load import load_bundle
 from recordagent.records.scope import PatientScope
 from recordagent.runners import Answer, EventSink, Runner, build_runner
 from recordagent.settings import Settings
-from tests.conftest import write_csv
+from tests.helpers import write_csv
 
 # Every word that only the record (or the model quoting it) uses; matched case-insensitively,
 # so that lower-cased slugs of them ('LABS-quokkatinine-1') count too.

@@ -14,9 +14,8 @@ from recordagent.records.db import RecordStore, connect
 from recordagent.records.load import load_bundle
 from recordagent.runners import Answer, Runner, build_runner
 from recordagent.settings import ModelSettings, Settings
-from tests.conftest import FIXTURES
 from tests.fake_openai import FakeOpenAI, ok, status
-from tests.spec.runners.conftest import asct_item
+from tests.helpers import FIXTURES, asct_item
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, SHARED_DATA
+from tests.helpers import REPO, SHARED_DATA
 
 DEMO = SHARED_DATA / "mimic-iv-demo"
 ROWS = 20_000

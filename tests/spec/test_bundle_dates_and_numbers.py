@@ -19,7 +19,7 @@ import pytest
 
 from recordagent.records.db import RecordStore, connect
 from recordagent.records.load import load_bundle
-from tests.spec.test_validation_errors import load_problems, only, set_labs
+from tests.helpers import load_problems, only, set_labs
 
 
 def lab_times(store: RecordStore) -> dict[str, dt.datetime]:

@@ -13,19 +13,7 @@ from recordagent.records.db import RecordStore, connect
 from recordagent.records.load import load_bundle
 from recordagent.records.schema import BUNDLE_TABLES
 from recordagent.settings import ChunkingSettings
-from tests.conftest import store_snapshot
-from tests.spec.test_validation_errors import load_problems, only, set_labs
-
-
-def use_document_folder(bundle: Path, manifest: pl.DataFrame | str) -> Path:
-    (bundle / "documents.csv").unlink()
-    folder = bundle / "documents"
-    folder.mkdir()
-    if isinstance(manifest, str):
-        (folder / "manifest.csv").write_text(manifest)
-    else:
-        manifest.write_parquet(folder / "manifest.parquet")
-    return folder
+from tests.helpers import load_problems, only, set_labs, store_snapshot, use_document_folder
 
 
 def test_document_files_keep_their_line_endings(store: RecordStore, two_patients: Path):

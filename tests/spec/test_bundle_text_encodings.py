@@ -15,8 +15,7 @@ import pytest
 
 from recordagent.records.db import RecordStore
 from recordagent.records.load import load_bundle
-from tests.spec.test_bundle_input_edge_cases import use_document_folder
-from tests.spec.test_validation_errors import load_problems, only
+from tests.helpers import load_problems, only, use_document_folder
 
 ONE_DOCUMENT = "document_id,patient_id,date,type,file\nD1,A,2020-01-01,note,d1.txt\n"
 

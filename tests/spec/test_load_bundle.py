@@ -13,7 +13,7 @@ from recordagent.errors import UserError
 from recordagent.records.db import RecordStore, connect
 from recordagent.records.load import load_bundle
 from recordagent.settings import Settings
-from tests.conftest import store_snapshot
+from tests.helpers import store_snapshot
 
 
 def test_loads_every_table_of_the_two_patient_bundle(store: RecordStore, two_patients: Path):

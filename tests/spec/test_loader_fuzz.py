@@ -14,7 +14,7 @@ from recordagent.errors import DataLoadError
 from recordagent.records.db import connect
 from recordagent.records.load import load_bundle
 from recordagent.records.schema import BUNDLE_TABLES
-from tests.conftest import FIXTURES, store_snapshot
+from tests.helpers import FIXTURES, store_snapshot
 
 CELL = st.one_of(
     st.none(),

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from recordagent.errors import UserError
 from recordagent.records.db import RecordStore, connect
 from recordagent.records.load import load_bundle
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 
 @pytest.fixture(scope="module")

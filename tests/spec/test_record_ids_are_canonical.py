@@ -14,7 +14,7 @@ import pytest
 
 from recordagent.records.db import RecordStore
 from recordagent.records.load import load_bundle
-from tests.spec.test_validation_errors import load_problems, only, set_labs
+from tests.helpers import load_problems, only, set_labs
 
 COMPOSED = "Jos\u00e9"  # NFC: é is one code point (Linux, Windows)
 DECOMPOSED = "Jose\u0301"  # NFD: e + combining acute (macOS file names, some exports)

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from recordagent.records.db import RecordStore, connect
 from recordagent.records.load import load_bundle
 from recordagent.records.patient_database import PATIENT_TABLES, PatientDatabase
-from tests.conftest import write_csv
+from tests.helpers import write_csv
 
 ALPHA, BRAVO = "pt-alpha-7731", "pt-bravo-4409"
 # Everything of B that must never come back from A's scope; none of it occurs in A's record.

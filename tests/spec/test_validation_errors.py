@@ -6,30 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from recordagent.errors import DataLoadError, LoadProblem
+from recordagent.errors import DataLoadError
 from recordagent.records.db import RecordStore
 from recordagent.records.load import load_bundle
-from recordagent.records.schema import BUNDLE_TABLES
-from tests.conftest import store_snapshot
-
-LAB_HEADER = ",".join(BUNDLE_TABLES["labs"].column_names)
-
-
-def set_labs(bundle: Path, *rows: str) -> None:
-    (bundle / "labs.csv").write_text("\n".join([LAB_HEADER, *rows]) + "\n")
-
-
-def load_problems(store: RecordStore, bundle: Path) -> list[LoadProblem]:
-    before = store_snapshot(store)
-    with pytest.raises(DataLoadError) as caught:
-        load_bundle(store, bundle)
-    assert store_snapshot(store) == before, "a failed load must leave the store unchanged"
-    return list(caught.value.problems)
-
-
-def only(problems: list[LoadProblem]) -> LoadProblem:
-    assert len(problems) == 1, problems
-    return problems[0]
+from tests.helpers import load_problems, only, set_labs, store_snapshot
 
 
 def test_missing_required_column(store: RecordStore, two_patients: Path):

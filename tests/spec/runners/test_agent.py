@@ -15,7 +15,7 @@ from recordagent.runners.agent import record_skeleton
 from recordagent.runners.agent.graph import build_graph
 from recordagent.settings import Settings
 from recordagent.tools import default_registry
-from tests.spec.runners.conftest import asct_item, final
+from tests.helpers import asct_item, final
 
 PLAN = {"json": {"needs": ["date of the ASCT"]}}
 MET = {"json": {"needs": [{"need": "date of the ASCT", "status": "met", "evidence": ["EA3"]}]}}

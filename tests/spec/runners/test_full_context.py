@@ -11,7 +11,7 @@ from recordagent.records.tokens import Tokenizer
 from recordagent.runners import FullContext, pack_record
 from recordagent.runners.full_context import _split
 from recordagent.settings import FullContextSettings, Settings
-from tests.spec.runners.conftest import asct_item, final
+from tests.helpers import asct_item, final
 
 
 async def test_the_whole_record_in_date_order(scope_a: PatientScope, settings):

@@ -17,7 +17,7 @@ from recordagent.records.db import RecordStore
 from recordagent.runners import AgentRunner, FullContext, IterativeRag, SinglePassRag
 from recordagent.settings import Settings
 from recordagent.tools.labs import QueryLabsInput, query_labs
-from tests.spec.runners.conftest import final
+from tests.helpers import final
 
 LATEST = "2021-07-05"
 

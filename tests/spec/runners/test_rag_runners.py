@@ -11,7 +11,7 @@ from recordagent.questions import AnswerSpec
 from recordagent.records.scope import PatientScope
 from recordagent.runners import IterativeRag, SinglePassRag
 from recordagent.settings import Settings
-from tests.spec.runners.conftest import asct_item, final
+from tests.helpers import asct_item, final
 
 
 def _prompt(model: MockModel, k: int = 0) -> str:

@@ -13,8 +13,7 @@ from recordagent.records.tokens import Tokenizer
 from recordagent.runners import FullContext, IterativeRag, SinglePassRag
 from recordagent.runners.full_context import pack_record
 from recordagent.settings import Settings
-from tests.conftest import FIXTURES
-from tests.spec.runners.conftest import asct_item, final
+from tests.helpers import FIXTURES, asct_item, final
 
 _MPROTEIN = asct_item(
     id="mprot/A",

@@ -14,7 +14,7 @@ from recordagent.records.load import load_bundle
 from recordagent.records.scope import PatientScope
 from recordagent.records.tokens import Tokenizer
 from recordagent.runners.agent import record_skeleton
-from tests.conftest import write_csv
+from tests.helpers import write_csv
 
 TOKENIZER = Tokenizer()
 

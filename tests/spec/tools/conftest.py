@@ -10,7 +10,7 @@ from recordagent.records.db import RecordStore, connect
 from recordagent.records.load import load_bundle
 from recordagent.records.scope import PatientScope
 from recordagent.records.tokens import Tokenizer
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from recordagent.llm.mock import MockModel
 from recordagent.records.db import RecordStore, connect
 from recordagent.records.load import load_bundle
 from recordagent.settings import Settings
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 PLAN = {"json": {"needs": ["date of the ASCT"]}}
 MET = {"json": {"needs": [{"need": "date of the ASCT", "status": "met", "evidence": ["EA3"]}]}}

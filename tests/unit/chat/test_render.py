@@ -14,7 +14,7 @@ from recordagent.records.load import load_bundle
 from recordagent.runners import TraceEvent
 from recordagent.runners.dry_run import dry_run_model
 from recordagent.settings import Settings
-from tests.conftest import write_csv
+from tests.helpers import write_csv
 from tests.unit.chat.conftest import (
     asct_script,
     header_blocks,

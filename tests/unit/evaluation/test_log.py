@@ -35,7 +35,7 @@ from recordagent.questions import AnswerSpec, EvalItem
 from recordagent.resources import package_version
 from recordagent.runners import Answer, build_runner
 from recordagent.settings import Settings
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 ITEM = EvalItem(
     id="asct/A",

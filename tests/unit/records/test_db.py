@@ -82,7 +82,7 @@ def test_thread_and_memory_settings_reach_duckdb():
 
 def test_the_data_version_changes_with_every_load_and_only_then(tmp_path: Path):
     from recordagent.records.load import load_bundle
-    from tests.conftest import FIXTURES
+    from tests.helpers import FIXTURES
 
     bundle = tmp_path / "tool_patients"
     shutil.copytree(FIXTURES / "tool_patients", bundle)

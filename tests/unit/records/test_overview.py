@@ -16,7 +16,7 @@ from recordagent.records.overview import (
     record_overview,
 )
 from recordagent.records.schema import Event
-from tests.conftest import FIXTURES, write_csv
+from tests.helpers import FIXTURES, write_csv
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import duckdb
 from recordagent.records.db import RecordStore, connect
 from recordagent.records.load import load_bundle
 from recordagent.records.patient_database import PATIENT_TABLES, PatientDatabases
-from tests.conftest import FIXTURES, write_csv
+from tests.helpers import FIXTURES, write_csv
 
 
 def _patients_seen(store: RecordStore, patient_id: str) -> set[str]:

@@ -19,7 +19,7 @@ from recordagent.errors import DataLoadError, LoadProblem
 from recordagent.records.db import RecordStore
 from recordagent.sources.mimic_iv import load_mimic_iv
 from recordagent.sources.omop import load_omop
-from tests.conftest import FIXTURES, store_snapshot
+from tests.helpers import FIXTURES, store_snapshot
 
 
 @pytest.fixture
