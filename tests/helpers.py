@@ -5,6 +5,9 @@ Fixture paths, bundles written in code, store snapshots, load problems, scripted
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +96,17 @@ def final(value: Any, citations: list[str], status: str = "answered") -> dict[st
             "citations": citations,
         }
     }
+
+
+def recordagent(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the command line in a child process, as a user does (100 columns, no colour)."""
+    env = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "recordagent", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from recordagent.runners import RUNNER_NAMES
-from tests.integration.test_cli import recordagent
+from tests.helpers import recordagent
 
 
 @dataclass(frozen=True)

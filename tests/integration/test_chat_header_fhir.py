@@ -14,7 +14,7 @@ from recordagent.records.db import RecordStore, connect
 from recordagent.records.overview import kind_count
 from recordagent.sources.fhir import load_fhir
 from tests.helpers import SHARED_DATA
-from tests.unit.chat.conftest import header_blocks
+from tests.unit.chat.helpers import header_blocks
 
 SYNTHEA = SHARED_DATA / "synthea-fhir-ny" / "fhir"
 # Patient bundles are named by the patient's UUID; the others hold hospitals and practitioners.

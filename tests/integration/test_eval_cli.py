@@ -20,7 +20,7 @@ from recordagent.records.load import load_bundle
 from recordagent.settings import Settings
 from recordagent.sources.synthetic import generate_cohort, load_preset
 from tests.fake_openai import FakeOpenAI, ok
-from tests.integration.test_cli import recordagent
+from tests.helpers import recordagent
 
 
 @pytest.fixture(scope="module")

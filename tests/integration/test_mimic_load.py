@@ -16,8 +16,7 @@ from recordagent.sources.mimic_iv import load_mimic_iv, packaged_labitem_loinc
 from recordagent.tools.labs import QueryLabsInput, query_labs
 from recordagent.tools.search import SearchDocumentsInput, search_documents
 from recordagent.tools.timeline import GetTimelineInput, get_timeline
-from tests.helpers import FIXTURES, SHARED_DATA
-from tests.integration.test_cli import recordagent
+from tests.helpers import FIXTURES, SHARED_DATA, recordagent
 
 DEMO = SHARED_DATA / "mimic-iv-demo"
 NOTES = FIXTURES / "mimic_iv_notes"

@@ -33,8 +33,7 @@ from recordagent.questions.silver import (
 from recordagent.questions.silver_templates import SilverTemplateSet, load_silver_templates
 from recordagent.records.db import RecordStore, connect
 from recordagent.sources.mimic_iv import load_mimic_iv
-from tests.helpers import FIXTURES, REPO, SHARED_DATA
-from tests.integration.test_cli import recordagent
+from tests.helpers import FIXTURES, REPO, SHARED_DATA, recordagent
 
 DEMO = SHARED_DATA / "mimic-iv-demo"
 TEMPLATES = REPO / "question_templates" / "mimic_iv"

@@ -341,8 +341,7 @@ def test_a_bad_value_in_a_duckdb_database_names_table_row_and_column(tmp_path: P
 
 
 def test_the_command_line_loads_fhir_and_omop_fixtures(tmp_path: Path):
-    from tests.helpers import FIXTURES
-    from tests.integration.test_cli import recordagent
+    from tests.helpers import FIXTURES, recordagent
 
     db = tmp_path / "store.duckdb"
     fhir = recordagent("load", "fhir", str(FIXTURES / "fhir" / "bundle"), "--db", str(db))

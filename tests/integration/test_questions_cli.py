@@ -11,7 +11,7 @@ import pytest
 from recordagent.evaluation.labels import read_labels
 from recordagent.questions.items import EvalItem
 from recordagent.sources.synthetic import generate_cohort, load_preset
-from tests.integration.test_cli import recordagent
+from tests.helpers import recordagent
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from recordagent.errors import UserError
 from recordagent.records.db import connect
 from recordagent.records.load import load_bundle
 from recordagent.sources.synthetic import generate_cohort, load_preset
-from tests.integration.test_cli import recordagent
+from tests.helpers import recordagent
 
 
 def test_synth_writes_a_bundle_the_loader_accepts(tmp_path: Path):

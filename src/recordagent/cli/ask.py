@@ -18,14 +18,13 @@ from rich.table import Table
 
 from recordagent.cli.render import shown, store_file
 from recordagent.errors import UserError
-from recordagent.llm import build_model
+from recordagent.evaluation.study import study_model
 from recordagent.llm.client import ChatModel
 from recordagent.questions.answers import AnswerSpec
 from recordagent.questions.items import EvalItem
 from recordagent.records.db import RecordStore, connect
 from recordagent.records.scope import PatientScope
 from recordagent.runners import RUNNER_NAMES, Answer, Citation, Runner, build_runner, stream_run
-from recordagent.runners.dry_run import dry_run_model
 from recordagent.settings import Settings
 
 __all__ = ["ask"]
@@ -80,7 +79,7 @@ def ask(
     console = Console()
     with connect(store_file(db), settings=settings.store, read_only=True) as store:
         require_patient(store, patient)
-        chat = _model(model, settings)
+        chat = study_model(model.value, settings)
         if model is ModelChoice.mock:
             console.print(Panel(MOCK_BANNER, style="bold yellow", title="dry run"))
         item = EvalItem.ad_hoc(patient, question, AnswerSpec(type=answer_type.value), as_of=day)
@@ -144,12 +143,6 @@ def check_text(what: str, text: str, *, multiline: bool = False) -> None:
     # Surrounding white space is no part of an id (lookups strip it), so only the inside counts.
     if any(unicodedata.category(c) == "Cc" and c not in allowed for c in text.strip()):
         raise UserError(f"{what} '{shown(text)}' contains a control character")
-
-
-def _model(choice: ModelChoice, settings: Settings) -> ChatModel:
-    if choice is ModelChoice.mock:
-        return dry_run_model()
-    return build_model(settings.model)
 
 
 async def _stream(

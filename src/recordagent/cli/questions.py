@@ -137,10 +137,8 @@ def sample(
     ] = None,
 ) -> None:
     """Instantiate the templates over COHORT, draw a balanced set and write items (and labels)."""
-    from recordagent.evaluation.gold_labels import instance_labels
-    from recordagent.questions.gold_data import GoldData
-    from recordagent.questions.sampling import instances
-    from recordagent.questions.sampling import sample as draw
+    from recordagent.evaluation.labels import write_labels
+    from recordagent.evaluation.study_inputs import sample_cohort
 
     readable_name(cohort, "--cohort")
     if templates is not None:
@@ -148,17 +146,13 @@ def sample(
     output_file(out, "--out")  # before the work: a path that cannot be written fails at once
     if labels is not None:
         output_file(labels, "--labels")
-    template_set = load_templates(templates or _default_folder("myeloma"))
-    every = instances(template_set, GoldData.load(cohort / "gold", cohort))
-    chosen_items = draw([i.item for i in every], n=n if n > 0 else len(every), seed=seed)
-    chosen_ids = {item.id for item in chosen_items}
-    chosen = [i for i in every if i.item.id in chosen_ids]
-    write_items(out, [instance.item for instance in chosen])
+    sampled = sample_cohort(cohort, n=n, seed=seed, templates=templates)
+    write_items(out, sampled.items)
     if labels is not None:
-        from recordagent.evaluation.labels import write_labels
-
-        write_labels(instance_labels(chosen), labels)
-    Console().print(_sample_table(template_set, [i.item for i in every], chosen_items, out, labels))
+        write_labels(sampled.labels, labels)
+    Console().print(
+        _sample_table(sampled.template_set, sampled.applicable, sampled.items, out, labels)
+    )
 
 
 def _sample_table(

@@ -74,6 +74,8 @@ class SampledCohort:
     template_set: TemplateSet
     items: list[EvalItem]
     labels: list[Label]
+    applicable: list[EvalItem]
+    """Every item the templates give on this cohort, before sampling."""
 
 
 def sample_cohort(
@@ -88,10 +90,8 @@ def sample_cohort(
         templates: Template folder; default: the packaged myeloma templates.
 
     Raises:
-        UserError: The cohort has no ``gold/`` folder, or the templates are invalid.
+        UserError: The cohort's gold tables cannot be read, or the templates are invalid.
     """
-    if path_kind(cohort / "gold", "cohort") != "folder":
-        raise UserError(f"cohort {cohort} has no gold/ folder: is it a synthetic cohort?")
     template_set = load_templates(templates or question_templates_path() / "myeloma")
     every = instances(template_set, GoldData.load(cohort / "gold", cohort))
     chosen_ids = {
@@ -102,6 +102,7 @@ def sample_cohort(
         template_set=template_set,
         items=[i.item for i in chosen],
         labels=list(instance_labels(chosen)),
+        applicable=[i.item for i in every],
     )
 
 
@@ -127,6 +128,8 @@ def read_study_inputs(suite: Suite) -> StudyInputs:
             raise UserError(
                 f"cannot write the synthetic cohort to {cohort}: {exc.strerror or exc}"
             ) from exc
+    if path_kind(cohort / "gold", "cohort") != "folder":
+        raise UserError(f"cohort {cohort} has no gold/ folder: is it a synthetic cohort?")
     sampled = sample_cohort(cohort, n=suite.n, seed=suite.seed, templates=suite.templates)
     labels = read_labels(suite.labels) if suite.labels is not None else sampled.labels
     return StudyInputs.of(sampled.items, labels, template_set_version=sampled.template_set.version)

@@ -21,11 +21,11 @@ def no_progress(phase: str, done: int, total: int) -> None:
 
 
 class LoadReport(BaseModel):
-    """What a load did."""
+    """What a load did, whatever the source kind (bundle, MIMIC-IV, OMOP, FHIR)."""
 
-    source: str = Field(description="Name the bundle is registered under in `sources`.")
-    location: str = Field(description="Absolute path of the bundle folder.")
-    fingerprint: str = Field(description="SHA-256 of the bundle's files.")
+    source: str = Field(description="Name the input is registered under in `sources`.")
+    location: str = Field(description="Absolute path of the loaded folder or file.")
+    fingerprint: str = Field(description="SHA-256 of the input's files.")
     status: Literal["loaded", "replaced", "unchanged"] = Field(
         description="'unchanged' when the same files were already loaded (nothing written)."
     )
@@ -35,7 +35,7 @@ class LoadReport(BaseModel):
     document_tokens: int = Field(default=0, description="Tokens over all document texts.")
     tokenizer: str = Field(default="", description="What counted the tokens.")
     ignored_files: list[str] = Field(
-        default_factory=list, description="Files in the bundle folder that are not bundle tables."
+        default_factory=list, description="Files in the input folder the loader does not read."
     )
     warnings: list[str] = Field(
         default_factory=list,
@@ -46,5 +46,5 @@ class LoadReport(BaseModel):
         default_factory=dict,
         description="Wall time per phase: read (locate and fingerprint the files), validate "
         "(parse and check every table), chunk (tokenizer included), index (search terms), "
-        "write.",
+        "write; a loader that does its work in SQL times only the phases it has.",
     )

@@ -8,7 +8,7 @@ from recordagent.chat import COMMANDS, cited_passage, resolve_citations, run_com
 from recordagent.chat.loop import ChatCompleter, handle_line
 from recordagent.errors import ToolError, UserError
 from recordagent.runners import Citation
-from tests.unit.chat.conftest import asct_script, make_session, output, recording_console
+from tests.unit.chat.helpers import asct_script, make_session, output, recording_console
 
 
 def run(session, line: str) -> str:

@@ -15,7 +15,7 @@ from recordagent.runners import TraceEvent
 from recordagent.runners.dry_run import dry_run_model
 from recordagent.settings import Settings
 from tests.helpers import write_csv
-from tests.unit.chat.conftest import (
+from tests.unit.chat.helpers import (
     asct_script,
     header_blocks,
     make_session,

@@ -7,7 +7,7 @@ import pytest
 from recordagent.errors import UserError
 from recordagent.llm.mock import MockModel
 from recordagent.runners import TraceEvent
-from tests.unit.chat.conftest import asct_script, final, make_session
+from tests.unit.chat.helpers import asct_script, final, make_session
 
 
 async def test_a_question_streams_steps_and_keeps_a_turn_with_numbered_citations(store):

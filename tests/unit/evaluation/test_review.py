@@ -15,7 +15,7 @@ from recordagent.evaluation.report.review import (
     render_review_html,
     write_review,
 )
-from tests.unit.evaluation.test_report import REFERENCES, RIGHT, run_of
+from tests.unit.evaluation.report_data import REFERENCES, RIGHT, run_of
 
 
 @pytest.fixture
