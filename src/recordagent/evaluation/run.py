@@ -19,6 +19,7 @@ from recordagent.evaluation.log import ItemError, RunLog, RunRecord
 from recordagent.evaluation.manifest import item_fingerprint
 from recordagent.evaluation.scorers import Score, score_answer
 from recordagent.llm.client import ChatModel
+from recordagent.questions.answer_types import answer_kind
 from recordagent.questions.items import EvalItem
 from recordagent.records.db import RecordStore
 from recordagent.records.scope import PatientScope
@@ -115,7 +116,7 @@ async def run_items(
         verdict = None
         if (
             judge is not None
-            and item.answer.type == "text"
+            and answer_kind(item.answer.type).judged
             and reference is not None
             and reference.value is not None
             and result.value is not None
@@ -186,7 +187,7 @@ def _failed(item: EvalItem, runner: Runner, model: ChatModel) -> Answer:
         model=model.name,
         mock=model.is_mock,
         status="failed",
-        value=[] if item.answer.type == "list" else None,
+        value=answer_kind(item.answer.type).empty,
         text="",
     )
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from recordagent.errors import UserError
+from recordagent.errors import UserError, validation_problems
 from recordagent.questions.answers import final_answer_model
 from recordagent.questions.gold import DERIVATIONS
 from recordagent.questions.gold_data import GoldData, GoldValue
@@ -175,7 +175,7 @@ def _label_value(
             {"status": "answered", "value": raw, "text": "", "citations": []}
         )
     except ValidationError as exc:
-        problem = "; ".join(str(err["msg"]) for err in exc.errors())
+        problem = "; ".join(validation_problems(exc, located=False))
         raise UserError(
             f"template '{template.id}': the gold of item {item.id} ({raw!r}) does not fit the "
             f"answer spec: {problem}"

@@ -6,6 +6,7 @@ from typing import Any
 
 from recordagent.llm.client import ChatModel
 from recordagent.llm.types import Completion, Message
+from recordagent.questions.answer_types import answer_kind
 from recordagent.questions.answers import coerce_value, final_answer_model
 from recordagent.questions.items import EvalItem
 from recordagent.runners.base import Answer, AnswerStatus, Citation, Runner
@@ -113,7 +114,7 @@ def failed_answer(
     status: AnswerStatus = "failed",
 ) -> Answer:
     """``runner``'s answer without a value: the model failed, or a budget ended the run first."""
-    no_value: list[Any] | None = [] if item.answer.type == "list" else None
+    no_value = answer_kind(item.answer.type).empty
     return _answer(item, tracer, runner, status, no_value, text, [], details)
 
 

@@ -7,7 +7,8 @@ unknown name all come from it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from types import MappingProxyType
 
 from recordagent.errors import UserError
 from recordagent.llm.client import ChatModel
@@ -26,13 +27,19 @@ __all__ = ["RUNNERS", "RUNNER_NAMES", "RunnerFactory", "build_runner", "stream_r
 RunnerFactory = Callable[[Settings, ToolRegistry | None], Runner]
 """Builds a runner from the settings (and the agent's tool registry, when one is given)."""
 
-RUNNERS: dict[str, RunnerFactory] = {
-    "agent": AgentRunner,
-    "single_pass_rag": lambda settings, _: SinglePassRag(settings),
-    "iterative_rag": lambda settings, _: IterativeRag(settings),
-    "full_context": lambda settings, _: FullContext(settings),
-}
-"""Every runner by its registered name, in the order help texts and reports list them."""
+RUNNERS: Mapping[str, RunnerFactory] = MappingProxyType(
+    {
+        "agent": AgentRunner,
+        "single_pass_rag": lambda settings, _: SinglePassRag(settings),
+        "iterative_rag": lambda settings, _: IterativeRag(settings),
+        "full_context": lambda settings, _: FullContext(settings),
+    }
+)
+"""Every runner by its registered name, in the order help texts and reports list them.
+
+Read-only: a runner is added in this table, so that its name reaches RUNNER_NAMES, the command
+line and the error messages together.
+"""
 
 RUNNER_NAMES: tuple[str, ...] = tuple(RUNNERS)
 

@@ -87,3 +87,9 @@ def test_bad_arguments_are_corrective_tool_errors(
     with pytest.raises(ToolError, match="search_documents") as caught:
         SEARCH_DOCUMENTS.run(scope_a, arguments)
     assert message in str(caught.value)
+
+
+def test_corrective_text_reads_as_plain_words(scope_a: PatientScope):
+    with pytest.raises(ToolError) as caught:
+        SEARCH_DOCUMENTS.run(scope_a, {"query": "x", "start": "2021-01-01", "end": "2020-01-01"})
+    assert str(caught.value) == "search_documents: arguments: start is after end"
