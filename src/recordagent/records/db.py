@@ -109,7 +109,7 @@ class RecordStore:
 
 
 def roll_back(connection: duckdb.DuckDBPyConnection) -> None:
-    """ROLLBACK after a failed load; a rollback that fails too does not hide why the load failed.
+    """ROLLBACK after a failed write; a rollback that fails too does not hide why it failed.
 
     After an interrupt or a write error DuckDB may have aborted the transaction already, and
     its ROLLBACK then raises an error of its own that would replace the one that matters.
@@ -319,15 +319,20 @@ def _applied_version(con: duckdb.DuckDBPyConnection) -> int | None:
     return int(row[0]) if row and row[0] is not None else 0
 
 
+def _refuse_foreign_tables(con: duckdb.DuckDBPyConnection, location: str) -> None:
+    """Refuse a database that holds tables but no migrations: another program's database."""
+    tables = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main'"
+    ).fetchall()[0]
+    if tables and tables[0]:
+        raise UserError(f"{location} is a DuckDB database but not a recordagent store")
+
+
 def _check_version(con: duckdb.DuckDBPyConnection, location: str) -> int:
     version = _applied_version(con)
     latest = MIGRATIONS[-1].version
     if version is None:
-        other = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main'"
-        ).fetchall()[0]
-        if other and other[0]:
-            raise UserError(f"{location} is a DuckDB database but not a recordagent store")
+        _refuse_foreign_tables(con, location)
         raise UserError(f"{location} is empty: load a bundle into it first")
     if version > latest:
         raise UserError(
@@ -340,11 +345,7 @@ def _check_version(con: duckdb.DuckDBPyConnection, location: str) -> int:
 def _migrate(con: duckdb.DuckDBPyConnection, location: str) -> None:
     version = _applied_version(con)
     if version is None:
-        tables = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main'"
-        ).fetchall()[0]
-        if tables and tables[0]:
-            raise UserError(f"{location} is a DuckDB database but not a recordagent store")
+        _refuse_foreign_tables(con, location)
         con.execute(
             "CREATE TABLE schema_migrations ("
             "version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
@@ -365,12 +366,5 @@ def _migrate(con: duckdb.DuckDBPyConnection, location: str) -> None:
             )
             con.execute("COMMIT")
         except BaseException:
-            _roll_back(con)
+            roll_back(con)
             raise
-
-
-def _roll_back(con: duckdb.DuckDBPyConnection) -> None:
-    # DuckDB aborts the transaction itself when a statement is interrupted (Ctrl-C) or fails to
-    # write; a ROLLBACK then fails too, and must not replace the error that says why.
-    with contextlib.suppress(duckdb.Error):
-        con.execute("ROLLBACK")
