@@ -40,8 +40,9 @@ from recordagent.paths import check_output_folder, path_kind
 from recordagent.questions.items import EvalItem
 from recordagent.records.db import RecordStore, connect
 from recordagent.records.load import load_bundle
-from recordagent.runners import RUNNER_NAMES, Runner, build_runner
+from recordagent.runners import Runner, build_runner
 from recordagent.runners.dry_run import dry_run_model
+from recordagent.runners.registry import runner_factory
 from recordagent.settings import Settings
 
 __all__ = [
@@ -311,9 +312,8 @@ def log_paths(suite: Suite, *, resume: bool) -> dict[str, Path]:
         UserError: A runner is unknown or named twice, the output folder cannot be used, a log
             path is a folder, or a log exists and ``resume`` is False.
     """
-    unknown = [r for r in suite.runners if r not in RUNNER_NAMES]
-    if unknown:
-        raise UserError(f"unknown runner '{unknown[0]}'; runners: {', '.join(RUNNER_NAMES)}")
+    for name in suite.runners:
+        runner_factory(name)  # an unknown name fails here, before any folder is looked at
     if len(set(suite.runners)) != len(suite.runners):
         raise UserError("a runner is named twice")
     check_output_folder(suite.output)
@@ -396,7 +396,8 @@ def open_suite_store(
 
 
 def _check_patients(store: RecordStore, items: Sequence[EvalItem], where: str) -> None:
-    missing = sorted({i.patient_id for i in items if not store.has_patient(i.patient_id)})
+    patients = dict.fromkeys(item.patient_id for item in items)  # each asked about once
+    missing = sorted(pid for pid in patients if not store.has_patient(pid))
     if missing:
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         shown = ", ".join(missing[:5]) + more

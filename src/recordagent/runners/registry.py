@@ -22,7 +22,14 @@ from recordagent.runners.single_pass import SinglePassRag
 from recordagent.settings import Settings
 from recordagent.tools.base import ToolRegistry
 
-__all__ = ["RUNNERS", "RUNNER_NAMES", "RunnerFactory", "build_runner", "stream_run"]
+__all__ = [
+    "RUNNERS",
+    "RUNNER_NAMES",
+    "RunnerFactory",
+    "build_runner",
+    "runner_factory",
+    "stream_run",
+]
 
 RunnerFactory = Callable[[Settings, ToolRegistry | None], Runner]
 """Builds a runner from the settings (and the agent's tool registry, when one is given)."""
@@ -44,8 +51,8 @@ line and the error messages together.
 RUNNER_NAMES: tuple[str, ...] = tuple(RUNNERS)
 
 
-def build_runner(name: str, settings: Settings, tools: ToolRegistry | None = None) -> Runner:
-    """The runner registered as ``name`` (``tools`` applies to the agent).
+def runner_factory(name: str) -> RunnerFactory:
+    """The factory registered as ``name``.
 
     Raises:
         UserError: No runner has that name (the message lists those there are).
@@ -53,7 +60,16 @@ def build_runner(name: str, settings: Settings, tools: ToolRegistry | None = Non
     factory = RUNNERS.get(name)
     if factory is None:
         raise UserError(f"unknown runner '{name}'; runners: {', '.join(RUNNER_NAMES)}")
-    return factory(settings, tools)
+    return factory
+
+
+def build_runner(name: str, settings: Settings, tools: ToolRegistry | None = None) -> Runner:
+    """The runner registered as ``name`` (``tools`` applies to the agent).
+
+    Raises:
+        UserError: No runner has that name (the message lists those there are).
+    """
+    return runner_factory(name)(settings, tools)
 
 
 async def stream_run(
