@@ -12,11 +12,10 @@ from rich.console import Console
 
 from recordagent.cli.ask import ModelChoice, require_patient
 from recordagent.cli.render import store_file
-from recordagent.llm import build_model
+from recordagent.evaluation.study import study_model
 from recordagent.llm.client import ChatModel
 from recordagent.records.db import connect
 from recordagent.runners import RUNNER_NAMES
-from recordagent.runners.dry_run import dry_run_model
 from recordagent.settings import Settings
 
 __all__ = ["chat"]
@@ -63,6 +62,6 @@ async def _run(loop: Coroutine[Any, Any, int], model: ChatModel) -> int:
 
 
 def _model(choice: ModelChoice, settings: Settings) -> ChatModel:
-    if choice is ModelChoice.mock or settings.model.provider == "mock":
-        return dry_run_model()
-    return build_model(settings.model)
+    # Unlike ask and eval, a session falls back to the mock when the settings name no model.
+    mock = choice is ModelChoice.mock or settings.model.provider == "mock"
+    return study_model("mock" if mock else "settings", settings)

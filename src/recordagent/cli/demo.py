@@ -36,7 +36,7 @@ from recordagent.evaluation.log import RunLog
 from recordagent.evaluation.report import build_report, render_html, render_terminal
 from recordagent.evaluation.run import ItemProgress
 from recordagent.evaluation.silver_labels import silver_labels
-from recordagent.evaluation.study import Study, StudyProgress, run_study, study_model
+from recordagent.evaluation.study import Study, StudyProgress, log_file, run_study, study_model
 from recordagent.evaluation.study_inputs import StudyInputs, sample_cohort
 from recordagent.questions.silver import silver_sample
 from recordagent.questions.silver_templates import load_silver_templates
@@ -106,7 +106,7 @@ def demo(
             inputs=inputs,
             runners=[build_runner(name, settings) for name in RUNNER_NAMES],
             model=model,
-            logs={name: folder / f"{name}.jsonl" for name in RUNNER_NAMES},
+            logs={name: log_file(folder, name) for name in RUNNER_NAMES},
             output=folder,
             concurrency=settings.model.max_concurrency,
         )
@@ -165,7 +165,7 @@ def _synthetic_study(
         f"\n{len(sampled.items)} questions sampled from {len(templates.templates)} templates "
         f"(version {templates.version}) over {len(store.patient_ids())} patients\n"
     )
-    return StudyInputs.of(sampled.items, sampled.labels, template_set_version=templates.version)
+    return sampled.inputs()
 
 
 def _mimic_study(

@@ -55,11 +55,6 @@ _FOLDER_HELP = (
 )
 
 
-def _default_folder(source: str | None = None) -> Path:
-    root = question_templates_path()
-    return root / source if source and (root / source).is_dir() else root
-
-
 @app.command("list")
 def list_templates(
     folder: Annotated[Path | None, typer.Argument(help=_FOLDER_HELP)] = None,

@@ -52,6 +52,7 @@ __all__ = [
     "check_reachable",
     "evaluate",
     "evaluate_async",
+    "log_file",
     "log_paths",
     "open_suite_store",
     "prepare_study",
@@ -317,22 +318,24 @@ def log_paths(suite: Suite, *, resume: bool) -> dict[str, Path]:
     if len(set(suite.runners)) != len(suite.runners):
         raise UserError("a runner is named twice")
     check_output_folder(suite.output)
-    paths = {name: suite.output / f"{name}.jsonl" for name in suite.runners}
-    odd = [
-        p
-        for p in [*paths.values(), suite.output / "report.html"]
-        if path_kind(p, "run log") not in ("missing", "file")
-    ]
+    paths = {name: log_file(suite.output, name) for name in suite.runners}
+    kinds = {p: path_kind(p, "run log") for p in [*paths.values(), suite.output / "report.html"]}
+    odd = [p for p, kind in kinds.items() if kind not in ("missing", "file")]
     if odd:
         raise UserError(f"{odd[0]} is a folder (or not a regular file): choose another --out")
     if not resume:
-        existing = [str(p) for p in paths.values() if path_kind(p, "run log") != "missing"]
+        existing = [str(p) for p in paths.values() if kinds[p] != "missing"]
         if existing:
             raise UserError(
                 f"run log {existing[0]} exists: pass --resume to continue it, or choose "
                 "another --out"
             )
     return paths
+
+
+def log_file(output: Path, runner: str) -> Path:
+    """Where a study writes ``runner``'s log in its output folder."""
+    return output / f"{runner}.jsonl"
 
 
 def study_model(choice: Literal["mock", "settings"], settings: Settings) -> ChatModel:

@@ -77,6 +77,14 @@ class SampledCohort:
     applicable: list[EvalItem]
     """Every item the templates give on this cohort, before sampling."""
 
+    def inputs(self, labels: Sequence[Label] | None = None) -> StudyInputs:
+        """The sampled items, scored against ``labels`` (default: their gold labels)."""
+        return StudyInputs.of(
+            self.items,
+            self.labels if labels is None else labels,
+            template_set_version=self.template_set.version,
+        )
+
 
 def sample_cohort(
     cohort: Path, *, n: int, seed: int, templates: Path | None = None
@@ -101,7 +109,7 @@ def sample_cohort(
     return SampledCohort(
         template_set=template_set,
         items=[i.item for i in chosen],
-        labels=list(instance_labels(chosen)),
+        labels=instance_labels(chosen),
         applicable=[i.item for i in every],
     )
 
@@ -131,5 +139,4 @@ def read_study_inputs(suite: Suite) -> StudyInputs:
     if path_kind(cohort / "gold", "cohort") != "folder":
         raise UserError(f"cohort {cohort} has no gold/ folder: is it a synthetic cohort?")
     sampled = sample_cohort(cohort, n=suite.n, seed=suite.seed, templates=suite.templates)
-    labels = read_labels(suite.labels) if suite.labels is not None else sampled.labels
-    return StudyInputs.of(sampled.items, labels, template_set_version=sampled.template_set.version)
+    return sampled.inputs(read_labels(suite.labels) if suite.labels is not None else None)

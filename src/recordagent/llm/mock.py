@@ -28,11 +28,15 @@ class MockRequest(BaseModel):
 
     messages: list[Message]
     tools: list[dict[str, Any]] | None
-    schema_name: str | None
     schema_class: type[BaseModel] | None = Field(
-        default=None, exclude=True, description="The response-format class itself, if any."
+        default=None, exclude=True, description="The response-format class, if any."
     )
     params: dict[str, Any]
+
+    @property
+    def schema_name(self) -> str | None:
+        """The response format's class name, if any."""
+        return self.schema_class.__name__ if self.schema_class is not None else None
 
 
 class MockModel:
@@ -76,7 +80,6 @@ class MockModel:
         request = MockRequest(
             messages=list(messages),
             tools=list(tools) if tools is not None else None,
-            schema_name=response_format.__name__ if response_format else None,
             schema_class=response_format,
             params=params,
         )

@@ -212,6 +212,15 @@ def _final_answer_model(spec_json: str) -> type[BaseModel]:
     return model
 
 
+@functools.lru_cache(maxsize=1024)
+def _value_holder(spec_json: str) -> type[BaseModel]:
+    # Every answer, score and log record read back coerces a value: one model per spec, not
+    # one per call (building a pydantic model costs about 0.3 ms).
+    value_type, value_field = _value_field(AnswerSpec.model_validate_json(spec_json))
+    holder: type[BaseModel] = create_model("Value", value=(value_type, value_field))
+    return holder
+
+
 def coerce_value(spec: AnswerSpec, raw: Any) -> Any:
     """``raw`` as the typed value of ``spec`` (a date, float, int, bool, str or list of str).
 
@@ -221,8 +230,7 @@ def coerce_value(spec: AnswerSpec, raw: Any) -> Any:
     raw = normalise_value(spec, raw)
     if raw is None:
         return None
-    value_type, value_field = _value_field(spec)
-    holder = create_model("Value", value=(value_type, value_field))
+    holder = _value_holder(spec.model_dump_json())
     try:
         return getattr(holder.model_validate({"value": raw}), "value")  # noqa: B009
     except ValidationError as exc:

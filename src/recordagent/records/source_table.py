@@ -18,6 +18,7 @@ from recordagent.records.ids import invisible_character
 from recordagent.resources import package_version
 
 __all__ = [
+    "COUNTED_TABLES",
     "delete_source",
     "register_source",
     "set_source_counts",
@@ -38,7 +39,8 @@ _SOURCE_TABLES = (
     "patients",
     "sources",
 )
-_COUNTED_TABLES = ("patients", "documents", "chunks", "labs", "events")
+COUNTED_TABLES = ("patients", "documents", "labs", "events", "chunks")
+"""The tables whose rows ``sources`` counts per source, in the order load reports list them."""
 
 
 def source_name(source: str | None, default: str) -> str:
@@ -75,14 +77,14 @@ def source_with_fingerprint(store: RecordStore, name: str, fingerprint: str) -> 
     return str(row[0]) if row else None
 
 
-def source_by_name(store: RecordStore, name: str) -> tuple[int, str] | None:
-    """Id and fingerprint of the source called ``name``, if any."""
+def source_by_name(store: RecordStore, name: str) -> int | None:
+    """Id of the source called ``name``, if any."""
     row = first_row(
         store.connection.execute(
-            "SELECT source_id, fingerprint FROM sources WHERE name = $n", {"n": name}
+            "SELECT source_id FROM sources WHERE name = $n", {"n": name}
         ).fetchall()
     )
-    return (int(row[0]), str(row[1])) if row else None
+    return int(row[0]) if row else None
 
 
 def store_fingerprints(store: RecordStore) -> dict[str, str]:
@@ -105,12 +107,10 @@ def register_source(
     location: Path,
     fingerprint: str,
     chunker: Chunker,
-    counts: dict[str, int],
 ) -> int:
     """Add a row to ``sources`` (inside the caller's transaction); returns the new source id.
 
-    ``counts`` gives rows per table (patients, documents, labs, events, chunks); a loader that
-    learns them only while writing updates the row with :func:`set_source_counts`.
+    Its row counts start at zero: :func:`set_source_counts` records them once the rows are in.
     """
     row = first_row(con.execute("SELECT coalesce(max(source_id), 0) + 1 FROM sources").fetchall())
     source_id = int(row[0]) if row else 1
@@ -127,7 +127,6 @@ def register_source(
             "max": chunker.settings.max_tokens,
         },
     )
-    set_source_counts(con, source_id, counts)
     return source_id
 
 
@@ -135,7 +134,7 @@ def set_source_counts(
     con: duckdb.DuckDBPyConnection, source_id: int, counts: dict[str, int]
 ) -> None:
     """Record a source's row counts per table (those given; the others keep their value)."""
-    for table in _COUNTED_TABLES:
+    for table in COUNTED_TABLES:
         if table in counts:
             con.execute(
                 f"UPDATE sources SET n_{table} = $n WHERE source_id = $id",

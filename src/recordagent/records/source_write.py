@@ -29,6 +29,7 @@ from recordagent.records.chunking import Chunker
 from recordagent.records.db import RecordStore, roll_back
 from recordagent.records.load_report import LoadReport
 from recordagent.records.source_table import (
+    COUNTED_TABLES,
     delete_source,
     register_source,
     set_source_counts,
@@ -154,7 +155,7 @@ def plan_source(
             f"source '{name}' is already loaded from different files; pass replace to swap it "
             f"for {what}, or load it under another source name"
         )
-    return SourcePlan(name, location, fingerprint, replaced_id=named[0] if named else None)
+    return SourcePlan(name, location, fingerprint, replaced_id=named)
 
 
 @dataclass
@@ -163,11 +164,7 @@ class SourceWrite:
 
     con: duckdb.DuckDBPyConnection
     source_id: int
-    counts: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(
-            ("patients", "documents", "labs", "events", "chunks"), 0
-        )
-    )
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTED_TABLES, 0))
     """Rows written per table, recorded in ``sources`` when the load commits."""
 
 
@@ -209,7 +206,7 @@ def source_write(
                     if plan.replaced_id is not None:
                         delete_source(con, plan.replaced_id)
                     source_id = register_source(
-                        con, plan.name, plan.location, plan.fingerprint, chunker, counts={}
+                        con, plan.name, plan.location, plan.fingerprint, chunker
                     )
                 write = SourceWrite(con, source_id)
                 yield write

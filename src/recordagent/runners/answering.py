@@ -37,12 +37,10 @@ async def ask_final_answer(
     messages: list[Message],
     item: EvalItem,
     params: dict[str, Any],
-    *,
-    name: str = "answer",
 ) -> Completion:
     """One structured-output call for the item's final-answer schema."""
     schema = final_answer_model(item.answer)
-    return await tracer.complete(model, messages, name=name, response_format=schema, **params)
+    return await tracer.complete(model, messages, name="answer", response_format=schema, **params)
 
 
 def answer_from_parsed(
