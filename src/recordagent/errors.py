@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DataLoadError",
     "LoadProblem",
+    "MODEL_FAILURES",
     "ModelError",
+    "ModelFailure",
     "RecordAgentError",
     "ToolError",
     "UserError",
@@ -98,13 +100,48 @@ class ToolError(RecordAgentError):
     """A tool could not serve its arguments; the message is returned to the model to correct."""
 
 
+ModelFailure = Literal[
+    "timeout",
+    "unreachable",
+    "rate_limited",
+    "server_error",
+    "refused",
+    "context_overflow",
+    "output_length",
+    "invalid_output",
+    "unreadable",
+    "unclassified",
+]
+"""Why a model call failed, as answers, traces and study summaries keep it (never the words).
+
+timeout: no answer within ``model.timeout_s`` (not resent: the generation would restart);
+unreachable: no connection after the retries; rate_limited: still HTTP 429 after the retries;
+server_error: still 5xx after the retries; refused: another 4xx (bad request, authentication);
+context_overflow: the prompt does not fit the model's context window; output_length: the
+answer was cut off at ``max_tokens``; invalid_output: a structured answer or a tool call in
+text that still did not validate after one repair; unreadable: a reply that is not a chat
+completion; unclassified: anything else (a mock's exhausted script, a replay-cache miss).
+"""
+
+MODEL_FAILURES: tuple[ModelFailure, ...] = get_args(ModelFailure)
+
+
 class ModelError(UserError):
     """A model call failed for good (retry budget spent, request refused, unusable answer).
 
-    Printed without a traceback, like every UserError.
+    Printed without a traceback, like every UserError. ``cause`` says why in one word of
+    :data:`ModelFailure`; ``completion`` is the last reply, if any (its usage counts what the
+    failed call spent, retries and repairs included).
     """
 
     exit_code = 4
+
+    def __init__(
+        self, message: str, *, cause: ModelFailure = "unclassified", completion: Any = None
+    ) -> None:
+        super().__init__(message)
+        self.cause: ModelFailure = cause
+        self.completion = completion
 
 
 class StructuredOutputError(ModelError):
@@ -115,8 +152,7 @@ class StructuredOutputError(ModelError):
     """
 
     def __init__(self, message: str, completion: Any) -> None:
-        super().__init__(message)
-        self.completion = completion
+        super().__init__(message, cause="invalid_output", completion=completion)
 
 
 def field_path(loc: Sequence[int | str]) -> str:

@@ -146,9 +146,27 @@ class ModelSettings(BaseModel):
         description="Environment variable holding the API key (the key is never stored).",
     )
     azure_api_version: str = Field(default="2024-10-21", description="Azure API version.")
-    timeout_s: float = Field(default=60.0, gt=0, description="Per-request timeout in seconds.")
+    timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest wait for one answer, in seconds. A request that runs out of it "
+        "is not resent (the server would restart the same generation) unless retry_timeouts: "
+        "on a slow local server, raise it instead.",
+    )
+    connect_timeout_s: float = Field(
+        default=10.0, gt=0, description="Longest wait for a connection; lost ones are retried."
+    )
+    retry_timeouts: bool = Field(
+        default=False,
+        description="Resend a request that ran out of timeout_s (only for servers where a "
+        "timeout means a lost request rather than a slow generation).",
+    )
     max_retries: int = Field(
-        default=4, ge=0, le=20, description="Retries after 429, 5xx, timeouts, lost connections."
+        default=4,
+        ge=0,
+        le=20,
+        description="Retries after 429, 5xx and lost connections (and timeouts with "
+        "retry_timeouts).",
     )
     backoff_base_s: float = Field(
         default=0.5, ge=0, description="First retry delay; doubles per retry, with jitter."
@@ -162,7 +180,32 @@ class ModelSettings(BaseModel):
         description="Server accepts response_format (JSON schema); if not, the schema goes into "
         "the prompt and the reply is validated and repaired once.",
     )
-    supports_tools: bool = Field(default=True, description="Server accepts tool definitions.")
+    supports_tools: bool = Field(
+        default=True,
+        description="Server accepts tool definitions. When it refuses them, or answers while "
+        "silently dropping them (a chat template without tool support), tools go into the "
+        "prompt instead, with a warning.",
+    )
+    system_role: Literal["auto", "keep", "fold"] = Field(
+        default="auto",
+        description="System messages: 'keep' sends them as they are; 'fold' puts them into the "
+        "first user message (chat templates without a system role, e.g. Gemma); 'auto' keeps "
+        "them until the server refuses one, then folds.",
+    )
+    context_window: int | None = Field(
+        default=None,
+        ge=512,
+        description="The model's context window in the server's own tokens. None asks the "
+        "server once (llama.cpp /props, vLLM /v1/models) and, where it does not say, leaves "
+        "the runners' own window settings in charge.",
+    )
+    window_margin: float = Field(
+        default=1.35,
+        ge=1.0,
+        le=3.0,
+        description="Local token counts (the encoding below) are multiplied by this before they "
+        "are compared with context_window: a server's tokenizer may count a third more.",
+    )
     price_file: Path | None = Field(
         default=None, description="YAML price table overriding the packaged one."
     )
@@ -199,8 +242,12 @@ class FullContextSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    window_tokens: int = Field(
-        default=128_000, ge=1_000, description="The model's context window in tokens."
+    window_tokens: int | None = Field(
+        default=None,
+        ge=1_000,
+        description="The context window to pack the record into, in local tokens. None "
+        "takes the model's window (model.context_window, or what the server says) divided by "
+        "model.window_margin, and 128,000 where neither is known.",
     )
     reserve_tokens: int = Field(
         default=4_000,
@@ -240,7 +287,18 @@ class AgentSettings(BaseModel):
     max_tokens: int = Field(
         default=200_000, ge=1_000, description="Prompt plus completion tokens of the whole run."
     )
-    max_wall_s: float = Field(default=300.0, gt=0, description="Wall time of the whole run.")
+    max_wall_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Wall time of the whole run, the final answer included: a hard limit.",
+    )
+    answer_reserve: float = Field(
+        default=0.25,
+        gt=0.0,
+        lt=1.0,
+        description="Share of max_wall_s kept for the final answer: the tool loop stops when "
+        "less than this is left.",
+    )
     max_replans: int = Field(
         default=2, ge=0, le=10, description="Times reflection may send the agent back to act."
     )
@@ -259,7 +317,13 @@ class RunnerSettings(BaseModel):
 
     temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="Sampling temperature.")
     max_answer_tokens: int = Field(
-        default=1_000, ge=16, description="Completion tokens allowed per model call."
+        default=1_000, ge=16, description="Completion tokens allowed for the final answer."
+    )
+    max_step_tokens: int = Field(
+        default=600,
+        ge=16,
+        description="Completion tokens allowed for every other model call (plan, tool calls, "
+        "reflection, the iterative runner's decisions).",
     )
     cache_patients: int = Field(
         default=64,

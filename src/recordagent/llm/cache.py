@@ -80,6 +80,10 @@ class CachedModel:
         """Whether the wrapped model is a mock."""
         return self.inner.is_mock
 
+    async def context_window(self) -> int | None:
+        """The wrapped model's context window."""
+        return await self.inner.context_window()
+
     def close(self) -> None:
         """Close the cache file."""
         self._db.close()

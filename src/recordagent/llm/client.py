@@ -51,6 +51,10 @@ class ChatModel(Protocol):
         """
         ...
 
+    async def context_window(self) -> int | None:
+        """The model's context window in its own tokens, if known (asked of a server once)."""
+        ...
+
 
 def parse_tool_calls(
     raw: Sequence[tuple[str, str, str]], tools: Sequence[dict[str, Any]] | None

@@ -49,8 +49,11 @@ class MockModel:
         self,
         script: Iterable[ScriptedReply] | Callable[[MockRequest], ScriptedReply],
         name: str = "mock",
+        *,
+        window: int | None = None,
     ) -> None:
         self._name = name
+        self._window = window
         self._replies = None if callable(script) else list(script)
         self._function = script if callable(script) else None
         self.requests: list[MockRequest] = []
@@ -64,6 +67,10 @@ class MockModel:
     def is_mock(self) -> bool:
         """Always."""
         return True
+
+    async def context_window(self) -> int | None:
+        """The scripted context window (None unless given)."""
+        return self._window
 
     async def complete(
         self,

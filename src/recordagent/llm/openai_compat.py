@@ -98,6 +98,10 @@ class OpenAICompatModel:
         """Never: this talks to a real endpoint."""
         return False
 
+    async def context_window(self) -> int | None:
+        """The model's context window in its own tokens: the setting (the server is asked next)."""
+        return self.settings.context_window
+
     async def close(self) -> None:
         """Close the HTTP connections of the running event loop."""
         entry = self._per_loop.pop(id(asyncio.get_running_loop()), None)

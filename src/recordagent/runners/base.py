@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
+from recordagent.errors import ModelFailure
 from recordagent.llm.client import ChatModel
 from recordagent.questions.items import EvalItem
 from recordagent.records.scope import PatientScope
@@ -61,10 +62,20 @@ class TraceEvent(BaseModel):
     name: str = Field(description="Which node, tool or step.")
     started_s: float = Field(description="Seconds from the start of the run.")
     duration_s: float = Field(default=0.0, description="How long the step took.")
+    step: str | None = Field(
+        default=None,
+        description="Model calls and record work: the kind of step, for where the time went "
+        "(plan, act, reflect, answer, decide, retrieve, pack, skeleton, ...).",
+    )
     prompt_tokens: int | None = Field(default=None, description="Model calls: prompt tokens.")
     completion_tokens: int | None = Field(
         default=None, description="Model calls: completion tokens."
     )
+    attempts: int | None = Field(
+        default=None,
+        description="Model calls: HTTP requests made, retries and repairs included.",
+    )
+    cost_usd: float | None = Field(default=None, description="Model calls: what it cost.")
     arguments: dict[str, Any] | None = Field(
         default=None,
         description="Tool calls: the arguments the model sent, as names with numbers, dates, "
@@ -100,7 +111,10 @@ class AnswerUsage(BaseModel):
         default=True, description="False if any count was made locally instead of by the server."
     )
     cost_usd: float | None = Field(default=None, description="None for unpriced models.")
-    model_calls: int = 0
+    model_calls: int = Field(default=0, description="Model calls the runner made.")
+    requests: int = Field(
+        default=0, description="HTTP requests those calls took, retries and repairs included."
+    )
     tool_calls: int = 0
     max_prompt_tokens: int = Field(default=0, description="The largest single prompt.")
     wall_s: float = Field(default=0.0, description="Wall time of the whole run.")
@@ -127,6 +141,17 @@ class Answer(BaseModel):
     text: str = Field(default="", description="The answer in words.")
     citations: list[Citation] = Field(
         default_factory=list, description="Record rows the answer rests on (validated)."
+    )
+    failure: ModelFailure | None = Field(
+        default=None,
+        description="Why the model failed this item, as one word (errors.ModelFailure); None "
+        "when it did not.",
+    )
+    failure_message: str | None = Field(
+        default=None,
+        exclude=True,
+        description="The failure in words, for the terminal only: never written to run logs "
+        "(a server's message may quote the request).",
     )
     trace: list[TraceEvent] = Field(default_factory=list)
     usage: AnswerUsage = Field(default_factory=AnswerUsage)
