@@ -6,6 +6,9 @@
 
 Each request to ``/v1/chat/completions`` takes the next scripted action (the last one repeats
 when the script runs out, or a plain "ok" reply if nothing was scripted). Requests are recorded.
+Unless an action says otherwise, the reported prompt tokens grow with what was sent (a quarter
+of the characters of the messages and tools), as a real server's do. ``GET /v1/models`` and
+``GET /props`` answer with ``models`` and ``props`` when set (404 otherwise).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
 
 __all__ = ["Action", "FakeOpenAI", "drop", "empty", "ok", "status"]
 
@@ -28,27 +31,52 @@ class Action:
     kind: str  # ok, status, drop, empty
     content: str | None = "ok"
     tool_calls: tuple[tuple[str, str, str], ...] = ()
-    usage: tuple[int, int] | None = (10, 5)
+    usage: tuple[int, int] | Literal["sent"] | None = "sent"
     code: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    finish_reason: str | None = None
+    message: str | None = None
+    ignore_tools: bool = False
 
 
 def ok(
     content: str | None = "ok",
     *,
     tool_calls: list[tuple[str, str, str]] | None = None,
-    usage: tuple[int, int] | None = (10, 5),
+    usage: tuple[int, int] | Literal["sent"] | None = "sent",
     delay_s: float = 0.0,
+    finish_reason: str | None = None,
+    ignore_tools: bool = False,
 ) -> Action:
-    """A normal completion (tool calls as (id, name, arguments JSON text))."""
-    return Action("ok", content, tuple(tool_calls or ()), usage, 200, {}, delay_s)
+    """A normal completion (tool calls as (id, name, arguments JSON text)).
+
+    ``usage`` 'sent' reports prompt tokens from what was sent and 5 completion tokens;
+    ``ignore_tools`` reports them as a server that dropped the tools would.
+    """
+    return Action(
+        "ok",
+        content,
+        tuple(tool_calls or ()),
+        usage,
+        200,
+        {},
+        delay_s,
+        finish_reason,
+        ignore_tools=ignore_tools,
+    )
 
 
-def status(code: int, *, retry_after: float | None = None, delay_s: float = 0.0) -> Action:
-    """An HTTP error with an OpenAI-style error body."""
+def status(
+    code: int,
+    *,
+    retry_after: float | None = None,
+    delay_s: float = 0.0,
+    message: str | None = None,
+) -> Action:
+    """An HTTP error with an OpenAI-style error body (``message``: what the server says)."""
     headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
-    return Action("status", code=code, headers=headers, delay_s=delay_s)
+    return Action("status", code=code, headers=headers, delay_s=delay_s, message=message)
 
 
 def drop() -> Action:
@@ -64,7 +92,14 @@ def empty() -> Action:
 class FakeOpenAI:
     """The server; use as a context manager."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        models: dict[str, Any] | None = None,
+        props: dict[str, Any] | None = None,
+    ) -> None:
+        self.models = models
+        self.props = props
         self._actions: list[Action] = []
         self._lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
@@ -83,6 +118,14 @@ class FakeOpenAI:
                 # and the client's delayed ACK add ~40 ms to every response.
                 self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+            def do_GET(self) -> None:
+                server.paths.append(self.path)
+                served = {"/v1/models": server.models, "/props": server.props}.get(self.path)
+                if served is None:
+                    self._send(404, {"error": {"message": "not found", "type": "not_found"}}, {})
+                else:
+                    self._send(200, served, {})
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
@@ -95,7 +138,8 @@ class FakeOpenAI:
                     self.connection.shutdown(2)
                     return
                 if action.kind == "status":
-                    payload = {"error": {"message": f"injected {action.code}", "type": "fault"}}
+                    said = action.message or f"injected {action.code}"
+                    payload = {"error": {"message": said, "type": "fault"}}
                     self._send(action.code, payload, action.headers)
                     return
                 self._send(200, _completion(body, action), {})
@@ -162,14 +206,21 @@ def _completion(body: dict[str, Any], action: Action) -> dict[str, Any]:
             {
                 "index": 0,
                 "message": message,
-                "finish_reason": "tool_calls" if action.tool_calls else "stop",
+                "finish_reason": action.finish_reason
+                or ("tool_calls" if action.tool_calls else "stop"),
             }
         ],
     }
-    if action.usage is not None:
+    usage = action.usage
+    if usage == "sent":
+        sent = [body.get("messages", [])]
+        if not action.ignore_tools:
+            sent.append(body.get("tools", []))
+        usage = (sum(len(json.dumps(part)) for part in sent) // 4, 5)
+    if usage is not None:
         out["usage"] = {
-            "prompt_tokens": action.usage[0],
-            "completion_tokens": action.usage[1],
-            "total_tokens": sum(action.usage),
+            "prompt_tokens": usage[0],
+            "completion_tokens": usage[1],
+            "total_tokens": sum(usage),
         }
     return out

@@ -54,7 +54,7 @@ async def complete(m: OpenAICompatModel, *args: object, **kw: object):
 )
 async def test_a_transient_fault_is_retried_then_succeeds(server: FakeOpenAI, fault):
     server.script(fault, ok("recovered"))
-    completion = await complete(model(server), HELLO)
+    completion = await complete(model(server, retry_timeouts=True), HELLO)
     assert completion.text == "recovered"
     assert completion.attempts == 2
     assert len(server.requests) == 2
@@ -73,7 +73,7 @@ async def test_a_transient_fault_is_retried_then_succeeds(server: FakeOpenAI, fa
 async def test_a_persistent_fault_is_a_clear_error_after_the_budget(server, fault, message):
     server.script(fault)
     with pytest.raises(ModelError, match="gave up after 3 attempt") as caught:
-        await complete(model(server), HELLO)
+        await complete(model(server, retry_timeouts=True), HELLO)
     assert message in str(caught.value)
     assert len(server.requests) == 3
 
@@ -134,7 +134,9 @@ class Stage(BaseModel):
 
 
 async def test_structured_output_is_requested_validated_and_repaired_once(server: FakeOpenAI):
-    server.script(ok('{"stage": "II"}'), ok('{"stage": "II", "confidence": 0.9}'))
+    server.script(
+        ok('{"stage": "II"}', usage=(10, 5)), ok('{"stage": "II", "confidence": 0.9}', usage=(10, 5))
+    )
     completion = await complete(model(server), HELLO, response_format=Stage)
     assert completion.parsed == {"stage": "II", "confidence": 0.9}
     assert server.requests[0]["response_format"]["json_schema"]["name"] == "Stage"

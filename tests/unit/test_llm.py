@@ -15,10 +15,12 @@ from recordagent.llm import (
     Message,
     MockModel,
     MockScriptExhausted,
+    ToolCall,
     count_request_tokens,
     load_prices,
     request_key,
 )
+from recordagent.llm.client import merged_roles, parse_text_tool_calls
 from recordagent.records.tokens import Tokenizer
 
 HELLO = [Message(role="user", content="hello")]
@@ -161,3 +163,53 @@ def test_odd_tool_call_shapes_become_corrective_errors():
 def test_a_mistyped_cache_mode_is_refused(tmp_path: Path):
     with pytest.raises(UserError, match="cache mode must be"):
         CachedModel(MockModel([]), tmp_path / "c.sqlite", mode="replay")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"tool_calls": [{"name": "search_documents", "arguments": {"query": "x"}}]}',
+        'I will search.\n{"tool_calls": [{"name": "search_documents", "arguments": '
+        '{"query": "x"}}]} and then answer.',
+        '```json\n{"tool_calls": [{"name": "search_documents", "arguments": {"query": "x"}}]}\n```',
+        '{"name": "search_documents", "arguments": {"query": "x"}}',
+        '{"tool_calls": [{"name": "search_documents", "arguments": "{\\"query\\": \\"x\\"}"}]}',
+    ],
+    ids=["bare", "prose around", "fenced", "one call", "arguments as a string"],
+)
+def test_text_tool_calls_are_read_from_the_first_json_object(text: str):
+    tools = [{"type": "function", "function": {"name": "search_documents", "parameters": {}}}]
+    calls, problem = parse_text_tool_calls(text, tools)
+    assert problem == ""
+    assert calls is not None
+    assert [(c.name, c.arguments) for c in calls] == [("search_documents", {"query": "x"})]
+
+
+def test_plain_text_and_unknown_objects_are_answers_not_tool_calls():
+    tools = [{"type": "function", "function": {"name": "search_documents", "parameters": {}}}]
+    assert parse_text_tool_calls("The stage is II.", tools) == (None, "")
+    assert parse_text_tool_calls('The value is {"stage": "II"}.', tools) == (None, "")
+    calls, problem = parse_text_tool_calls('{"tool_calls": [{"name": "search"', tools)
+    assert calls is None and "not valid JSON" in problem
+
+
+def test_merged_roles_keeps_tool_turns_apart_and_folds_system_messages():
+    call = ToolCall(id="c1", name="search_documents", arguments={}, raw_arguments="{}")
+    conversation = [
+        Message(role="system", content="A"),
+        Message(role="user", content="B"),
+        Message(role="assistant", content=None, tool_calls=(call,)),
+        Message(role="tool", tool_call_id="c1", content="r1"),
+        Message(role="tool", tool_call_id="c2", content="r2"),
+        Message(role="user", content="C"),
+        Message(role="user", content="D"),
+    ]
+    kept = merged_roles(conversation)
+    assert [m.role for m in kept] == ["system", "user", "assistant", "tool", "tool", "user"]
+    assert kept[-1].content == "C\n\nD"
+    folded = merged_roles(conversation, fold_system=True)
+    assert [m.role for m in folded][:2] == ["user", "assistant"]
+    assert folded[0].content == "A\n\nB"
+    assert merged_roles([Message(role="system", content="only")], fold_system=True) == [
+        Message(role="user", content="only")
+    ]

@@ -14,6 +14,7 @@ from recordagent.llm.types import Completion, Message, ToolCall
 
 __all__ = [
     "ChatModel",
+    "merged_roles",
     "parse_structured",
     "parse_text_tool_calls",
     "parse_tool_calls",
@@ -144,23 +145,91 @@ def tools_instruction(tools: Sequence[dict[str, Any]]) -> str:
 def parse_text_tool_calls(
     text: str, tools: Sequence[dict[str, Any]]
 ) -> tuple[tuple[ToolCall, ...] | None, str]:
-    """Tool calls written as JSON text.
+    """Tool calls written as JSON text, read leniently.
+
+    The first JSON object in the text is taken, whatever prose or code fence surrounds it
+    (small models explain themselves before or after the call): ``{"tool_calls": [...]}``, or
+    one bare call ``{"name": ..., "arguments": {...}}`` naming an offered tool.
 
     Returns (calls, '') for calls, (None, '') for a plain answer, and (None, problem) for an
     attempted call that is not valid.
     """
-    candidate = _unfenced(text)
-    if not (candidate.startswith("{") and "tool_calls" in candidate):
+    known = {t["function"]["name"] for t in tools}
+    value, problem = _first_json_object(text)
+    if value is None:
+        attempted = "tool_calls" in text and "{" in text
+        return None, (f"the tool call is not valid JSON: {problem}" if attempted else "")
+    if "tool_calls" in value:
+        listed = value["tool_calls"]
+    elif isinstance(value.get("name"), str) and value["name"] in known:
+        listed = [value]
+    else:
         return None, ""
     try:
-        value = json.loads(candidate)
         raw = [
-            (f"call_{k}", str(call["name"]), json.dumps(call.get("arguments", {})))
-            for k, call in enumerate(value["tool_calls"])
+            (f"call_{k}", str(call["name"]), _arguments_text(call.get("arguments", {})))
+            for k, call in enumerate(listed)
         ]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        return None, f"the tool call is not valid: {exc}"
+    except (KeyError, TypeError, AttributeError) as exc:
+        return None, f"the tool call is not valid: {type(exc).__name__} {exc}"
     return parse_tool_calls(raw, tools), ""
+
+
+def _arguments_text(arguments: Any) -> str:
+    # Some models write the arguments as a JSON string rather than an object.
+    return arguments if isinstance(arguments, str) else json.dumps(arguments)
+
+
+def _first_json_object(text: str) -> tuple[dict[str, Any] | None, str]:
+    """The first JSON object in ``text`` (prose around it ignored), or (None, why not)."""
+    decoder = json.JSONDecoder()
+    problem = "no JSON object"
+    start = text.find("{")
+    while start != -1:
+        try:
+            value, _ = decoder.raw_decode(text, start)
+        except json.JSONDecodeError as exc:
+            problem = f"{exc.msg} at {exc.pos}"
+        else:
+            if isinstance(value, dict):
+                return value, ""
+        start = text.find("{", start + 1)
+    return None, problem
+
+
+def merged_roles(messages: Sequence[Message], *, fold_system: bool = False) -> list[Message]:
+    """The conversation as strict chat templates accept it.
+
+    Consecutive plain messages of one role (no tool calls, not tool results) become one, their
+    texts joined by a blank line: Mistral- and Gemma-family templates refuse a conversation
+    whose roles do not alternate. With ``fold_system`` the system messages are put at the head
+    of the first user message, for templates without a system role.
+    """
+    out: list[Message] = []
+    folded: list[str] = []
+    for message in messages:
+        if fold_system and message.role == "system":
+            folded.append(message.content or "")
+            continue
+        if fold_system and folded and message.role == "user":
+            message = message.model_copy(
+                update={"content": "\n\n".join([*folded, message.content or ""])}
+            )
+            folded = []
+        previous = out[-1] if out else None
+        if previous is not None and _plain(previous) and _plain(message):
+            if previous.role == message.role:
+                joined = "\n\n".join(part for part in (previous.content, message.content) if part)
+                out[-1] = previous.model_copy(update={"content": joined})
+                continue
+        out.append(message)
+    if folded:  # system messages with no user message after them
+        out.append(Message(role="user", content="\n\n".join(folded)))
+    return out
+
+
+def _plain(message: Message) -> bool:
+    return not message.tool_calls and message.tool_call_id is None and message.name is None
 
 
 def without_tool_roles(messages: Sequence[Message]) -> list[Message]:

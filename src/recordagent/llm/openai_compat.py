@@ -7,6 +7,20 @@ whose arguments are not JSON, or that name an unknown tool, come back as ToolCal
 corrective error instead of raising. Structured output uses ``response_format`` (JSON schema)
 where the server supports it, and otherwise the schema in the prompt; either way the answer is
 validated, and one repair is asked for when it does not validate.
+
+What real servers do to a request is handled where it happens, once per model:
+
+* a request that runs out of ``timeout_s`` is not resent (the server would start the same
+  generation again) unless ``retry_timeouts``; connection faults are retried;
+* an answer cut off at ``max_tokens`` fails with cause 'output_length' instead of being
+  repaired (the repair would be cut off too);
+* consecutive messages of one role are merged, and system messages folded into the first user
+  message where a chat template refuses them;
+* tools that the server refuses, or silently drops (its prompt count shows no tools), go into
+  the prompt instead, with a warning;
+* the context window is asked of the server (llama.cpp, vLLM) when not set, and a prompt that
+  cannot fit is refused before it is sent;
+* every ModelError carries what the call spent (usage, HTTP requests) in its ``completion``.
 """
 
 from __future__ import annotations
@@ -15,8 +29,10 @@ import asyncio
 import datetime as dt
 import email.utils
 import json
+import logging
 import os
 import random
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -25,9 +41,10 @@ import openai
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel
 
-from recordagent.errors import ModelError, StructuredOutputError
+from recordagent.errors import ModelError, ModelFailure, StructuredOutputError
 from recordagent.llm.client import (
     json_schema,
+    merged_roles,
     parse_structured,
     parse_text_tool_calls,
     parse_tool_calls,
@@ -43,17 +60,65 @@ from recordagent.settings import ModelSettings
 
 __all__ = ["OpenAICompatModel"]
 
-_RETRYABLE = (
-    openai.RateLimitError,
-    openai.InternalServerError,
-    openai.APITimeoutError,
-    openai.APIConnectionError,
-)
+log = logging.getLogger(__name__)
+
 _PARAMS = {"temperature", "max_tokens", "seed", "reasoning_effort", "top_p", "stop"}
+
+# How servers word what they refuse (llama.cpp, vLLM, OpenAI, Ollama, Jinja chat templates).
+_OVERFLOW = re.compile(
+    r"context (size|length|window)|maximum context|context_length_exceeded|"
+    r"exceed_context_size|too many tokens|prompt is too long",
+    re.IGNORECASE,
+)
+_SYSTEM_REFUSED = re.compile(
+    r"system (role|message)s? (is |are )?not supported|roles must alternate|"
+    r"conversation roles must|only user and assistant roles",
+    re.IGNORECASE,
+)
+_TOOLS_REFUSED = re.compile(
+    r"tools? param(eter)? requires|--jinja|does not support tools|tools? (is |are )?not "
+    r"supported|tool.?choice.*not supported|auto.?tool.?choice",
+    re.IGNORECASE,
+)
+# A refusal of the window check is only certain when the local count is this far over.
+_SURE_OVERFLOW = 1.1
+# Tools count as present in a reported prompt when at least this share of their tokens shows.
+_TOOLS_SEEN = 0.5
 
 
 class _EmptyChoices(Exception):
     """The server answered 200 without a choice: treated like a transient server fault."""
+
+
+class _ToolsRefused(Exception):
+    """The server refuses tool definitions: the call is made again with tools in the prompt."""
+
+
+class _SystemRefused(Exception):
+    """The chat template refuses system messages: the call is made again with them folded."""
+
+
+class _Spend:
+    """What one ``complete`` call spent so far: usage and HTTP requests, retries included."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.usage = Usage()
+        self.attempts = 0
+
+    def onto(self, completion: Completion) -> Completion:
+        """``completion`` carrying the whole call's usage, latency and request count."""
+        return completion.model_copy(
+            update={
+                "usage": self.usage,
+                "latency_s": round(time.perf_counter() - self.started, 6),
+                "attempts": self.attempts,
+            }
+        )
+
+    def failed(self, model: str) -> Completion:
+        """An empty completion carrying what a failed call spent."""
+        return self.onto(Completion(message=Message(role="assistant"), model=model))
 
 
 class OpenAICompatModel:
@@ -65,7 +130,7 @@ class OpenAICompatModel:
         limiter: A semaphore shared with other models of the run; one of
             ``settings.max_concurrency`` slots is made when omitted.
         prices: Price table; the packaged one (or ``settings.price_file``) when omitted.
-        tokenizer: Counts tokens when the server reports no usage.
+        tokenizer: Counts tokens when the server reports no usage, and for the window check.
     """
 
     def __init__(
@@ -87,6 +152,20 @@ class OpenAICompatModel:
         self._prices = prices or load_prices(settings.price_file)
         self._tokenizer = tokenizer
         self._random = random.Random()
+        # What this server turned out to accept, learnt once and kept for every later call.
+        self.prompt_tools = not settings.supports_tools
+        self.fold_system = settings.system_role == "fold"
+        # OpenAI and Azure neither list windows nor drop tools; self-hosted servers may.
+        hosted = (
+            settings.provider == "azure"
+            or settings.base_url is None
+            or "api.openai.com" in settings.base_url
+        )
+        self._window: int | None = settings.context_window
+        self._window_asked = settings.context_window is not None or hosted
+        # Server tokens per local token, from calls without tools: tells dropped tools apart.
+        self._token_ratio: float | None = None
+        self._tools_seen = hosted
 
     @property
     def name(self) -> str:
@@ -98,9 +177,34 @@ class OpenAICompatModel:
         """Never: this talks to a real endpoint."""
         return False
 
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """The local tokenizer (made when first needed)."""
+        if self._tokenizer is None:
+            self._tokenizer = Tokenizer(self.settings.encoding)
+        return self._tokenizer
+
     async def context_window(self) -> int | None:
-        """The model's context window in its own tokens: the setting (the server is asked next)."""
-        return self.settings.context_window
+        """The model's context window in its own tokens.
+
+        ``settings.context_window`` when set; otherwise asked of the server once: llama.cpp
+        and vLLM list it with the model (``/v1/models``: ``meta.n_ctx`` per slot,
+        ``max_model_len``), llama.cpp also in ``/props``. None where the server does not say.
+        """
+        if not self._window_asked:
+            self._window_asked = True
+            self._window = await self._asked_window()
+            if self._window is not None:
+                log.info("%s: the server's context window is %d tokens", self.name, self._window)
+        return self._window
+
+    async def _asked_window(self) -> int | None:
+        client, _ = self._resources()
+        probe = client.with_options(timeout=min(10.0, self.settings.timeout_s))
+        window = _listed_window(await _get_json(probe, "/models"), self.name)
+        if window is None:
+            window = _props_window(await _get_json(probe, _server_root(client) + "/props"))
+        return window
 
     async def close(self) -> None:
         """Close the HTTP connections of the running event loop."""
@@ -132,35 +236,50 @@ class OpenAICompatModel:
         """One completion, retried on transient faults, validated against ``response_format``.
 
         Raises:
-            ModelError: The retry budget ran out, the server refused the request (4xx), or the
-                structured answer did not validate even after one repair.
+            ModelError: The retry budget ran out, the server refused the request (4xx), the
+                prompt does not fit the context window, the answer was cut off at
+                ``max_tokens``, or it did not validate even after one repair. ``cause`` says
+                which; ``completion`` carries what the call spent.
             ValueError: An unknown parameter name.
         """
         unknown = set(params) - _PARAMS
         if unknown:
             raise ValueError(f"unknown completion parameter(s): {', '.join(sorted(unknown))}")
-        clock = time.perf_counter()
-        request = list(messages)
-        text_tools = bool(tools) and not self.settings.supports_tools
-        if text_tools:
-            assert tools is not None
-            request = [Message(role="system", content=tools_instruction(tools)), *request]
-            request = without_tool_roles(request)
-        if response_format is not None and not self.settings.supports_response_format:
-            request = [
-                Message(role="system", content=schema_instruction(response_format)),
-                *request,
-            ]
-        completion, attempts = await self._call(request, tools, response_format, params)
-        usage = completion.usage
+        spend = _Spend()
+        try:
+            return await self._complete(list(messages), tools, response_format, params, spend)
+        except ModelError as exc:
+            if exc.completion is None:
+                exc.completion = spend.failed(self.name)
+            raise
+
+    async def _complete(
+        self,
+        messages: list[Message],
+        tools: Sequence[dict[str, Any]] | None,
+        response_format: type[BaseModel] | None,
+        params: dict[str, Any],
+        spend: _Spend,
+    ) -> Completion:
+        completion, request, text_tools = await self._first_answer(
+            messages, tools, response_format, params, spend
+        )
+        self._learn_ratio(request, completion, None if text_tools else tools)
+        if completion.finish_reason == "length" and (response_format or text_tools):
+            raise self._cut_off(completion, params, spend)
 
         async def repair(answer: Completion, instruction: str) -> Completion:
             # One repair: the model sees its answer and what was wrong with it.
-            nonlocal attempts, usage
             retry = [*request, answer.message, Message(role="user", content=instruction)]
-            fixed, more = await self._call(retry, tools, response_format, params)
-            attempts += more
-            usage = usage + fixed.usage
+            fixed = await self._call(
+                merged_roles(retry, fold_system=self.fold_system),
+                None,
+                response_format,
+                params,
+                spend,
+            )
+            if fixed.finish_reason == "length":
+                raise self._cut_off(fixed, params, spend)
             return fixed
 
         if text_tools:
@@ -170,7 +289,12 @@ class OpenAICompatModel:
                 completion = await repair(completion, f"{problem}. Resend the JSON object only.")
                 calls, problem = parse_text_tool_calls(completion.text, tools)
                 if problem:
-                    raise ModelError(f"{self.name}: tool call text still invalid: {problem}")
+                    raise ModelError(
+                        f"{self.name}: the tool call written as text is still invalid after "
+                        f"one repair: {problem}",
+                        cause="invalid_output",
+                        completion=spend.onto(completion),
+                    )
             if calls:
                 completion = completion.model_copy(
                     update={
@@ -191,36 +315,185 @@ class OpenAICompatModel:
                     raise StructuredOutputError(
                         f"{self.name}: the structured answer did not validate after one repair: "
                         f"{problem[:500]}",
-                        completion.model_copy(
-                            update={
-                                "usage": usage,
-                                "latency_s": round(time.perf_counter() - clock, 6),
-                                "attempts": attempts,
-                            }
-                        ),
+                        spend.onto(completion),
                     )
             completion = completion.model_copy(update={"parsed": parsed})
-        return completion.model_copy(
-            update={
-                "usage": usage,
-                "latency_s": round(time.perf_counter() - clock, 6),
-                "attempts": attempts,
-            }
-        )
+        return spend.onto(completion)
 
-    async def _call(
+    async def _first_answer(
         self,
-        messages: Sequence[Message],
+        messages: list[Message],
         tools: Sequence[dict[str, Any]] | None,
         response_format: type[BaseModel] | None,
         params: dict[str, Any],
-    ) -> tuple[Completion, int]:
+        spend: _Spend,
+    ) -> tuple[Completion, list[Message], bool]:
+        """The first reply, the request it answered, and whether tools went in the prompt.
+
+        Tools the server refuses or drops are sent again in the prompt.
+        """
+        while True:
+            text_tools = bool(tools) and self.prompt_tools
+            request = self._request(messages, tools if text_tools else None, response_format)
+            await self._check_window(request, None if text_tools else tools, params)
+            try:
+                completion = await self._call(
+                    request, None if text_tools else tools, response_format, params, spend
+                )
+            except _ToolsRefused as refusal:
+                self._tools_into_prompt(f"the server refused them ({refusal})")
+                continue
+            if not text_tools and tools and not self._tools_seen:
+                if completion.tool_calls:
+                    self._tools_seen = True
+                elif await self._tools_dropped(request, tools, completion, params, spend):
+                    self._tools_into_prompt("the server answered without reading them")
+                    continue
+                elif completion.usage.reported:
+                    self._tools_seen = True  # a server that shows tools once always does
+            return completion, request, text_tools
+
+    def _request(
+        self,
+        messages: list[Message],
+        text_tools: Sequence[dict[str, Any]] | None,
+        response_format: type[BaseModel] | None,
+    ) -> list[Message]:
+        """The conversation as this server gets it: instructions it needs, roles it accepts."""
+        request = list(messages)
+        if text_tools:
+            request = [Message(role="system", content=tools_instruction(text_tools)), *request]
+            request = without_tool_roles(request)
+        if response_format is not None and not self.settings.supports_response_format:
+            request = [
+                Message(role="system", content=schema_instruction(response_format)),
+                *request,
+            ]
+        return merged_roles(request, fold_system=self.fold_system)
+
+    def _tools_into_prompt(self, why: str) -> None:
+        if not self.prompt_tools:
+            self.prompt_tools = True
+            log.warning(
+                "%s: tools go into the prompt from now on, because %s; set "
+                "model.supports_tools to false to say so up front (or serve the model with a "
+                "chat template that supports tools, e.g. llama-server --jinja)",
+                self.name,
+                why,
+            )
+
+    def _cut_off(self, completion: Completion, params: dict[str, Any], spend: _Spend) -> ModelError:
+        limit = params.get("max_tokens")
+        return ModelError(
+            f"{self.name}: the answer was cut off at max_tokens"
+            + (f"={limit}" if limit is not None else "")
+            + f" after {completion.usage.completion_tokens} tokens (finish_reason 'length'): "
+            "raise the completion budget (runners.max_answer_tokens, runners.max_step_tokens)",
+            cause="output_length",
+            completion=spend.onto(completion),
+        )
+
+    async def _check_window(
+        self,
+        request: list[Message],
+        tools: Sequence[dict[str, Any]] | None,
+        params: dict[str, Any],
+    ) -> None:
+        """Refuse, before sending, a prompt that cannot fit the model's window."""
+        window = await self.context_window()
+        if window is None:
+            return
+        local = count_request_tokens(self.tokenizer, request, tools)
+        if local > window * _SURE_OVERFLOW:
+            raise ModelError(
+                f"{self.name}: the prompt is {local:,} tokens counted locally "
+                f"({self.settings.encoding}) and the model's context window is {window:,} "
+                "tokens: it cannot fit, so it was not sent; give the model a larger window "
+                "(model.context_window, the server's context size) or send less "
+                "(runners.full_context.window_tokens, the runners' context_tokens)",
+                cause="context_overflow",
+            )
+
+    async def _tools_dropped(
+        self,
+        request: list[Message],
+        tools: Sequence[dict[str, Any]],
+        completion: Completion,
+        params: dict[str, Any],
+        spend: _Spend,
+    ) -> bool:
+        """Whether the server answered a tools request as if no tools had been sent.
+
+        A server whose chat template cannot show tools drops them without a word. The prompt
+        count it reports then matches the messages alone: compared with what this server
+        reported for calls without tools, or, before any, with a one-token probe of the same
+        messages without tools.
+        """
+        if not completion.usage.reported:
+            return False
+        messages = count_request_tokens(self.tokenizer, request)
+        schemas = count_request_tokens(self.tokenizer, [], tools) - count_request_tokens(
+            self.tokenizer, []
+        )
+        if self._token_ratio is None:
+            probe = {**params, "max_tokens": 1}
+            try:
+                bare = await self._call(request, None, None, probe, spend)
+            except ModelError:
+                return False
+            if not bare.usage.reported:
+                return False
+            self._learn_ratio(request, bare, None)
+        ratio = self._token_ratio or 1.0
+        missing = completion.usage.prompt_tokens < ratio * (messages + _TOOLS_SEEN * schemas)
+        return missing
+
+    def _learn_ratio(
+        self,
+        request: list[Message],
+        completion: Completion,
+        tools: Sequence[dict[str, Any]] | None,
+    ) -> None:
+        if self._token_ratio is None and not tools and completion.usage.reported:
+            local = count_request_tokens(self.tokenizer, request)
+            if local > 0 and completion.usage.prompt_tokens > 0:
+                self._token_ratio = completion.usage.prompt_tokens / local
+
+    async def _call(
+        self,
+        messages: list[Message],
+        tools: Sequence[dict[str, Any]] | None,
+        response_format: type[BaseModel] | None,
+        params: dict[str, Any],
+        spend: _Spend,
+    ) -> Completion:
+        """One chat completion over HTTP, retried on transient faults; counts into ``spend``."""
+        while True:
+            try:
+                return await self._attempts(messages, tools, response_format, params, spend)
+            except _SystemRefused:
+                self.fold_system = True
+                log.warning(
+                    "%s: the chat template refuses system messages; they are folded into the "
+                    "first user message from now on (model.system_role: fold)",
+                    self.name,
+                )
+                messages = merged_roles(messages, fold_system=True)
+
+    async def _attempts(
+        self,
+        messages: list[Message],
+        tools: Sequence[dict[str, Any]] | None,
+        response_format: type[BaseModel] | None,
+        params: dict[str, Any],
+        spend: _Spend,
+    ) -> Completion:
         body: dict[str, Any] = {
             "model": self.settings.model,
             "messages": [m.to_openai() for m in messages],
             **params,
         }
-        if tools and self.settings.supports_tools:
+        if tools:
             body["tools"] = list(tools)
         if response_format is not None and self.settings.supports_response_format:
             body["response_format"] = {
@@ -233,6 +506,7 @@ class OpenAICompatModel:
         client, limiter = self._resources()
         budget = self.settings.max_retries
         for attempt in range(budget + 1):
+            spend.attempts += 1
             try:
                 async with limiter:
                     # The SDK's timeout applies per read; this one bounds the whole request.
@@ -246,24 +520,90 @@ class OpenAICompatModel:
                     )
                 if not _is_completion(response):
                     raise _EmptyChoices()
-                return self._completion(response, messages, tools), attempt + 1
-            except (*_RETRYABLE, _EmptyChoices, TimeoutError) as exc:
+                completion = self._completion(response, messages, tools)
+                spend.usage = spend.usage + completion.usage
+                return completion
+            except (_EmptyChoices, openai.OpenAIError, TimeoutError) as exc:
+                cause = self._failure(exc, refusing_tools=bool(tools))
+                if cause not in _TRANSIENT or (cause == "timeout" and not self.retry_timeouts):
+                    raise self._error(exc, cause, attempt) from exc
                 if attempt == budget:
                     raise ModelError(
-                        f"{self.name}: gave up after {attempt + 1} attempt(s): {_describe(exc)}"
+                        f"{self.name}: gave up after {attempt + 1} attempt(s): {_describe(exc)}",
+                        cause=cause,
                     ) from exc
-                await asyncio.sleep(self._delay(attempt, exc))
-            except openai.APIStatusError as exc:  # other 4xx: retrying cannot help
-                raise ModelError(
-                    f"{self.name}: the server refused the request ({exc.status_code}): "
-                    f"{_describe(exc)}"
-                ) from exc
-            except (openai.OpenAIError, ValueError, TypeError, AttributeError) as exc:
+                delay = self._delay(attempt, exc)
+                log.warning(
+                    "%s: %s; retry %d of %d in %.1f s",
+                    self.name,
+                    _describe(exc),
+                    attempt + 1,
+                    budget,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+            except (ValueError, TypeError, AttributeError) as exc:
                 # Unparseable bodies (an HTML page from a proxy, invalid JSON, odd shapes).
                 raise ModelError(
-                    f"{self.name}: the server's answer could not be read: {_describe(exc)}"
+                    f"{self.name}: the server's answer could not be read: {_describe(exc)}",
+                    cause="unreadable",
                 ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @property
+    def retry_timeouts(self) -> bool:
+        """Whether a request that ran out of ``timeout_s`` is resent."""
+        return self.settings.retry_timeouts
+
+    def _failure(self, exc: BaseException, *, refusing_tools: bool) -> ModelFailure:
+        """The cause of a failed attempt; raises to adapt when the server refuses a form."""
+        if isinstance(exc, _EmptyChoices):
+            return "server_error"
+        if isinstance(exc, openai.APITimeoutError | TimeoutError):
+            # A connection that never opened is a lost request; a read that never ended is a
+            # generation in progress.
+            connecting = type(exc.__cause__).__name__ == "ConnectTimeout"  # httpx or httpx2
+            return "unreachable" if connecting else "timeout"
+        if isinstance(exc, openai.APIConnectionError):
+            return "unreachable"
+        if isinstance(exc, openai.APIStatusError):
+            text = _error_text(exc)
+            if refusing_tools and _TOOLS_REFUSED.search(text):
+                raise _ToolsRefused(f"HTTP {exc.status_code}") from exc
+            if exc.status_code < 500 and _OVERFLOW.search(text):
+                return "context_overflow"
+            if not self.fold_system and self.settings.system_role == "auto":
+                if _SYSTEM_REFUSED.search(text):
+                    raise _SystemRefused() from exc
+            if exc.status_code == 429:
+                return "rate_limited"
+            if exc.status_code >= 500:
+                return "context_overflow" if _OVERFLOW.search(text) else "server_error"
+            return "refused"
+        return "unreadable"
+
+    def _error(self, exc: BaseException, cause: ModelFailure, attempt: int) -> ModelError:
+        """The ModelError of an attempt that is not retried, worded for its cause."""
+        if cause == "timeout":
+            message = (
+                f"{self.name}: no answer within timeout_s={self.settings.timeout_s:g} s "
+                f"(attempt {attempt + 1}); a timed-out request is not resent, since the server "
+                "would start the same generation again: raise model.timeout_s for a slow "
+                "server (or set model.retry_timeouts where a timeout means a lost request)"
+            )
+        elif cause == "context_overflow":
+            message = (
+                f"{self.name}: the prompt does not fit the model's context window "
+                f"({_describe(exc)}); give the model a larger window or send less "
+                "(model.context_window, runners.full_context.window_tokens)"
+            )
+        elif isinstance(exc, openai.APIStatusError):
+            message = (
+                f"{self.name}: the server refused the request ({exc.status_code}): {_describe(exc)}"
+            )
+        else:
+            message = f"{self.name}: the server's answer could not be read: {_describe(exc)}"
+        return ModelError(message, cause=cause)
 
     def _delay(self, attempt: int, exc: BaseException) -> float:
         jitter = self._random.uniform(
@@ -275,7 +615,8 @@ class OpenAICompatModel:
         if retry_after > max(self.settings.backoff_max_s, self.settings.timeout_s):
             raise ModelError(
                 f"{self.name}: the server asks to wait {retry_after:.0f} s before retrying, "
-                f"longer than backoff_max_s ({self.settings.backoff_max_s:g} s); try later"
+                f"longer than backoff_max_s ({self.settings.backoff_max_s:g} s); try later",
+                cause="rate_limited",
             ) from exc
         return max(retry_after, jitter)
 
@@ -302,12 +643,10 @@ class OpenAICompatModel:
                 reported=True,
             )
         else:
-            tokenizer = self._tokenizer or Tokenizer(self.settings.encoding)
-            self._tokenizer = tokenizer
             answer = (message.content or "") + "".join(c.raw_arguments for c in message.tool_calls)
             usage = Usage(
-                prompt_tokens=count_request_tokens(tokenizer, messages, tools),
-                completion_tokens=tokenizer.count(answer),
+                prompt_tokens=count_request_tokens(self.tokenizer, messages, tools),
+                completion_tokens=self.tokenizer.count(answer),
                 reported=False,
             )
         usage = usage.model_copy(update={"cost_usd": self._prices.cost(self.name, usage)})
@@ -319,6 +658,60 @@ class OpenAICompatModel:
         )
 
 
+_TRANSIENT: frozenset[ModelFailure] = frozenset(
+    {"timeout", "unreachable", "rate_limited", "server_error"}
+)
+
+
+def _listed_window(listed: Any, model: str) -> int | None:
+    """The window in a ``/v1/models`` listing: vLLM's max_model_len, llama.cpp's meta.n_ctx."""
+    entries = listed.get("data") if isinstance(listed, dict) else None
+    if not isinstance(entries, list):
+        return None
+    named = [e for e in entries if isinstance(e, dict) and e.get("id") == model]
+    for entry in named or (entries if len(entries) == 1 else []):
+        if not isinstance(entry, dict):
+            continue
+        meta = entry.get("meta")
+        for value in (
+            entry.get("max_model_len"),
+            meta.get("n_ctx") if isinstance(meta, dict) else None,
+        ):
+            if isinstance(value, int) and value > 0:
+                return value
+    return None
+
+
+async def _get_json(client: openai.AsyncOpenAI, path: str) -> Any:
+    """The JSON a server answers ``GET path`` with; None when it has no such page."""
+    try:
+        return await client.get(path, cast_to=object)
+    except (openai.OpenAIError, ValueError, TypeError):
+        return None  # a server that does not say: the runners' own settings apply
+
+
+def _props_window(props: Any) -> int | None:
+    """The per-slot window in llama.cpp's ``/props``."""
+    settings = props.get("default_generation_settings") if isinstance(props, dict) else None
+    value = settings.get("n_ctx") if isinstance(settings, dict) else None
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def _server_root(client: openai.AsyncOpenAI) -> str:
+    """The server's root URL (llama.cpp serves /props beside /v1)."""
+    base = str(client.base_url).rstrip("/")
+    return base.removesuffix("/v1")
+
+
+def _error_text(exc: openai.APIStatusError) -> str:
+    """Everything the server said about a refusal: the SDK's message and the raw body."""
+    try:
+        raw = exc.response.text
+    except Exception:  # a streamed or closed body: the message alone will do
+        raw = ""
+    return f"{exc.message} {raw}"
+
+
 def _build_client(settings: ModelSettings) -> openai.AsyncOpenAI:
     api_key = os.environ.get(settings.api_key_env) or "not-needed"  # local servers take any key
     if settings.provider == "azure":
@@ -328,14 +721,21 @@ def _build_client(settings: ModelSettings) -> openai.AsyncOpenAI:
             azure_endpoint=settings.base_url,
             api_key=api_key,
             api_version=settings.azure_api_version,
-            timeout=settings.timeout_s,
+            timeout=_timeouts(settings),
             max_retries=0,
         )
     return openai.AsyncOpenAI(
         base_url=settings.base_url,
         api_key=api_key,
-        timeout=settings.timeout_s,
+        timeout=_timeouts(settings),
         max_retries=0,
+    )
+
+
+def _timeouts(settings: ModelSettings) -> openai.Timeout:
+    """A short wait for the connection, a long one for the answer."""
+    return openai.Timeout(
+        settings.timeout_s, connect=min(settings.connect_timeout_s, settings.timeout_s)
     )
 
 
