@@ -314,3 +314,12 @@ async def test_a_tool_call_in_text_followed_by_prose_is_read(server):
         ("search_documents", {"query": "ISS"})
     ]
     assert len(server.requests) == 1
+
+
+async def test_calls_starting_together_ask_for_the_window_once():
+    listing = {"data": [{"id": "local", "meta": {"n_ctx": 4096}}]}
+    with FakeOpenAI(models=listing) as server:
+        m = model(server)
+        await asyncio.gather(*(complete(m, HELLO) for _ in range(5)))
+        assert server.paths.count("/v1/models") == 1
+        assert len(posts(server)) == 5

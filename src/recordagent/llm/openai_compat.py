@@ -163,6 +163,7 @@ class OpenAICompatModel:
         )
         self._window: int | None = settings.context_window
         self._window_asked = settings.context_window is not None or hosted
+        self._window_task: asyncio.Future[int | None] | None = None
         # Server tokens per local token, from calls without tools: tells dropped tools apart.
         self._token_ratio: float | None = None
         self._tools_seen = hosted
@@ -192,10 +193,15 @@ class OpenAICompatModel:
         ``max_model_len``), llama.cpp also in ``/props``. None where the server does not say.
         """
         if not self._window_asked:
-            self._window_asked = True
-            self._window = await self._asked_window()
-            if self._window is not None:
-                log.info("%s: the server's context window is %d tokens", self.name, self._window)
+            # Calls starting together share one question to the server.
+            task = self._window_task
+            if task is None or task.get_loop() is not asyncio.get_running_loop():
+                task = self._window_task = asyncio.ensure_future(self._asked_window())
+            window = await asyncio.shield(task)
+            if not self._window_asked:
+                self._window, self._window_asked = window, True
+                if window is not None:
+                    log.info("%s: the server's context window is %d tokens", self.name, window)
         return self._window
 
     async def _asked_window(self) -> int | None:
