@@ -33,5 +33,3 @@ def open_world_store() -> Iterator[RecordStore]:
 def store() -> Iterator[RecordStore]:
     with connect() as opened:
         yield opened
-
-

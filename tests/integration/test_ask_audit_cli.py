@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,7 +10,10 @@ from pathlib import Path
 import pytest
 
 from recordagent.runners import RUNNER_NAMES
+from tests.fake_openai import FakeOpenAI, ok, status
 from tests.helpers import recordagent
+
+SILENT_RECORD = {"status": "insufficient_evidence", "value": None, "text": "", "citations": []}
 
 
 @dataclass(frozen=True)
@@ -150,3 +154,45 @@ def test_audit_with_a_missing_labels_file(study: Study, tmp_path: Path):
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert " ".join(" ".join(lines).split()) == f"error: labels file {missing} does not exist"
+
+
+def test_ask_with_a_failing_server_ends_with_one_line_naming_the_cause_and_exit_4(
+    study: Study, tmp_path: Path
+):
+    with FakeOpenAI() as server:
+        server.script(status(503, message="the model is loading"))
+        preset = tmp_path / "fake.yaml"
+        preset.write_text(
+            f"model:\n  provider: openai\n  model: fake\n  base_url: {server.url}\n"
+            "  max_retries: 0\n",
+            encoding="utf-8",
+        )
+        result = recordagent(
+            "--preset", str(preset), "ask", "MM-001", "When was multiple myeloma diagnosed?",
+            "--db", str(study.db), "--runner", "single_pass_rag", "--model", "settings",
+        )  # fmt: skip
+    assert result.returncode == 4, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("failed: server_error — "), result.stderr
+    assert "error answer: server_error" in " ".join(result.stdout.split())  # the step's kind
+    assert "status │ failed (server_error)" in " ".join(result.stdout.split())
+
+
+def test_ask_shows_each_retry_of_a_failing_server_as_a_warning_line(study: Study, tmp_path: Path):
+    with FakeOpenAI() as server:
+        server.script(status(503, message="the model is loading"), ok(json.dumps(SILENT_RECORD)))
+        preset = tmp_path / "fake.yaml"
+        preset.write_text(
+            f"model:\n  provider: openai\n  model: fake\n  base_url: {server.url}\n"
+            "  max_retries: 2\n  backoff_base_s: 0.01\n",
+            encoding="utf-8",
+        )
+        result = recordagent(
+            "--preset", str(preset), "ask", "MM-001", "When was multiple myeloma diagnosed?",
+            "--db", str(study.db), "--runner", "single_pass_rag", "--model", "settings",
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1, result.stderr
+    assert "fake: HTTP 503" in warnings[0] and "retry 1 of 2" in warnings[0]

@@ -166,13 +166,13 @@ def test_a_scripted_session_with_the_agent_over_the_fake_server(store, server, t
     out = command(child, "/cite 1", "[1] therapy Vd 2021-04-19 (event MM-001-E0003)")
 
     # A model error is a clear, failed answer; the session stays usable.
-    out = command(child, "Any relapse?", "Answer [failed]", "model error")
+    out = command(child, "Any relapse?", "Answer [failed]", "failed: server_error")
     out = command(child, "/timeline therapy", "Timeline: 6 entries", "DVd (line 6) [MM-001-E0007]")
     out = command(child, "/labs Hemoglobin 2020-01-01 2020-03-31", "Hemoglobin (g/dL)", "min ")
     assert "2020-01-" in out and "2021-" not in out
     out = command(child, "/search multiple myeloma diagnosis", "passage(s) for")
     out = command(child, "/doc MM-001-D0001", "MM-001-D0001 | ")
-    out = command(child, "/trace", "trace", "skeleton", "ModelError")
+    out = command(child, "/trace", "trace", "skeleton", "server_error")
     out = command(child, "/runner single_pass_rag", "runner: single_pass_rag")
     out = command(child, "/runner agent", "runner: agent")
     out = command(child, "/new", "new conversation")

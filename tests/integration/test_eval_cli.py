@@ -19,7 +19,7 @@ from recordagent.records.db import connect
 from recordagent.records.load import load_bundle
 from recordagent.settings import Settings
 from recordagent.sources.synthetic import generate_cohort, load_preset
-from tests.fake_openai import FakeOpenAI, ok
+from tests.fake_openai import FakeOpenAI, ok, status
 from tests.helpers import recordagent
 
 
@@ -448,3 +448,38 @@ def test_a_log_line_from_another_run_is_named_by_file_and_line(
         )  # fmt: skip
     )
     assert "line 8" in refused
+
+
+def test_a_server_refusing_every_prompt_as_too_long_ends_the_eval_naming_that_cause(
+    tiny: dict[str, Path], tmp_path: Path
+) -> None:
+    too_long = (
+        "This model's maximum context length is 2048 tokens. However, you requested 9120 "
+        "tokens (8120 in the messages, 1000 in the completion)."
+    )
+    out = tmp_path / "run"
+    with FakeOpenAI() as server:
+        server.script(status(400, message=too_long))
+        preset = tmp_path / "fake.yaml"
+        preset.write_text(
+            f"model:\n  provider: openai\n  model: fake\n  base_url: {server.url}\n"
+            "  max_retries: 0\n",
+            encoding="utf-8",
+        )
+        result = recordagent(
+            "--preset", str(preset), "eval", "--items", str(tiny["items"]),
+            "--labels", str(tiny["labels"]), "--db", str(tiny["db"]),
+            "--runner", "single_pass_rag", "--model", "settings", "--out", str(out),
+        )  # fmt: skip
+    message = _one_error(result)
+    assert result.returncode == 4
+    assert "every answer of single_pass_rag failed:" in message
+    assert "single_pass_rag: 12 of 12 failed — context_overflow 12" in message
+    assert "context_overflow: the prompts do not fit the model's context window" in message
+    assert "maximum context length is 2048 tokens" in message  # the server's words, once
+    assert "reachable" not in message
+    assert (out / "report.html").is_file()
+    statuses = {r["answer"]["status"] for r in _records(out / "single_pass_rag.jsonl")}  # type: ignore[index]
+    causes = {r["answer"]["failure"] for r in _records(out / "single_pass_rag.jsonl")}  # type: ignore[index]
+    assert statuses == {"failed"} and causes == {"context_overflow"}
+    assert "maximum context length" not in (out / "single_pass_rag.jsonl").read_text()

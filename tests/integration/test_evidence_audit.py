@@ -26,7 +26,7 @@ from recordagent.questions.templates import load_templates
 from recordagent.records.db import RecordStore, connect
 from recordagent.records.load import load_bundle
 from recordagent.records.tokens import Tokenizer
-from recordagent.runners.full_context import pack_record
+from recordagent.runners.full_context import DEFAULT_WINDOW_TOKENS, pack_record
 from recordagent.runners.retrieval import PatientRetriever
 from recordagent.settings import Settings
 from recordagent.sources.synthetic import generate_cohort, load_preset
@@ -119,6 +119,17 @@ def test_full_context_coverage_follows_the_window(cohort: Cohort) -> None:
     assert small.overall.full_context_mean_coverage < audit.overall.full_context_mean_coverage
     # The window does not change retrieval.
     assert [r.rag_reached_at_k for r in small.rows] == [r.rag_reached_at_k for r in audit.rows]
+    # Without a window setting, the model's window over the margin is the window (as the
+    # runner resolves it): 4,050 server tokens / 1.35 = the same 3,000.
+    by_model = Settings(
+        model={"context_window": 4_050}, runners={"full_context": {"reserve_tokens": 500}}
+    )
+    modelled = audit_evidence(cohort.items, cohort.evidence, cohort.store, by_model)
+    assert (modelled.window_tokens, modelled.window_source) == (3_000, "model")
+    assert (small.window_tokens, small.window_source) == (3_000, "setting")
+    assert [r.full_context_coverage for r in modelled.rows] == [
+        r.full_context_coverage for r in small.rows
+    ]
 
 
 def test_one_item_checked_by_hand(cohort: Cohort, default_audit: EvidenceAudit) -> None:
@@ -135,6 +146,11 @@ def test_one_item_checked_by_hand(cohort: Cohort, default_audit: EvidenceAudit) 
     assert row.rag_reached_at_k == {5: False, 10: False, 20: True}
     assert row.rag_reached is True
     assert row.full_context_coverage == 0.0
+    # Neither the settings nor the model name a window: the runner's default.
+    assert (default_audit.window_tokens, default_audit.window_source) == (
+        DEFAULT_WINDOW_TOKENS,
+        "default",
+    )
     scope = cohort.store.scope(item.patient_id)
     retriever = PatientRetriever(scope, Tokenizer(settings.model.encoding), until=item.as_of)
 
@@ -154,7 +170,7 @@ def test_one_item_checked_by_hand(cohort: Cohort, default_audit: EvidenceAudit) 
     packed = pack_record(
         scope,
         Tokenizer(settings.model.encoding),
-        fc.window_tokens - fc.reserve_tokens,
+        DEFAULT_WINDOW_TOKENS - fc.reserve_tokens,
         fc,
         until=item.as_of,
     )

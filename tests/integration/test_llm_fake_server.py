@@ -135,7 +135,8 @@ class Stage(BaseModel):
 
 async def test_structured_output_is_requested_validated_and_repaired_once(server: FakeOpenAI):
     server.script(
-        ok('{"stage": "II"}', usage=(10, 5)), ok('{"stage": "II", "confidence": 0.9}', usage=(10, 5))
+        ok('{"stage": "II"}', usage=(10, 5)),
+        ok('{"stage": "II", "confidence": 0.9}', usage=(10, 5)),
     )
     completion = await complete(model(server), HELLO, response_format=Stage)
     assert completion.parsed == {"stage": "II", "confidence": 0.9}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -158,10 +159,10 @@ async def test_a_reflection_that_never_validates_does_not_fail_the_run(store, se
 
 async def test_a_final_answer_that_never_validates_after_a_budget_stop_is_truncated(store, server):
     server.script(
-        ok(json.dumps({"needs": ["the ASCT date"]})),
-        ok(None, tool_calls=[("c1", "get_timeline", "{}")]),
-        ok("June 2020, I think"),
-        ok("June 2020"),
+        ok(json.dumps({"needs": ["the ASCT date"]}), usage=(10, 5)),
+        ok(None, tool_calls=[("c1", "get_timeline", "{}")], usage=(10, 5)),
+        ok("June 2020, I think", usage=(10, 5)),
+        ok("June 2020", usage=(10, 5)),
     )
     settings = Settings(runners={"agent": {"max_steps": 1}})
     answer = await run(build_runner("agent", settings), store, server)
@@ -177,3 +178,67 @@ async def test_a_loose_but_clear_judge_decision_is_accepted_over_http(store, ser
     )
     answer = await run(build_runner("iterative_rag", Settings()), store, server)
     assert answer.status == "answered" and answer.details["rounds"] == 2
+
+
+async def test_a_final_answer_the_server_cuts_off_fails_without_a_repair(store, server):
+    server.script(ok('{"status": "answered", "value": "2020-06-', finish_reason="length"))
+    answer = await run(build_runner("single_pass_rag", Settings()), store, server)
+    assert answer.status == "failed" and answer.failure == "output_length"
+    assert len(server.requests) == 1 and answer.usage.requests == 1
+    assert answer.usage.prompt_tokens > 0 and answer.usage.model_calls == 1
+    (error,) = [e for e in answer.trace if e.kind == "error"]
+    assert (error.step, error.error, error.attempts) == ("answer", "output_length", 1)
+    assert server.requests[0]["max_tokens"] == Settings().runners.max_answer_tokens
+
+
+async def test_a_plan_the_server_cuts_off_does_not_fail_the_run(store, server):
+    server.script(
+        ok('{"needs": ["date of the ASCT", "date of the ASCT", "da', finish_reason="length"),
+        ok(None, tool_calls=[("c1", "get_timeline", "{}"), ("c2", "finish", "{}")]),
+        ok(json.dumps({"needs": [{"need": "date of the ASCT", "status": "met"}]})),
+        ok(answer_json("2020-06-15", ["EA3"])),
+    )
+    answer = await run(build_runner("agent", Settings()), store, server)
+    assert answer.status == "answered" and answer.value == dt.date(2020, 6, 15)
+    assert len(server.requests) == 4  # no repair of the cut-off plan
+    assert [(e.name, e.error) for e in answer.trace if e.kind == "error"] == [
+        ("plan", "output_length"),
+        ("plan", "plan_unparsed"),
+    ]
+    steps = Settings().runners.max_step_tokens
+    assert [r["max_tokens"] for r in server.requests] == [
+        steps,
+        steps,
+        steps,
+        Settings().runners.max_answer_tokens,
+    ]
+
+
+async def test_full_context_packs_to_the_window_the_server_reports(store):
+    settings = Settings(runners={"full_context": {"reserve_tokens": 500}})
+    with FakeOpenAI(props={"default_generation_settings": {"n_ctx": 1_350}}) as server:
+        server.script(ok(answer_json(None, [], "insufficient_evidence")))
+        answer = await run(build_runner("full_context", settings), store, server)
+    assert (answer.details["window_tokens"], answer.details["window_source"]) == (1_000, "model")
+    assert answer.details["truncated"] is True and answer.status == "insufficient_evidence"
+    assert "/props" in server.paths
+
+
+async def test_a_slow_server_cannot_hold_the_agent_past_max_wall_s(store):
+    settings = Settings(runners={"agent": {"max_wall_s": 2.0}})
+    runner = build_runner("agent", settings)
+    with FakeOpenAI() as server:
+        server.script(ok(json.dumps({"needs": ["date of the ASCT"]}), delay_s=3.0))
+        llm = OpenAICompatModel(
+            ModelSettings(provider="openai", model="gpt-4o-mini", base_url=server.url)
+        )
+        async with llm:
+            runner.graph(llm)
+            started = time.perf_counter()
+            answer = await runner.run(asct_item(), store.scope("A"), llm)
+            took = time.perf_counter() - started
+    assert took < 2.5
+    assert answer.status == "truncated" and answer.value is None
+    assert answer.details["answer_timed_out"] and answer.failure is None
+    # The plan was cut off when the loop's time ran out, the answer when the run's did.
+    assert len(server.requests) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from recordagent.chat.session import ChatSession
+from recordagent.evaluation.failures import failure_line, shown_text, truncation_line
 
 __all__ = ["session_markdown"]
 
@@ -27,7 +28,13 @@ def session_markdown(session: ChatSession) -> str:
         status = f"**Status:** {answer.status.replace('_', ' ')}"
         if answer.value is not None:
             status += f" · **value:** `{json.dumps(answer.value, default=str)}`"
-        out += [status, "", answer.text or "-", ""]
+        out += [status, ""]
+        for note in (failure_line(answer), truncation_line(answer)):
+            if note is not None:
+                out += [f"> {note}", ""]
+        text = shown_text(answer)  # never the model's raw output
+        if text or answer.status != "failed":
+            out += [text or "-", ""]
         if turn.sources:
             out += ["**Citations**", ""]
             out += [f"{s.number}. {s.label}" for s in turn.sources]

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from recordagent.chat.session import Turn
+from recordagent.evaluation.failures import failure_line, shown_text, truncation_line
 from recordagent.records.overview import (
     MILESTONE_KINDS,
     OverviewEvent,
@@ -226,13 +227,27 @@ def render_step(event: TraceEvent) -> Text | None:
 
 
 def render_answer(turn: Turn) -> RenderableType:
-    """The answer: status, value, text, numbered citations and what it cost."""
+    """The answer: status, value, text, numbered citations and what it cost.
+
+    A failed answer shows one line with its cause and what happened instead of a text (never
+    the model's raw output: at most a short, labelled excerpt of it); a truncated one a note
+    that a budget ended the run.
+    """
     answer = turn.answer
     status = answer.status.replace("_", " ")
     head = Text.assemble(("Answer ", "bold"), (f"[{status}]", _STATUS_STYLE[answer.status]))
     if answer.value is not None:
         head.append(f"  value: {json.dumps(answer.value, default=str)}")
-    parts: list[RenderableType] = [head, Text(answer.text or "-")]
+    parts: list[RenderableType] = [head]
+    failed = failure_line(answer)
+    if failed is not None:
+        parts.append(Text(failed, style="bold red"))
+    note = truncation_line(answer)
+    if note is not None:
+        parts.append(Text(note, style="yellow"))
+    text = shown_text(answer)
+    if text or failed is None:
+        parts.append(Text(text or "-", style="dim" if failed is not None else ""))
     if turn.sources:
         parts.append(Text("Citations:", style="bold"))
         parts.extend(Text(f"  [{s.number}] {s.label}") for s in turn.sources)

@@ -14,6 +14,7 @@ import logging
 from pydantic import BaseModel, Field
 
 from recordagent.chat.citations import CitedSource, resolve_citations
+from recordagent.evaluation.failures import shown_text
 from recordagent.llm.client import ChatModel
 from recordagent.questions.items import EvalItem
 from recordagent.records.scope import PatientScope
@@ -109,7 +110,11 @@ class ChatSession:
                 "the record):",
             ]
             for turn in earlier:
-                answer = turn.answer.text or "-"
+                # A failed answer's text is no answer (at most the model's unusable output).
+                usable = turn.answer.status != "failed" and shown_text(turn.answer) == (
+                    turn.answer.text
+                )
+                answer = (turn.answer.text if usable else "") or "-"
                 if len(answer) > _CONTEXT_ANSWER_CHARS:
                     answer = answer[: _CONTEXT_ANSWER_CHARS - 1] + "…"
                 lines.append(f"Q: {turn.question}")

@@ -1,4 +1,11 @@
-"""``recordagent ask``: answer one question about one patient, streaming the runner's steps."""
+"""``recordagent ask``: answer one question about one patient, streaming the runner's steps.
+
+The steps stream as one line each (a failed step with its error kind), then the answer as a
+table. A failed answer ends with one line on stderr, ``failed: <cause> — <what happened>``,
+and exit code 4 (as a model error); its text is never the model's raw output (at most a short,
+labelled excerpt). A truncated answer (a budget ended the run) shows its value with a note
+saying so and exits 0.
+"""
 
 from __future__ import annotations
 
@@ -17,23 +24,39 @@ from rich.panel import Panel
 from rich.table import Table
 
 from recordagent.cli.render import shown, store_file
-from recordagent.errors import UserError
+from recordagent.errors import ModelError, UserError
+from recordagent.evaluation.failures import (
+    answer_failure,
+    failure_line,
+    shown_text,
+    truncation_line,
+)
 from recordagent.evaluation.study import study_model
 from recordagent.llm.client import ChatModel
 from recordagent.questions.answers import AnswerSpec
 from recordagent.questions.items import EvalItem
 from recordagent.records.db import RecordStore, connect
 from recordagent.records.scope import PatientScope
-from recordagent.runners import RUNNER_NAMES, Answer, Citation, Runner, build_runner, stream_run
+from recordagent.runners import (
+    RUNNER_NAMES,
+    Answer,
+    Citation,
+    Runner,
+    TraceEvent,
+    build_runner,
+    stream_run,
+)
 from recordagent.settings import Settings
 
-__all__ = ["ask"]
+__all__ = ["FAILED_ANSWER_EXIT_CODE", "ask", "render_answer", "step_line"]
 
 MOCK_BANNER = (
     "MOCK MODEL: a scripted dry run walks the runner's control flow; "
     "no language model reads the record and the answer below is NOT a model's answer."
 )
 _KNOWN_SHOWN = 5
+FAILED_ANSWER_EXIT_CODE = ModelError.exit_code
+"""Exit code of ``ask`` when the answer failed: the model failed it, as a ModelError exits."""
 
 
 class AnswerKind(Enum):
@@ -71,7 +94,10 @@ def ask(
         typer.Option(help="'mock': the dry-run mock (no LLM); 'settings': the configured model."),
     ] = ModelChoice.settings,
 ) -> None:
-    """Answer QUESTION about PATIENT with one runner, showing each step as it happens."""
+    """Answer QUESTION about PATIENT with one runner, showing each step as it happens.
+
+    Exits 4 when the answer failed (one line on stderr says why), as a model error does.
+    """
     settings: Settings = ctx.obj
     day = _parse_day(as_of)
     check_text("the question", question, multiline=True)
@@ -91,8 +117,17 @@ def ask(
         )
         answer = asyncio.run(_stream(chosen_runner, item, scope, chat, console))
     console.print(render_answer(answer))
+    note = truncation_line(answer)
+    if note is not None:
+        console.print(note, style="yellow", highlight=False, markup=False)
     if answer.mock:
         console.print(f"[bold yellow]{MOCK_BANNER}[/]", highlight=False)
+    failed = failure_line(answer)
+    if failed is not None:
+        Console(stderr=True).print(
+            failed, style="bold red", highlight=False, markup=False, soft_wrap=True
+        )
+        raise typer.Exit(FAILED_ANSWER_EXIT_CODE)
 
 
 def _parse_day(text: str | None) -> dt.date | None:
@@ -153,15 +188,31 @@ async def _stream(
         if isinstance(event, Answer):
             answer = event
         else:
-            line = event.summary or f"{event.kind} {event.name}"
-            console.print(f"  [dim]{event.seq:>3}[/] {line}", highlight=False)
+            console.print(f"  [dim]{event.seq:>3}[/] {escape(step_line(event))}", highlight=False)
     assert answer is not None  # stream_run always ends with the answer
     return answer
 
 
+def step_line(event: TraceEvent) -> str:
+    """One progress line for a step: its summary, and for a failed step its error kind."""
+    if event.kind == "error":
+        line = f"error {event.name}: {event.error or 'unclassified'}"
+        return f"{line} ({event.summary})" if event.summary else line
+    if event.kind == "budget":
+        return f"budget {event.name}: {event.summary or 'spent'}"
+    line = event.summary or f"{event.kind} {event.name}"
+    if event.error and event.error not in line:
+        line += f" (error: {event.error})"
+    return line
+
+
 def render_answer(answer: Answer) -> Table:
-    """The answer: status, value, text, citations, tokens and cost."""
-    table = Table(title=f"Answer ({answer.runner}, {answer.model})", show_header=False)
+    """The answer: status, value, text, citations, tokens and cost.
+
+    The text is never a raw dump of the model's output (:func:`shown_text`); model output
+    and record ids are shown as text, never read as markup.
+    """
+    table = Table(title=escape(f"Answer ({answer.runner}, {answer.model})"), show_header=False)
     table.add_column("field", style="bold", no_wrap=True)
     table.add_column("value")
     usage = answer.usage
@@ -171,10 +222,11 @@ def render_answer(answer: Answer) -> Table:
     if not usage.tokens_reported:
         tokens += " (counted locally)"
     cost = "-" if usage.cost_usd is None else f"${usage.cost_usd:.4f}"
-    table.add_row("status", answer.status)
-    table.add_row("value", value)
-    table.add_row("text", answer.text or "-")
-    table.add_row("citations", citations)
+    cause = answer_failure(answer)
+    table.add_row("status", answer.status if cause is None else f"{answer.status} ({cause})")
+    table.add_row("value", escape(value))
+    table.add_row("text", escape(shown_text(answer) or "-"))
+    table.add_row("citations", escape(citations))
     table.add_row("tokens", tokens)
     table.add_row("cost", cost)
     table.add_row(

@@ -5,7 +5,9 @@ from the packaged templates with their gold (or silver) labels, answers them wit
 runners through the evaluator, audits whether retrieval and the full-context window reach the
 evidence, and ends with the report (in the terminal, and as HTML). With a model configured
 (settings or ``RECORDAGENT_MODEL__…``) the runners ask it; without one they run on the scripted
-mock model, and everything says so.
+mock model, and everything says so. Failed answers are counted per runner and cause at the end,
+with what to do about each cause; when every answer of a runner failed, that is the command's
+error (exit 4, as a model error), after the report is written.
 """
 
 from __future__ import annotations
@@ -29,14 +31,21 @@ from recordagent.cli.render import (
     render_load_report,
     shown,
 )
-from recordagent.errors import UserError
+from recordagent.errors import ModelError, UserError
 from recordagent.evaluation.audit import audit_evidence, evidence_from_labels, render_audit_terminal
 from recordagent.evaluation.labels import write_labels
 from recordagent.evaluation.log import RunLog
 from recordagent.evaluation.report import build_report, render_html, render_terminal
 from recordagent.evaluation.run import ItemProgress
 from recordagent.evaluation.silver_labels import silver_labels
-from recordagent.evaluation.study import Study, StudyProgress, log_file, run_study, study_model
+from recordagent.evaluation.study import (
+    Study,
+    StudyProgress,
+    log_file,
+    run_study,
+    study_failures,
+    study_model,
+)
 from recordagent.evaluation.study_inputs import StudyInputs, sample_cohort
 from recordagent.questions.silver import silver_sample
 from recordagent.questions.silver_templates import load_silver_templates
@@ -112,7 +121,15 @@ def demo(
         )
         with Progress(*progress_columns(16), console=console, transient=False) as bar:
             logs = asyncio.run(run_study(study, store, progress=_Bars(bar)))
-        audit = audit_evidence(inputs.items, evidence_from_labels(inputs.labels), store, settings)
+        # Known by now when the study asked the server: the audit packs to the runner's window.
+        window = asyncio.run(model.context_window())
+        audit = audit_evidence(
+            inputs.items,
+            evidence_from_labels(inputs.labels),
+            store,
+            settings,
+            model_window=window,
+        )
     evaluation = build_report(logs, inputs.references, labels=inputs.labels)
     render_terminal(evaluation, console)
     console.print()
@@ -122,6 +139,11 @@ def demo(
     console.print(f"\nreport: {html}\nrun logs and labels: {folder}")
     if model.is_mock:
         console.print(Panel(MOCK_BANNER, title="MOCK MODEL", style="bold red"))
+    failures = study_failures(logs)
+    if failures.all_failed:
+        raise ModelError(failures.message())
+    if failures.runs:
+        console.print(failures.message(), style="yellow", highlight=False, markup=False)
 
 
 class _Bars(StudyProgress):

@@ -2,10 +2,12 @@
 
 The study checks everything it can before the first model call (an unreachable endpoint is a
 one-line error with nothing written). This command shows its progress, then prints and writes
-the report. Answers that fail during the run (the endpoint goes away) are logged as 'failed';
-when every answer of a run failed the command ends with a one-line error, after writing the
-logs and report. Items failed by an unexpected error (a bug) end it with one error line
-counting them (exit 1); ``--resume`` retries them.
+the report. Answers that fail during the run (the endpoint goes away, the prompts do not fit
+the model's window) are logged as 'failed' with their cause; the command ends by counting them
+per runner and cause, with what to do about each cause, and when every answer of a run failed
+that is its error (exit 4, as a model error), after writing the logs and report. Items failed
+by an unexpected error (a bug) end it with one error line counting them (exit 1); ``--resume``
+retries them.
 """
 
 from __future__ import annotations
@@ -30,11 +32,17 @@ from rich.progress import (
 )
 
 from recordagent.cli.costs import print_costs
-from recordagent.errors import UserError, validation_problems
+from recordagent.errors import ModelError, UserError, validation_problems
 from recordagent.evaluation.log import RunLog
 from recordagent.evaluation.report import build_report, render_html, render_terminal
 from recordagent.evaluation.run import ItemProgress
-from recordagent.evaluation.study import RunSummary, Study, StudyProgress, evaluate
+from recordagent.evaluation.study import (
+    RunSummary,
+    Study,
+    StudyProgress,
+    evaluate,
+    study_failures,
+)
 from recordagent.evaluation.suite import Suite, load_suite
 from recordagent.paths import write_text
 from recordagent.settings import Settings
@@ -91,17 +99,11 @@ def eval_command(
     _finish(console, display.study, logs)
     if any(log.failed_item_ids() for log in logs):
         raise UserError(_crash_summary(logs), exit_code=1)
-    failed_all = [
-        log.manifest.runner
-        for log in logs
-        if log.records and all(r.answer.status == "failed" for r in log.records)
-    ]
-    if failed_all:
-        raise UserError(
-            "every answer of "
-            + ", ".join(failed_all)
-            + " failed (see the status counts above: is the model endpoint reachable?)"
-        )
+    failures = study_failures(logs)
+    if failures.all_failed:
+        raise ModelError(failures.message())
+    if failures.runs:
+        console.print(failures.message(), style="yellow", highlight=False, markup=False)
 
 
 def _suite(
@@ -188,6 +190,12 @@ class _Display(StudyProgress):
             yield advance
 
     def finished(self, summary: RunSummary) -> None:
+        failures = summary.failures
+        causes = (
+            ", ".join(f"{cause} {n}" for cause, n in failures.causes)
+            if failures is not None
+            else ""
+        )
         self.console.print(
             f"{summary.runner}: {summary.new} new answers, {summary.already} already in "
             f"{summary.path}"
@@ -196,8 +204,10 @@ class _Display(StudyProgress):
                 f", {summary.failed_by_error} failed with an unexpected error"
                 if summary.failed_by_error
                 else ""
-            ),
+            )
+            + (f"; failed answers: {causes}" if causes else ""),
             highlight=False,
+            markup=False,
         )
 
 

@@ -12,6 +12,13 @@ gold evidence.
 """
 
 from recordagent.evaluation.audit import EvidenceAudit, audit_evidence, evidence_from_labels
+from recordagent.evaluation.failures import (
+    FAILURE_ADVICE,
+    RunFailures,
+    answer_failure,
+    failure_line,
+    run_failures,
+)
 from recordagent.evaluation.gold_labels import gold_labels
 from recordagent.evaluation.judge import (
     JUDGE_PROMPT_VERSION,
@@ -42,16 +49,19 @@ from recordagent.evaluation.silver_labels import silver_labels, write_silver
 from recordagent.evaluation.study import (
     RunSummary,
     Study,
+    StudyFailures,
     StudyProgress,
     evaluate,
     evaluate_async,
     prepare_study,
     run_study,
+    study_failures,
 )
 from recordagent.evaluation.study_inputs import StudyInputs
 from recordagent.evaluation.suite import Suite, load_suite
 
 __all__ = [
+    "FAILURE_ADVICE",
     "JUDGE_PROMPT_VERSION",
     "EvaluationReport",
     "EvidenceAudit",
@@ -62,19 +72,23 @@ __all__ = [
     "ReferenceLabel",
     "RunLog",
     "RunLogMismatch",
+    "RunFailures",
     "RunManifest",
     "RunRecord",
     "RunSummary",
     "Score",
     "Study",
+    "StudyFailures",
     "StudyInputs",
     "StudyProgress",
     "Suite",
+    "answer_failure",
     "audit_evidence",
     "build_report",
     "evaluate",
     "evaluate_async",
     "evidence_from_labels",
+    "failure_line",
     "gold_labels",
     "import_review",
     "judge_answer",
@@ -83,11 +97,13 @@ __all__ = [
     "read_labels",
     "reference_labels",
     "rescore",
+    "run_failures",
     "run_items",
     "run_study",
     "score_answer",
     "score_value",
     "silver_labels",
+    "study_failures",
     "values_match",
     "write_labels",
     "write_review",

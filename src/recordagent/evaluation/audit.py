@@ -9,10 +9,13 @@ No model is called. For every item with gold evidence (ids of documents, lab row
   chunk of an evidence document, an evidence lab value or an evidence event. Recall@k is the
   share of items reached.
 * **full context** — the window :func:`~recordagent.runners.full_context.pack_record` packs
-  into ``window_tokens - reserve_tokens``. The runner's instructions and the question also
-  take a few hundred tokens of the reserve; they are ignored here, so the budget is the
-  packer's own budget. *Coverage* is the share of the item's evidence rows inside the window
-  (documents kept, lab values and events listed).
+  into: the runner's window (:func:`~recordagent.runners.full_context.packing_window`: the
+  ``window_tokens`` setting, else the model's window over ``model.window_margin`` — the
+  ``model.context_window`` setting, or ``model_window`` as a server gave it — else 128,000)
+  less ``reserve_tokens``. The runner's instructions and the question also take a few hundred
+  tokens of the reserve; they are ignored here, so the budget is the packer's own budget.
+  *Coverage* is the share of the item's evidence rows inside the window (documents kept, lab
+  values and events listed).
 
 Results are given overall and by complexity level, record-length decile (patients ranked by
 their document count, each patient once) and template. Items without evidence, and items
@@ -36,7 +39,7 @@ from recordagent.questions.items import EvalItem
 from recordagent.records.db import RecordStore
 from recordagent.records.scope import PatientScope
 from recordagent.records.tokens import Tokenizer
-from recordagent.runners.full_context import pack_record
+from recordagent.runners.full_context import pack_record, packing_window
 from recordagent.runners.passages import Passage
 from recordagent.runners.retrieval import PatientRetriever
 from recordagent.settings import Settings
@@ -100,7 +103,12 @@ class EvidenceAudit(BaseModel):
     rag_context_tokens: int
     ks: list[int]
     large_budget: int
-    window_tokens: int
+    window_tokens: int = Field(description="The window the full-context runner packs to.")
+    window_source: str = Field(
+        default="setting",
+        description="Where that window came from: setting, model or default "
+        "(runners.full_context.WindowSource).",
+    )
     reserve_tokens: int
     full_context_budget: int = Field(
         description="window_tokens - reserve_tokens (the instruction overhead is ignored)."
@@ -164,6 +172,7 @@ def audit_evidence(
     *,
     ks: Sequence[int] = (5, 10, 20),
     on_progress: ItemProgress | None = None,
+    model_window: int | None = None,
 ) -> EvidenceAudit:
     """Audit single-pass RAG retrieval and full-context packing against gold evidence.
 
@@ -175,10 +184,16 @@ def audit_evidence(
         settings: Runner settings (single-pass RAG k and budget, full-context window).
         ks: The k of the recall@k sweep (run with :data:`LARGE_BUDGET` tokens).
         on_progress: Called with (items done, items to audit) after each item.
+        model_window: The model's context window as its server gave it, if asked; else
+            ``settings.model.context_window``. The full-context window is resolved from it as
+            the runner resolves it.
     """
     rag = settings.runners.single_pass_rag
     fc = settings.runners.full_context
-    budget = fc.window_tokens - fc.reserve_tokens
+    window, window_source = packing_window(
+        fc, settings.model, model_window or settings.model.context_window
+    )
+    budget = max(0, window - fc.reserve_tokens)
     sweep = sorted(set(ks))
     tokenizer = Tokenizer(settings.model.encoding)
 
@@ -210,7 +225,9 @@ def audit_evidence(
         scope = scopes[item.patient_id]
         if key not in retrievers:
             retrievers[key] = PatientRetriever(scope, tokenizer, until=item.as_of)
-            packed = pack_record(scope, tokenizer, budget, fc, until=item.as_of)
+            packed = pack_record(
+                scope, tokenizer, budget, fc, until=item.as_of, window_tokens=window
+            )
             windows[key] = {_ref_row(ref) for refs in packed.citable.values() for ref in refs}
         retriever = retrievers[key]
         gold = set(resolved[item.id])
@@ -238,7 +255,8 @@ def audit_evidence(
         rag_context_tokens=rag.context_tokens,
         ks=sweep,
         large_budget=LARGE_BUDGET,
-        window_tokens=fc.window_tokens,
+        window_tokens=window,
+        window_source=window_source,
         reserve_tokens=fc.reserve_tokens,
         full_context_budget=budget,
         items_total=len(items),
@@ -327,7 +345,8 @@ def _preamble(audit: EvidenceAudit) -> list[str]:
         f"RAG: reached = a retrieved passage cites an evidence row; RAG@{audit.rag_k} uses the "
         f"configured {audit.rag_context_tokens}-token budget, RAG@k the sweep with "
         f"{audit.large_budget} tokens.",
-        f"Full context (FC): window {audit.window_tokens} - reserve {audit.reserve_tokens} = "
+        f"Full context (FC): window {audit.window_tokens} ({audit.window_source}) - reserve "
+        f"{audit.reserve_tokens} = "
         f"{audit.full_context_budget} tokens for the record (instruction overhead ignored).",
     ]
 

@@ -12,7 +12,8 @@ An item whose runner raises an unexpected exception (a bug) does not stop the st
 logged as failed with the exception's kind (``RunLog.failed_item_ids``), and resuming retries
 it. What happens is reported to a :class:`StudyProgress` (the default shows nothing). The
 report is made from the logs afterwards
-(:func:`~recordagent.evaluation.report.build_report`).
+(:func:`~recordagent.evaluation.report.build_report`), and :func:`study_failures` says which
+answers failed and why, with what to do about each cause (the study's closing message).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from urllib.parse import urlparse
 
 from pydantic import ValidationError
 
-from recordagent.errors import UserError, validation_problems
+from recordagent.errors import MODEL_FAILURES, ModelFailure, UserError, validation_problems
+from recordagent.evaluation.failures import FAILURE_ADVICE, RunFailures, run_failures
 from recordagent.evaluation.log import RunLog, RunLogMismatch, RunManifest
 from recordagent.evaluation.manifest import store_data_fingerprint
 from recordagent.evaluation.run import ItemProgress, run_items
@@ -48,6 +50,7 @@ from recordagent.settings import Settings
 __all__ = [
     "RunSummary",
     "Study",
+    "StudyFailures",
     "StudyProgress",
     "check_reachable",
     "evaluate",
@@ -57,6 +60,7 @@ __all__ = [
     "open_suite_store",
     "prepare_study",
     "run_study",
+    "study_failures",
     "study_model",
     "with_budgets",
 ]
@@ -98,6 +102,7 @@ class RunSummary:
         already: Items already answered in the log (a resumed run) and skipped.
         retried: Items failed by an unexpected error in the log, asked again.
         failed_by_error: Items whose latest record is failed by an unexpected error (a bug).
+        failures: The run's failed answers by cause (all of its answers, resumed ones too).
     """
 
     runner: str
@@ -106,6 +111,7 @@ class RunSummary:
     already: int
     retried: int
     failed_by_error: int
+    failures: RunFailures | None = None
 
 
 class StudyProgress:
@@ -271,10 +277,72 @@ async def run_study(
                     already=already,
                     retried=retried,
                     failed_by_error=len(log.failed_item_ids()),
+                    failures=run_failures(runner.name, log.records),
                 )
             )
             logs.append(log)
     return logs
+
+
+@dataclass(frozen=True)
+class StudyFailures:
+    """The failed answers of a study, for its closing message.
+
+    Attributes:
+        runs: Each run with failed answers, in the study's order.
+    """
+
+    runs: tuple[RunFailures, ...]
+
+    @property
+    def all_failed(self) -> list[str]:
+        """The runners every answer of which failed."""
+        return [run.runner for run in self.runs if run.all_failed]
+
+    def causes(self) -> list[tuple[ModelFailure, int]]:
+        """Failed answers per cause over all runs, the most frequent first."""
+        totals: dict[ModelFailure, int] = {}
+        for run in self.runs:
+            for cause, n in run.causes:
+                totals[cause] = totals.get(cause, 0) + n
+        return sorted(totals.items(), key=lambda kv: (-kv[1], MODEL_FAILURES.index(kv[0])))
+
+    def message(self) -> str:
+        """What failed and what to do, on several lines ('' when nothing failed).
+
+        The first line says whether a runner failed every answer; then one line per runner
+        with failed answers (``full_context: 10 of 10 failed — context_overflow 10``), then
+        one line per cause with what it means and what to do, and the first model error's
+        message of that cause when the answers still have it.
+        """
+        if not self.runs:
+            return ""
+        every = self.all_failed
+        head = (
+            f"every answer of {', '.join(every)} failed:"
+            if every
+            else f"{sum(run.failed for run in self.runs):,} answer(s) failed:"
+        )
+        lines = [head, *(f"  {run.line()}" for run in self.runs)]
+        for cause, _ in self.causes():
+            lines.append(f"  {cause}: {FAILURE_ADVICE[cause]}")
+            example = next(
+                (run.examples[cause] for run in self.runs if cause in run.examples), None
+            )
+            if example is not None:
+                lines.append(f"    first: {example}")
+        if any(run.by_error for run in self.runs):
+            lines.append(
+                "  unexpected error (a bug): the items are logged as failed with the error's kind; "
+                "--resume retries them"
+            )
+        return "\n".join(lines)
+
+
+def study_failures(logs: Sequence[RunLog]) -> StudyFailures:
+    """The failed answers of each run, counted by cause (runs without failures left out)."""
+    runs = (run_failures(log.manifest.runner, log.records) for log in logs)
+    return StudyFailures(tuple(run for run in runs if run.failed))
 
 
 def with_budgets(settings: Settings, budgets: Mapping[str, Any]) -> Settings:

@@ -4,12 +4,19 @@ Every runner ends with the same structured answer for a given :class:`AnswerSpec
 ``value``, a ``status`` (answered, or not enough evidence in the record), a short ``text`` and
 the ``citations`` it rests on — so that the four runners can be compared item by item. What
 differs between answer types is one entry each of :data:`.answer_types.ANSWER_KINDS`.
+
+The final-answer schema is bounded — at most :data:`MAX_CITATIONS` citations of at most
+:data:`MAX_ID_CHARS` characters, :data:`MAX_TEXT_CHARS` of text, a bounded list or text value —
+and the bounds go out with the JSON schema (``maxItems``, ``maxLength``), so that a server that
+enforces the schema by grammar (llama.cpp) stops a small model before it fills ``max_tokens``.
+A server that does not enforce them may still send more: the tidy step keeps the first
+citations and cuts the text, rather than failing an answer over its length.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
@@ -17,6 +24,10 @@ from recordagent.errors import validation_problems
 from recordagent.questions.answer_types import AnswerType, answer_kind, type_summary
 
 __all__ = [
+    "MAX_CITATIONS",
+    "MAX_ID_CHARS",
+    "MAX_LIST_ITEMS",
+    "MAX_TEXT_CHARS",
     "AnswerSpec",
     "FinalAnswerBase",
     "ScoringSpec",
@@ -25,6 +36,17 @@ __all__ = [
     "normalise_value",
     "scoring_problems",
 ]
+
+
+MAX_CITATIONS = 20
+"""Citations a final answer may carry."""
+MAX_ID_CHARS = 128
+"""Characters of one cited id (record ids are shorter)."""
+MAX_TEXT_CHARS = 1_500
+"""Characters of a final answer's text, and of a free-text value."""
+MAX_LIST_ITEMS = 50
+"""Items of a list value."""
+_MAX_LIST_ITEM_CHARS = 300
 
 
 class AnswerSpec(BaseModel):
@@ -141,7 +163,10 @@ class FinalAnswerBase(BaseModel):
         tidy["value"] = normalise_value(cls.answer_spec, tidy.get("value"))
         if tidy.get("text") is None:
             tidy["text"] = ""
-        tidy["citations"] = _citation_ids(tidy.get("citations"))
+        elif isinstance(tidy["text"], str):
+            tidy["text"] = tidy["text"][:MAX_TEXT_CHARS]
+        cited = [c for c in _citation_ids(tidy.get("citations")) if len(c) <= MAX_ID_CHARS]
+        tidy["citations"] = cited[:MAX_CITATIONS]
         return tidy
 
 
@@ -188,7 +213,7 @@ def final_answer_model(spec: AnswerSpec) -> type[BaseModel]:
 @functools.lru_cache(maxsize=1024)
 def _final_answer_model(spec_json: str) -> type[BaseModel]:
     spec = AnswerSpec.model_validate_json(spec_json)
-    value_type, value_field = _value_field(spec)
+    value_type, value_field = _bounded(spec, *_value_field(spec))
     fields: dict[str, Any] = dict(
         status=(
             Literal["answered", "insufficient_evidence"],
@@ -198,18 +223,43 @@ def _final_answer_model(spec_json: str) -> type[BaseModel]:
             ),
         ),
         value=(value_type, value_field),
-        text=(str, Field(description="The answer in one or two sentences, with the reasoning.")),
-        citations=(
-            list[str],
+        text=(
+            str,
             Field(
+                max_length=MAX_TEXT_CHARS,
+                description="The answer in one or two sentences, with the reasoning.",
+            ),
+        ),
+        citations=(
+            list[Annotated[str, Field(max_length=MAX_ID_CHARS)]],
+            Field(
+                max_length=MAX_CITATIONS,
                 description="Ids of the passages, documents, lab values or events the answer "
-                "rests on, exactly as they were shown (e.g. 'D-0042:3', 'L-17', 'E-5')."
+                "rests on, exactly as they were shown (e.g. 'D-0042:3', 'L-17', 'E-5'); the "
+                f"few that matter most, at most {MAX_CITATIONS}.",
             ),
         ),
     )
     model: type[FinalAnswerBase] = create_model("FinalAnswer", __base__=FinalAnswerBase, **fields)
     model.answer_spec = spec
     return model
+
+
+def _bounded(spec: AnswerSpec, value_type: Any, value_field: Any) -> tuple[Any, Any]:
+    """``value``'s type and field with the final answer's bounds: text and lists are bounded.
+
+    Only the model's answer is bounded: values read back from logs and labels are not.
+    """
+    kind = answer_kind(spec.type)
+    if kind.name == "text":
+        return Annotated[str, Field(max_length=MAX_TEXT_CHARS)] | None, value_field
+    if kind.name == "list":
+        item: Any = getattr(value_type, "__args__", (str,))[0]
+        if item is str:
+            item = Annotated[str, Field(max_length=_MAX_LIST_ITEM_CHARS)]
+        bounded = Field(max_length=MAX_LIST_ITEMS, description=value_field.description)
+        return list[item], bounded
+    return value_type, value_field
 
 
 @functools.lru_cache(maxsize=1024)

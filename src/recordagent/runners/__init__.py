@@ -3,10 +3,10 @@
 ``agent`` (the LangGraph graph), ``single_pass_rag``, ``iterative_rag`` and ``full_context``
 each take an EvalItem, the patient's PatientScope and a ChatModel and return an Answer.
 
-Imports go one way: the shared machinery (``base``, ``trace``, ``evidence``, ``answering``,
-``passages``, ``retrieval``, ``common``) at the bottom, the runners (``single_pass``,
-``iterative``, ``full_context``, the ``agent`` package) above it, ``dry_run`` and the
-``registry`` on top.
+Imports go one way: the shared machinery (``base``, ``loggable``, ``trace``, ``timing``,
+``evidence``, ``answering``, ``passages``, ``retrieval``, ``common``) at the bottom, the
+runners (``single_pass``, ``iterative``, ``full_context``, the ``agent`` package) above it,
+``dry_run`` and the ``registry`` on top.
 """
 
 from recordagent.runners.agent import AgentRunner
@@ -26,6 +26,7 @@ from recordagent.runners.passages import Passage, lab_passages
 from recordagent.runners.registry import RUNNER_NAMES, RUNNERS, build_runner, stream_run
 from recordagent.runners.retrieval import PatientRetriever
 from recordagent.runners.single_pass import SinglePassRag
+from recordagent.runners.timing import StepTime, time_by_step
 
 __all__ = [
     "RUNNERS",
@@ -44,9 +45,11 @@ __all__ = [
     "PatientRetriever",
     "Runner",
     "SinglePassRag",
+    "StepTime",
     "TraceEvent",
     "build_runner",
     "lab_passages",
     "pack_record",
     "stream_run",
+    "time_by_step",
 ]

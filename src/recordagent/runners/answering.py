@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from recordagent.errors import ModelError, ModelFailure
 from recordagent.llm.client import ChatModel
 from recordagent.llm.types import Completion, Message
 from recordagent.questions.answer_types import answer_kind
@@ -13,7 +14,28 @@ from recordagent.runners.base import Answer, AnswerStatus, Citation, Runner
 from recordagent.runners.evidence import EvidenceBook
 from recordagent.runners.trace import Tracer, loggable_details
 
-__all__ = ["answer_from_parsed", "ask_final_answer", "failed_answer", "question_block"]
+__all__ = [
+    "FAILURE_TEXT",
+    "answer_from_parsed",
+    "ask_final_answer",
+    "failed_answer",
+    "model_error_kind",
+    "question_block",
+]
+
+FAILURE_TEXT: dict[ModelFailure, str] = {
+    "timeout": "no answer within the model's timeout",
+    "unreachable": "the model's server could not be reached",
+    "rate_limited": "the server still refused for its rate limit after the retries",
+    "server_error": "the server still failed after the retries",
+    "refused": "the server refused the request",
+    "context_overflow": "the prompt does not fit the model's context window",
+    "output_length": "the answer was cut off at max_tokens",
+    "invalid_output": "the answer did not fit its schema after one repair",
+    "unreadable": "the server's reply was not a chat completion",
+    "unclassified": "no usable answer from the model",
+}
+"""What a failed answer's text says for each cause (fixed words: answers are logged)."""
 
 
 def question_block(item: EvalItem) -> str:
@@ -37,10 +59,19 @@ async def ask_final_answer(
     messages: list[Message],
     item: EvalItem,
     params: dict[str, Any],
+    *,
+    timeout_s: float | None = None,
 ) -> Completion:
-    """One structured-output call for the item's final-answer schema."""
+    """One structured-output call for the item's final-answer schema.
+
+    Raises:
+        WallTimeSpent: ``timeout_s`` passed first.
+        ModelError: The call failed, or the answer was cut off at max_tokens.
+    """
     schema = final_answer_model(item.answer)
-    return await tracer.complete(model, messages, name="answer", response_format=schema, **params)
+    return await tracer.complete(
+        model, messages, name="answer", response_format=schema, timeout_s=timeout_s, **params
+    )
 
 
 def answer_from_parsed(
@@ -72,10 +103,13 @@ def answer_from_parsed(
             problem = "answer_value_invalid"
     if parsed is None or problem is not None:
         tracer.record("error", "answer", error=problem)
-        status: AnswerStatus = "truncated" if truncated else "failed"
-        return failed_answer(
-            item, tracer, runner=runner, text=raw_text, details=details, status=status
-        )
+        if truncated:
+            return failed_answer(
+                item, tracer, runner=runner, text=raw_text, details=details, status="truncated"
+            )
+        # The model answered, but nothing usable: its output was invalid.
+        answer = failed_answer(item, tracer, runner=runner, text=raw_text, details=details)
+        return answer.model_copy(update={"failure": "invalid_output"})
     cited = [str(c) for c in parsed.get("citations") or []]
     citations, unknown = book.resolve(cited)
     if unknown:
@@ -110,10 +144,42 @@ def failed_answer(
     text: str = "",
     details: dict[str, Any] | None = None,
     status: AnswerStatus = "failed",
+    error: ModelError | None = None,
 ) -> Answer:
-    """``runner``'s answer without a value: the model failed, or a budget ended the run first."""
+    """``runner``'s answer without a value: the model failed, or a budget ended the run first.
+
+    With ``error`` (the model failed) the answer is 'failed' with the error's cause as its
+    ``failure``, its message for the terminal only, and its kind in ``details['model_error']``;
+    the text says what kind of failure it was, in fixed words (the message may quote the
+    server's reply or the model's text, and answers are logged).
+    """
     no_value = answer_kind(item.answer.type).empty
-    return _answer(item, tracer, runner, status, no_value, text, [], details)
+    failure: dict[str, Any] = {}
+    if error is not None:
+        kind = model_error_kind(error)
+        status = "failed"
+        text = f"model error ({kind}): {FAILURE_TEXT[error.cause]}"
+        details = {**(details or {}), "model_error": kind}
+        failure = {"failure": error.cause, "failure_message": str(error)}
+    answer = _answer(item, tracer, runner, status, no_value, text, [], details)
+    return answer.model_copy(update=failure) if failure else answer
+
+
+def model_error_kind(exc: BaseException) -> str:
+    """A model failure as answers and logs keep it: the error's class, its cause's, the status.
+
+    'ModelError, HTTP 503' or 'ModelError, APIConnectionError': enough to tell an unreachable
+    endpoint from a refused request, without the message (which may quote the server's reply
+    or the model's text).
+    """
+    parts = [type(exc).__name__]
+    cause = exc.__cause__
+    status = getattr(cause, "status_code", None)
+    if isinstance(status, int):
+        parts.append(f"HTTP {status}")
+    elif cause is not None:
+        parts.append(type(cause).__name__)
+    return ", ".join(parts)
 
 
 def _answer(

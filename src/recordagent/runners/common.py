@@ -13,28 +13,42 @@ from recordagent.llm.types import Message
 from recordagent.questions.items import EvalItem
 from recordagent.records.scope import PatientScope
 from recordagent.records.tokens import Tokenizer
-from recordagent.runners.answering import answer_from_parsed, ask_final_answer, failed_answer
+from recordagent.runners.answering import (
+    answer_from_parsed,
+    ask_final_answer,
+    failed_answer,
+    model_error_kind,
+)
 from recordagent.runners.base import Answer, EventSink
 from recordagent.runners.cache import AsyncRecordCache
 from recordagent.runners.evidence import EvidenceBook
 from recordagent.runners.retrieval import PatientRetriever, StructuredIndex
-from recordagent.runners.trace import Tracer
+from recordagent.runners.trace import Tracer, WallTimeSpent, loggable_details
 from recordagent.settings import RunnerSettings, Settings
 from recordagent.tools.catalogue import lab_catalogue
 
 __all__ = [
     "RetrievingRunner",
     "TracedRunner",
+    "answer_params",
     "check_patient",
     "model_error_kind",
-    "model_params",
+    "step_params",
 ]
 
 _T = TypeVar("_T")
 
 
-def model_params(settings: RunnerSettings) -> dict[str, Any]:
-    """Sampling parameters every runner sends with each call."""
+def step_params(settings: RunnerSettings) -> dict[str, Any]:
+    """Sampling parameters of every call but the final answer (``max_step_tokens``).
+
+    Those are the agent's plan, tool loop and reflection, and iterative RAG's decisions.
+    """
+    return {"temperature": settings.temperature, "max_tokens": settings.max_step_tokens}
+
+
+def answer_params(settings: RunnerSettings) -> dict[str, Any]:
+    """Sampling parameters of the final answer (``max_answer_tokens``)."""
     return {"temperature": settings.temperature, "max_tokens": settings.max_answer_tokens}
 
 
@@ -49,23 +63,6 @@ def check_patient(item: EvalItem, scope: PatientScope) -> None:
             f"item {item.id} is about patient {item.patient_id!r} but the scope is patient "
             f"{scope.patient_id!r}"
         )
-
-
-def model_error_kind(exc: BaseException) -> str:
-    """A model failure as answers and logs keep it: the error's class, its cause's, the status.
-
-    'ModelError, HTTP 503' or 'ModelError, APIConnectionError': enough to tell an unreachable
-    endpoint from a refused request, without the message (which may quote the server's reply
-    or the model's text).
-    """
-    parts = [type(exc).__name__]
-    cause = exc.__cause__
-    status = getattr(cause, "status_code", None)
-    if isinstance(status, int):
-        parts.append(f"HTTP {status}")
-    elif cause is not None:
-        parts.append(type(cause).__name__)
-    return ", ".join(parts)
 
 
 class TracedRunner:
@@ -110,22 +107,15 @@ class TracedRunner:
         """Answer ``item`` from the record in ``scope``.
 
         A model that cannot be reached or answers nothing usable fails the item (status
-        'failed'); anything else that goes wrong is a bug and propagates.
+        'failed', ``failure`` the cause); anything else that goes wrong is a bug and
+        propagates.
         """
         check_patient(item, scope)
         tracer = Tracer(self.tokenizer, on_event)
         try:
             return await self.answer(item, scope, model, tracer)
         except ModelError as exc:
-            # The error's message may hold the server's reply or the model's text (run logs
-            # keep answers): the answer says what kind of failure it was, not its words.
-            return failed_answer(
-                item,
-                tracer,
-                runner=self,
-                text=f"model error ({model_error_kind(exc)}): no usable answer from the model",
-                details={"model_error": model_error_kind(exc)},
-            )
+            return failed_answer(item, tracer, runner=self, error=exc)
 
     async def answer(
         self, item: EvalItem, scope: PatientScope, model: ChatModel, tracer: Tracer
@@ -143,11 +133,35 @@ class TracedRunner:
         *,
         truncated: bool = False,
         details: dict[str, Any] | None = None,
+        timeout_s: float | None = None,
     ) -> Answer:
-        """Ask for the final answer after ``messages``; this runner's Answer from the reply."""
-        completion = await ask_final_answer(
-            tracer, model, messages, item, model_params(self.settings.runners)
-        )
+        """Ask for the final answer after ``messages``; this runner's Answer from the reply.
+
+        A model error (the answer cut off at max_tokens, say) fails the item with the run's
+        ``details`` kept. ``timeout_s`` bounds the call: when it runs out the answer is
+        'truncated', without a value.
+        """
+        try:
+            completion = await ask_final_answer(
+                tracer,
+                model,
+                messages,
+                item,
+                answer_params(self.settings.runners),
+                timeout_s=timeout_s,
+            )
+        except ModelError as exc:
+            return failed_answer(
+                item, tracer, runner=self, details=loggable_details(details, tracer), error=exc
+            )
+        except WallTimeSpent:
+            return failed_answer(
+                item,
+                tracer,
+                runner=self,
+                details=loggable_details({**(details or {}), "answer_timed_out": True}, tracer),
+                status="truncated",
+            )
         return answer_from_parsed(
             completion.parsed,
             completion.text,

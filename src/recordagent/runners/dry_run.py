@@ -16,8 +16,8 @@ from pydantic import BaseModel
 
 from recordagent.llm.mock import MockModel, MockRequest, ScriptedReply
 from recordagent.questions.answers import FinalAnswerBase
-from recordagent.runners.agent.state import Plan, Reflection
-from recordagent.runners.iterative import IterativeStep
+from recordagent.runners.agent.state import MAX_NEED_CHARS, Plan, Reflection
+from recordagent.runners.iterative import MAX_QUERY_CHARS, IterativeStep
 
 __all__ = ["DRY_RUN_TEXT", "DryRunPolicy", "dry_run_model"]
 
@@ -40,13 +40,14 @@ class DryRunPolicy:
         question = _question(request)
         schema = request.schema_class or BaseModel
         if issubclass(schema, Plan):
-            return {"json": {"needs": [f"evidence for: {question}"]}}
+            return {"json": {"needs": [f"evidence for: {question}"[:MAX_NEED_CHARS]]}}
         if issubclass(schema, Reflection):
             return {"json": {"needs": [], "next_step": None}}
         if issubclass(schema, IterativeStep):
             round_of = _ROUND.search(_last_user(request))
             if round_of and int(round_of.group(1)) == 1 and int(round_of.group(2)) > 1:
-                return {"json": {"action": "search", "query": f"{question} date result"}}
+                query = f"{question[: MAX_QUERY_CHARS - 12]} date result"
+                return {"json": {"action": "search", "query": query}}
             return {"json": {"action": "answer", "answer": self._answer(request)}}
         if issubclass(schema, FinalAnswerBase):
             return {"json": self._answer(request)}

@@ -2,8 +2,14 @@
 
 The record is the patient's documents in date order, then the events (one line each, as the
 timeline tool shows them) and a compact lab table (one line per analyte) — the same rows the
-other runners can reach. Everything is counted in tokens against
-``window_tokens - reserve_tokens``.
+other runners can reach. Everything is counted in tokens against the window less
+``reserve_tokens``.
+
+The window (:func:`packing_window`) is ``window_tokens`` when set; else the model's own window
+(``model.context_window()``, or ``model.context_window`` in the settings) divided by
+``model.window_margin``, since a server's tokenizer may count more than the local one; else
+128,000. When the model's window is known, a prompt whose local count times the margin exceeds
+it fails the item (failure 'context_overflow') before anything is sent.
 
 Truncation policy, when the record does not fit:
 
@@ -15,7 +21,8 @@ Truncation policy, when the record does not fit:
    documents, newest first. The documents in between are dropped and replaced by one line
    saying how many, from when to when, and how many tokens.
 
-The answer's ``details`` record what was kept and dropped (documents, tokens, lab values).
+The answer's ``details`` record what was kept and dropped (documents, tokens, lab values), and
+the window packed to with where it came from (``window_tokens``, ``window_source``).
 """
 
 from __future__ import annotations
@@ -25,18 +32,20 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from recordagent.errors import ModelError
 from recordagent.llm.client import ChatModel
+from recordagent.llm.tokens import count_request_tokens
 from recordagent.llm.types import Message
 from recordagent.questions.items import EvalItem
 from recordagent.records.schema import Document
 from recordagent.records.scope import PatientScope
 from recordagent.records.tokens import Tokenizer
 from recordagent.runners import full_context_prompts as prompts
-from recordagent.runners.answering import question_block
+from recordagent.runners.answering import failed_answer, question_block
 from recordagent.runners.base import Answer
 from recordagent.runners.common import TracedRunner
 from recordagent.runners.evidence import EvidenceBook
@@ -47,11 +56,42 @@ from recordagent.runners.passages import (
     lab_series,
 )
 from recordagent.runners.trace import Tracer
-from recordagent.settings import FullContextSettings
+from recordagent.settings import FullContextSettings, ModelSettings
 from recordagent.tools.base import SourceRef
 from recordagent.tools.catalogue import LabCatalogue, lab_catalogue
 
-__all__ = ["FullContext", "PackedRecord", "pack_record"]
+__all__ = [
+    "DEFAULT_WINDOW_TOKENS",
+    "FullContext",
+    "PackedRecord",
+    "WindowSource",
+    "pack_record",
+    "packing_window",
+]
+
+DEFAULT_WINDOW_TOKENS = 128_000
+"""The window packed to when neither the settings nor the model say."""
+
+WindowSource = Literal["setting", "model", "default"]
+"""Where the packing window came from: ``runners.full_context.window_tokens``, the model's
+window over ``model.window_margin``, or :data:`DEFAULT_WINDOW_TOKENS`."""
+
+
+def packing_window(
+    config: FullContextSettings, model: ModelSettings, model_window: int | None
+) -> tuple[int, WindowSource]:
+    """The window to pack the record into, in local tokens, and where it came from.
+
+    Args:
+        config: The full-context settings (``window_tokens`` wins when set).
+        model: The model settings (``window_margin``).
+        model_window: The model's window in its server's tokens, if known.
+    """
+    if config.window_tokens is not None:
+        return config.window_tokens, "setting"
+    if model_window is not None:
+        return round(model_window / model.window_margin), "model"
+    return DEFAULT_WINDOW_TOKENS, "default"
 
 
 class PackedRecord(BaseModel):
@@ -128,12 +168,15 @@ def pack_record(
     config: FullContextSettings,
     until: dt.date | None = None,
     catalogue: LabCatalogue | None = None,
+    window_tokens: int | None = None,
 ) -> PackedRecord:
     """The patient's record (up to ``until``) packed into ``budget`` tokens by the policy above.
 
     Lab values are grouped and converted as ``query_labs`` does (``catalogue``: the packaged
-    lab catalogue when None).
+    lab catalogue when None). The tables' shares are of ``window_tokens`` (default: the
+    setting, else :data:`DEFAULT_WINDOW_TOKENS`).
     """
+    window = window_tokens or config.window_tokens or DEFAULT_WINDOW_TOKENS
     # The heading, the blank lines between blocks and the line saying what was omitted are
     # counted before the tables take their share.
     frame = tokenizer.count(_HEADING) + 6
@@ -154,11 +197,11 @@ def pack_record(
         room = budget - fixed - sum(sizes)
         full_labs = lab_tokens
         citable = {}
-        event_cap = max(int(config.event_share * config.window_tokens), room - full_labs)
+        event_cap = max(int(config.event_share * window), room - full_labs)
         event_text, event_tokens, event_total, event_dropped = _event_table(
             scope, tokenizer, max(0, min(budget - fixed, event_cap)), citable, until
         )
-        lab_cap = max(int(config.lab_share * config.window_tokens), room - event_tokens)
+        lab_cap = max(int(config.lab_share * window), room - event_tokens)
         lab_lines, lab_tokens, lab_total, lab_dropped = _lab_table(
             series, tokenizer, max(0, min(budget - fixed - event_tokens, lab_cap)), citable
         )
@@ -335,16 +378,19 @@ class FullContext(TracedRunner):
     ) -> Answer:
         """The packed record in one prompt, one model call."""
         config = self.settings.runners.full_context
+        model_window = await model.context_window() or self.settings.model.context_window
+        window, source = packing_window(config, self.settings.model, model_window)
         question = question_block(item)
         overhead = sum(
             self.tokenizer.count(text) for text in (prompts.SYSTEM, question, prompts.ANSWER_NOW)
         )
         # Rounded down to a multiple of _BUDGET_STEP, so that questions of slightly different
         # lengths share one packing of a record that does not fit.
-        budget = max(0, config.window_tokens - config.reserve_tokens - overhead)
+        budget = max(0, window - config.reserve_tokens - overhead)
         budget -= budget % _BUDGET_STEP
         started = time.perf_counter()
-        packings = await self.cached("packed", scope, item.as_of, _Packings)
+        # The tables' shares are of the window: packings are kept per window.
+        packings = await self.cached("packed", scope, item.as_of, _Packings, window)
         packed = await asyncio.to_thread(
             packings.get,
             budget,
@@ -355,6 +401,7 @@ class FullContext(TracedRunner):
                 config,
                 until=item.as_of,
                 catalogue=lab_catalogue(self.settings.tools.lab_catalogue_paths),
+                window_tokens=window,
             ),
         )
         book = EvidenceBook()
@@ -364,13 +411,40 @@ class FullContext(TracedRunner):
             "context",
             "pack",
             started=started,
+            step="pack",
             result_tokens=packed.tokens,
             summary=f"{packed.documents_kept}/{packed.documents_total} documents, "
-            f"{packed.tokens} tokens"
+            f"{packed.tokens} tokens in a {window:,}-token window ({source})"
             + (f", {packed.document_tokens_dropped} dropped" if packed.truncated else ""),
         )
         messages = [
             Message(role="system", content=prompts.SYSTEM),
             Message(role="user", content=f"{packed.text}\n\n{question}\n\n{prompts.ANSWER_NOW}"),
         ]
-        return await self.answer_now(messages, item, model, tracer, book, details=packed.details())
+        details = packed.details() | {"window_tokens": window, "window_source": source}
+        overflow = self._overflow(messages, model_window)
+        if overflow is not None:
+            tracer.record("error", "answer", error=overflow)
+            return failed_answer(item, tracer, runner=self, details=details, error=overflow)
+        return await self.answer_now(messages, item, model, tracer, book, details=details)
+
+    def _overflow(self, messages: list[Message], model_window: int | None) -> ModelError | None:
+        """The error for a prompt too long for the model's window; None when it fits.
+
+        The prompt's local count times ``model.window_margin`` is compared with the window
+        (None when the window is unknown).
+        """
+        if model_window is None:
+            return None
+        margin = self.settings.model.window_margin
+        prompt = count_request_tokens(self.tokenizer, messages)
+        if prompt * margin <= model_window:
+            return None
+        return ModelError(
+            f"full_context: the prompt ({prompt:,} local tokens, {prompt * margin:,.0f} with "
+            f"the {margin:g} margin) does not fit the model's context window of "
+            f"{model_window:,} tokens; nothing was sent. Lower "
+            "runners.full_context.window_tokens, or leave it unset to pack to the model's "
+            "window",
+            cause="context_overflow",
+        )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-PROMPT_VERSION = "full-context-2026-11-28.1"
+PROMPT_VERSION = "full-context-2026-12-05.1"
 
 SYSTEM = """\
 You answer questions about one patient's medical record for clinical research. The record \

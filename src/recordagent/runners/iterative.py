@@ -2,7 +2,8 @@
 
 Evidence accumulates over the rounds without duplicates. After each round the model either
 answers or asks for another search; when it still asks after the last round, it is made to
-answer from what it has and the answer is marked 'truncated'.
+answer from what it has and the answer is marked 'truncated'. A decision that does not parse,
+or is cut off at ``max_tokens``, ends the rounds: the model answers from what it has.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
+from recordagent.errors import ModelError
 from recordagent.llm.client import ChatModel
 from recordagent.llm.types import Message
 from recordagent.questions.answers import final_answer_model
@@ -22,13 +24,16 @@ from recordagent.records.scope import PatientScope
 from recordagent.runners import rag_prompts as prompts
 from recordagent.runners.answering import answer_from_parsed, question_block
 from recordagent.runners.base import Answer
-from recordagent.runners.common import RetrievingRunner, model_params
+from recordagent.runners.common import RetrievingRunner, step_params
 from recordagent.runners.evidence import EvidenceBook
 from recordagent.runners.passages import Passage, cite_passages
 from recordagent.runners.single_pass import passages_message
 from recordagent.runners.trace import Tracer
 
-__all__ = ["IterativeRag", "IterativeStep", "step_model"]
+__all__ = ["MAX_QUERY_CHARS", "IterativeRag", "IterativeStep", "step_model"]
+
+MAX_QUERY_CHARS = 300
+"""Characters of a search query the model writes (bounded in the schema it is sent)."""
 
 
 def step_model(item: EvalItem) -> type[BaseModel]:
@@ -46,7 +51,11 @@ def _step_model(answer: Any) -> type[BaseModel]:
         ),
         query=(
             str | None,
-            Field(default=None, description="For 'search': the next search query."),
+            Field(
+                default=None,
+                max_length=MAX_QUERY_CHARS,
+                description="For 'search': the next search query.",
+            ),
         ),
         answer=(
             answer | None,
@@ -84,7 +93,8 @@ class IterativeRag(RetrievingRunner):
     ) -> Answer:
         """Retrieval rounds until the model answers or the rounds run out."""
         config = self.settings.runners.iterative_rag
-        params = model_params(self.settings.runners)
+        params = step_params(self.settings.runners)
+        started = time.perf_counter()  # the first round's time includes opening the index
         retriever = await self.retriever(scope, item.as_of)
         book = EvidenceBook()
         passages: list[Passage] = []
@@ -92,7 +102,8 @@ class IterativeRag(RetrievingRunner):
         schema = step_model(item)
         details: dict[str, Any] = {"queries": queries, "rounds": 0}
         for round_number in range(1, config.max_rounds + 1):
-            started = time.perf_counter()
+            if round_number > 1:
+                started = time.perf_counter()
             budget = config.context_tokens - sum(p.tokens for p in passages)
             new = await asyncio.to_thread(
                 retriever.retrieve,
@@ -108,6 +119,7 @@ class IterativeRag(RetrievingRunner):
                 "retrieval",
                 f"round {round_number}",
                 started=started,
+                step="retrieve",
                 result_tokens=sum(p.tokens for p in new),
                 refs=[p.id for p in new],
                 summary=f"round {round_number}: {len(new)} new passage(s), {len(passages)} in all",
@@ -123,12 +135,18 @@ class IterativeRag(RetrievingRunner):
                     ),
                 )
             )
-            completion = await tracer.complete(
-                model, messages, name=f"judge {round_number}", response_format=schema, **params
-            )
-            step = completion.parsed
+            try:
+                completion = await tracer.complete(
+                    model, messages, name=f"decide {round_number}", response_format=schema, **params
+                )
+            except ModelError as exc:
+                if exc.cause != "output_length":
+                    raise
+                step = None
+            else:
+                step = completion.parsed
             if step is None:
-                tracer.record("error", f"judge {round_number}", error="decision_unparsed")
+                tracer.record("error", f"decide {round_number}", error="decision_unparsed")
                 break
             if step["action"] == "answer" and step.get("answer") is not None:
                 details["passages"] = [p.id for p in passages]
@@ -143,7 +161,7 @@ class IterativeRag(RetrievingRunner):
                 )
             query = (step.get("query") or "").strip()
             if not query or query.lower() in {q.lower() for q in queries}:
-                tracer.record("reflect", "judge", summary="no new query: answering now")
+                tracer.record("reflect", "decide", summary="no new query: answering now")
                 break
             if round_number < config.max_rounds:
                 queries.append(query)

@@ -5,7 +5,7 @@ Any change of wording changes what a run measures: bump ``PROMPT_VERSION`` with 
 
 from __future__ import annotations
 
-PROMPT_VERSION = "rag-2026-11-28.1"
+PROMPT_VERSION = "rag-2026-12-05.1"
 
 SYSTEM = """\
 You answer questions about one patient's medical record for clinical research. You see \

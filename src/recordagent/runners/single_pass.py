@@ -50,6 +50,7 @@ class SinglePassRag(RetrievingRunner):
             "retrieval",
             "retrieve",
             started=started,
+            step="retrieve",
             result_tokens=sum(p.tokens for p in passages),
             refs=[p.id for p in passages],
             summary=f"retrieved {len(passages)} passage(s) for the question",

@@ -3,15 +3,21 @@
 A trace is kept in run logs, so it holds ids, sizes, timings, field paths and error kinds —
 never text from the record or text the model wrote. Everything that could carry such text is
 reduced here, where events are made, so no runner can put it in by accident: tool arguments
-keep their names, numbers, dates, schema choices and ids, and the length of any other text;
-errors keep their kind (an exception class or a fixed identifier) and their message's length;
-composite passage ids, which embed the record's analyte names, get an alias per run.
+keep their names, numbers, dates, schema choices and ids, and the length of any other text
+(:mod:`recordagent.runners.loggable`); errors keep their kind (an exception class, a model
+failure's cause or a fixed identifier) and their message's length; composite passage ids, which
+embed the record's analyte names, get an alias per run.
+
+Every unit of work — a model call (answered or failed), a tool call, a retrieval, a packing —
+is one event with a ``step`` (its kind: 'act' for 'act 3') and its duration, so that
+:func:`recordagent.runners.timing.time_by_step` can say where a run's time went. Model calls
+also carry their tokens, HTTP requests (``attempts``) and cost; a failed call counts what it
+spent (the failure's completion) as an answered one does.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import re
 import time
@@ -20,18 +26,24 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from recordagent.errors import StructuredOutputError, ToolError
+from recordagent.errors import MODEL_FAILURES, ModelError, StructuredOutputError, ToolError
 from recordagent.llm.client import ChatModel
 from recordagent.llm.tokens import count_request_tokens
 from recordagent.llm.types import Completion, Message, ToolCall
-from recordagent.records.schema import EVENT_KINDS
 from recordagent.records.scope import PatientScope
 from recordagent.records.tokens import Tokenizer
 from recordagent.runners.base import AnswerUsage, EventSink, TraceEvent, TraceKind
+from recordagent.runners.loggable import (
+    loggable_need,
+    looks_like_id,
+    masked_text,
+    traced_arguments,
+)
 from recordagent.tools.base import SourceRef, ToolRegistry
 
 __all__ = [
     "ERROR_KINDS",
+    "TOOL_STEP",
     "UNKNOWN_TOOL",
     "ToolOutcome",
     "Tracer",
@@ -40,6 +52,7 @@ __all__ = [
     "loggable_details",
     "loggable_need",
     "masked_text",
+    "step_kind",
     "traced_arguments",
 ]
 
@@ -58,24 +71,24 @@ ERROR_KINDS = frozenset(
         "answer_unparsed",
         "answer_value_invalid",
         "answered_without_value",
+        # model calls that failed: why, as errors.ModelFailure says it ('unclassified' too)
+        *MODEL_FAILURES,
         # anything else a caller described in words: the words are not kept
         "unclassified",
     }
 )
 """The error kinds a trace holds besides exception class names."""
 
-# Arguments whose values come from a closed vocabulary the tool checks but its schema does not
-# list as an enum: a value from it is a choice, not text.
-_VOCABULARIES: dict[str, frozenset[str]] = {"kinds": frozenset((*EVENT_KINDS, "document"))}
-
 UNKNOWN_TOOL = "(unknown tool)"
 """The name a trace gives a call of a tool that is not offered (the model's name is text)."""
 
-# A record id as stores and runners make them: no spaces, no quotes, at least one digit.
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/#@+-]{0,127}")
+TOOL_STEP = "tool"
+"""The step of every tool call (its event's name says which tool)."""
+
 # Passage ids that group rows under a name from the record: LABS-<analyte>[-<part>].
 _COMPOSITE = re.compile(r"(LABS|EVENTS)-(.+?)(-\d+)?")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# A numbered step's name: 'act 3', 'decide 2', 'round 1'.
+_NUMBERED = re.compile(r"(.+?) \d+")
 
 
 class WallTimeSpent(Exception):
@@ -98,14 +111,23 @@ class ToolOutcome(BaseModel):
 def error_kind(error: str | BaseException) -> str:
     """What a trace keeps of an error: its kind, never its message.
 
-    An exception gives its class name; a string is kept when it is one of
-    :data:`ERROR_KINDS`, else it becomes 'unclassified'.
+    A model error gives its cause (:data:`recordagent.errors.ModelFailure`); another exception
+    its class name; a string is kept when it is one of :data:`ERROR_KINDS`, else it becomes
+    'unclassified'.
     """
+    if isinstance(error, ModelError):
+        return error.cause
     if isinstance(error, BaseException):
         return type(error).__name__
     if error in ERROR_KINDS:
         return error
     return "unclassified"
+
+
+def step_kind(name: str) -> str:
+    """The kind of step a model call's name stands for: 'act 3' → 'act'; 'plan' → 'plan'."""
+    match = _NUMBERED.fullmatch(name)
+    return match.group(1) if match else name
 
 
 class Tracer:
@@ -171,7 +193,7 @@ class Tracer:
             fields.setdefault("error_chars", len(str(error)))
         ids = list(refs)
         if kind == "citation_removed":
-            ids = [r if _looks_like_id(r) else f"<{len(r)} characters>" for r in ids]
+            ids = [r if looks_like_id(r) else f"<{len(r)} characters>" for r in ids]
         event = TraceEvent(
             seq=len(self.events),
             kind=kind,
@@ -201,51 +223,60 @@ class Tracer:
 
         A structured answer that still does not fit its schema after the model's repair comes
         back with ``parsed=None`` (as from the mock), so that every runner handles it one way.
+        A structured answer cut off at ``max_tokens`` (``finish_reason`` 'length') is a model
+        error with cause 'output_length', whether the client raised it or returned it. A
+        failed call is recorded as an 'error' event with its cause and counted with what its
+        completion spent.
 
         Raises:
             WallTimeSpent: ``timeout_s`` passed before the model answered.
-            ModelError: The model could not be reached or refused the request.
+            ModelError: The model could not be reached, refused the request, or cut the
+                structured answer off (``cause`` says which).
         """
         self.model_name = model.name
         self.mock = self.mock or model.is_mock
         started = time.perf_counter()
+        if timeout_s is not None and timeout_s <= 0:
+            self.record("budget", name, summary="no wall time left: not asked")
+            raise WallTimeSpent(name)
         try:
             completion = await asyncio.wait_for(
                 model.complete(messages, tools=tools, response_format=response_format, **params),
                 timeout=timeout_s,
             )
         except StructuredOutputError as exc:
-            completion = exc.completion
-            self.record("error", name, started=started, error=exc)
+            if exc.completion is None:
+                self._failed_call(name, started, exc, messages, tools)
+                raise
+            self.record("error", name, error=exc)
+            completion = exc.completion.model_copy(update={"parsed": None})
         except TimeoutError:
-            self.usage.model_calls += 1
-            self.usage.model_s += time.perf_counter() - started
-            self.record("budget", name, started=started, summary="wall time spent mid-call")
+            self._count_call(name, started, None, messages, tools)
+            self.record(
+                "budget",
+                name,
+                started=started,
+                step=step_kind(name),
+                attempts=1,
+                summary="wall time spent mid-call",
+            )
             raise WallTimeSpent(name) from None
         except Exception as exc:
-            self.usage.model_calls += 1
-            self.usage.model_s += time.perf_counter() - started
-            self.record("error", name, started=started, error=exc)
+            self._failed_call(name, started, exc, messages, tools)
             raise
-        ended = time.perf_counter()
-        prompt = completion.usage.prompt_tokens
-        completion_tokens = completion.usage.completion_tokens
-        if not completion.usage.reported and prompt + completion_tokens == 0:
-            # Scripted models report nothing; count what a real model would have been sent.
-            prompt = count_request_tokens(self.tokenizer, messages, tools, self._token_memo)
-            completion_tokens = self.tokenizer.count(completion.text) + sum(
-                self.tokenizer.count(c.name) + self.tokenizer.count(c.raw_arguments)
-                for c in completion.tool_calls
-            )
-        usage = self.usage
-        usage.model_calls += 1
-        usage.model_s += ended - started
-        usage.prompt_tokens += prompt
-        usage.completion_tokens += completion_tokens
-        usage.max_prompt_tokens = max(usage.max_prompt_tokens, prompt)
-        usage.tokens_reported = usage.tokens_reported and completion.usage.reported
-        if completion.usage.cost_usd is not None:
-            usage.cost_usd = (usage.cost_usd or 0.0) + completion.usage.cost_usd
+        if completion.finish_reason == "length":
+            if response_format is not None:
+                cut = ModelError(
+                    f"{name}: the structured answer was cut off at max_tokens",
+                    cause="output_length",
+                    completion=completion,
+                )
+                self._failed_call(name, started, cut, messages, tools)
+                raise cut
+            # Text or tool calls cut off: the runner reads what came (a call whose arguments
+            # were cut goes back to the model as a corrective error); the trace says so.
+            self.record("error", name, error="output_length")
+        prompt, completion_tokens = self._count_call(name, started, completion, messages, tools)
         # Tool names are the model's words too: only names of offered tools are shown.
         offered = {t.get("function", {}).get("name") for t in tools or ()}
         calls = ", ".join(
@@ -255,13 +286,95 @@ class Tracer:
             "model_call",
             name,
             started=started,
-            ended=ended,
-            prompt_tokens=prompt,
-            completion_tokens=completion_tokens,
             summary=f"{name}: {prompt} + {completion_tokens} tokens"
             + (f" → {calls}" if calls else ""),
+            **self._call_fields(name, completion, prompt, completion_tokens),
         )
         return completion
+
+    def _failed_call(
+        self,
+        name: str,
+        started: float,
+        exc: BaseException,
+        messages: Sequence[Message],
+        tools: Sequence[dict[str, Any]] | None,
+    ) -> None:
+        """Count and record a model call that raised ``exc``, with what its completion spent."""
+        completion = exc.completion if isinstance(exc, ModelError) else None
+        if not isinstance(completion, Completion):
+            completion = None
+        prompt, completion_tokens = self._count_call(name, started, completion, messages, tools)
+        self.record(
+            "error",
+            name,
+            started=started,
+            error=exc,
+            summary=f"{name}: failed ({error_kind(exc)})",
+            **self._call_fields(name, completion, prompt, completion_tokens),
+        )
+
+    def _count_call(
+        self,
+        name: str,
+        started: float,
+        completion: Completion | None,
+        messages: Sequence[Message],
+        tools: Sequence[dict[str, Any]] | None,
+    ) -> tuple[int, int]:
+        """Add one model call to the usage; its (prompt, completion) tokens.
+
+        Without a completion the call made one request and nothing is known of its tokens.
+        """
+        usage = self.usage
+        usage.model_calls += 1
+        usage.model_s += time.perf_counter() - started
+        if completion is None:
+            usage.requests += 1
+            return 0, 0
+        prompt, completion_tokens = self._tokens(completion, messages, tools)
+        usage.requests += completion.attempts
+        usage.prompt_tokens += prompt
+        usage.completion_tokens += completion_tokens
+        usage.max_prompt_tokens = max(usage.max_prompt_tokens, prompt)
+        usage.tokens_reported = usage.tokens_reported and completion.usage.reported
+        if completion.usage.cost_usd is not None:
+            usage.cost_usd = (usage.cost_usd or 0.0) + completion.usage.cost_usd
+        return prompt, completion_tokens
+
+    def _tokens(
+        self,
+        completion: Completion,
+        messages: Sequence[Message],
+        tools: Sequence[dict[str, Any]] | None,
+    ) -> tuple[int, int]:
+        """The call's (prompt, completion) tokens: the server's, or counted here."""
+        prompt = completion.usage.prompt_tokens
+        completion_tokens = completion.usage.completion_tokens
+        if completion.usage.reported or prompt + completion_tokens > 0:
+            return prompt, completion_tokens
+        if not completion.mock and not completion.text and not completion.tool_calls:
+            return 0, 0  # a failure with no reply: nothing was generated, nothing reported
+        # Scripted models report nothing; count what a real model would have been sent.
+        prompt = count_request_tokens(self.tokenizer, messages, tools, self._token_memo)
+        completion_tokens = self.tokenizer.count(completion.text) + sum(
+            self.tokenizer.count(c.name) + self.tokenizer.count(c.raw_arguments)
+            for c in completion.tool_calls
+        )
+        return prompt, completion_tokens
+
+    @staticmethod
+    def _call_fields(
+        name: str, completion: Completion | None, prompt: int, completion_tokens: int
+    ) -> dict[str, Any]:
+        """The model-call fields of an event: step, tokens, requests and cost."""
+        return {
+            "step": step_kind(name),
+            "prompt_tokens": prompt,
+            "completion_tokens": completion_tokens,
+            "attempts": completion.attempts if completion is not None else 1,
+            "cost_usd": completion.usage.cost_usd if completion is not None else None,
+        }
 
     def call_tool(
         self,
@@ -300,6 +413,7 @@ class Tracer:
             "tool_call",
             name,
             started=started,
+            step=TOOL_STEP,
             arguments=arguments,
             result_tokens=tokens,
             refs=[ref.id for ref in outcome.refs],
@@ -343,97 +457,6 @@ def _tool_error(exc: ToolError, *, known: bool) -> ToolOutcome:
     return ToolOutcome(
         text=f"Error: {message}", refs=[], error=message, error_kind=kind, error_fields=fields
     )
-
-
-def _looks_like_id(value: str) -> bool:
-    return _ID.fullmatch(value) is not None and any(c.isdigit() for c in value)
-
-
-def traced_arguments(
-    arguments: Mapping[str, Any] | None, schema: Mapping[str, Any] | None = None
-) -> dict[str, Any] | None:
-    """Tool arguments as a trace keeps them: structure and sizes, never free text.
-
-    Kept as sent: numbers, booleans and nulls; values the tool's schema offers as a choice
-    (``enum``, or the event kinds of ``get_timeline``); ISO dates for date fields; document ids
-    that look like ids. Any other text —
-    a query, an analyte or section name, a reason — may quote the record or be the model's own
-    words: it is kept as its length ('<12 characters>'). Argument names the schema does not
-    have are the model's words too and are replaced by their position and length.
-    """
-    if arguments is None:
-        return None
-    properties: Mapping[str, Any] = (schema or {}).get("properties", {})
-    definitions: Mapping[str, Any] = (schema or {}).get("$defs", {})
-    kept: dict[str, Any] = {}
-    for position, (key, value) in enumerate(arguments.items(), start=1):
-        spec = properties.get(key)
-        name = key if spec is not None else f"<argument {position}: {len(key)} characters>"
-        facets = _facets(spec, definitions)
-        if spec is not None:
-            facets["choices"] |= _VOCABULARIES.get(key, frozenset())
-        kept[name] = _traced_value(key, value, facets)
-    return kept
-
-
-def _traced_value(key: str, value: Any, facets: dict[str, Any]) -> Any:
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    if isinstance(value, str):
-        if value in facets["choices"]:
-            return value
-        if facets["date"] and _DATE.fullmatch(value) and _is_date(value):
-            return value
-        if key == "document_id" and _looks_like_id(value):
-            return value
-        return f"<{len(value)} characters>"
-    if isinstance(value, list):
-        return [_traced_value(key, v, facets) for v in value]
-    return f"<{type(value).__name__}>"
-
-
-def _facets(spec: Any, definitions: Mapping[str, Any]) -> dict[str, Any]:
-    """The choices (enum values) and whether a date is expected, through anyOf/items/$ref."""
-    facets: dict[str, Any] = {"choices": set(), "date": False}
-
-    def walk(node: Any, depth: int) -> None:
-        if not isinstance(node, Mapping) or depth > 8:
-            return
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/$defs/"):
-            walk(definitions.get(ref.removeprefix("#/$defs/")), depth + 1)
-        for value in node.get("enum") or ():
-            if isinstance(value, str):
-                facets["choices"].add(value)
-        if node.get("format") == "date":
-            facets["date"] = True
-        for key in ("anyOf", "oneOf", "allOf"):
-            for option in node.get(key) or ():
-                walk(option, depth + 1)
-        walk(node.get("items"), depth + 1)
-
-    walk(spec, 0)
-    return facets
-
-
-def _is_date(value: str) -> bool:
-    try:
-        dt.date.fromisoformat(value)
-    except ValueError:
-        return False
-    return True
-
-
-def masked_text(text: Any) -> str:
-    """Free text as logs keep it: its length."""
-    return f"<{len(str(text))} characters>"
-
-
-def loggable_need(need: Any) -> dict[str, Any]:
-    """One evidence need of the agent's plan: its status, and its wording's length."""
-    if isinstance(need, dict):
-        return {"need": masked_text(need.get("need", "")), "status": need.get("status")}
-    return {"need": masked_text(need), "status": None}
 
 
 def loggable_details(details: dict[str, Any] | None, tracer: Tracer) -> dict[str, Any] | None:

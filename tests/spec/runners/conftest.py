@@ -28,5 +28,3 @@ def scope_a(runner_store: RecordStore) -> PatientScope:
 @pytest.fixture(scope="module")
 def settings() -> Settings:
     return Settings()
-
-

@@ -9,8 +9,8 @@ from recordagent.llm import MockModel
 from recordagent.records.scope import PatientScope
 from recordagent.records.tokens import Tokenizer
 from recordagent.runners import FullContext, pack_record
-from recordagent.runners.full_context import _split
-from recordagent.settings import FullContextSettings, Settings
+from recordagent.runners.full_context import DEFAULT_WINDOW_TOKENS, _split, packing_window
+from recordagent.settings import FullContextSettings, ModelSettings, Settings
 from tests.helpers import asct_item, final
 
 
@@ -130,3 +130,75 @@ def test_the_tables_are_capped_only_when_the_record_does_not_fit(scope_a: Patien
     tight = pack_record(scope_a, tokenizer, tokenizer.count(whole.text) - 30, config)
     assert tight.documents_kept == tight.documents_total
     assert 0 < tight.lab_values_dropped + tight.events_dropped < 8
+
+
+# --- the window: from the settings, the model, or the default ------------------------------
+
+
+def silent() -> dict[str, object]:
+    return final(None, [], "insufficient_evidence")
+
+
+def test_the_packing_window_comes_from_the_setting_the_model_or_the_default():
+    model = ModelSettings(window_margin=1.25)
+    unset = FullContextSettings()
+    assert packing_window(unset, model, None) == (DEFAULT_WINDOW_TOKENS, "default")
+    assert packing_window(unset, model, 10_000) == (8_000, "model")
+    assert packing_window(FullContextSettings(window_tokens=5_000), model, 10_000) == (
+        5_000,
+        "setting",
+    )
+
+
+async def test_without_a_setting_the_record_is_packed_to_the_models_window(scope_a):
+    runner = FullContext(Settings(runners={"full_context": {"reserve_tokens": 500}}))
+    small = await runner.run(asct_item(), scope_a, MockModel([silent()], window=1_350))
+    assert (small.details["window_tokens"], small.details["window_source"]) == (1_000, "model")
+    assert small.details["truncated"] is True and small.details["tokens"] <= 1_000 - 500
+    assert small.status == "insufficient_evidence" and small.failure is None
+    pack = next(e for e in small.trace if e.name == "pack")
+    assert "1,000-token window (model)" in pack.summary
+    # The same window set by hand packs the same record.
+    by_hand = Settings(runners={"full_context": {"reserve_tokens": 500, "window_tokens": 1_000}})
+    model = MockModel([silent()])
+    same = await FullContext(by_hand).run(asct_item(), scope_a, model)
+    assert same.details["window_source"] == "setting"
+    assert {k: v for k, v in same.details.items() if k != "window_source"} == {
+        k: v for k, v in small.details.items() if k != "window_source"
+    }
+    # Packings are kept per window: a model with a large window gets the whole record, from
+    # the same runner, after the small packing and before another one.
+    for window, truncated in ((100_000, False), (1_350, True), (None, False)):
+        answer = await runner.run(asct_item(), scope_a, MockModel([silent()], window=window))
+        assert answer.details["truncated"] is truncated
+    assert answer.details["window_source"] == "default"
+    assert answer.details["window_tokens"] == DEFAULT_WINDOW_TOKENS
+    # The model's window can be set for a server that does not say it.
+    told = Settings(
+        model={"context_window": 1_350}, runners={"full_context": {"reserve_tokens": 500}}
+    )
+    answer = await FullContext(told).run(asct_item(), scope_a, MockModel([silent()]))
+    assert (answer.details["window_tokens"], answer.details["window_source"]) == (1_000, "model")
+
+
+async def test_a_prompt_too_long_for_the_models_window_fails_before_it_is_sent(scope_a):
+    # A window set by hand larger than the model's: the whole record (758 local tokens, 1,023
+    # with the 1.35 margin) does not fit a 1,000-token model.
+    settings = Settings(runners={"full_context": {"window_tokens": 5_000}})
+    model = MockModel([silent()], window=1_000)
+    answer = await FullContext(settings).run(asct_item(), scope_a, model)
+    assert model.requests == []
+    assert answer.status == "failed" and answer.failure == "context_overflow"
+    assert "does not fit the model's context window of 1,000 tokens" in (
+        answer.failure_message or ""
+    )
+    assert "prompt does not fit the model's context window" in answer.text
+    assert answer.details["window_tokens"] == 5_000 and answer.details["window_source"] == "setting"
+    assert answer.details["documents_kept"] == 4  # what was packed, for the record
+    assert answer.usage.model_calls == 0 and answer.usage.requests == 0
+    errors = [(e.name, e.error) for e in answer.trace if e.kind == "error"]
+    assert errors == [("answer", "context_overflow")]
+    # A model window with room enough: sent.
+    roomy = MockModel([silent()], window=1_100)
+    answer = await FullContext(settings).run(asct_item(), scope_a, roomy)
+    assert answer.status == "insufficient_evidence" and len(roomy.requests) == 1

@@ -115,7 +115,7 @@ async def test_iterative_searches_again_then_answers(scope_a: PatientScope, sett
     assert any(p.startswith("LABS-#") for p in passages)  # aliased: ids embed analyte names
     second = _prompt(model, 1)
     assert "[LABS-creatinine-1]" in second and second.count("[A-D3:0]") == 1
-    assert [e.name for e in answer.trace if e.kind == "model_call"] == ["judge 1", "judge 2"]
+    assert [e.name for e in answer.trace if e.kind == "model_call"] == ["decide 1", "decide 2"]
 
 
 async def test_iterative_ends_truncated_when_rounds_run_out(scope_a: PatientScope):
@@ -151,7 +151,7 @@ async def test_iterative_recovers_from_an_unparseable_decision(scope_a, settings
     model = MockModel(["not json", final("2020-06-15", ["EA3"])])
     answer = await IterativeRag(settings).run(asct_item(), scope_a, model)
     assert answer.status == "answered"
-    assert any(e.kind == "error" and e.name == "judge 1" for e in answer.trace)
+    assert any(e.kind == "error" and e.name == "decide 1" for e in answer.trace)
 
 
 async def test_answered_without_a_value_is_insufficient_evidence(scope_a, settings):

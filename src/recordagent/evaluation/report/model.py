@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from recordagent.evaluation.labels import Severity
 from recordagent.evaluation.stats import Concordance, McNemar
+from recordagent.runners.timing import StepTime
 
 __all__ = [
     "EXPERTS",
@@ -83,6 +84,9 @@ class UsageSummary(BaseModel):
     median_latency_s: float = Field(description="Median wall time per answer.")
     total_latency_s: float = Field(description="Sum of wall times (not the run's duration).")
     model_calls: int
+    requests: int = Field(
+        default=0, description="HTTP requests of the model calls, retries and repairs included."
+    )
     tool_calls: int
 
 
@@ -108,6 +112,16 @@ class RunnerResult(BaseModel):
         description="Answers per score: correct, incorrect, ungraded, unscored (no score)."
     )
     usage: UsageSummary
+    failures: dict[str, int] = Field(
+        default_factory=dict,
+        description="Failed answers per cause of the model's failure (errors.ModelFailure); "
+        "failed answers without a recorded cause are not counted.",
+    )
+    time_by_step: list[StepTime] = Field(
+        default_factory=list,
+        description="Where the time went: calls, requests, tokens and seconds per kind of "
+        "step (runners.timing.time_by_step).",
+    )
 
 
 class PairedComparison(BaseModel):

@@ -29,6 +29,7 @@ from recordagent.evaluation.report.model import (
 from recordagent.evaluation.report.runs import ScoredRun
 from recordagent.evaluation.stats import concordance, deciles, holm, mcnemar
 from recordagent.questions.items import EvalItem
+from recordagent.runners.timing import time_by_step
 
 __all__ = [
     "RecordLengths",
@@ -134,6 +135,10 @@ def runner_result(
         status_counts={s: sum(1 for r in run.records if r.answer.status == s) for s in STATUSES},
         score_counts={s: scores.get(s, 0) for s in SCORE_STATES},
         usage=_usage(run.records),
+        failures=dict(
+            Counter(r.answer.failure for r in run.records if r.answer.failure is not None)
+        ),
+        time_by_step=time_by_step(r.answer for r in run.records),
     )
 
 
@@ -173,6 +178,7 @@ def _usage(records: Sequence[RunRecord]) -> UsageSummary:
         median_latency_s=statistics.median(walls) if walls else 0.0,
         total_latency_s=sum(walls),
         model_calls=sum(u.model_calls for u in usages),
+        requests=sum(u.requests for u in usages),
         tool_calls=sum(u.tool_calls for u in usages),
     )
 

@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from recordagent.errors import MODEL_FAILURES
 from recordagent.evaluation.report.formats import (
     concordance_cell,
     interval,
@@ -176,6 +177,9 @@ def report_tables(report: EvaluationReport, *, with_items: bool) -> list[Table]:
             numeric=set(range(1, 9)),
         )
     )
+    failures = _failures_table(report)
+    if failures is not None:
+        tables.append(failures)
     tables.append(
         Table(
             "Tokens, cost and latency",
@@ -188,7 +192,7 @@ def report_tables(report: EvaluationReport, *, with_items: bool) -> list[Table]:
                 "median cost",
                 "total cost",
                 "latency median / total",
-                "calls: model / tool",
+                "calls: model / requests / tool",
             ],
             [
                 [
@@ -200,17 +204,20 @@ def report_tables(report: EvaluationReport, *, with_items: bool) -> list[Table]:
                     usd(u.median_cost_usd),
                     usd(u.cost_usd),
                     f"{u.median_latency_s:.2f} s / {u.total_latency_s:.1f} s",
-                    f"{u.model_calls:,} / {u.tool_calls:,}",
+                    f"{u.model_calls:,} / {u.requests:,} / {u.tool_calls:,}",
                 ]
                 for r in report.runners
                 for u in [r.usage]
             ],
             numeric=set(range(1, 9)),
             note="Tokens are prompt + completion per answer. * some counts were made locally (the "
-            "server reported none). Cost is shown for priced models only.",
+            "server reported none). Cost is shown for priced models only. Requests are the HTTP "
+            "requests the model calls took, retries and repairs included.",
             plot="usage",
         )
     )
+    if any(r.time_by_step for r in report.runners):
+        tables.append(_time_table(report))
     if report.agreement is not None:
         a = report.agreement
         tables.append(
@@ -325,6 +332,73 @@ def _strata_table(
         numeric=set(range(first, len(headers))),
         note=f"Cells: concordance ({100 * (1 - report.alpha):g}% Wilson CI), graded items.",
         plot=plot,
+    )
+
+
+def _failures_table(report: EvaluationReport) -> Table | None:
+    """Failed answers by the cause of the model's failure; None when no answer has one."""
+    causes = [c for c in MODEL_FAILURES if any(r.failures.get(c) for r in report.runners)]
+    if not causes:
+        return None
+    return Table(
+        "Model failures by cause",
+        ["runner", "failed", *(c.replace("_", " ") for c in causes)],
+        [
+            [
+                r.name,
+                str(r.status_counts.get("failed", 0)),
+                *(str(r.failures.get(c, 0)) for c in causes),
+            ]
+            for r in report.runners
+        ],
+        numeric=set(range(1, len(causes) + 2)),
+        note="Why the model failed the failed answers: timeout (no answer in time), context "
+        "overflow (the prompt does not fit the window), output length (cut off at max_tokens), "
+        "invalid output (no valid answer after one repair), and the server's faults.",
+    )
+
+
+def _time_table(report: EvaluationReport) -> Table:
+    """Where the time went: per runner and kind of step, calls, requests, tokens, seconds."""
+    rows = []
+    for result in report.runners:
+        for s in result.time_by_step:
+            rows.append(
+                [
+                    result.name,
+                    s.step,
+                    str(s.items),
+                    f"{s.calls:,}" if s.calls else "—",
+                    f"{s.requests:,}" if s.model else "—",
+                    f"{s.prompt_tokens:,}" if s.model else "—",
+                    f"{s.completion_tokens:,}" if s.model else "—",
+                    f"{s.seconds:,.1f}",
+                    f"{s.median_item_s:.2f}",
+                    percent(s.wall_share),
+                ]
+            )
+    return Table(
+        "Where the time went",
+        [
+            "runner",
+            "step",
+            "answers",
+            "calls",
+            "requests",
+            "prompt",
+            "completion",
+            "s",
+            "median s",
+            "share",
+        ],
+        rows,
+        numeric=set(range(2, 10)),
+        note="Per kind of step over each runner's answers: model calls (plan, act, reflect, "
+        "decide, answer), tool calls (tool) and record work (skeleton, retrieve, pack); 'other' "
+        "is wall time no step accounts for (waiting for the event loop or a concurrency slot, "
+        "graph bookkeeping). Requests: HTTP requests, retries and repairs included. Prompt, "
+        "completion: tokens. s: seconds in all; median s: per answer with that step; share: "
+        "of the answers' summed wall time.",
     )
 
 

@@ -4,6 +4,11 @@ Each node is an async function of the state and the run's :class:`AgentContext`;
 the tools come from the graph builder. Budgets are checked before every model call of the loop,
 so a spent budget routes to the answer node (status 'truncated') instead of running into the
 graph's recursion limit.
+
+``max_wall_s`` is a hard limit on the whole run: the loop (plan, act, reflect) may use all but
+``answer_reserve`` of it — a loop call still waiting when that runs out is cut off — and the
+final answer gets what is left as its timeout. A plan, tool-loop reply or reflection cut off at
+``max_tokens`` is treated like one that did not parse: the run goes on without it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any, cast
 
 from langgraph.runtime import Runtime
 
+from recordagent.errors import ModelError
 from recordagent.llm.client import ChatModel
 from recordagent.llm.types import Completion, Message
 from recordagent.runners.agent import prompts
@@ -32,7 +38,7 @@ from recordagent.runners.trace import WallTimeSpent, traced_arguments
 from recordagent.settings import AgentSettings
 from recordagent.tools.base import ToolRegistry
 
-__all__ = ["Nodes", "budget_spent"]
+__all__ = ["Nodes", "budget_spent", "loop_time_left"]
 
 # The finish tool's argument schema: its 'reason' is the model's words, kept as a length.
 _FINISH_PARAMETERS: dict[str, Any] = cast(dict[str, Any], prompts.FINISH_TOOL["function"])[
@@ -48,9 +54,19 @@ def budget_spent(
         return "budget:steps"
     if context.tracer.usage.total_tokens >= budget.max_tokens:
         return "budget:tokens"
-    if context.tracer.elapsed_s >= budget.max_wall_s:
+    if loop_time_left(context, budget) <= 0:
         return "budget:time"
     return None
+
+
+def loop_time_left(context: AgentContext, budget: AgentSettings) -> float:
+    """Seconds the tool loop has left: the wall time less the final answer's reserve."""
+    return budget.max_wall_s * (1.0 - budget.answer_reserve) - context.tracer.elapsed_s
+
+
+def _cut_off(exc: ModelError) -> bool:
+    """True for a reply cut off at max_tokens: the loop goes on as if it had not parsed."""
+    return exc.cause == "output_length"
 
 
 def _asking(state: AgentState, prompt: str) -> list[Message]:
@@ -78,12 +94,12 @@ class Nodes:
     async def _complete(
         self, context: AgentContext, messages: list[Message], *, name: str, **options: Any
     ) -> Completion:
-        """One model call within the wall-time budget left (WallTimeSpent when it runs out)."""
+        """One loop call within the loop's wall time (WallTimeSpent when it runs out)."""
         return await context.tracer.complete(
             self.model,
             messages,
             name=name,
-            timeout_s=max(0.0, self.budget.max_wall_s - context.tracer.elapsed_s),
+            timeout_s=max(0.0, loop_time_left(context, self.budget)),
             **options,
             **context.params,
         )
@@ -103,6 +119,7 @@ class Nodes:
             "context",
             "skeleton",
             started=started,
+            step="skeleton",
             result_tokens=context.tracer.tokenizer.count(text),
             refs=[r.id for r in refs],
             summary=f"record skeleton with {len(refs)} event(s)",
@@ -128,6 +145,10 @@ class Nodes:
             parsed = completion.parsed
         except WallTimeSpent:
             parsed = None  # act notices the spent budget next
+        except ModelError as exc:
+            if not _cut_off(exc):
+                raise
+            parsed = None
         needs = list(context.item.checklist)
         if parsed is not None:
             needs.extend(n for n in parsed["needs"] if n not in needs)
@@ -157,6 +178,11 @@ class Nodes:
             )
         except WallTimeSpent:
             return {"stop": "budget:time"}
+        except ModelError as exc:
+            if not _cut_off(exc):
+                raise
+            # Nothing usable came: as a reply without tool calls, on to reflection.
+            return {"steps": step, "stop": "no_tool_calls"}
         return {
             "messages": [completion.message],
             "steps": step,
@@ -215,6 +241,11 @@ class Nodes:
             )
         except WallTimeSpent:
             return {"stop": "budget:time"}
+        except ModelError as exc:
+            if not _cut_off(exc):
+                raise
+            context.tracer.record("error", "reflect", error="reflection_unparsed")
+            return {"stop": "reflected"}
         if completion.parsed is None:
             context.tracer.record("error", "reflect", error="reflection_unparsed")
             return {"stop": "reflected"}
@@ -261,6 +292,8 @@ class Nodes:
             context.tracer,
             context.book,
             truncated=truncated,
+            # The rest of the wall time: when it runs out, the answer is 'truncated'.
+            timeout_s=max(0.0, self.budget.max_wall_s - context.tracer.elapsed_s),
             details={
                 "stop": stop,
                 "steps": state.get("steps", 0),

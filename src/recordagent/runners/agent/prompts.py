@@ -5,7 +5,7 @@ Bump ``PROMPT_VERSION`` with any change of wording: run logs compare answers by 
 
 from __future__ import annotations
 
-PROMPT_VERSION = "agent-2026-12-05.1"
+PROMPT_VERSION = "agent-2026-12-05.2"
 
 SYSTEM = """\
 You are a careful clinical research abstractor answering a question about one patient's \

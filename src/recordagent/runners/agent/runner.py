@@ -13,8 +13,8 @@ from recordagent.questions.items import EvalItem
 from recordagent.records.scope import PatientScope
 from recordagent.runners.agent import prompts
 from recordagent.runners.agent.state import AgentContext
-from recordagent.runners.base import Answer
-from recordagent.runners.common import TracedRunner, model_params
+from recordagent.runners.base import Answer, EventSink
+from recordagent.runners.common import TracedRunner, step_params
 from recordagent.runners.evidence import EvidenceBook
 from recordagent.runners.trace import Tracer
 from recordagent.settings import Settings
@@ -46,6 +46,21 @@ class AgentRunner(TracedRunner):
             self._graph = (model, build_graph(self.settings, model, self.tools, name=self.name))
         return self._graph[1]
 
+    async def run(
+        self,
+        item: EvalItem,
+        scope: PatientScope,
+        model: ChatModel,
+        on_event: EventSink | None = None,
+    ) -> Answer:
+        """Answer ``item``; the graph is built first, outside the run's wall time.
+
+        The first graph of a process imports LangGraph (about a second): a cost of the
+        process, not of the item, which must not eat into ``max_wall_s``.
+        """
+        self.graph(model)
+        return await super().run(item, scope, model, on_event)
+
     async def answer(
         self, item: EvalItem, scope: PatientScope, model: ChatModel, tracer: Tracer
     ) -> Answer:
@@ -56,7 +71,7 @@ class AgentRunner(TracedRunner):
             scope=scope,
             tracer=tracer,
             book=EvidenceBook(),
-            params=model_params(self.settings.runners),
+            params=step_params(self.settings.runners),
         )
         final = await self.graph(model).ainvoke({}, context=context)
         answer: Answer = final["answer"]

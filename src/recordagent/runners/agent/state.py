@@ -1,4 +1,10 @@
-"""The agent graph's state, its per-run context, and the schemas of its planning calls."""
+"""The agent graph's state, its per-run context, and the schemas of its planning calls.
+
+The schemas the model fills (:class:`Plan`, :class:`Reflection`) are bounded — so many items,
+so many characters each — and the bounds go out with the JSON schema (``maxItems``,
+``maxLength``): a server that enforces the schema by grammar (llama.cpp) stops a small model
+before it fills ``max_tokens`` with an endless list.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +22,30 @@ from recordagent.runners.common import TracedRunner
 from recordagent.runners.evidence import EvidenceBook
 from recordagent.runners.trace import Tracer
 
-__all__ = ["AgentContext", "AgentState", "EvidenceNeed", "Plan", "Reflection", "StopReason"]
+__all__ = [
+    "MAX_ID_CHARS",
+    "MAX_NEED_CHARS",
+    "MAX_NEXT_STEP_CHARS",
+    "MAX_PLAN_NEEDS",
+    "AgentContext",
+    "AgentState",
+    "CheckedNeed",
+    "EvidenceNeed",
+    "Plan",
+    "Reflection",
+    "StopReason",
+]
+
+MAX_PLAN_NEEDS = 8
+"""Evidence needs a plan may list."""
+MAX_NEED_CHARS = 300
+"""Characters of one evidence need."""
+MAX_NEXT_STEP_CHARS = 500
+"""Characters of a reflection's next step."""
+MAX_ID_CHARS = 128
+"""Characters of one cited id (record ids are shorter)."""
+_MAX_CHECKED_NEEDS = 20  # the plan's needs and a template's checklist
+_MAX_EVIDENCE = 20
 
 StopReason = Literal[
     "finished", "no_tool_calls", "budget:steps", "budget:tokens", "budget:time", "reflected"
@@ -48,14 +77,25 @@ class EvidenceNeed(BaseModel):
         return [] if value is None else [str(v) for v in value if isinstance(v, str | int)]
 
 
+class CheckedNeed(EvidenceNeed):
+    """An evidence need as a reflection reports it: bounded, since the model writes it."""
+
+    need: str = Field(max_length=MAX_NEED_CHARS, description="The need, as the plan listed it.")
+    evidence: list[Annotated[str, Field(max_length=MAX_ID_CHARS)]] = Field(
+        default_factory=list,
+        max_length=_MAX_EVIDENCE,
+        description="Ids of the rows that meet the need.",
+    )
+
+
 class Plan(BaseModel):
     """The evidence the question needs, decomposed before any tool is called."""
 
     model_config = ConfigDict(extra="forbid")
 
-    needs: list[str] = Field(
+    needs: list[Annotated[str, Field(max_length=MAX_NEED_CHARS)]] = Field(
         min_length=1,
-        max_length=10,
+        max_length=MAX_PLAN_NEEDS,
         description="Each piece of evidence needed to answer, one short phrase each. For "
         "criteria questions, one entry per criterion.",
     )
@@ -66,9 +106,13 @@ class Reflection(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    needs: list[EvidenceNeed] = Field(description="Every need of the plan, with its status.")
+    needs: list[CheckedNeed] = Field(
+        max_length=_MAX_CHECKED_NEEDS, description="Every need of the plan, with its status."
+    )
     next_step: str | None = Field(
-        default=None, description="If a need is open: what to look for next, and with which tool."
+        default=None,
+        max_length=MAX_NEXT_STEP_CHARS,
+        description="If a need is open: what to look for next, and with which tool.",
     )
 
 
@@ -98,3 +142,4 @@ class AgentContext:
     tracer: Tracer
     book: EvidenceBook
     params: dict[str, Any]
+    """Sampling parameters of the loop's calls (the final answer has its own)."""
