@@ -150,6 +150,14 @@ async def test_a_template_without_a_system_role_gets_it_folded_into_the_user_mes
     assert any("folded" in r.getMessage() for r in caplog.records)
 
 
+async def test_a_role_refusal_without_a_system_message_is_not_a_reason_to_fold(server):
+    server.script(status(400, message="Conversation roles must alternate user/assistant"))
+    m = model(server)
+    with pytest.raises(ModelError) as caught:
+        await complete(m, HELLO)
+    assert caught.value.cause == "refused" and not m.fold_system
+
+
 async def test_system_role_keep_passes_the_refusal_on(server):
     server.script(status(400, message="System role not supported"))
     m = model(server, system_role="keep")
@@ -179,36 +187,42 @@ async def test_tools_the_server_refuses_go_into_the_prompt_without_retries(serve
 async def test_tools_a_server_silently_drops_are_detected_and_put_in_the_prompt(server):
     call = '{"tool_calls": [{"name": "search_documents", "arguments": {"query": "stage"}}]}'
     server.script(
-        ok("a plan"),  # a call without tools: how this server counts
         ok("I cannot search.", ignore_tools=True),
+        ok("x"),  # the one-token probe of the same messages without tools
         ok(call),
     )
     m = model(server)
-    await complete(m, HELLO)
     completion = await complete(m, HELLO, tools=[SEARCH])
     assert [c.name for c in completion.tool_calls] == ["search_documents"]
-    assert len(server.requests) == 3
-    assert "tools" in server.requests[1] and "tools" not in server.requests[2]
-    assert completion.attempts == 2  # the dropped request and the one with prompt tools
-
-
-async def test_dropped_tools_are_found_by_a_one_token_probe_when_nothing_else_tells(server):
-    server.script(ok("no tools here", ignore_tools=True), ok("x"), ok("plain answer"))
-    m = model(server)
-    completion = await complete(m, HELLO, tools=[SEARCH])
     probe = server.requests[1]
     assert "tools" not in probe and probe["max_tokens"] == 1
-    assert m.prompt_tools and completion.text == "plain answer"
+    assert "tools" in server.requests[0] and "tools" not in server.requests[2]
+    assert m.prompt_tools
+    assert completion.attempts == 3  # the dropped request, the probe, the prompt tools
 
 
 async def test_tools_a_server_reads_are_checked_once_and_kept(server):
-    server.script(ok("a plan"), ok("no call needed"), ok("still none"))
+    server.script(ok("no call needed"), ok("x"), ok("still none"))
     m = model(server)
-    await complete(m, HELLO)
     await complete(m, HELLO, tools=[SEARCH])
     await complete(m, HELLO, tools=[SEARCH])
     assert len(server.requests) == 3 and not m.prompt_tools
-    assert all("tools" in r for r in server.requests[1:])
+    assert "tools" not in server.requests[1]  # the probe, once
+    assert "tools" in server.requests[2]
+
+
+@pytest.mark.parametrize(
+    "usages",
+    [((4000, 5), (3000, 1)), ((0, 5), (3000, 1)), ((4000, 5), (0, 1))],
+    ids=["template overhead", "cached prompt", "cached probe"],
+)
+async def test_a_healthy_server_with_odd_prompt_counts_keeps_native_tools(server, usages):
+    # A chat template's fixed text inflates short prompts, and a cached prompt may be counted
+    # as 0: neither means the tools were dropped.
+    server.script(ok("no call needed", usage=usages[0]), ok("x", usage=usages[1]), ok("next"))
+    m = model(server)
+    await complete(m, HELLO, tools=[SEARCH])
+    assert not m.prompt_tools
 
 
 @pytest.mark.parametrize(
@@ -227,7 +241,14 @@ async def test_the_context_window_is_asked_of_the_server_once(listing, props, wi
         assert await m.context_window() == window
         assert await m.context_window() == window
         asked = [p for p in server.paths if not p.endswith("/chat/completions")]
-        assert len(asked) == (1 if listing else 2)
+        assert len(asked) == (1 if props else 2)
+
+
+async def test_llama_cpp_props_per_slot_window_wins_over_the_listing():
+    listing = {"data": [{"id": "local", "meta": {"n_ctx": 8192}}]}
+    props = {"default_generation_settings": {"n_ctx": 4096}}
+    with FakeOpenAI(models=listing, props=props) as server:
+        assert await model(server).context_window() == 4096
 
 
 async def test_the_context_window_setting_wins_and_nothing_is_asked(server):
@@ -259,6 +280,22 @@ async def test_a_context_overflow_the_server_reports_is_named_and_not_retried(se
     assert caught.value.cause == "context_overflow"
     assert "context window" in str(caught.value)
     assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("code", [408, 504, 524])
+async def test_a_gateway_that_stopped_waiting_is_a_timeout_and_not_resent(server, code):
+    server.script(status(code))
+    with pytest.raises(ModelError) as caught:
+        await complete(model(server), HELLO)
+    assert caught.value.cause == "timeout" and len(server.requests) == 1
+
+
+async def test_the_retry_warning_says_the_status_not_the_servers_words(server, caplog):
+    server.script(status(503, message="could not parse: patient has myeloma"), ok("back"))
+    with caplog.at_level(logging.WARNING, logger="recordagent.llm"):
+        await complete(model(server), HELLO)
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "HTTP 503" in line and "myeloma" not in line
 
 
 @pytest.mark.parametrize(
@@ -299,6 +336,17 @@ async def test_retries_count_as_requests_of_the_call(server):
     server.script(status(503), status(503), ok('{"stage": "II"}'))
     completion = await complete(model(server), HELLO, response_format=Stage)
     assert completion.attempts == 3 and completion.parsed == {"stage": "II"}
+
+
+async def test_a_tool_call_after_another_json_object_in_the_text_is_read(server):
+    server.script(
+        ok(
+            'The arguments look like {"query": "..."}. So:\n{"tool_calls": [{"name": '
+            '"search_documents", "arguments": {"query": "ISS"}}]}'
+        )
+    )
+    completion = await complete(model(server, supports_tools=False), HELLO, tools=[SEARCH])
+    assert [c.arguments for c in completion.tool_calls] == [{"query": "ISS"}]
 
 
 async def test_a_tool_call_in_text_followed_by_prose_is_read(server):

@@ -213,3 +213,5 @@ def test_merged_roles_keeps_tool_turns_apart_and_folds_system_messages():
     assert merged_roles([Message(role="system", content="only")], fold_system=True) == [
         Message(role="user", content="only")
     ]
+    trailing = [Message(role="user", content="q"), Message(role="system", content="s")]
+    assert merged_roles(trailing, fold_system=True) == [Message(role="user", content="q\n\ns")]

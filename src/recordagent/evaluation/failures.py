@@ -150,9 +150,9 @@ def shown_text(answer: Answer, limit: int = EXCERPT_CHARS) -> str:
     parse keeps the model's raw output as its text: a one-line excerpt of at most ``limit``
     characters, labelled as such.
     """
-    if answer.status == "failed" and (
-        answer.failure is not None or "model_error" in answer.details
-    ):
+    # A model error's answer (any log's): a final answer that did not parse has a failure
+    # ('invalid_output') too, but its text is the model's output.
+    if answer.status == "failed" and "model_error" in answer.details:
         return ""
     raw = answer.status == "failed" or any(
         e.kind == "error" and e.error in _RAW_OUTPUT_KINDS for e in answer.trace
@@ -200,8 +200,11 @@ class RunFailures:
 
     @property
     def all_failed(self) -> bool:
-        """Every answer of the run failed (and there was at least one)."""
-        return self.answers > 0 and self.failed == self.answers
+        """Every answer of the run failed by the model (and there was at least one).
+
+        Items failed by a bug do not count: they are the run's error, not the model's.
+        """
+        return self.answers > 0 and sum(n for _, n in self.causes) == self.answers
 
     def line(self) -> str:
         """``full_context: 10 of 10 failed — context_overflow 10``."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ValidationError
@@ -155,16 +155,11 @@ def parse_text_tool_calls(
     attempted call that is not valid.
     """
     known = {t["function"]["name"] for t in tools}
-    value, problem = _first_json_object(text)
+    value, problem = _first_json_object(text, lambda v: "tool_calls" in v or v.get("name") in known)
     if value is None:
         attempted = "tool_calls" in text and "{" in text
         return None, (f"the tool call is not valid JSON: {problem}" if attempted else "")
-    if "tool_calls" in value:
-        listed = value["tool_calls"]
-    elif isinstance(value.get("name"), str) and value["name"] in known:
-        listed = [value]
-    else:
-        return None, ""
+    listed = value["tool_calls"] if "tool_calls" in value else [value]
     try:
         raw = [
             (f"call_{k}", str(call["name"]), _arguments_text(call.get("arguments", {})))
@@ -180,19 +175,25 @@ def _arguments_text(arguments: Any) -> str:
     return arguments if isinstance(arguments, str) else json.dumps(arguments)
 
 
-def _first_json_object(text: str) -> tuple[dict[str, Any] | None, str]:
-    """The first JSON object in ``text`` (prose around it ignored), or (None, why not)."""
+def _first_json_object(
+    text: str, wanted: Callable[[dict[str, Any]], bool]
+) -> tuple[dict[str, Any] | None, str]:
+    """The first JSON object in ``text`` that is ``wanted`` (prose and other objects skipped).
+
+    Returns (None, why not) when there is none.
+    """
     decoder = json.JSONDecoder()
     problem = "no JSON object"
     start = text.find("{")
     while start != -1:
         try:
-            value, _ = decoder.raw_decode(text, start)
+            value, end = decoder.raw_decode(text, start)
         except json.JSONDecodeError as exc:
             problem = f"{exc.msg} at {exc.pos}"
         else:
-            if isinstance(value, dict):
+            if isinstance(value, dict) and wanted(value):
                 return value, ""
+            start = end - 1  # past this object: the next one may be the call
         start = text.find("{", start + 1)
     return None, problem
 
@@ -224,7 +225,12 @@ def merged_roles(messages: Sequence[Message], *, fold_system: bool = False) -> l
                 continue
         out.append(message)
     if folded:  # system messages with no user message after them
-        out.append(Message(role="user", content="\n\n".join(folded)))
+        rest = "\n\n".join(folded)
+        last = out[-1] if out else None
+        if last is not None and last.role == "user" and _plain(last):
+            out[-1] = last.model_copy(update={"content": f"{last.content or ''}\n\n{rest}"})
+        else:
+            out.append(Message(role="user", content=rest))
     return out
 
 

@@ -80,6 +80,8 @@ _TOOLS_REFUSED = re.compile(
     r"supported|tool.?choice.*not supported|auto.?tool.?choice",
     re.IGNORECASE,
 )
+# A request timeout, and gateways (nginx, Cloudflare) that stopped waiting for the server.
+_GATEWAY_TIMEOUTS = frozenset({408, 504, 524})
 # A refusal of the window check is only certain when the local count is this far over.
 _SURE_OVERFLOW = 1.1
 # Tools count as present in a reported prompt when at least this share of their tokens shows.
@@ -164,8 +166,6 @@ class OpenAICompatModel:
         self._window: int | None = settings.context_window
         self._window_asked = settings.context_window is not None or hosted
         self._window_task: asyncio.Future[int | None] | None = None
-        # Server tokens per local token, from calls without tools: tells dropped tools apart.
-        self._token_ratio: float | None = None
         self._tools_seen = hosted
 
     @property
@@ -207,9 +207,10 @@ class OpenAICompatModel:
     async def _asked_window(self) -> int | None:
         client, _ = self._resources()
         probe = client.with_options(timeout=min(10.0, self.settings.timeout_s))
-        window = _listed_window(await _get_json(probe, "/models"), self.name)
+        # llama.cpp's /props has the window per slot; vLLM lists max_model_len with the model.
+        window = _props_window(await _get_json(probe, _server_root(client) + "/props"))
         if window is None:
-            window = _props_window(await _get_json(probe, _server_root(client) + "/props"))
+            window = _listed_window(await _get_json(probe, "/models"), self.name)
         return window
 
     async def close(self) -> None:
@@ -270,7 +271,6 @@ class OpenAICompatModel:
         completion, request, text_tools = await self._first_answer(
             messages, tools, response_format, params, spend
         )
-        self._learn_ratio(request, completion, None if text_tools else tools)
         if completion.finish_reason == "length" and (response_format or text_tools):
             raise self._cut_off(completion, params, spend)
 
@@ -409,6 +409,8 @@ class OpenAICompatModel:
         window = await self.context_window()
         if window is None:
             return
+        if _utf8_bound(request, tools) <= window * _SURE_OVERFLOW:
+            return  # a token is at least one byte: no need to count
         local = count_request_tokens(self.tokenizer, request, tools)
         if local > window * _SURE_OVERFLOW:
             raise ModelError(
@@ -431,39 +433,26 @@ class OpenAICompatModel:
         """Whether the server answered a tools request as if no tools had been sent.
 
         A server whose chat template cannot show tools drops them without a word. The prompt
-        count it reports then matches the messages alone: compared with what this server
-        reported for calls without tools, or, before any, with a one-token probe of the same
-        messages without tools.
+        count it reports then matches that of the same messages without tools: a one-token
+        probe of them tells (once per model). Counts a server cannot vouch for (none, or 0 for
+        a cached prompt) tell nothing.
         """
-        if not completion.usage.reported:
+        if not completion.usage.reported or completion.usage.prompt_tokens <= 0:
             return False
-        messages = count_request_tokens(self.tokenizer, request)
+        probe = {**params, "max_tokens": 1}
+        try:
+            bare = await self._call(request, None, None, probe, spend)
+        except ModelError:
+            return False
+        if not bare.usage.reported or bare.usage.prompt_tokens <= 0:
+            return False
+        # Not scaled by the server's tokens per local token: a chat template's fixed text
+        # inflates that ratio on short prompts. Tokenizers differ by a third at most.
         schemas = count_request_tokens(self.tokenizer, [], tools) - count_request_tokens(
             self.tokenizer, []
         )
-        if self._token_ratio is None:
-            probe = {**params, "max_tokens": 1}
-            try:
-                bare = await self._call(request, None, None, probe, spend)
-            except ModelError:
-                return False
-            if not bare.usage.reported:
-                return False
-            self._learn_ratio(request, bare, None)
-        ratio = self._token_ratio or 1.0
-        missing = completion.usage.prompt_tokens < ratio * (messages + _TOOLS_SEEN * schemas)
-        return missing
-
-    def _learn_ratio(
-        self,
-        request: list[Message],
-        completion: Completion,
-        tools: Sequence[dict[str, Any]] | None,
-    ) -> None:
-        if self._token_ratio is None and not tools and completion.usage.reported:
-            local = count_request_tokens(self.tokenizer, request)
-            if local > 0 and completion.usage.prompt_tokens > 0:
-                self._token_ratio = completion.usage.prompt_tokens / local
+        added = completion.usage.prompt_tokens - bare.usage.prompt_tokens
+        return abs(added) < _TOOLS_SEEN * schemas  # a partly cached count differs a lot
 
     async def _call(
         self,
@@ -530,7 +519,11 @@ class OpenAICompatModel:
                 spend.usage = spend.usage + completion.usage
                 return completion
             except (_EmptyChoices, openai.OpenAIError, TimeoutError) as exc:
-                cause = self._failure(exc, refusing_tools=bool(tools))
+                cause = self._failure(
+                    exc,
+                    refusing_tools=bool(tools),
+                    sent_system=any(m.role == "system" for m in messages),
+                )
                 if cause not in _TRANSIENT or (cause == "timeout" and not self.retry_timeouts):
                     raise self._error(exc, cause, attempt) from exc
                 if attempt == budget:
@@ -542,7 +535,7 @@ class OpenAICompatModel:
                 log.warning(
                     "%s: %s; retry %d of %d in %.1f s",
                     self.name,
-                    _describe(exc),
+                    _brief(exc),
                     attempt + 1,
                     budget,
                     delay,
@@ -561,7 +554,9 @@ class OpenAICompatModel:
         """Whether a request that ran out of ``timeout_s`` is resent."""
         return self.settings.retry_timeouts
 
-    def _failure(self, exc: BaseException, *, refusing_tools: bool) -> ModelFailure:
+    def _failure(
+        self, exc: BaseException, *, refusing_tools: bool, sent_system: bool
+    ) -> ModelFailure:
         """The cause of a failed attempt; raises to adapt when the server refuses a form."""
         if isinstance(exc, _EmptyChoices):
             return "server_error"
@@ -578,9 +573,11 @@ class OpenAICompatModel:
                 raise _ToolsRefused(f"HTTP {exc.status_code}") from exc
             if exc.status_code < 500 and _OVERFLOW.search(text):
                 return "context_overflow"
-            if not self.fold_system and self.settings.system_role == "auto":
+            if sent_system and not self.fold_system and self.settings.system_role == "auto":
                 if _SYSTEM_REFUSED.search(text):
                     raise _SystemRefused() from exc
+            if exc.status_code in _GATEWAY_TIMEOUTS:
+                return "timeout"  # a proxy gave up on a generation that may still be running
             if exc.status_code == 429:
                 return "rate_limited"
             if exc.status_code >= 500:
@@ -667,6 +664,15 @@ class OpenAICompatModel:
 _TRANSIENT: frozenset[ModelFailure] = frozenset(
     {"timeout", "unreachable", "rate_limited", "server_error"}
 )
+
+
+def _utf8_bound(messages: Sequence[Message], tools: Sequence[dict[str, Any]] | None) -> int:
+    """An upper bound of a request's local token count: its bytes, with the framing."""
+    size = sum(
+        len((m.content or "").encode()) + sum(len(c.raw_arguments) for c in m.tool_calls) + 16
+        for m in messages
+    )
+    return size + (len(json.dumps(list(tools)).encode()) if tools else 0) + 16
 
 
 def _listed_window(listed: Any, model: str) -> int | None:
@@ -780,6 +786,13 @@ def _retry_after(exc: BaseException) -> float | None:
         except (TypeError, ValueError):
             return None
         return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+
+
+def _brief(exc: BaseException) -> str:
+    """A failed attempt for a log line: its status or kind, never the server's words."""
+    if isinstance(exc, openai.APIStatusError):
+        return f"HTTP {exc.status_code}"
+    return _describe(exc) if isinstance(exc, _EmptyChoices | TimeoutError) else type(exc).__name__
 
 
 def _describe(exc: BaseException) -> str:

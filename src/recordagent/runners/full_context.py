@@ -386,8 +386,10 @@ class FullContext(TracedRunner):
         )
         # Rounded down to a multiple of _BUDGET_STEP, so that questions of slightly different
         # lengths share one packing of a record that does not fit.
-        budget = max(0, window - config.reserve_tokens - overhead)
-        budget -= budget % _BUDGET_STEP
+        room = window - config.reserve_tokens - overhead
+        if room <= 0:
+            return self._no_room(item, tracer, window, source, overhead)
+        budget = room - room % _BUDGET_STEP
         started = time.perf_counter()
         # The tables' shares are of the window: packings are kept per window.
         packings = await self.cached("packed", scope, item.as_of, _Packings, window)
@@ -427,6 +429,22 @@ class FullContext(TracedRunner):
             tracer.record("error", "answer", error=overflow)
             return failed_answer(item, tracer, runner=self, details=details, error=overflow)
         return await self.answer_now(messages, item, model, tracer, book, details=details)
+
+    def _no_room(
+        self, item: EvalItem, tracer: Tracer, window: int, source: WindowSource, overhead: int
+    ) -> Answer:
+        """The failed answer of a window too small to hold any of the record."""
+        reserve = self.settings.runners.full_context.reserve_tokens
+        error = ModelError(
+            f"full_context: a window of {window:,} local tokens ({source}) leaves no room for "
+            f"the record after reserve_tokens ({reserve:,}) and the instructions "
+            f"({overhead:,}); nothing was sent. Lower runners.full_context.reserve_tokens, or "
+            "give the model a larger window",
+            cause="context_overflow",
+        )
+        tracer.record("error", "pack", error=error.cause)
+        details = {"window_tokens": window, "window_source": source}
+        return failed_answer(item, tracer, runner=self, details=details, error=error)
 
     def _overflow(self, messages: list[Message], model_window: int | None) -> ModelError | None:
         """The error for a prompt too long for the model's window; None when it fits.

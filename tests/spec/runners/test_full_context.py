@@ -202,3 +202,17 @@ async def test_a_prompt_too_long_for_the_models_window_fails_before_it_is_sent(s
     roomy = MockModel([silent()], window=1_100)
     answer = await FullContext(settings).run(asct_item(), scope_a, roomy)
     assert answer.status == "insufficient_evidence" and len(roomy.requests) == 1
+
+
+async def test_a_window_with_no_room_for_the_record_fails_and_says_which_setting(scope_a):
+    # 4,096 server tokens are 3,034 local ones: less than the default 4,000-token reserve.
+    model = MockModel([silent()], window=4_096)
+    answer = await FullContext(Settings()).run(asct_item(), scope_a, model)
+    assert model.requests == []
+    assert answer.status == "failed" and answer.failure == "context_overflow"
+    assert "leaves no room for the record" in (answer.failure_message or "")
+    assert "reserve_tokens" in (answer.failure_message or "")
+    assert answer.details["window_tokens"] == 3_034
+    lower = Settings(runners={"full_context": {"reserve_tokens": 1_000}})
+    answer = await FullContext(lower).run(asct_item(), scope_a, MockModel([silent()], window=4_096))
+    assert answer.status == "insufficient_evidence" and answer.details["documents_kept"] > 0

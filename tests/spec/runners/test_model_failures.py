@@ -9,6 +9,7 @@ import json
 import pytest
 
 from recordagent.errors import ModelError, ModelFailure
+from recordagent.evaluation.failures import shown_text
 from recordagent.llm import Completion, Message, MockModel, MockRequest, Usage
 from recordagent.records.scope import PatientScope
 from recordagent.runners import AgentRunner, FullContext, IterativeRag, SinglePassRag
@@ -320,3 +321,14 @@ async def test_a_final_answer_that_never_parses_is_invalid_output(scope_a, setti
     tight = Settings(runners={"agent": {"max_steps": 1}})
     answer = await AgentRunner(tight).run(asct_item(), scope_a, MockModel(script))
     assert answer.status == "truncated" and answer.failure is None
+
+
+async def test_an_unusable_final_answer_is_shown_as_a_labelled_excerpt_not_hidden(
+    scope_a: PatientScope,
+):
+    raw = "Sure! The stem cell transplant was done in June 2020, I think. " * 10
+    answer = await SinglePassRag(Settings()).run(asct_item(), scope_a, MockModel([raw]))
+    assert answer.status == "failed" and answer.failure == "invalid_output"
+    shown = shown_text(answer)
+    assert shown.startswith("model output, not a valid answer (")
+    assert len(shown) < len(raw)

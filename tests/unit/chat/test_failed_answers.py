@@ -42,6 +42,7 @@ def test_a_failed_answer_shows_its_cause_and_message_in_one_line():
         failure="context_overflow",
         failure_message=OVERFLOW,
         text="model error (ModelError): no usable answer from the model",
+        details={"model_error": "ModelError"},
     )
     text = shown(render_answer(failed))
     assert f"failed: context_overflow — {OVERFLOW}" in text

@@ -37,6 +37,7 @@ def test_a_failed_answer_ends_with_its_cause_and_message_and_exit_code_4(
         failure="context_overflow",
         failure_message=OVERFLOW,
         text="model error (ModelError): no usable answer from the model",
+        details={"model_error": "ModelError"},
     )
     use_runner(monkeypatch, ScriptedRunner("full_context", answer))
     ran = ask(cli, example_store, "--runner", "full_context")

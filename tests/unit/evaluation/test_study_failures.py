@@ -124,7 +124,12 @@ def test_a_failed_answers_raw_model_output_is_only_a_short_labelled_excerpt():
 
 
 def test_a_model_errors_answer_shows_no_text_the_failure_line_says_it_all():
-    assert shown_text(answer(failure="timeout", text="model error (ModelError): no answer")) == ""
+    timed_out = answer(
+        failure="timeout",
+        text="model error (ModelError): no answer",
+        details={"model_error": "ModelError"},
+    )
+    assert shown_text(timed_out) == ""
     legacy = answer(text="model error (ModelError, HTTP 503)", details={"model_error": "x"})
     assert shown_text(legacy) == ""
 
@@ -230,3 +235,11 @@ def test_the_models_doc_explains_every_failure_cause():
     table = doc.split("### When a model call fails", 1)[1]
     for cause in MODEL_FAILURES:
         assert f"| `{cause}` |" in table, cause
+
+
+def test_a_run_whose_items_all_failed_by_a_bug_is_not_a_model_that_failed_everything():
+    crashed = [
+        record(f"q{k}", answer(), error=ItemError(kind="ZeroDivisionError")) for k in range(3)
+    ]
+    failures = run_failures("agent", crashed)
+    assert failures.failed == 3 and failures.by_error == 3 and not failures.all_failed

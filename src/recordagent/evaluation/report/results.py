@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from recordagent.evaluation.failures import answer_failure
 from recordagent.evaluation.log import RunRecord
 from recordagent.evaluation.report.model import (
     LEVEL_NAMES,
@@ -136,7 +137,12 @@ def runner_result(
         score_counts={s: scores.get(s, 0) for s in SCORE_STATES},
         usage=_usage(run.records),
         failures=dict(
-            Counter(r.answer.failure for r in run.records if r.answer.failure is not None)
+            # answer_failure: also the causes of logs written before answers kept them.
+            Counter(
+                cause
+                for r in run.records
+                if r.error is None and (cause := answer_failure(r.answer)) is not None
+            )
         ),
         time_by_step=time_by_step(r.answer for r in run.records),
     )
