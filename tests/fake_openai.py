@@ -13,15 +13,32 @@ of the characters of the messages and tools), as a real server's do. ``GET /v1/m
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
-__all__ = ["Action", "FakeOpenAI", "drop", "empty", "ok", "status"]
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+    from recordagent.llm import OpenAICompatModel
+
+__all__ = [
+    "Action",
+    "FakeOpenAI",
+    "bounded",
+    "drop",
+    "empty",
+    "fake_model",
+    "model_preset",
+    "ok",
+    "status",
+]
 
 
 @dataclass(frozen=True)
@@ -224,3 +241,36 @@ def _completion(body: dict[str, Any], action: Action) -> dict[str, Any]:
             "total_tokens": sum(usage),
         }
     return out
+
+
+def model_preset(path: Path, server: FakeOpenAI, **model: Any) -> Path:
+    """A settings preset at ``path`` that sends the CLI's model calls to ``server``.
+
+    ``model`` adds model settings (``max_retries=0``, ...) to the provider, name and URL.
+    """
+    fields = {"provider": "openai", "model": "fake", "base_url": server.url, **model}
+    lines = "".join(f"  {name}: {value}\n" for name, value in fields.items())
+    path.write_text(f"model:\n{lines}", encoding="utf-8")
+    return path
+
+
+def fake_model(server: FakeOpenAI, **overrides: Any) -> OpenAICompatModel:
+    """A client of ``server`` that gives up fast: 0.5 s timeouts, 2 retries 10 ms apart."""
+    from recordagent.llm import OpenAICompatModel
+    from recordagent.settings import ModelSettings
+
+    settings = {
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "base_url": server.url,
+        "timeout_s": 0.5,
+        "max_retries": 2,
+        "backoff_base_s": 0.01,
+        **overrides,
+    }
+    return OpenAICompatModel(ModelSettings(**settings))
+
+
+async def bounded(call: Awaitable[Any]) -> Any:
+    """``call``'s result within 10 s: nothing in these tests may hang."""
+    return await asyncio.wait_for(call, timeout=10)

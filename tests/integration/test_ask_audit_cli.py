@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from recordagent.runners import RUNNER_NAMES
-from tests.fake_openai import FakeOpenAI, ok, status
+from tests.fake_openai import FakeOpenAI, model_preset, ok, status
 from tests.helpers import recordagent
 
 SILENT_RECORD = {"status": "insufficient_evidence", "value": None, "text": "", "citations": []}
@@ -161,12 +161,7 @@ def test_ask_with_a_failing_server_ends_with_one_line_naming_the_cause_and_exit_
 ):
     with FakeOpenAI() as server:
         server.script(status(503, message="the model is loading"))
-        preset = tmp_path / "fake.yaml"
-        preset.write_text(
-            f"model:\n  provider: openai\n  model: fake\n  base_url: {server.url}\n"
-            "  max_retries: 0\n",
-            encoding="utf-8",
-        )
+        preset = model_preset(tmp_path / "fake.yaml", server, max_retries=0)
         result = recordagent(
             "--preset", str(preset), "ask", "MM-001", "When was multiple myeloma diagnosed?",
             "--db", str(study.db), "--runner", "single_pass_rag", "--model", "settings",
@@ -182,12 +177,7 @@ def test_ask_with_a_failing_server_ends_with_one_line_naming_the_cause_and_exit_
 def test_ask_shows_each_retry_of_a_failing_server_as_a_warning_line(study: Study, tmp_path: Path):
     with FakeOpenAI() as server:
         server.script(status(503, message="the model is loading"), ok(json.dumps(SILENT_RECORD)))
-        preset = tmp_path / "fake.yaml"
-        preset.write_text(
-            f"model:\n  provider: openai\n  model: fake\n  base_url: {server.url}\n"
-            "  max_retries: 2\n  backoff_base_s: 0.01\n",
-            encoding="utf-8",
-        )
+        preset = model_preset(tmp_path / "fake.yaml", server, max_retries=2, backoff_base_s=0.01)
         result = recordagent(
             "--preset", str(preset), "ask", "MM-001", "When was multiple myeloma diagnosed?",
             "--db", str(study.db), "--runner", "single_pass_rag", "--model", "settings",

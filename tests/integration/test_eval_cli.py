@@ -19,7 +19,7 @@ from recordagent.records.db import connect
 from recordagent.records.load import load_bundle
 from recordagent.settings import Settings
 from recordagent.sources.synthetic import generate_cohort, load_preset
-from tests.fake_openai import FakeOpenAI, ok, status
+from tests.fake_openai import FakeOpenAI, model_preset, ok, status
 from tests.helpers import recordagent
 
 
@@ -184,11 +184,8 @@ def test_killed_run_resumes_without_losing_or_repeating_items(
     log = out / "single_pass_rag.jsonl"
     with FakeOpenAI() as server:
         server.script(ok(final, usage=(100, 10), delay_s=0.3))
-        preset = tmp_path / "fake.yaml"
-        preset.write_text(
-            f"model:\n  provider: openai\n  model: fake\n  base_url: {server.url}\n"
-            "  max_retries: 0\n  supports_response_format: false\n",
-            encoding="utf-8",
+        preset = model_preset(
+            tmp_path / "fake.yaml", server, max_retries=0, supports_response_format=False
         )
         args = [
             sys.executable, "-m", "recordagent", "--preset", str(preset), "eval",
@@ -460,12 +457,7 @@ def test_a_server_refusing_every_prompt_as_too_long_ends_the_eval_naming_that_ca
     out = tmp_path / "run"
     with FakeOpenAI() as server:
         server.script(status(400, message=too_long))
-        preset = tmp_path / "fake.yaml"
-        preset.write_text(
-            f"model:\n  provider: openai\n  model: fake\n  base_url: {server.url}\n"
-            "  max_retries: 0\n",
-            encoding="utf-8",
-        )
+        preset = model_preset(tmp_path / "fake.yaml", server, max_retries=0)
         result = recordagent(
             "--preset", str(preset), "eval", "--items", str(tiny["items"]),
             "--labels", str(tiny["labels"]), "--db", str(tiny["db"]),

@@ -11,8 +11,7 @@ from pydantic import BaseModel
 
 from recordagent.errors import ModelError
 from recordagent.llm import CachedModel, Message, OpenAICompatModel, ToolCall
-from recordagent.settings import ModelSettings
-from tests.fake_openai import FakeOpenAI, drop, empty, ok, status
+from tests.fake_openai import FakeOpenAI, bounded, drop, empty, fake_model, ok, status
 
 HELLO = [Message(role="user", content="hello")]
 TOOLS = [
@@ -29,22 +28,11 @@ def server() -> Iterator[FakeOpenAI]:
         yield fake
 
 
-def model(server: FakeOpenAI, **overrides: object) -> OpenAICompatModel:
-    settings = {
-        "provider": "openai",
-        "model": "gpt-4o-mini",
-        "base_url": server.url,
-        "timeout_s": 0.5,
-        "max_retries": 2,
-        "backoff_base_s": 0.01,
-        **overrides,
-    }
-    return OpenAICompatModel(ModelSettings(**settings))
+model = fake_model
 
 
 async def complete(m: OpenAICompatModel, *args: object, **kw: object):
-    # Nothing may hang: every call in these tests is bounded.
-    return await asyncio.wait_for(m.complete(*args, **kw), timeout=10)
+    return await bounded(m.complete(*args, **kw))
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,7 @@ from pydantic import BaseModel, Field
 
 from recordagent.errors import ModelError, StructuredOutputError
 from recordagent.llm import Message, OpenAICompatModel
-from recordagent.settings import ModelSettings
-from tests.fake_openai import FakeOpenAI, drop, ok, status
+from tests.fake_openai import FakeOpenAI, bounded, drop, fake_model, ok, status
 
 HELLO = [Message(role="user", content="hello")]
 SEARCH = {
@@ -46,20 +45,11 @@ def server() -> Iterator[FakeOpenAI]:
 
 
 def model(server: FakeOpenAI, **overrides: object) -> OpenAICompatModel:
-    settings = {
-        "provider": "openai",
-        "model": "local",
-        "base_url": server.url,
-        "timeout_s": 0.5,
-        "max_retries": 2,
-        "backoff_base_s": 0.01,
-        **overrides,
-    }
-    return OpenAICompatModel(ModelSettings(**settings))
+    return fake_model(server, **{"model": "local", **overrides})
 
 
 async def complete(m: OpenAICompatModel, *args: object, **kw: object):
-    return await asyncio.wait_for(m.complete(*args, **kw), timeout=10)
+    return await bounded(m.complete(*args, **kw))
 
 
 def posts(server: FakeOpenAI) -> list[str]:

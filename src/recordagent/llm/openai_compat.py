@@ -53,7 +53,7 @@ from recordagent.llm.client import (
     without_tool_roles,
 )
 from recordagent.llm.pricing import PriceTable, load_prices
-from recordagent.llm.tokens import count_request_tokens
+from recordagent.llm.tokens import count_request_tokens, tools_tokens
 from recordagent.llm.types import Completion, Message, Usage
 from recordagent.records.tokens import Tokenizer
 from recordagent.settings import ModelSettings
@@ -448,11 +448,10 @@ class OpenAICompatModel:
             return False
         # Not scaled by the server's tokens per local token: a chat template's fixed text
         # inflates that ratio on short prompts. Tokenizers differ by a third at most.
-        schemas = count_request_tokens(self.tokenizer, [], tools) - count_request_tokens(
-            self.tokenizer, []
-        )
         added = completion.usage.prompt_tokens - bare.usage.prompt_tokens
-        return abs(added) < _TOOLS_SEEN * schemas  # a partly cached count differs a lot
+        return abs(added) < _TOOLS_SEEN * tools_tokens(
+            self.tokenizer, tools
+        )  # a partly cached count differs a lot
 
     async def _call(
         self,
@@ -524,7 +523,9 @@ class OpenAICompatModel:
                     refusing_tools=bool(tools),
                     sent_system=any(m.role == "system" for m in messages),
                 )
-                if cause not in _TRANSIENT or (cause == "timeout" and not self.retry_timeouts):
+                if cause not in _TRANSIENT or (
+                    cause == "timeout" and not self.settings.retry_timeouts
+                ):
                     raise self._error(exc, cause, attempt) from exc
                 if attempt == budget:
                     raise ModelError(
@@ -548,11 +549,6 @@ class OpenAICompatModel:
                     cause="unreadable",
                 ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
-
-    @property
-    def retry_timeouts(self) -> bool:
-        """Whether a request that ran out of ``timeout_s`` is resent."""
-        return self.settings.retry_timeouts
 
     def _failure(
         self, exc: BaseException, *, refusing_tools: bool, sent_system: bool

@@ -9,7 +9,7 @@ from typing import Any
 from recordagent.llm.types import Message
 from recordagent.records.tokens import Tokenizer
 
-__all__ = ["count_request_tokens", "message_tokens"]
+__all__ = ["count_request_tokens", "message_tokens", "tools_tokens"]
 
 # OpenAI's published accounting for chat models: a few tokens of framing per message, and
 # three to prime the reply.
@@ -37,9 +37,14 @@ def count_request_tokens(
             cached = (message, message_tokens(tokenizer, message))
             memo[id(message)] = cached
         total += cached[1]
-    if tools:
-        total += tokenizer.count(json.dumps(list(tools), separators=(",", ":")))
-    return total
+    return total + tools_tokens(tokenizer, tools)
+
+
+def tools_tokens(tokenizer: Tokenizer, tools: Sequence[dict[str, Any]] | None) -> int:
+    """Tokens the tool definitions add to a prompt (counted as their compact JSON)."""
+    if not tools:
+        return 0
+    return tokenizer.count(json.dumps(list(tools), separators=(",", ":")))
 
 
 def message_tokens(tokenizer: Tokenizer, message: Message) -> int:

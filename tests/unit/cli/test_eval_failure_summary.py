@@ -10,25 +10,17 @@ import pytest
 from recordagent.evaluation import study as study_module
 from recordagent.evaluation.failures import FAILURE_ADVICE
 from recordagent.llm.client import ChatModel
-from recordagent.questions import AnswerSpec, EvalItem
+from recordagent.questions import EvalItem
 from recordagent.questions.items import write_items
 from recordagent.resources import example_bundle_path
 from recordagent.runners import Answer
 from recordagent.settings import Settings
+from tests.helpers import asct_item
 from tests.unit.cli.conftest import Ran
 from tests.unit.cli.helpers import ScriptedRunner, scripted_answer
 
 OVERFLOW = "the prompt (9,120 tokens) does not fit the model's window (8,192)"
-ITEMS = [
-    EvalItem(
-        id=f"asct/{patient}",
-        patient_id=patient,
-        question="When was the autologous stem cell transplantation?",
-        answer=AnswerSpec(type="date"),
-        level=1,
-    )
-    for patient in ("MM-001", "MM-002", "MM-003")
-]
+ITEMS = [asct_item(id=f"asct/{p}", patient_id=p) for p in ("MM-001", "MM-002", "MM-003")]
 
 
 def use_runners(monkeypatch: pytest.MonkeyPatch, runners: dict[str, ScriptedRunner]) -> None:
