@@ -364,6 +364,20 @@ def _question(request: MockRequest) -> str:
     return match.group(1)
 
 
+async def test_a_run_without_a_log_returns_its_scored_records_and_writes_nothing(
+    store: RecordStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.chdir(tmp_path)
+    runner = build_runner("single_pass_rag", Settings())
+    records = await run_items(
+        ITEMS, runner, MockModel(_policy(SINGLE_PASS)), store, references=REFERENCES
+    )
+    assert [r.item.id for r in records] == [i.id for i in ITEMS]
+    assert all(r.answer.patient_id == r.item.patient_id for r in records)
+    assert all(r.score is not None for r in records if r.item.id in REFERENCES)
+    assert list(tmp_path.iterdir()) == []
+
+
 async def test_a_run_refuses_a_log_or_items_that_do_not_fit(store: RecordStore, tmp_path: Path):
     settings = Settings()
     runner = build_runner("single_pass_rag", settings)

@@ -91,7 +91,10 @@ def ask(
     ] = None,
     model: Annotated[
         ModelChoice,
-        typer.Option(help="'mock': the dry-run mock (no LLM); 'settings': the configured model."),
+        typer.Option(
+            help="'settings': the configured model (the dry-run mock, with a banner, when none "
+            "is configured); 'mock': the dry-run mock (no LLM)."
+        ),
     ] = ModelChoice.settings,
 ) -> None:
     """Answer QUESTION about PATIENT with one runner, showing each step as it happens.
@@ -106,7 +109,7 @@ def ask(
     with connect(store_file(db), settings=settings.store, read_only=True) as store:
         require_patient(store, patient)
         chat = study_model(model.value, settings)
-        if model is ModelChoice.mock:
+        if chat.is_mock:
             console.print(Panel(MOCK_BANNER, style="bold yellow", title="dry run"))
         item = EvalItem.ad_hoc(patient, question, AnswerSpec(type=answer_type.value), as_of=day)
         scope = store.scope(patient)

@@ -44,7 +44,7 @@ def chat(
     console = Console()
     with connect(store_file(db), settings=settings.store, read_only=True) as store:
         require_patient(store, patient)
-        chat_model = _model(model, settings)
+        chat_model = study_model(model.value, settings)
         session = ChatSession(store.scope(patient), settings, chat_model, runner=runner)
         console.print(render_header(session.scope))
         open_session_banner(session, console)
@@ -59,9 +59,3 @@ async def _run(loop: Coroutine[Any, Any, int], model: ChatModel) -> int:
         close = getattr(model, "close", None)
         if close is not None:  # an HTTP client's connections belong to this event loop
             await close()
-
-
-def _model(choice: ModelChoice, settings: Settings) -> ChatModel:
-    # Unlike ask and eval, a session falls back to the mock when the settings name no model.
-    mock = choice is ModelChoice.mock or settings.model.provider == "mock"
-    return study_model("mock" if mock else "settings", settings)

@@ -67,7 +67,11 @@ def eval_command(
         list[str] | None, typer.Option("--runner", help="Runner to run (repeatable).")
     ] = None,
     model: Annotated[
-        str | None, typer.Option(help="'mock' (scripted dry run) or 'settings' (configured).")
+        str | None,
+        typer.Option(
+            help="'settings' (the configured model; the scripted dry run, with a banner, when "
+            "none is configured) or 'mock' (the scripted dry run)."
+        ),
     ] = None,
     concurrency: Annotated[int | None, typer.Option(help="Items answered at once.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder for logs and report.")] = None,

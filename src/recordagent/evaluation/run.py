@@ -57,7 +57,7 @@ async def run_items(
     model: ChatModel,
     store: RecordStore,
     *,
-    log: RunLog,
+    log: RunLog | None = None,
     references: Mapping[str, ReferenceLabel] | None = None,
     judge: ChatModel | None = None,
     rubric: str | None = None,
@@ -65,6 +65,9 @@ async def run_items(
     on_progress: ItemProgress | None = None,
 ) -> list[RunRecord]:
     """Answer every item not yet in ``log`` with ``runner`` and append its record.
+
+    Without a ``log`` the records are kept in memory only and returned (a notebook's quick
+    look, :func:`recordagent.answer_many`): nothing can be resumed.
 
     Each item is answered from its own patient's scope. Records are scored when ``references``
     are given (items without one are 'ungraded'); without references they are logged unscored,
@@ -90,17 +93,20 @@ async def run_items(
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, not {concurrency}")
-    _check_log(log, runner, model)
+    if log is not None:
+        _check_log(log, runner, model)
     ids = [item.id for item in items]
     if len(set(ids)) != len(ids):
         twice = sorted({i for i in ids if ids.count(i) > 1})
         raise ValueError(f"item ids must be unique; repeated: {', '.join(twice[:5])}")
-    _check_items(log, items)
+    if log is not None:
+        _check_items(log, items)
     # Every patient is checked before the first model call: a typo should not cost a run.
     scopes = {pid: store.scope(pid) for pid in dict.fromkeys(item.patient_id for item in items)}
     lengths = {pid: record_length(scope) for pid, scope in scopes.items()}
 
-    done_ids = log.done_item_ids()
+    done_ids = log.done_item_ids() if log is not None else set()
+    kept: dict[str, RunRecord] = {}
     todo = [item for item in items if item.id not in done_ids]
     total = len(items)
     finished = total - len(todo)
@@ -149,17 +155,19 @@ async def run_items(
             verdict = None
         documents, tokens = lengths[item.patient_id]
         # append() is synchronous: records never interleave, whatever the concurrency.
-        log.append(
-            RunRecord(
-                item=item,
-                answer=result,
-                score=score,
-                judge=verdict,
-                record_tokens=tokens,
-                record_documents=documents,
-                error=error,
-            )
+        record = RunRecord(
+            item=item,
+            answer=result,
+            score=score,
+            judge=verdict,
+            record_tokens=tokens,
+            record_documents=documents,
+            error=error,
         )
+        if log is not None:
+            log.append(record)
+        else:
+            kept[item.id] = record
         finished += 1
         progress(finished, total)
 
@@ -174,7 +182,7 @@ async def run_items(
             raise
         raise first from None
 
-    by_id = {record.item.id: record for record in log.records}
+    by_id = {record.item.id: record for record in log.records} if log is not None else kept
     return [by_id[item_id] for item_id in ids]
 
 
@@ -182,6 +190,7 @@ def _failed(item: EvalItem, runner: Runner, model: ChatModel) -> Answer:
     """The placeholder answer of an item whose runner raised: failed, no value, no trace."""
     return Answer(
         item_id=item.id,
+        patient_id=item.patient_id,
         runner=runner.name,
         prompt_version=runner.prompt_version,
         model=model.name,

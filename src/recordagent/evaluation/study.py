@@ -36,13 +36,12 @@ from recordagent.evaluation.manifest import store_data_fingerprint
 from recordagent.evaluation.run import ItemProgress, run_items
 from recordagent.evaluation.study_inputs import StudyInputs, read_study_inputs
 from recordagent.evaluation.suite import Suite
-from recordagent.llm import build_model
 from recordagent.llm.client import ChatModel
 from recordagent.paths import check_output_folder, path_kind
 from recordagent.questions.items import EvalItem
 from recordagent.records.db import RecordStore, connect
 from recordagent.records.load import load_bundle
-from recordagent.runners import Runner, build_runner
+from recordagent.runners import Runner, build_runner, configured_model
 from recordagent.runners.dry_run import dry_run_model
 from recordagent.runners.registry import runner_factory
 from recordagent.settings import Settings
@@ -197,7 +196,7 @@ def prepare_study(suite: Suite, settings: Settings, *, resume: bool = False) -> 
     inputs = read_study_inputs(suite)
     runners = [build_runner(name, settings) for name in suite.runners]
     model = study_model(suite.model, settings)
-    if suite.model == "settings":
+    if not model.is_mock:
         check_reachable(settings)
     return Study(
         name=suite.name,
@@ -407,10 +406,15 @@ def log_file(output: Path, runner: str) -> Path:
 
 
 def study_model(choice: Literal["mock", "settings"], settings: Settings) -> ChatModel:
-    """The scripted dry-run model ('mock'), or the model the settings configure."""
+    """The scripted dry-run model ('mock'), or the model the settings configure.
+
+    'settings' with no model configured (provider 'mock') is the dry-run model too, with a
+    warning naming what to set (:func:`~recordagent.runners.configured_model`): every front
+    end and the library decide alike.
+    """
     if choice == "mock":
         return dry_run_model()
-    return build_model(settings.model)
+    return configured_model(settings)
 
 
 def check_reachable(settings: Settings) -> None:

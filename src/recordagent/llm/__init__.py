@@ -43,7 +43,8 @@ def build_model(settings: ModelSettings) -> ChatModel:
         from recordagent.errors import UserError
 
         raise UserError(
-            "model provider 'mock' has no script here: build MockModel(script) in code, or set "
+            "model provider 'mock' has no script here: build MockModel(script) in code, use "
+            "recordagent.configured_model(settings) for the scripted dry run, or set "
             "model.provider to 'openai' or 'azure' with a base_url"
         )
     from recordagent.llm.openai_compat import OpenAICompatModel

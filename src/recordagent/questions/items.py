@@ -59,13 +59,23 @@ class EvalItem(BaseModel):
         *,
         as_of: dt.date | None = None,
     ) -> EvalItem:
-        """An item for a question asked directly (interactive sessions, examples)."""
-        digest = hashlib.sha256(f"{patient_id}\0{question}".encode()).hexdigest()[:10]
+        """An item for a question asked directly (interactive sessions, notebooks, examples).
+
+        Its id, ``ad-hoc/<patient>/<digest>``, is a digest of everything the item asks: the
+        same question asked for another answer type or as of another day is another item (a
+        run log holds each once), and the same ask made twice is the same item.
+        """
+        spec = answer or AnswerSpec(type="text")
+        asked = json.dumps(
+            [patient_id, question, spec.model_dump(mode="json"), as_of and as_of.isoformat()],
+            sort_keys=True,
+        )
+        digest = hashlib.sha256(asked.encode()).hexdigest()[:12]
         return cls(
             id=f"ad-hoc/{patient_id}/{digest}",
             patient_id=patient_id,
             question=question,
-            answer=answer or AnswerSpec(type="text"),
+            answer=spec,
             as_of=as_of,
         )
 

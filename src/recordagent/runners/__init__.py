@@ -6,7 +6,8 @@ each take an EvalItem, the patient's PatientScope and a ChatModel and return an 
 Imports go one way: the shared machinery (``base``, ``loggable``, ``trace``, ``timing``,
 ``evidence``, ``answering``, ``passages``, ``retrieval``, ``common``) at the bottom, the
 runners (``single_pass``, ``iterative``, ``full_context``, the ``agent`` package) above it,
-``dry_run`` and the ``registry`` on top.
+``dry_run``, ``models`` (the model a run uses when none is named) and the ``registry`` on
+top.
 """
 
 from recordagent.runners.agent import AgentRunner
@@ -22,6 +23,7 @@ from recordagent.runners.base import (
 from recordagent.runners.evidence import EvidenceBook
 from recordagent.runners.full_context import FullContext, PackedRecord, pack_record
 from recordagent.runners.iterative import IterativeRag
+from recordagent.runners.models import configured_model
 from recordagent.runners.passages import Passage, lab_passages
 from recordagent.runners.registry import RUNNER_NAMES, RUNNERS, build_runner, stream_run
 from recordagent.runners.retrieval import PatientRetriever
@@ -48,6 +50,7 @@ __all__ = [
     "StepTime",
     "TraceEvent",
     "build_runner",
+    "configured_model",
     "lab_passages",
     "pack_record",
     "stream_run",

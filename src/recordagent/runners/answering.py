@@ -195,6 +195,7 @@ def _answer(
     """The Answer with the run's trace, usage and model."""
     return Answer(
         item_id=item.id,
+        patient_id=item.patient_id,
         runner=runner.name,
         prompt_version=runner.prompt_version,
         model=tracer.model_name or "unknown",

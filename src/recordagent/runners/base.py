@@ -130,6 +130,10 @@ class Answer(BaseModel):
     """A runner's answer to one item."""
 
     item_id: str
+    patient_id: str | None = Field(
+        default=None,
+        description="The patient the item asks about (None in logs written before it was kept).",
+    )
     runner: str = Field(description="Registered runner name.")
     prompt_version: str = Field(description="Version of the runner family's prompts.")
     model: str = Field(description="The model that answered.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -66,3 +67,20 @@ def test_a_folder_is_neither_read_nor_written(tmp_path: Path) -> None:
         read_items(tmp_path)
     with pytest.raises(UserError, match="is a folder; give a file name"):
         write_items(tmp_path, ITEMS)
+
+
+def test_ad_hoc_ids_tell_apart_every_way_of_asking_about_one_patient() -> None:
+    asks = [
+        EvalItem.ad_hoc("A", "When was the transplant?", AnswerSpec(type="date")),
+        EvalItem.ad_hoc("A", "When was the transplant?", AnswerSpec(type="text")),
+        EvalItem.ad_hoc("A", "When was the transplant?"),  # text by default: same as above
+        EvalItem.ad_hoc(
+            "A", "When was the transplant?", AnswerSpec(type="date"), as_of=dt.date(2020, 1, 1)
+        ),
+        EvalItem.ad_hoc("A", "Which drugs?", AnswerSpec(type="list")),
+        EvalItem.ad_hoc("B", "Which drugs?", AnswerSpec(type="list")),
+    ]
+    ids = [item.id for item in asks]
+    assert ids[1] == ids[2]  # the same ask twice is the same item (a log holds it once)
+    assert len(set(ids)) == len(ids) - 1
+    assert all(item.id.startswith(f"ad-hoc/{item.patient_id}/") for item in asks)
