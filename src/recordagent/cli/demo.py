@@ -100,7 +100,8 @@ def demo(
         folder = Path(tempfile.mkdtemp(prefix="recordagent-demo-"))
     else:
         folder = output_folder(out, "--out")
-    model = study_model("settings", settings)  # the dry-run mock when none is configured
+    # With no model configured the demo's own banner says so (no second warning line).
+    model = study_model("mock" if settings.model.provider == "mock" else "settings", settings)
     if model.is_mock:
         console.print(Panel(MOCK_BANNER, title="MOCK MODEL", style="bold red"))
     with connect(settings=settings.store) as store:
