@@ -7,10 +7,13 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import polars as pl
-from rich.console import Console
+from rich.console import Console, ConsoleRenderable, RenderHook
+from rich.constrain import Constrain
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -21,13 +24,18 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from recordagent.errors import UserError
 from recordagent.paths import path_kind, shown
 from recordagent.records.load_report import LoadProgress, LoadReport
 
 __all__ = [
+    "PIPE_WIDTH",
+    "add_id_column",
     "load_progress",
+    "markdown_table",
+    "output_console",
     "output_file",
     "output_folder",
     "readable_name",
@@ -36,6 +44,80 @@ __all__ = [
     "shown",
     "store_file",
 ]
+
+
+PIPE_WIDTH = 10_000
+"""The width of an output console that is not a terminal: no table is squeezed to fit it."""
+
+
+def output_console(*, stderr: bool = False, file: IO[str] | None = None) -> Console:
+    """The console a command prints its results on: whole ids however the output is read.
+
+    In a terminal it is rich's console at the terminal's width (``COLUMNS`` overrides it).
+    Anywhere else — a pipe, a file, CI — rich would lay every table out at 80 columns and cut
+    ids to fit with an ellipsis; there, nothing is laid out narrower than it needs: each
+    table, line and panel takes its natural width (``COLUMNS`` is not consulted, since no
+    screen wraps the text).
+
+    Args:
+        stderr: Print to stderr (messages beside data written to stdout).
+        file: Print to this text file instead (never a terminal: laid out at natural width).
+    """
+    console = Console(stderr=stderr, file=file)
+    if console.is_terminal:
+        return console
+    wide = Console(stderr=stderr, file=file, width=PIPE_WIDTH)
+    wide.push_render_hook(_NaturalWidth(wide))
+    return wide
+
+
+class _NaturalWidth(RenderHook):
+    """Lays each printed thing out at the width it needs, not the console's (huge) width.
+
+    Tables, text and lines need no help; a renderable that fills the width it is given (a
+    panel) would otherwise be ``PIPE_WIDTH`` characters wide.
+    """
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+
+    def process_renderables(
+        self, renderables: list[ConsoleRenderable]
+    ) -> list[ConsoleRenderable]:
+        options = self._console.options
+        fitted: list[ConsoleRenderable] = []
+        for renderable in renderables:
+            if isinstance(renderable, Table | Text) and not getattr(renderable, "expand", False):
+                fitted.append(renderable)  # never wider than it needs: no second measuring
+                continue
+            width = Measurement.get(self._console, options, renderable).maximum
+            fitted.append(
+                renderable if width >= options.max_width else Constrain(renderable, width)
+            )
+        return fitted
+
+
+def add_id_column(table: Table, header: str, **options: object) -> None:
+    """Add a column of ids to ``table``: folded onto a second line if it must, never cut.
+
+    A ``no_wrap`` column that does not fit a terminal is cut with an ellipsis — the id is
+    then lost; folding keeps every character.
+    """
+    table.add_column(header, overflow="fold", no_wrap=False, **options)  # type: ignore[arg-type]
+
+
+def markdown_table(frame: pl.DataFrame) -> str:
+    """``frame`` as a GitHub Markdown table (numbers right-aligned, null as empty)."""
+    names = frame.columns
+    numeric = {n for n, t in frame.schema.items() if t.is_numeric()}
+    lines = [
+        "| " + " | ".join(names) + " |",
+        "|" + "|".join("---:" if n in numeric else "---" for n in names) + "|",
+    ]
+    for row in frame.iter_rows():
+        cells = ("" if v is None else str(v).replace("|", "\\|") for v in row)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 _SUMMARY_COLUMNS = {
@@ -56,7 +138,8 @@ def render_summary(frame: pl.DataFrame, title: str) -> Table:
     table = Table(title=title, box=None, header_style="bold underline", pad_edge=False)
     numeric = {"documents", "chunks", "tokens", "labs", "events"}
     for name, heading in _SUMMARY_COLUMNS.items():
-        table.add_column(heading, justify="right" if name in numeric else "left", no_wrap=True)
+        # Every cell folds rather than lose characters to an ellipsis in a narrow terminal.
+        add_id_column(table, heading, justify="right" if name in numeric else "left")
     for row in frame.select(list(_SUMMARY_COLUMNS)).iter_rows():
         table.add_row(
             *("" if v is None else f"{v:,}" if isinstance(v, int) else str(v) for v in row)

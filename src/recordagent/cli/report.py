@@ -1,22 +1,64 @@
-"""``recordagent report``: the evaluation report from run logs, without calling any model."""
+"""``recordagent report``: the evaluation report from run logs, without calling any model.
+
+Two kinds of output, chosen by ``--format``: the report (``table`` in the terminal,
+``markdown``), which compares the runners; and the per-item results (``csv``, ``json``,
+``jsonl``, ``parquet``), one row per item and runner, for analysis
+(:func:`recordagent.evaluation.results_table.results`). Output goes to stdout, or to ``--out``;
+stdout then holds that output alone, and warnings and notices go to stderr, so that
+``recordagent report run.jsonl --format csv > results.csv`` is a clean file.
+"""
 
 from __future__ import annotations
 
-import warnings
+import io
+import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from recordagent.cli.costs import print_costs
+from recordagent.cli.render import output_console, output_file
 from recordagent.errors import UserError
 from recordagent.evaluation.labels import read_labels, reference_labels
-from recordagent.evaluation.log import RunLog, RunLogWarning
-from recordagent.evaluation.report import build_report, render_html, render_terminal
-from recordagent.paths import path_kind, write_text
+from recordagent.evaluation.log import RunLog, read_contents
+from recordagent.evaluation.report import (
+    EvaluationReport,
+    build_report,
+    render_html,
+    render_markdown,
+    render_terminal,
+)
+from recordagent.evaluation.results_table import frame_bytes, results, write_results
+from recordagent.paths import path_kind, shown, write_text
 
-__all__ = ["report"]
+__all__ = ["ReportFormat", "report"]
+
+
+class ReportFormat(StrEnum):
+    """What ``recordagent report`` writes."""
+
+    table = "table"
+    markdown = "markdown"
+    csv = "csv"
+    json = "json"
+    jsonl = "jsonl"
+    parquet = "parquet"
+
+
+_RESULTS = {ReportFormat.csv, ReportFormat.json, ReportFormat.jsonl, ReportFormat.parquet}
+"""Formats of the per-item results; the others are the summary report."""
+
+_BY_SUFFIX = {
+    ".csv": ReportFormat.csv,
+    ".json": ReportFormat.json,
+    ".jsonl": ReportFormat.jsonl,
+    ".parquet": ReportFormat.parquet,
+    ".md": ReportFormat.markdown,
+}
 
 
 def report(
@@ -33,30 +75,106 @@ def report(
         typer.Option("--rescore", help="Score every answer again against --labels."),
     ] = False,
     html: Annotated[Path | None, typer.Option(help="Also write the report as HTML here.")] = None,
+    output_format: Annotated[
+        ReportFormat | None,
+        typer.Option(
+            "--format",
+            help="table (the report, for a terminal) or markdown: the report comparing the "
+            "runners. csv, json, jsonl or parquet: the per-item results, one row per item and "
+            "runner. Default: by the suffix of --out (.csv, .json, .jsonl, .parquet, .md), "
+            "else table.",
+            case_sensitive=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write to this file instead of stdout (required for parquet)."),
+    ] = None,
 ) -> None:
     """Print the report of the run logs (stored scores, or rescored against --labels)."""
+    chosen = _format(output_format, out)
     if rescore and labels is None:
         raise UserError("--rescore needs --labels (the labels to score against)")
     if html is not None and path_kind(html, "--html") == "folder":
         raise UserError(f"--html {html} is a folder; give the HTML file to write")
-    console = Console()
-    runs = []
-    for path in logs:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", RunLogWarning)
-            runs.append(RunLog.read(path))
-        for warning in caught:
-            console.print(f"warning: {warning.message}", highlight=False)
+    if chosen is ReportFormat.parquet and out is None:
+        raise UserError(
+            "--format parquet writes a binary file: give it with --out FILE.parquet "
+            "(or use --format csv or jsonl for a pipe)"
+        )
+    if out is not None:
+        output_file(out, "--out")
+    notices = output_console(stderr=True)
+    runs = [_read_log(path, notices) for path in logs]
     label_rows = read_labels(labels) if labels is not None else []
     references = None
-    if rescore:
-        items = {r.item.id: r.item for _, records in runs for r in records}
+    if labels is not None:
+        items = {r.item.id: r.item for run in runs for r in run.records}
         references, unresolved = reference_labels(label_rows, items)
-        if unresolved:
-            console.print(f"{len(unresolved)} labelled items have no reference (unresolved)")
-    result = build_report(runs, references, labels=label_rows)
+        if unresolved and rescore:
+            notices.print(
+                f"{len(unresolved)} labelled items have no reference (unresolved)",
+                highlight=False,
+            )
+
+    if chosen in _RESULTS:
+        frame = results(runs, labels=references, rescore=rescore)
+        if out is not None:
+            write_results(frame, out, format=chosen.value)
+            notices.print(f"written: {escape(shown(out))} ({frame.height} rows)", highlight=False)
+        else:
+            sys.stdout.buffer.write(frame_bytes(frame, chosen.value))
+            sys.stdout.flush()
+        result = None
+    else:
+        result = build_report(runs, references if rescore else None, labels=label_rows)
+        if chosen is ReportFormat.markdown:
+            text = render_markdown(result)
+            if out is not None:
+                write_text(out, text, "Markdown report")
+                notices.print(f"written: {escape(shown(out))}", highlight=False)
+            else:
+                sys.stdout.write(text if text.endswith("\n") else text + "\n")
+                sys.stdout.flush()
+        elif out is not None:
+            _write_table(result, out)
+            notices.print(f"written: {escape(shown(out))}", highlight=False)
+        else:
+            console = output_console()
+            render_terminal(result, console)
+            print_costs(console, result)
+    if html is not None:
+        if result is None:
+            result = build_report(runs, references if rescore else None, labels=label_rows)
+        write_text(html, render_html(result), "HTML report")
+        notices.print(f"written: {escape(shown(html))}", highlight=False)
+
+
+def _format(given: ReportFormat | None, out: Path | None) -> ReportFormat:
+    """The format asked for, else the one the --out suffix names, else table."""
+    if given is not None:
+        return given
+    if out is not None:
+        return _BY_SUFFIX.get(out.suffix.lower(), ReportFormat.table)
+    return ReportFormat.table
+
+
+def _read_log(path: Path, notices: Console) -> RunLog:
+    """The run log at ``path``; a half-written last line is left out with a warning."""
+    contents = read_contents(path)
+    if contents.truncated_line is not None:
+        notices.print(
+            f"warning: {escape(shown(path))}: line {contents.truncated_line} is half-written "
+            "(the run was interrupted) and was left out",
+            highlight=False,
+        )
+    return RunLog(path, contents)
+
+
+def _write_table(result: EvaluationReport, out: Path) -> None:
+    """The terminal report as plain text in ``out`` (at natural width, no colour)."""
+    text = io.StringIO()
+    console = output_console(file=text)
     render_terminal(result, console)
     print_costs(console, result)
-    if html is not None:
-        write_text(html, render_html(result), "HTML report")
-        console.print(f"written: {html}", highlight=False)
+    write_text(out, text.getvalue(), "report")

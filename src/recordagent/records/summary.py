@@ -11,7 +11,12 @@ __all__ = ["patient_summary"]
 
 
 def patient_summary(store: RecordStore) -> pl.DataFrame:
-    """One row per patient: record sizes, document tokens and the span of dated entries."""
+    """One row per patient: record sizes, document tokens and the span of dated entries.
+
+    Columns: patient_id, sex, birth_date, death_date (dates), documents, chunks, tokens, labs,
+    analytes (distinct lab names), events (integers), first_entry, last_entry (dates: the
+    first and last dated document, lab or event).
+    """
     return query_frame(
         store.connection,
         """
@@ -19,7 +24,7 @@ def patient_summary(store: RecordStore) -> pl.DataFrame:
             SELECT patient_id, count(*) AS documents, min(date) AS first_doc, max(date) AS last_doc
             FROM documents GROUP BY patient_id),
         toks AS (
-            SELECT patient_id, count(*) AS chunks, sum(token_count) AS tokens
+            SELECT patient_id, count(*) AS chunks, CAST(sum(token_count) AS BIGINT) AS tokens
             FROM chunks GROUP BY patient_id),
         lab AS (
             SELECT patient_id, count(*) AS labs, count(DISTINCT analyte_name) AS analytes,

@@ -29,9 +29,11 @@ def render_terminal(report: EvaluationReport, console: Console) -> None:
             caption_justify="left",
         )
         for k, header in enumerate(spec.headers):
-            # The first column names the row (a runner, a stratum): never cut it.
+            # Cells hold ids (runners, models, runs, items): one that does not fit is folded
+            # onto the next line, never cut with an ellipsis. Piped output is wide enough for
+            # none to fold (cli.render.output_console).
             table.add_column(
-                header, justify="right" if k in spec.numeric else "left", no_wrap=k == 0
+                header, justify="right" if k in spec.numeric else "left", overflow="fold"
             )
         for row in spec.rows:
             table.add_row(*row)
