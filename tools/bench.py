@@ -17,7 +17,9 @@ e. the synthetic myeloma cohort (``recordagent synth --preset reference``): gene
 mock model (``bench_runners.py``: agent overhead per step, context tokens per runner); each is
 also part of ``--only all``. ``--only eval`` runs the evaluation-run throughput benchmark against
 the fake OpenAI server (``bench_eval.py``: concurrency 16 against sequential); it is not part
-of ``--only all``. ``--only mimic`` runs the MIMIC-IV scale benchmark (``bench_mimic.py``:
+of ``--only all``. ``--only notebook`` measures ``recordagent.answer_many`` against calling
+the runner directly (``bench_notebook.py``: overhead per question on the dry-run mock); not
+part of ``--only all``. ``--only mimic`` runs the MIMIC-IV scale benchmark (``bench_mimic.py``:
 ``--rows`` generated labevents rows, 20 M by default, loaded by the MIMIC-IV loader against a
 raw DuckDB scan of the same file, peak memory, extrapolated full load); it takes minutes and
 is not part of ``--only all`` either.
@@ -30,7 +32,7 @@ Usage::
 
     python tools/bench.py [--scale 1.0] [--repeats 3] [--out bench-out/bench.json]
                           [--bundle DIR] [--seed 0] [--calls 1000] [--pairs 120]
-                          [--only all|load|synthetic|tools|llm|runners|eval|mimic]
+                          [--only all|load|synthetic|tools|llm|runners|eval|notebook|mimic]
                           [--rows 20000000] [--mimic-cache bench-out/mimic]
 
 Figures go to the JSON file (folder created) and a short summary to stdout.
@@ -72,6 +74,7 @@ try:
     from bench_mimic import DEFAULT_CACHE as MIMIC_CACHE
     from bench_mimic import DEFAULT_ROWS as MIMIC_ROWS
     from bench_mimic import bench_mimic, mimic_summary
+    from bench_notebook import bench_notebook, notebook_summary
     from bench_runners import bench_runners, runners_summary
     from bench_tools import bench_tools, tools_summary
 except ImportError:  # imported as tools.bench rather than run as a script
@@ -81,6 +84,7 @@ except ImportError:  # imported as tools.bench rather than run as a script
     from tools.bench_mimic import DEFAULT_CACHE as MIMIC_CACHE
     from tools.bench_mimic import DEFAULT_ROWS as MIMIC_ROWS
     from tools.bench_mimic import bench_mimic, mimic_summary
+    from tools.bench_notebook import bench_notebook, notebook_summary
     from tools.bench_runners import bench_runners, runners_summary
     from tools.bench_tools import bench_tools, tools_summary
 
@@ -553,6 +557,12 @@ def run(
         }
     if only == "eval":
         return {"config": {"only": only}, "machine": machine_facts(), "eval": bench_eval()}
+    if only == "notebook":
+        return {
+            "config": {"repeats": repeats, "seed": seed, "only": only},
+            "machine": machine_facts(),
+            "notebook": bench_notebook(repeats, seed),
+        }
     if only == "runners":
         return {
             "config": {"seed": seed, "only": only, "pairs": pairs},
@@ -616,6 +626,8 @@ def summary(result: Json) -> str:
             return "\n".join(mimic_summary(result["mimic"]))
         if "eval" in result:
             return "\n".join(eval_summary(result["eval"]))
+        if "notebook" in result:
+            return "\n".join(notebook_summary(result["notebook"]))
         if "runners" in result:
             return "\n".join(runners_summary(result["runners"]))
         if "llm" in result:
@@ -664,7 +676,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--only",
-        choices=("all", "load", "synthetic", "tools", "llm", "runners", "eval", "mimic"),
+        choices=(
+            "all", "load", "synthetic", "tools", "llm", "runners", "eval", "notebook", "mimic"
+        ),
         default="all",
         help="run one part",
     )

@@ -4,7 +4,16 @@ The public API is re-exported here; see README.md for a tour.
 """
 
 from recordagent.errors import DataLoadError, LoadProblem, RecordAgentError, ToolError, UserError
-from recordagent.evaluation import RunLog, Suite, evaluate, evaluate_async, load_suite
+from recordagent.evaluation import (
+    RunLog,
+    Suite,
+    evaluate,
+    evaluate_async,
+    load_suite,
+    results,
+    write_results,
+)
+from recordagent.notebook import Question, answer_many, ask
 from recordagent.questions import AnswerSpec, EvalItem, read_items, write_items
 from recordagent.records import (
     Chunk,
@@ -32,6 +41,7 @@ from recordagent.runners import (
     Runner,
     TraceEvent,
     build_runner,
+    configured_model,
     stream_run,
 )
 from recordagent.settings import (
@@ -62,6 +72,7 @@ __all__ = [
     "LoadSettings",
     "Patient",
     "PatientScope",
+    "Question",
     "RecordAgentError",
     "RecordStore",
     "RunLog",
@@ -73,7 +84,10 @@ __all__ = [
     "ToolError",
     "TraceEvent",
     "UserError",
+    "answer_many",
+    "ask",
     "build_runner",
+    "configured_model",
     "connect",
     "evaluate",
     "evaluate_async",
@@ -85,6 +99,8 @@ __all__ = [
     "patient_summary",
     "question_templates_path",
     "read_items",
+    "results",
     "stream_run",
     "write_items",
+    "write_results",
 ]

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+
+import polars as pl
 
 from tests.helpers import REPO
 
 
-def run_example(name: str, *args: str) -> str:
+def run_example(name: str, *args: str, env: dict[str, str] | None = None) -> str:
     result = subprocess.run(
         [sys.executable, str(REPO / "examples" / name), *args],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -88,10 +92,28 @@ def test_answer_with_every_runner_example_rejects_an_unknown_patient():
     assert "Traceback" not in result.stderr
 
 
+def test_notebook_example_answers_every_patient_into_a_table(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECORDAGENT_MODEL__")}
+    env.update(TMPDIR=str(tmp_path), COLUMNS="200")
+    out = tmp_path / "answers.parquet"
+    printed = run_example(
+        "notebook_answer_many.py", "--cohort", "tiny", "--runner", "single_pass_rag",
+        "--out", str(out), env=env,
+    )  # fmt: skip
+    answers = pl.read_parquet(out)
+    patients = answers["patient_id"].n_unique()
+    assert patients >= 5 and answers.height == 2 * patients
+    assert f"{answers.height} answers, {patients} patients" in printed
+    assert "100%" in printed  # the progress bar ran to its end
+    assert answers["mock"].all()  # nothing configured: the dry-run mock, and it says so
+    assert set(answers["answer_type"]) == {"date", "number"}
+
+
 def test_every_example_has_a_smoke_test():
     tested = {
         "answer_with_every_runner.py",
         "load_and_query.py",
+        "notebook_answer_many.py",
         "synthetic_gold_evidence.py",
         "tools_tour.py",
     }

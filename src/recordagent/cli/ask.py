@@ -23,7 +23,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from recordagent.cli.render import shown, store_file
+from recordagent.cli.render import output_console, shown, store_file
 from recordagent.errors import ModelError, UserError
 from recordagent.evaluation.failures import (
     answer_failure,
@@ -105,7 +105,7 @@ def ask(
     day = _parse_day(as_of)
     check_text("the question", question, multiline=True)
     chosen_runner = build_runner(runner, settings)  # unknown names fail before any work
-    console = Console()
+    console = output_console()
     with connect(store_file(db), settings=settings.store, read_only=True) as store:
         require_patient(store, patient)
         chat = study_model(model.value, settings)

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from recordagent.cli.render import output_console
 from recordagent.errors import UserError
 from recordagent.evaluation.audit import (
     audit_evidence,
@@ -54,7 +54,7 @@ def audit(
         raise UserError(f"--markdown {markdown} is a folder; give the Markdown file to write")
     chosen = read_items(items)
     evidence = evidence_from_labels(read_labels(labels))
-    console = Console()
+    console = output_console()
     columns = (
         TextColumn("auditing"),
         BarColumn(),

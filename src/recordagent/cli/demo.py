@@ -26,6 +26,7 @@ from rich.progress import Progress
 
 from recordagent.cli.render import (
     load_progress,
+    output_console,
     output_folder,
     progress_columns,
     render_load_report,
@@ -95,7 +96,7 @@ def demo(
     settings: Settings = ctx.obj
     if source not in SOURCES:
         raise UserError(f"unknown demo source '{source}'; use one of {', '.join(SOURCES)}")
-    console = Console()
+    console = output_console()
     if out is None:
         folder = Path(tempfile.mkdtemp(prefix="recordagent-demo-"))
     else:

@@ -32,6 +32,7 @@ from rich.progress import (
 )
 
 from recordagent.cli.costs import print_costs
+from recordagent.cli.render import output_console
 from recordagent.errors import ModelError, UserError, validation_problems
 from recordagent.evaluation.log import RunLog
 from recordagent.evaluation.report import build_report, render_html, render_terminal
@@ -96,7 +97,7 @@ def eval_command(
         "output": out,
     }
     plan = _suite(suite, flags, db=db, bundle=bundle)
-    console = Console()
+    console = output_console()
     display = _Display(console)
     logs = evaluate(plan, settings, resume=resume, progress=display)
     assert display.study is not None  # planned() runs before any log is written

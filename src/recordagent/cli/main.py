@@ -24,7 +24,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from recordagent.cli import ask, audit, chat, demo, load, questions, summary, synth
+from recordagent.cli import ask, audit, chat, demo, label, load, questions, summary, synth
 from recordagent.cli import eval as eval_cli
 from recordagent.cli import report as report_cli
 from recordagent.errors import UserError
@@ -115,6 +115,7 @@ app.command("report")(report_cli.report)
 app.command("summary")(summary.summary)
 app.command("synth")(synth.synth)
 app.add_typer(questions.app, name="questions")
+app.add_typer(label.app, name="label")
 
 
 def run(argv: list[str] | None = None) -> None:

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from recordagent.cli.render import load_progress
+from recordagent.cli.render import load_progress, output_console
 from recordagent.sources.synthetic import SynthReport, generate_cohort, load_preset
 
 
@@ -23,7 +22,7 @@ def synth(
     ] = 0,
 ) -> None:
     """Generate a synthetic multiple-myeloma cohort as a record bundle with gold/ tables."""
-    console = Console()
+    console = output_console()
     cohort = load_preset(preset)
     with load_progress(console) as progress:
         report = generate_cohort(cohort, seed, out, progress=progress)

@@ -26,6 +26,13 @@ from recordagent.evaluation.judge import (
     JudgeVerdict,
     judge_answer,
 )
+from recordagent.evaluation.labelling import (
+    AnnotatorCounts,
+    LabellingExport,
+    LabellingImport,
+    export_labelling,
+    import_labelling,
+)
 from recordagent.evaluation.labels import (
     Label,
     ReferenceLabel,
@@ -43,6 +50,12 @@ from recordagent.evaluation.log import (
 )
 from recordagent.evaluation.report import EvaluationReport, build_report
 from recordagent.evaluation.report.review import import_review, write_review
+from recordagent.evaluation.results_table import (
+    RESULT_COLUMNS,
+    records_frame,
+    results,
+    write_results,
+)
 from recordagent.evaluation.run import run_items
 from recordagent.evaluation.scorers import Score, score_answer, score_value, values_match
 from recordagent.evaluation.silver_labels import silver_labels, write_silver
@@ -63,16 +76,20 @@ from recordagent.evaluation.suite import Suite, load_suite
 __all__ = [
     "FAILURE_ADVICE",
     "JUDGE_PROMPT_VERSION",
+    "RESULT_COLUMNS",
+    "AnnotatorCounts",
     "EvaluationReport",
     "EvidenceAudit",
     "ItemError",
     "JudgeResult",
     "JudgeVerdict",
     "Label",
+    "LabellingExport",
+    "LabellingImport",
     "ReferenceLabel",
+    "RunFailures",
     "RunLog",
     "RunLogMismatch",
-    "RunFailures",
     "RunManifest",
     "RunRecord",
     "RunSummary",
@@ -88,15 +105,19 @@ __all__ = [
     "evaluate",
     "evaluate_async",
     "evidence_from_labels",
+    "export_labelling",
     "failure_line",
     "gold_labels",
+    "import_labelling",
     "import_review",
     "judge_answer",
     "load_suite",
     "prepare_study",
     "read_labels",
+    "records_frame",
     "reference_labels",
     "rescore",
+    "results",
     "run_failures",
     "run_items",
     "run_study",
@@ -106,6 +127,7 @@ __all__ = [
     "study_failures",
     "values_match",
     "write_labels",
+    "write_results",
     "write_review",
     "write_silver",
 ]

@@ -1,0 +1,294 @@
+"""Synchronous conveniences for scripts and notebooks: one answer, or a table of many.
+
+:func:`ask` answers one question about one patient; :func:`answer_many` answers every
+question for every patient given, concurrently, into a polars DataFrame (one row per patient
+× question). Both are plain functions that block until done, also inside a running event loop
+(Jupyter's): the work then runs on an event loop of its own in a worker thread, because a
+loop cannot wait on itself. Inside an ``async`` function, use the runners and
+:func:`recordagent.evaluation.run.run_items` directly.
+
+The model is the one the settings configure, or — when they configure none — the scripted
+dry-run mock, with a warning that says so (:func:`recordagent.runners.configured_model`),
+exactly as ``recordagent ask``, ``eval`` and ``chat`` decide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from recordagent.errors import UserError
+from recordagent.evaluation.results_table import records_frame
+from recordagent.evaluation.run import run_items
+from recordagent.llm.client import ChatModel
+from recordagent.questions.answers import AnswerSpec
+from recordagent.questions.items import EvalItem
+from recordagent.records.db import RecordStore, connect
+from recordagent.runners import Answer, Runner, build_runner, configured_model
+from recordagent.settings import Settings, load_settings
+
+__all__ = ["Question", "answer_many", "ask"]
+
+T = TypeVar("T")
+
+StoreLike = RecordStore | str | Path
+"""An open store, or the path of a store file (opened read-only for the call)."""
+
+
+class Question(BaseModel):
+    """A question to ask of every patient: its words, the answer it expects, and as of when."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    text: str = Field(min_length=1, description="The question, in words.")
+    answer: AnswerSpec = Field(
+        default_factory=lambda: AnswerSpec(type="text"),
+        description="What kind of answer is expected: type, unit, allowed values.",
+    )
+    as_of: dt.date | None = Field(
+        default=None, description="Answer as the record stood on this day (None: all of it)."
+    )
+
+    def item(self, patient_id: str) -> EvalItem:
+        """The item asking this question of ``patient_id`` (an ad-hoc id, unique per ask)."""
+        return EvalItem.ad_hoc(patient_id, self.text, self.answer, as_of=self.as_of)
+
+
+def ask(
+    store: StoreLike,
+    patient: str,
+    question: str | Question,
+    *,
+    runner: str | Runner = "agent",
+    model: ChatModel | None = None,
+    settings: Settings | None = None,
+    answer: AnswerSpec | str | None = None,
+    as_of: dt.date | None = None,
+) -> Answer:
+    """Answer one question about one patient, and wait for the answer.
+
+    Args:
+        store: An open store, or the path of a store file (opened read-only).
+        patient: The patient's id.
+        question: The question's words, or a :class:`Question`.
+        runner: A runner's name (``agent``, ``single_pass_rag``, ``iterative_rag``,
+            ``full_context``) or a runner.
+        model: The model to ask; by default the one the settings configure (the dry-run mock,
+            with a warning, when none is).
+        settings: The settings (budgets, the model); :func:`load_settings` by default.
+        answer: The answer expected, as an :class:`AnswerSpec` or a type name ('date',
+            'number', 'count', 'boolean', 'category', 'list', 'text'); overrides a Question's.
+        as_of: Answer as the record stood on this day; overrides a Question's.
+
+    Returns:
+        The runner's Answer: status, value, text, citations, usage and trace, with
+        ``patient_id`` set.
+
+    Raises:
+        UserError: An unknown runner, a patient the store does not hold, an answer type that
+            does not exist, a store file that cannot be opened.
+    """
+    asked = _question(question, answer, as_of)
+    frame_settings = settings or load_settings()
+    chosen = _runner(runner, frame_settings)
+    item = asked.item(patient)
+
+    async def run(open_store: RecordStore, chat: ChatModel) -> Answer:
+        if not open_store.has_patient(patient):
+            raise UserError(f"no patient {patient!r} in the store {open_store.location}")
+        return await chosen.run(item, open_store.scope(patient), chat)
+
+    with _opened(store, frame_settings) as open_store:
+        return _blocking(lambda: _with_model(model, frame_settings, lambda m: run(open_store, m)))
+
+
+def answer_many(
+    store: StoreLike,
+    questions: str | Question | Sequence[str | Question],
+    patients: Sequence[str] | None = None,
+    *,
+    runner: str | Runner = "agent",
+    model: ChatModel | None = None,
+    settings: Settings | None = None,
+    concurrency: int = 8,
+    progress: bool = True,
+) -> pl.DataFrame:
+    """Answer every question for every patient, ``concurrency`` at a time, into a DataFrame.
+
+    Each (patient, question) is an ad-hoc item; a runner's bug on one item fails that row
+    (status 'failed', column ``error``) and the others go on. Nothing is logged to a file:
+    for a resumable run with scores, use an evaluation (``recordagent eval``).
+
+    Args:
+        store: An open store, or the path of a store file (opened read-only).
+        questions: One question or several: words, or :class:`Question` (answer type, as-of).
+        patients: The patients to ask about; every patient of the store by default.
+        runner: A runner's name or a runner.
+        model: The model to ask; by default the one the settings configure (the dry-run mock,
+            with a warning, when none is).
+        settings: The settings; :func:`load_settings` by default.
+        concurrency: Items answered at once (the model's own limit,
+            ``model.max_concurrency``, applies on top).
+        progress: Show a progress bar (rich: in the terminal and in Jupyter).
+
+    Returns:
+        One row per patient × question, patients in the order given and questions in order
+        within a patient; the columns of :data:`recordagent.evaluation.results_table.
+        RESULT_COLUMNS` (no reference or score: nothing is labelled here).
+
+    Raises:
+        UserError: No questions, a question given twice, a patient the store does not hold
+            (checked before any model call), an unknown runner.
+    """
+    asked = _questions(questions)
+    frame_settings = settings or load_settings()
+    chosen = _runner(runner, frame_settings)
+    if concurrency < 1:
+        raise UserError(f"concurrency must be at least 1, not {concurrency}")
+
+    with _opened(store, frame_settings) as open_store:
+        ids = list(patients) if patients is not None else open_store.patient_ids()
+        missing = [p for p in dict.fromkeys(ids) if not open_store.has_patient(p)]
+        if missing:
+            shown = ", ".join(repr(p) for p in missing[:5])
+            raise UserError(
+                f"{len(missing)} patient(s) not in the store {open_store.location}: {shown}"
+            )
+        items = [q.item(patient) for patient in dict.fromkeys(ids) for q in asked]
+
+        async def run(chat: ChatModel) -> pl.DataFrame:
+            with _progress_bar(progress, len(items), chosen.name) as on_progress:
+                records = await run_items(
+                    items,
+                    chosen,
+                    chat,
+                    open_store,
+                    concurrency=concurrency,
+                    on_progress=on_progress,
+                )
+            return records_frame(records)
+
+        return _blocking(lambda: _with_model(model, frame_settings, run))
+
+
+def _question(
+    question: str | Question, answer: AnswerSpec | str | None, as_of: dt.date | None
+) -> Question:
+    base = question if isinstance(question, Question) else Question(text=question)
+    update: dict[str, object] = {}
+    if answer is not None:
+        update["answer"] = _answer_spec(answer)
+    if as_of is not None:
+        update["as_of"] = as_of
+    return base.model_copy(update=update) if update else base
+
+
+def _answer_spec(answer: AnswerSpec | str) -> AnswerSpec:
+    if isinstance(answer, AnswerSpec):
+        return answer
+    try:
+        return AnswerSpec.model_validate({"type": answer})
+    except ValueError:
+        raise UserError(
+            f"unknown answer type {answer!r}: use date, number, count, boolean, category, "
+            "list or text, or an AnswerSpec"
+        ) from None
+
+
+def _questions(questions: str | Question | Sequence[str | Question]) -> list[Question]:
+    given = [questions] if isinstance(questions, str | Question) else list(questions)
+    if not given:
+        raise UserError("no questions to ask")
+    asked = [q if isinstance(q, Question) else Question(text=q) for q in given]
+    seen: set[Question] = set()
+    for question in asked:
+        if question in seen:
+            raise UserError(f"the question {question.text!r} is given twice")
+        seen.add(question)
+    return asked
+
+
+def _runner(runner: str | Runner, settings: Settings) -> Runner:
+    return build_runner(runner, settings) if isinstance(runner, str) else runner
+
+
+@contextlib.contextmanager
+def _opened(store: StoreLike, settings: Settings) -> Iterator[RecordStore]:
+    if isinstance(store, RecordStore):
+        yield store
+        return
+    path = Path(store)
+    if not path.is_file():
+        raise UserError(f"no store file {path} (make one with recordagent load)")
+    with connect(path, settings=settings.store, read_only=True) as opened:
+        yield opened
+
+
+async def _with_model(
+    model: ChatModel | None,
+    settings: Settings,
+    work: Callable[[ChatModel], Awaitable[T]],
+) -> T:
+    chat = model if model is not None else configured_model(settings)
+    try:
+        return await work(chat)
+    finally:
+        close = getattr(chat, "close", None)
+        if close is not None:  # an HTTP client's connections belong to this event loop
+            await close()
+
+
+def _blocking(make: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine to its end from synchronous code, with or without a running loop."""
+
+    async def whole() -> T:
+        return await make()
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(whole())
+    # A running loop in this thread (Jupyter): it cannot wait on itself, so the work gets a
+    # loop of its own in a worker thread while this one blocks.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recordagent") as pool:
+        return pool.submit(asyncio.run, whole()).result()
+
+
+@contextlib.contextmanager
+def _progress_bar(
+    show: bool, total: int, runner: str
+) -> Iterator[Callable[[int, int], None] | None]:
+    if not show:
+        yield None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ) as bar:
+        task = bar.add_task(runner, total=total)
+
+        def on_progress(done: int, all_items: int) -> None:
+            bar.update(task, completed=done, total=all_items)
+
+        yield on_progress
