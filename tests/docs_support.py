@@ -26,6 +26,10 @@ The vocabulary (paths are relative to the page's working directory):
     store at PATH; the block is skipped, with that reason, where the data is absent.
 ``repo-file PATH``
     The repository's file PATH copied to the same relative path (e.g. an eval suite).
+``shared-data SOURCE PATH``
+    The real data folder ``../shared/data/SOURCE`` (e.g. ``synthea-fhir-ny/fhir``) linked at
+    PATH, read-only, as an export a team would have; the block is skipped, with that reason,
+    where the data is absent.
 ``fake-model-server``
     While this block runs, ``RECORDAGENT_MODEL__PROVIDER=openai``,
     ``RECORDAGENT_MODEL__BASE_URL`` (a loopback fake OpenAI-compatible server,
@@ -76,10 +80,19 @@ SETUPS = (
     "tiny-items",
     "mimic-demo-store",
     "repo-file",
+    "shared-data",
     "fake-model-server",
 )
-_ARITY = {"tiny-bundle": 1, "tiny-store": 1, "tiny-items": 2, "mimic-demo-store": 1, "repo-file": 1}
-MIMIC_DEMO = REPO.parent / "shared" / "data" / "mimic-iv-demo"
+_ARITY = {
+    "tiny-bundle": 1,
+    "tiny-store": 1,
+    "tiny-items": 2,
+    "mimic-demo-store": 1,
+    "repo-file": 1,
+    "shared-data": 2,
+}
+SHARED_DATA = REPO.parent / "shared" / "data"
+MIMIC_DEMO = SHARED_DATA / "mimic-iv-demo"
 
 
 class _Unavailable(Exception):
@@ -443,6 +456,8 @@ class _Page:
 
 def _setup(page: _Page, setup: Setup) -> dict[str, str]:
     """Do one setup in the working directory; the environment variables it asks for."""
+    if setup.name == "shared-data":
+        return _link_shared_data(*setup.args)
     targets = [Path(a) for a in setup.args]
     for target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -465,6 +480,17 @@ def _setup(page: _Page, setup: Setup) -> dict[str, str]:
         "RECORDAGENT_MODEL__BASE_URL": page.server_url(),
         "RECORDAGENT_MODEL__MODEL": "fake",
     }
+
+
+def _link_shared_data(source: str, path: str) -> dict[str, str]:
+    folder = SHARED_DATA / source
+    if not folder.exists():
+        raise _Unavailable(f"the real data {source} is not at {folder}")
+    target = Path(path)
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to(folder.resolve(), target_is_directory=folder.is_dir())
+    return {}
 
 
 def _load_mimic_demo(target: Path) -> None:

@@ -17,10 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,6 +47,9 @@ from recordagent.settings import Settings, load_settings
 __all__ = ["Question", "answer_many", "ask"]
 
 T = TypeVar("T")
+
+_UNWIND_S = 30.0
+"""After an interrupt, how long the cancelled work may take to unwind before the wait ends."""
 
 StoreLike = RecordStore | str | Path
 """An open store, or the path of a store file (opened read-only for the call)."""
@@ -122,7 +125,7 @@ def ask(
 def answer_many(
     store: StoreLike,
     questions: str | Question | Sequence[str | Question],
-    patients: Sequence[str] | None = None,
+    patients: str | Sequence[str] | None = None,
     *,
     runner: str | Runner = "agent",
     model: ChatModel | None = None,
@@ -139,7 +142,8 @@ def answer_many(
     Args:
         store: An open store, or the path of a store file (opened read-only).
         questions: One question or several: words, or :class:`Question` (answer type, as-of).
-        patients: The patients to ask about; every patient of the store by default.
+        patients: The patient or patients to ask about; every patient of the store by
+            default.
         runner: A runner's name or a runner.
         model: The model to ask; by default the one the settings configure (the dry-run mock,
             with a warning, when none is).
@@ -164,6 +168,8 @@ def answer_many(
         raise UserError(f"concurrency must be at least 1, not {concurrency}")
 
     with _opened(store, frame_settings) as open_store:
+        if isinstance(patients, str):
+            patients = [patients]
         ids = list(patients) if patients is not None else open_store.patient_ids()
         missing = [p for p in dict.fromkeys(ids) if not open_store.has_patient(p)]
         if missing:
@@ -251,7 +257,9 @@ async def _with_model(
         return await work(chat)
     finally:
         close = getattr(chat, "close", None)
-        if close is not None:  # an HTTP client's connections belong to this event loop
+        # The model's connections of this call's own loop die with the loop; a client the
+        # caller gave the model is not the model's to close (OpenAICompatModel.close).
+        if close is not None:
             await close()
 
 
@@ -264,11 +272,40 @@ def _blocking(make: Callable[[], Awaitable[T]]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(whole())
-    # A running loop in this thread (Jupyter): it cannot wait on itself, so the work gets a
-    # loop of its own in a worker thread while this one blocks.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recordagent") as pool:
-        return pool.submit(asyncio.run, whole()).result()
+        return asyncio.run(whole())  # Ctrl-C cancels the work and waits for it to unwind
+    return _on_own_loop(whole())
+
+
+def _on_own_loop(work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work`` on a new event loop in a worker thread while this thread waits.
+
+    A running loop in this thread (Jupyter's) cannot wait on itself. An interrupt of the
+    wait (the notebook's stop button: KeyboardInterrupt here) cancels the work, so no more
+    model calls are made and paid for, and is raised once the work has unwound.
+    """
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(work)
+    finished = threading.Event()
+
+    def drive() -> None:
+        try:
+            with contextlib.suppress(BaseException):  # the task keeps its own outcome
+                loop.run_until_complete(task)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            loop.close()
+            finished.set()
+
+    threading.Thread(target=drive, name="recordagent-notebook", daemon=True).start()
+    try:
+        while not finished.wait(0.1):  # a timed wait, so an interrupt is seen at once
+            pass
+    except BaseException:
+        loop.call_soon_threadsafe(task.cancel)
+        finished.wait(_UNWIND_S)
+        raise
+    return task.result()
 
 
 @contextlib.contextmanager

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import signal
+import time
 from pathlib import Path
 
 import polars as pl
@@ -158,3 +160,47 @@ def test_the_frame_converts_to_pandas(store_file: Path) -> None:
     frame = ra.answer_many(store_file, QUESTIONS[0], ["MM-001"], progress=False)
     assert isinstance(frame, pl.DataFrame)
     assert list(frame.to_pandas()["patient_id"]) == ["MM-001"]
+
+
+class _Slow:
+    """A runner taking 0.3 s per item, counting the items it finished."""
+
+    name = "single_pass_rag"
+
+    def __init__(self) -> None:
+        self.inner = build_runner("single_pass_rag", Settings())
+        self.prompt_version = self.inner.prompt_version
+        self.finished = 0
+
+    async def run(
+        self,
+        item: EvalItem,
+        scope: PatientScope,
+        model: ChatModel,
+        on_event: EventSink | None = None,
+    ) -> Answer:
+        await asyncio.sleep(0.3)
+        answer = await self.inner.run(item, scope, model, on_event)
+        self.finished += 1
+        return answer
+
+
+async def test_an_interrupt_in_a_running_loop_cancels_the_remaining_work(store_file: Path) -> None:
+    runner = _Slow()
+    many = [f"Question {n}?" for n in range(20)]  # 60 items, 8 at a time: about 2.5 s
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    started = time.perf_counter()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ra.answer_many(store_file, many, runner=runner, progress=False)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, before)
+    stopped_after = time.perf_counter() - started
+    time.sleep(0.5)  # anything still running would finish items now
+    assert stopped_after < 1.5 and runner.finished < 20

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import openai
 import pytest
 from pydantic import BaseModel
 
@@ -215,3 +216,20 @@ def test_merged_roles_keeps_tool_turns_apart_and_folds_system_messages():
     ]
     trailing = [Message(role="user", content="q"), Message(role="system", content="s")]
     assert merged_roles(trailing, fold_system=True) == [Message(role="user", content="q\n\ns")]
+
+
+async def test_closing_a_model_closes_its_own_connections_and_leaves_a_given_client_open():
+    from recordagent.llm import OpenAICompatModel
+    from recordagent.settings import ModelSettings
+
+    settings = ModelSettings(provider="openai", base_url="http://127.0.0.1:9/v1", model="m")
+    given = openai.AsyncOpenAI(base_url="http://127.0.0.1:9/v1", api_key="x")
+    lent = OpenAICompatModel(settings, client=given)
+    lent._resources()  # the connections of this loop, as a first call opens them
+    await lent.close()
+    assert not given.is_closed()
+    owned = OpenAICompatModel(settings)
+    client, _ = owned._resources()
+    await owned.close()
+    assert client.is_closed()
+    await given.close()

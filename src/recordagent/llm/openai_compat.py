@@ -214,9 +214,12 @@ class OpenAICompatModel:
         return window
 
     async def close(self) -> None:
-        """Close the HTTP connections of the running event loop."""
+        """Close the HTTP connections this model opened for the running event loop.
+
+        A client given to the constructor is the caller's to close: it is left open.
+        """
         entry = self._per_loop.pop(id(asyncio.get_running_loop()), None)
-        if entry is not None:
+        if entry is not None and entry[0] is not self._given_client:
             await entry[0].close()
 
     async def __aenter__(self) -> OpenAICompatModel:
