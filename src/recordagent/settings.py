@@ -8,13 +8,22 @@ preset file (YAML), then the defaults below. Presets are files: the packaged one
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import zoneinfo
 from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -111,6 +120,30 @@ class LoadSettings(BaseModel):
     max_reported_problems: int = Field(
         default=25, ge=1, description="At most this many validation problems are listed."
     )
+    convert_timezone: str | None = Field(
+        default=None,
+        description="IANA time zone (e.g. 'Europe/Berlin') into whose local time bundle "
+        "timestamps that carry a UTC offset or 'Z' are converted (daylight saving included); "
+        "timestamps without an offset are taken as that zone's local time already. None: a "
+        "timestamp with an offset is refused.",
+    )
+
+    @field_validator("convert_timezone")
+    @classmethod
+    def _known_zone(cls, zone: str | None) -> str | None:
+        if zone is None:
+            return None
+        zone = zone.strip()
+        # Neither names a place: 'localtime' is whatever this machine is set to, 'Factory' a
+        # placeholder (and polars, which converts, knows neither).
+        known = zoneinfo.available_timezones() - {"Factory", "localtime"}
+        if zone not in known:
+            close = difflib.get_close_matches(zone, sorted(known), n=1, cutoff=0.6)
+            raise ValueError(
+                f"'{zone}' is not an IANA time zone name such as Europe/Berlin or UTC"
+                + (f"; did you mean '{close[0]}'?" if close else "")
+            )
+        return zone
 
 
 class ToolSettings(BaseModel):

@@ -5,32 +5,50 @@ The kinds, their help and their loaders come from :data:`recordagent.sources.reg
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
 from recordagent.cli.render import load_progress, render_load_report
-from recordagent.errors import UserError
+from recordagent.errors import UserError, validation_problems
 from recordagent.records.load_report import LoadReport
 from recordagent.records.store_file import LoadInterrupted, open_for_load
-from recordagent.settings import Settings
-from recordagent.sources.registry import DEFAULT_KIND, SOURCES, SourceKind, source_kind
+from recordagent.settings import LoadSettings, Settings
+from recordagent.sources.registry import (
+    DEFAULT_KIND,
+    SOURCES,
+    SourceKind,
+    load_source,
+    source_kind,
+)
 
 
 def kinds_help() -> str:
-    """The help of ``KIND|PATH``: every kind of source, what it is and what PATH it takes."""
-    kinds = "; ".join(f"'{k.name} PATH': {k.description} ({k.expects})" for k in SOURCES)
-    return f"A bundle folder, or a source kind followed by its PATH: {kinds}."
+    """Every kind of source, what it is and what PATH it takes: one paragraph each, for help."""
+    kinds = "\n\n".join(
+        f"'{k.name} PATH': {k.description} ({k.expects})"
+        + ("; a PATH alone is a bundle too" if k is DEFAULT_KIND else "")
+        for k in SOURCES
+    )
+    return f"Kinds of source (KIND PATH):\n\n{kinds}"
 
 
 def load(
     ctx: typer.Context,
     what: Annotated[
         str,
-        typer.Argument(help=kinds_help(), metavar="KIND|PATH"),
+        typer.Argument(
+            help="A bundle folder, or a KIND (listed above) followed by its PATH.",
+            metavar="KIND|PATH",
+            show_default=False,
+        ),
     ],
     path: Annotated[
         Path | None,
@@ -51,12 +69,41 @@ def load(
     replace: Annotated[
         bool, typer.Option("--replace", help="Replace a source already loaded under this name.")
     ] = False,
+    convert_timezone: Annotated[
+        str | None,
+        typer.Option(
+            "--convert-timezone",
+            metavar="ZONE",
+            help="Bundles: convert timestamps with a UTC offset or Z to this IANA zone's local "
+            "time (e.g. Europe/Berlin); times without an offset are taken as its local time. "
+            "Without it, an offset is refused.",
+            show_default=False,
+        ),
+    ] = None,
+    reject_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--reject-file",
+            metavar="CSV",
+            help="Bundles: load the valid rows and write each invalid row (and rows of a "
+            "rejected patient) to this CSV file with file, row, column and reason, instead of "
+            "loading nothing.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Load a record bundle, or another kind of source, into the store at --db (all or nothing)."""
+    """Load a record bundle, or another kind of source, into the store at --db."""
     settings: Settings = ctx.obj
     kind, folder = _kind_and_path(what, path)
+    settings = _with_zone(settings, convert_timezone)
+    if reject_file is not None and _same_path(reject_file, db):
+        raise UserError(f"--reject-file {reject_file} is the store file; name another file")
     console = Console()
     report: LoadReport | None = None
+    try:
+        created = not db.exists()
+    except (OSError, ValueError):  # a name the file system refuses: open_for_load says so
+        created = True
     try:
         # A first load builds the store under a temporary name and moves it into place only
         # once the load has committed (see records/store_file.py).
@@ -64,14 +111,84 @@ def load(
             open_for_load(db, settings=settings.store) as store,
             load_progress(console) as progress,
         ):
-            report = kind.load(
-                store, folder, settings=settings, source=source, replace=replace, progress=progress
+            report = load_source(
+                kind,
+                store,
+                folder,
+                settings=settings,
+                source=source,
+                replace=replace,
+                progress=progress,
+                reject_path=reject_file,
             )
         console.print(render_load_report(report))
-    except KeyboardInterrupt as exc:
+        extra = render_load_options(report)
+        if extra is not None:
+            console.print(extra)
+        elif reject_file is not None and report.status == "unchanged":
+            console.print(f"no reject file written: {escape(report.source)} is loaded already")
+    except BaseException as exc:
+        landed = isinstance(exc, LoadInterrupted) and exc.changed
+        if report is not None and report.reject_file and created and not landed:
+            # The load committed into a first store that was then not moved into place: its
+            # reject file belongs to no load.
+            with contextlib.suppress(OSError):
+                Path(report.reject_file).unlink()
+        if not isinstance(exc, KeyboardInterrupt):
+            raise
         if not isinstance(exc, LoadInterrupted):  # before the store was opened, or after
             exc = LoadInterrupted(db, changed=report is not None, created=not db.exists())
         raise UserError(str(exc), exit_code=128 + signal.SIGINT) from None
+
+
+# The help lists every kind the registry has, so it is completed here rather than written.
+load.__doc__ = (
+    f"{load.__doc__}\n\nA load is all or nothing: a failed one leaves the store as it was. A "
+    "bundle load may instead leave invalid rows out, into --reject-file.\n\n" + kinds_help()
+)
+
+
+def render_load_options(report: LoadReport) -> Table | None:
+    """What the load's options did: timestamps converted, rows rejected; None if neither."""
+    if report.timezone is None and report.reject_file is None:
+        return None
+    table = Table(show_header=False, title="load options")
+    table.add_column(style="bold")
+    table.add_column()
+    if report.timezone is not None:
+        table.add_row(
+            "converted",
+            f"{report.converted_timestamps:,} timestamp(s) with a UTC offset to "
+            f"{escape(report.timezone)} local time",
+        )
+    if report.reject_file is not None:
+        rejected = sum(report.rejected.values())
+        per_table = ", ".join(f"{t} {n:,}" for t, n in report.rejected.items() if n)
+        table.add_row(
+            "rejected",
+            f"{rejected:,} row(s)" + (f" ({per_table})" if per_table else ""),
+        )
+        table.add_row("reject file", escape(report.reject_file))
+    return table
+
+
+def _with_zone(settings: Settings, zone: str | None) -> Settings:
+    """``settings`` with ``--convert-timezone`` in ``load``, checked like any setting."""
+    if zone is None:
+        return settings
+    try:
+        load = LoadSettings.model_validate(settings.load.model_dump() | {"convert_timezone": zone})
+    except ValidationError as exc:
+        problem = validation_problems(exc, located=False)[0]
+        raise UserError(f"--convert-timezone: {problem}") from None
+    return settings.model_copy(update={"load": load})
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except (OSError, ValueError):
+        return False
 
 
 def _kind_and_path(what: str, path: Path | None) -> tuple[SourceKind, Path]:

@@ -5,16 +5,23 @@ in a single transaction (:func:`~recordagent.records.source_write.source_write`)
 back on any failure, so a failed load leaves the store exactly as it was. Loading the same files
 again is a no-op (their fingerprint is recorded in ``sources``); ``replace=True`` swaps a
 previously loaded source for the new files.
+
+Two opt-ins for exports as they come: ``settings.load.convert_timezone`` converts timestamps
+with a UTC offset to a zone's local time (:mod:`recordagent.records.validate`), and
+``reject_path`` quarantines invalid rows instead of refusing the bundle: the rows that pass
+every check load, the others go to the reject file (:mod:`recordagent.records.rejects`) with
+the rows that name a rejected patient. Problems that are not a row's (a missing column, a file
+that cannot be read) still stop the load.
 """
 
 from __future__ import annotations
 
 import codecs
+import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
 from recordagent.errors import DataLoadError, LoadProblem
@@ -30,10 +37,18 @@ from recordagent.records.bundle import (
 from recordagent.records.chunking import Chunker
 from recordagent.records.db import RecordStore
 from recordagent.records.load_report import LoadProgress, LoadReport, no_progress
+from recordagent.records.quarantine import quarantined, rejected_per_table
+from recordagent.records.rejects import (
+    checked_reject_path,
+    discard,
+    publish_rejects,
+    stage_rejects,
+)
 from recordagent.records.schema import BUNDLE_TABLES
 from recordagent.records.search_index import build_index_rows, insert_index
 from recordagent.records.source_table import source_name
 from recordagent.records.source_write import PhaseClock, SourceWrite, plan_source, source_write
+from recordagent.records.store_checks import check_against_store
 from recordagent.records.terms import load_vocabulary
 from recordagent.records.validate import ProblemLog, validate_table
 from recordagent.records.write_rows import (
@@ -57,44 +72,55 @@ def load_bundle(
     replace: bool = False,
     progress: LoadProgress | None = None,
     chunker: Chunker | None = None,
+    reject_path: str | Path | None = None,
 ) -> LoadReport:
     """Validate a bundle folder and load it into ``store``.
 
     Args:
         store: The record store to load into.
         path: The bundle folder.
-        settings: Chunking and reporting settings; defaults when omitted.
+        settings: Chunking and reporting settings, and ``load.convert_timezone`` (the zone
+            timestamps with a UTC offset are converted to); defaults when omitted.
         source: Name to register the bundle under; the folder name by default.
         replace: Replace a source of the same name (deleting its rows) instead of refusing.
         progress: Optional progress callback.
         chunker: A chunker to reuse across loads (built from ``settings`` otherwise).
+        reject_path: Quarantine invalid rows instead of refusing the bundle: load the valid
+            rows and write each invalid one (and each row naming a rejected patient) to this
+            CSV file, with file, row, column, reason and the values given. Written whole, and
+            only when the load commits; a header alone when no row was rejected.
 
     Raises:
-        DataLoadError: The bundle is invalid; nothing was written.
-        UserError: The folder is missing, or the source name is taken by other files and
-            ``replace`` is not set.
+        DataLoadError: The bundle is invalid (with ``reject_path``: it has a problem that is
+            not a row's, or every row was rejected); nothing was written.
+        UserError: The folder is missing, the source name is taken by other files and
+            ``replace`` is not set, or the reject file cannot be written where asked.
     """
     settings = settings or Settings()
+    zone = settings.load.convert_timezone
     report_progress = progress or no_progress
     clock = PhaseClock()
 
     with clock("read"):
         files = find_bundle_files(path)
+        rejects_to = None if reject_path is None else checked_reject_path(reject_path, files.root)
         name = source_name(source, files.root.resolve().name)
         all_paths = list(files.tables.values())
         frames: dict[str, pl.DataFrame] = {}
+        given: dict[str, pl.DataFrame] = {}  # tables as read, by label, for the reject file
         labels: dict[str, str] = {}
-        log = ProblemLog()
+        log = ProblemLog(keep_all=rejects_to is not None)
         if files.documents_manifest is not None:
             manifest_label = files.label(files.documents_manifest)
-            frame, text_paths = _read_document_folder(files, log)
+            frame, manifest, text_paths = _read_document_folder(files, log)
             frames["documents"], labels["documents"] = frame, manifest_label
+            given[manifest_label] = manifest
             all_paths += [files.documents_manifest, *text_paths]
         plan = plan_source(
             store,
             name,
             files.root.resolve(),
-            fingerprint_files(all_paths, files.root),
+            _load_fingerprint(fingerprint_files(all_paths, files.root), zone),
             replace=replace,
             what="this bundle",
         )
@@ -105,49 +131,69 @@ def load_bundle(
         labels.update({table: files.label(file) for table, file in files.tables.items()})
         order = [t for t in BUNDLE_TABLES if t in files.tables or t in frames]
 
-        def read_and_validate(table: str) -> tuple[pl.DataFrame, ProblemLog]:
+        def read_and_validate(table: str) -> tuple[pl.DataFrame, pl.DataFrame, ProblemLog]:
             frame = (
                 frames[table] if table in frames else read_table(files.tables[table], labels[table])
             )
-            table_log = ProblemLog()
-            return validate_table(BUNDLE_TABLES[table], frame, labels[table], table_log), table_log
+            table_log = ProblemLog(keep_all=log.keep_all)
+            typed = validate_table(BUNDLE_TABLES[table], frame, labels[table], table_log, zone=zone)
+            return typed, frame, table_log
 
         typed: dict[str, pl.DataFrame] = {}
         report_progress("validate", 0, len(order))
         # polars releases the GIL, so tables are parsed and checked side by side; problems are
         # merged in table order, so the report does not depend on timing.
         with ThreadPoolExecutor(max_workers=2) as pool:
-            for done, (table, (frame, table_log)) in enumerate(
+            for done, (table, (frame, read, table_log)) in enumerate(
                 zip(order, pool.map(read_and_validate, order), strict=True), start=1
             ):
                 typed[table] = frame
+                if rejects_to is not None:
+                    given.setdefault(labels[table], read)
                 log.extend(table_log)
                 report_progress("validate", done, len(order))
-        if not log:
-            _check_against_store(store, typed, labels, plan.replaced_id, log)
-        if log:
-            raise DataLoadError(
-                log.problems[: settings.load.max_reported_problems], total=log.total
-            )
+        rejected: list[LoadProblem] = []
+        if rejects_to is not None:
+            typed, rejected = quarantined(store, typed, labels, plan.replaced_id, log, settings)
+        else:
+            if not log:
+                check_against_store(store, typed, labels, plan.replaced_id, log)
+            if log:
+                raise DataLoadError(
+                    log.problems[: settings.load.max_reported_problems], total=log.total
+                )
 
-    with clock("chunk"):
-        chunker = chunker or Chunker(settings.chunking)  # loading the tokenizer is chunking work
-    with source_write(store, plan, chunker, clock) as write:
-        with clock("write"):
-            _write_tables(write, typed, report_progress)
+    staged: Path | None = None
+    published: Path | None = None
+    try:
         with clock("chunk"):
-            chunks, n_tokens = chunk_documents(chunker, typed.get("documents"), report_progress)
-        with clock("index"):
-            vocabulary = load_vocabulary()
-            chunks = clustered_by_patient(chunks)
-            documents = typed.get("documents", pl.DataFrame(schema={"document_id": pl.String}))
-            terms = build_index_rows(chunks, documents, vocabulary)
-        with clock("write"):
-            write.counts["chunks"] = chunks.height
-            insert_frame(write.con, "chunks", chunks, write.source_id)
-        with clock("index"):
-            insert_index(write.con, terms, write.source_id, vocabulary)
-    return plan.report(
+            chunker = chunker or Chunker(settings.chunking)  # the tokenizer is chunking work
+        with source_write(store, plan, chunker, clock) as write:
+            with clock("write"):
+                _write_tables(write, typed, report_progress)
+            with clock("chunk"):
+                chunks, n_tokens = chunk_documents(chunker, typed.get("documents"), report_progress)
+            with clock("index"):
+                vocabulary = load_vocabulary()
+                chunks = clustered_by_patient(chunks)
+                documents = typed.get("documents", pl.DataFrame(schema={"document_id": pl.String}))
+                terms = build_index_rows(chunks, documents, vocabulary)
+            with clock("write"):
+                write.counts["chunks"] = chunks.height
+                insert_frame(write.con, "chunks", chunks, write.source_id)
+            with clock("index"):
+                insert_index(write.con, terms, write.source_id, vocabulary)
+            if rejects_to is not None:
+                # Written last and moved into place just before the commit, so a committed load
+                # always has its reject file; taken back below if the commit fails.
+                staged = stage_rejects(rejects_to, rejected, given)
+                published = rejects_to  # before the rename: an interrupted one is taken back too
+                publish_rejects(staged, rejects_to)
+    except BaseException:
+        discard(staged)
+        discard(published)
+        raise
+    report = plan.report(
         counts=write.counts,
         document_tokens=n_tokens,
         tokenizer=chunker.tokenizer.description,
@@ -155,10 +201,33 @@ def load_bundle(
         seconds=clock.rounded(),
         warnings=list(log.warnings),
     )
+    return report.model_copy(
+        update={
+            "timezone": zone,
+            "converted_timestamps": log.converted_count(leaving_out=rejected),
+            "rejected": rejected_per_table(rejected, labels) if rejects_to is not None else {},
+            "reject_file": None if published is None else str(published),
+        }
+    )
 
 
-def _read_document_folder(files: BundleFiles, log: ProblemLog) -> tuple[pl.DataFrame, list[Path]]:
-    """Read the manifest and each text file it names into a documents frame with ``text``."""
+def _load_fingerprint(files_fingerprint: str, zone: str | None) -> str:
+    """The files' fingerprint, and the zone they are converted to when one is given.
+
+    The same files converted to another zone are other data: loading them is not a no-op.
+    """
+    if zone is None:
+        return files_fingerprint
+    return hashlib.sha256(f"{files_fingerprint}\0convert_timezone={zone}".encode()).hexdigest()
+
+
+def _read_document_folder(
+    files: BundleFiles, log: ProblemLog
+) -> tuple[pl.DataFrame, pl.DataFrame, list[Path]]:
+    """Read the manifest and each text file it names into a documents frame with ``text``.
+
+    Returns the documents, the manifest as read, and the text files read.
+    """
     assert files.documents_manifest is not None
     label = files.label(files.documents_manifest)
     manifest = read_table(files.documents_manifest, label)
@@ -221,7 +290,7 @@ def _read_document_folder(files: BundleFiles, log: ProblemLog) -> tuple[pl.DataF
     frame = manifest.drop("file").with_columns(pl.Series("text", texts, dtype=pl.String))
     # Rows whose file could not be read are reported already; keep them out of later checks.
     unread = [row for row, text in zip(manifest[ROW_COLUMN], texts, strict=True) if text is None]
-    return frame.filter(~pl.col(ROW_COLUMN).is_in(unread)), paths
+    return frame.filter(~pl.col(ROW_COLUMN).is_in(unread)), manifest, paths
 
 
 def _document_text(path: Path, name: str) -> tuple[str | None, str | None]:
@@ -253,112 +322,6 @@ def _document_text(path: Path, name: str) -> tuple[str | None, str | None]:
         )
     # A byte order mark says how the file is encoded; it is not part of the document.
     return text.removeprefix("\ufeff"), None
-
-
-def _check_against_store(
-    store: RecordStore,
-    typed: dict[str, pl.DataFrame],
-    labels: dict[str, str],
-    replaced_id: int | None,
-    log: ProblemLog,
-) -> None:
-    """Ids already in the store, and references to patients that will not exist."""
-    con = store.connection.cursor()
-    keep = "source_id IS DISTINCT FROM $replaced"
-    params = {"replaced": replaced_id}
-    bundle_patients = typed["patients"].select("patient_id") if "patients" in typed else None
-    try:
-        con.register(
-            "_bundle_patients",
-            bundle_patients
-            if bundle_patients is not None
-            else pl.DataFrame({"patient_id": []}, schema={"patient_id": pl.String}),
-        )
-        known_patients = (
-            set(bundle_patients["patient_id"].to_list()) if (bundle_patients is not None) else set()
-        )
-        known_patients |= {
-            r[0]
-            for r in con.execute(f"SELECT patient_id FROM patients WHERE {keep}", params).fetchall()
-        }
-        for table, frame in typed.items():
-            spec = BUNDLE_TABLES[table]
-            con.register("_incoming", frame.select(ROW_COLUMN, spec.id_column))
-            empty = not con.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchall()[0][0]
-            clashes = (
-                []
-                if empty
-                else con.execute(
-                    f"SELECT i.{ROW_COLUMN}, i.{spec.id_column}, s.name FROM _incoming i "
-                    f"JOIN {table} t ON t.{spec.id_column} = i.{spec.id_column} "
-                    f"JOIN sources s ON s.source_id = t.source_id WHERE t.{keep} "
-                    f"ORDER BY i.{ROW_COLUMN}",
-                    params,
-                ).fetchall()
-            )
-            con.unregister("_incoming")
-            log.total += len(clashes)
-            for row, ident, source_name in clashes[:3]:
-                log.problems.append(
-                    LoadProblem(
-                        labels[table],
-                        f"id '{ident}' is already loaded (source '{source_name}')",
-                        row,
-                        spec.id_column,
-                    )
-                )
-            if not spec.references_patient:
-                continue
-            # Compare the (few) distinct patient ids; rows are looked up only when some are unknown.
-            referenced = set(frame["patient_id"].unique().drop_nulls().to_list())
-            unknown = referenced - known_patients
-            orphans = (
-                frame.filter(pl.col("patient_id").is_in(list(unknown)))
-                .select(ROW_COLUMN, "patient_id")
-                .sort(ROW_COLUMN)
-                .rows()
-                if unknown
-                else []
-            )
-            log.total += len(orphans)
-            for row, patient in orphans[:3]:
-                log.problems.append(
-                    LoadProblem(
-                        labels[table],
-                        f"unknown patient '{patient}' (not "
-                        "in this bundle's patients nor in the store)",
-                        row,
-                        "patient_id",
-                    )
-                )
-        if replaced_id is not None:
-            _check_replaced_patients_still_referenced(con, replaced_id, log)
-    finally:
-        con.close()
-
-
-def _check_replaced_patients_still_referenced(
-    con: duckdb.DuckDBPyConnection, replaced_id: int, log: ProblemLog
-) -> None:
-    rows = con.execute(
-        "SELECT DISTINCT p.patient_id, s.name FROM patients p "
-        "JOIN (SELECT patient_id, source_id FROM documents UNION ALL "
-        "      SELECT patient_id, source_id FROM labs UNION ALL "
-        "      SELECT patient_id, source_id FROM events) r "
-        "  ON r.patient_id = p.patient_id AND r.source_id <> $replaced "
-        "JOIN sources s ON s.source_id = r.source_id "
-        "WHERE p.source_id = $replaced "
-        "AND p.patient_id NOT IN (SELECT patient_id FROM _bundle_patients) ORDER BY 1",
-        {"replaced": replaced_id},
-    ).fetchall()
-    for patient, other in rows:
-        log.add(
-            LoadProblem(
-                "patients",
-                f"patient '{patient}' would be removed by the "
-                f"replacement but source '{other}' still has rows for them",
-            )
-        )
 
 
 def _write_tables(

@@ -42,6 +42,24 @@ class LoadReport(BaseModel):
         description="Changes made to values while loading them, with counts: leap seconds "
         "stored as second 59.999999, digits below a microsecond truncated.",
     )
+    timezone: str | None = Field(
+        default=None,
+        description="IANA zone whose local time timestamps with a UTC offset were converted "
+        "to (settings load.convert_timezone); None when no conversion was asked for.",
+    )
+    converted_timestamps: int = Field(
+        default=0, description="Timestamps with a UTC offset converted to `timezone` local time."
+    )
+    rejected: dict[str, int] = Field(
+        default_factory=dict,
+        description="Rows left out per table by a quarantining load (one given a reject "
+        "file), those naming a rejected patient included; empty otherwise.",
+    )
+    reject_file: str | None = Field(
+        default=None,
+        description="Absolute path of the reject file the load wrote (one line per problem "
+        "of a rejected row), when it was given one.",
+    )
     seconds: dict[str, float] = Field(
         default_factory=dict,
         description="Wall time per phase: read (locate and fingerprint the files), validate "

@@ -152,8 +152,8 @@ def plan_source(
     named = source_by_name(store, name)
     if named is not None and not replace:
         raise UserError(
-            f"source '{name}' is already loaded from different files; pass replace to swap it "
-            f"for {what}, or load it under another source name"
+            f"source '{name}' is already loaded from different files; pass --replace "
+            f"(replace=True in code) to swap it for {what}, or load it under another source name"
         )
     return SourcePlan(name, location, fingerprint, replaced_id=named)
 

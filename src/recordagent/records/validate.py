@@ -2,108 +2,75 @@
 
 Every check is vectorised over the whole column; each failing row becomes a
 :class:`~recordagent.errors.LoadProblem` naming file, row and column. Checks that need the store
-(references to known patients, ids already loaded) live in :mod:`recordagent.records.load`.
+(references to known patients, ids already loaded) live in
+:mod:`recordagent.records.store_checks`.
 
 The value rules every loader shares (:mod:`recordagent.records.value_rules`: dates within the
 years 0001-9999, finite numbers no larger than 1e15) are applied here while each table is typed,
 whatever its file format; ids are put in NFC and refused with invisible characters
 (:mod:`recordagent.records.ids`).
+
+Dates and date-times are parsed and checked in :mod:`recordagent.records.moments`: timestamps
+carrying a UTC offset (``Z``, ``+01:00``, or a zone-aware Parquet column) are refused unless a
+zone is given (``zone``, from ``LoadSettings.convert_timezone``), which converts them to that
+zone's local time.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import polars as pl
 
 from recordagent.errors import LoadProblem
 from recordagent.records.bundle import ROW_COLUMN
 from recordagent.records.ids import INVISIBLE_ID_PATTERN
+from recordagent.records.moments import (
+    CONVERT_OPTION,
+    checked_moments,
+    count_conversions,
+    parse_moments,
+    parse_timestamps,
+    polars_type,
+)
+from recordagent.records.problem_log import ProblemLog
 from recordagent.records.schema import SIGNED_ANALYTE_WORDS, Column, ColumnType, TableSpec
 from recordagent.records.value_rules import (
     MAX_MAGNITUDE,
     NOT_FINITE,
-    OUTSIDE_CALENDAR,
     ROWS_SHOWN_PER_CHECK,
     TOO_LARGE,
 )
 
-__all__ = ["ROWS_SHOWN_PER_CHECK", "ProblemLog", "validate_table"]
+__all__ = ["CONVERT_OPTION", "ROWS_SHOWN_PER_CHECK", "ProblemLog", "validate_table"]
 
-_DATETIME_FORMATS = (
-    "%Y-%m-%dT%H:%M:%S%.f",
-    "%Y-%m-%d %H:%M:%S%.f",
-    "%Y-%m-%dT%H:%M",
-    "%Y-%m-%d %H:%M",
-    "%Y-%m-%d",
-)
 _SEX_ALIASES = {"f": "female", "m": "male", "o": "other", "u": "unknown", "w": "female"}
 # Columns whose text is kept exactly as given (everything else is trimmed).
 _VERBATIM = frozenset({"text", "detail", "title"})
-# Strict ISO 8601 shapes (polars' parser alone also takes '2021-3-4').
-_ISO_DATETIME = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?$"
-# Second 60 (a leap second, which ISO 8601 and FHIR allow): kept as the minute's last
-# microsecond, so the value keeps its day and its order. Python's datetime has no second 60.
-_LEAP_SECOND = r"[T ]\d{2}:\d{2}:60(\.\d+)?$"
-_LEAP_SECOND_FIELD = r":60(\.\d+)?$"
-_LAST_MICROSECOND = ":59.999999"
-_BELOW_MICROSECOND = r"\.\d{6}\d*[1-9]"  # a fraction with non-zero digits past the sixth
-# The range every store type holds: ISO 8601 years 0001-9999.
-_FIRST_DAY, _LAST_DAY = dt.date(1, 1, 1), dt.date(9999, 12, 31)
-_UNITS_PER_DAY = {"ns": 86_400 * 10**9, "us": 86_400 * 10**6, "ms": 86_400 * 10**3}
-_INT64 = (-(2**63), 2**63 - 1)
 _TEXT_INPUT_TYPES = (pl.String, pl.Categorical, pl.Enum)
 
 
-@dataclass
-class ProblemLog:
-    """Collects problems; counts all of them but keeps only a few rows per check."""
-
-    problems: list[LoadProblem] = field(default_factory=list)
-    total: int = 0
-    warnings: list[str] = field(default_factory=list)
-
-    def warn(self, message: str) -> None:
-        """Record a change made to the data while loading it (the load goes on)."""
-        self.warnings.append(message)
-
-    def add(self, problem: LoadProblem) -> None:
-        """Record one problem."""
-        self.total += 1
-        self.problems.append(problem)
-
-    def add_rows(
-        self,
-        file: str,
-        column: str | None,
-        rows: Sequence[int],
-        message: str,
-        values: Sequence[object] | None = None,
-    ) -> None:
-        """Record the same problem on many rows, keeping the first few."""
-        self.total += len(rows)
-        for k, row in enumerate(rows[:ROWS_SHOWN_PER_CHECK]):
-            text = message if values is None else f"{message} (got {_show(values[k])})"
-            self.problems.append(LoadProblem(file, text, row, column))
-
-    def extend(self, other: ProblemLog) -> None:
-        """Take over every problem of ``other``."""
-        self.total += other.total
-        self.problems.extend(other.problems)
-        self.warnings.extend(other.warnings)
-
-    def __bool__(self) -> bool:
-        return self.total > 0
-
-
 def validate_table(
-    spec: TableSpec, frame: pl.DataFrame, label: str, log: ProblemLog
+    spec: TableSpec,
+    frame: pl.DataFrame,
+    label: str,
+    log: ProblemLog,
+    *,
+    zone: str | None = None,
 ) -> pl.DataFrame:
     """Type and check one table; returns it with the spec's columns (and the row column).
 
-    Problems go to ``log``; the returned frame is meaningful only when none were added.
+    Problems go to ``log``; the returned frame is meaningful only when none were added, or,
+    for the rows no problem names, when every problem names a row.
+
+    Args:
+        spec: The table's columns and rules.
+        frame: The table as read, with its row column.
+        label: The file, as problems name it.
+        log: Where problems, warnings and conversions are recorded.
+        zone: IANA zone to convert timestamps with a UTC offset to (local time); None refuses
+            them.
     """
     problems_before = log.total
     present = [c for c in frame.columns if c != ROW_COLUMN]
@@ -136,11 +103,13 @@ def validate_table(
     for col in spec.columns:
         if col.name not in frame.columns:
             typed[col.name] = pl.repeat(
-                None, frame.height, dtype=_polars_type(col), eager=True
+                None, frame.height, dtype=polars_type(col), eager=True
             ).rename(col.name)
             unparsed[col.name] = none
             continue
-        typed[col.name], unparsed[col.name] = _typed_column(col, frame[col.name], rows, label, log)
+        typed[col.name], unparsed[col.name] = _typed_column(
+            col, frame[col.name], rows, label, log, zone
+        )
     given = pl.DataFrame(typed)
     out = normalised(spec, given)
     _check_values(spec, out, unparsed, label, log, shown=given)
@@ -165,20 +134,11 @@ def _trim_text(spec: TableSpec, frame: pl.DataFrame) -> pl.DataFrame:
     return frame.lazy().with_columns(trimmed).collect() if trimmed else frame
 
 
-def _polars_type(col: Column) -> pl.DataType:
-    return {
-        ColumnType.TEXT: pl.String(),
-        ColumnType.DATE: pl.Date(),
-        ColumnType.TIMESTAMP: pl.Datetime("us"),
-        ColumnType.NUMBER: pl.Float64(),
-    }[col.type]
-
-
 def _typed_column(
-    col: Column, raw: pl.Series, rows: pl.Series, label: str, log: ProblemLog
+    col: Column, raw: pl.Series, rows: pl.Series, label: str, log: ProblemLog, zone: str | None
 ) -> tuple[pl.Series, pl.Series]:
     """The column in its logical type, and a mask of the values that failed to convert."""
-    converted = _convert(col, raw, rows, label, log)
+    converted = _convert(col, raw, rows, label, log, zone)
     if col.type is ColumnType.TEXT:
         return converted, pl.repeat(False, len(raw), eager=True)
     given = raw.is_not_null()
@@ -188,10 +148,10 @@ def _typed_column(
 
 
 def _convert(
-    col: Column, raw: pl.Series, rows: pl.Series, label: str, log: ProblemLog
+    col: Column, raw: pl.Series, rows: pl.Series, label: str, log: ProblemLog, zone: str | None
 ) -> pl.Series:
     dtype = raw.dtype
-    target = _polars_type(col)
+    target = polars_type(col)
     if isinstance(dtype, (pl.List, pl.Array, pl.Struct, pl.Binary, pl.Object)):
         log.add(
             LoadProblem(label, f"expected {col.type.value} values, found {dtype}", column=col.name)
@@ -218,17 +178,26 @@ def _convert(
 
     if dtype == pl.String:
         source = raw.str.strip_chars()
+        refused = pl.repeat(False, len(source), eager=True)
         if col.type is ColumnType.NUMBER:
             converted = source.cast(pl.Float64, strict=False)
+        elif col.type is ColumnType.TIMESTAMP:
+            converted, refused = parse_timestamps(col, source, rows, label, log, zone)
         else:
-            converted = _parse_moments(col, source, label, log)
-        failed = source.is_not_null() & (source.str.len_chars() > 0) & converted.is_null()
+            converted = parse_moments(col, source, label, log)
+        failed = (
+            source.is_not_null() & (source.str.len_chars() > 0) & converted.is_null() & ~refused
+        )
         if failed.any():
             expected = {
                 ColumnType.NUMBER: "a number",
                 ColumnType.DATE: "an ISO date such as 2021-03-04",
                 ColumnType.TIMESTAMP: "an ISO date or date-time such as 2021-03-04 or "
-                "2021-03-04 13:45 (local time, no offset)",
+                + (
+                    "2021-03-04 13:45 (local time, no offset)"
+                    if zone is None
+                    else "2021-03-04 13:45 (local time), or 2021-03-04T13:45+01:00"
+                ),
             }[col.type]
             log.add_rows(
                 label,
@@ -238,7 +207,7 @@ def _convert(
                 source.filter(failed).to_list(),
             )
         if col.type is not ColumnType.NUMBER:
-            converted = _checked_moments(col, converted, rows, label, log, shown=source)
+            converted = checked_moments(col, converted, rows, label, log, shown=source)
         return converted.rename(col.name)
 
     allowed_numeric = dtype.is_numeric() and not dtype == pl.Boolean
@@ -248,15 +217,24 @@ def _convert(
         dtype, (pl.Date, pl.Datetime)
     ):
         if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
-            log.add(
-                LoadProblem(
-                    label,
-                    f"time zone '{dtype.time_zone}' not supported: store local "
-                    "times without a zone",
-                    column=col.name,
+            if zone is not None and col.type is ColumnType.TIMESTAMP:
+                raw = raw.dt.convert_time_zone(zone)
+                count_conversions(col, rows.filter(raw.is_not_null()), label, log, zone)
+            else:
+                log.add(
+                    LoadProblem(
+                        label,
+                        f"time zone '{dtype.time_zone}' not supported: store local "
+                        "times without a zone"
+                        + (
+                            f", or convert them with {CONVERT_OPTION}"
+                            if col.type is ColumnType.TIMESTAMP
+                            else ""
+                        ),
+                        column=col.name,
+                    )
                 )
-            )
-        return _checked_moments(col, raw, rows, label, log, shown=None).rename(col.name)
+        return checked_moments(col, raw, rows, label, log, shown=None).rename(col.name)
     log.add(LoadProblem(label, f"expected {col.type.value} values, found {dtype}", column=col.name))
     return pl.repeat(None, len(raw), dtype=target, eager=True).rename(col.name)
 
@@ -266,130 +244,6 @@ def _nfc(ids: pl.Series) -> pl.Series:
     if not ids.str.contains(r"[^\x00-\x7F]").any():
         return ids
     return ids.str.normalize("NFC")
-
-
-def _parse_moments(col: Column, source: pl.Series, label: str, log: ProblemLog) -> pl.Series:
-    """ISO 8601 text as date-times (microseconds); null where the text is not ISO 8601."""
-    iso = source.str.contains(_ISO_DATETIME).fill_null(False)
-    leap = iso & source.str.contains(_LEAP_SECOND).fill_null(False)
-    if leap.any():
-        # Left to the parser, second 60 would roll over into the next minute (or year).
-        source = source.set(leap, None).fill_null(
-            source.str.replace(_LEAP_SECOND_FIELD, _LAST_MICROSECOND)
-        )
-        if col.type is ColumnType.TIMESTAMP:  # a DATE column refuses the time of day anyway
-            log.warn(
-                f"{label}, column '{col.name}': {leap.sum()} leap second(s) (second 60) "
-                "stored as second 59.999999"
-            )
-    below = iso & source.str.contains(_BELOW_MICROSECOND).fill_null(False)
-    if below.any() and col.type is ColumnType.TIMESTAMP:
-        log.warn(
-            f"{label}, column '{col.name}': {below.sum()} value(s) had digits below a "
-            "microsecond; stored truncated to microseconds"
-        )
-    parsed = (
-        pl.DataFrame({"v": source})
-        .select(
-            pl.coalesce(
-                [
-                    pl.col("v").str.strptime(pl.Datetime("us"), f, strict=False, exact=True)
-                    for f in _DATETIME_FORMATS
-                ]
-            )
-        )
-        .to_series()
-    )
-    return parsed.set(~iso, None)
-
-
-def _checked_moments(
-    col: Column,
-    moments: pl.Series,
-    rows: pl.Series,
-    label: str,
-    log: ProblemLog,
-    shown: pl.Series | None,
-) -> pl.Series:
-    """Dates or date-times from any input, checked and in the column's store type.
-
-    The one place every date passes, whatever the file format: years outside 0001-9999 are
-    reported (and dropped) before any conversion can overflow, nanoseconds are truncated to
-    microseconds (and counted), time zones dropped (after being reported by the caller), and a
-    DATE column refuses a time of day.
-    """
-    moments = _within_calendar(col, moments, rows, label, log, shown)
-    if isinstance(moments.dtype, pl.Datetime):
-        if moments.dtype.time_unit == "ns":
-            below = (moments.to_physical() % 1000 != 0).sum()
-            if below and col.type is ColumnType.TIMESTAMP:
-                log.warn(
-                    f"{label}, column '{col.name}': {below} value(s) had digits below a "
-                    "microsecond; stored truncated to microseconds"
-                )
-        # polars floors when it drops nanoseconds: 12:00:00.0000009 stays in 12:00:00.
-        converted = moments.dt.replace_time_zone(None).cast(pl.Datetime("us"))
-        if col.type is ColumnType.DATE:
-            shown_values = shown if shown is not None else converted
-            _refuse_times_of_day(col, converted, rows, label, log, shown_values)
-            return converted.cast(pl.Date)
-        return converted
-    return moments.cast(_polars_type(col))
-
-
-def _refuse_times_of_day(
-    col: Column,
-    moments: pl.Series,
-    rows: pl.Series,
-    label: str,
-    log: ProblemLog,
-    shown: pl.Series,
-) -> None:
-    """A DATE column holds days; a time of day would be silently dropped, so it is an error."""
-    with_time = (moments.dt.truncate("1d") != moments).fill_null(False)
-    if with_time.any():
-        log.add_rows(
-            label,
-            col.name,
-            rows.filter(with_time).to_list(),
-            "expected a date without a time of day",
-            shown.filter(with_time).to_list(),
-        )
-
-
-def _within_calendar(
-    col: Column,
-    moments: pl.Series,
-    rows: pl.Series,
-    label: str,
-    log: ProblemLog,
-    shown: pl.Series | None,
-) -> pl.Series:
-    """Dates outside years 0001-9999 reported (and dropped), compared in the input's own unit.
-
-    Python's datetime cannot hold them (every read of such a row would fail), and converting
-    them between units can overflow.
-    """
-    physical = moments.to_physical()
-    first = (_FIRST_DAY - dt.date(1970, 1, 1)).days
-    last = (_LAST_DAY - dt.date(1970, 1, 1)).days
-    if isinstance(moments.dtype, pl.Datetime):
-        per_day = _UNITS_PER_DAY[moments.dtype.time_unit or "us"]
-        low, high = first * per_day, (last + 1) * per_day - 1
-    else:
-        low, high = first, last
-    # Bounds beyond int64 cannot be compared with an int64 column (and hold every value).
-    low, high = max(low, _INT64[0]), min(high, _INT64[1])
-    outside = ((physical < low) | (physical > high)).fill_null(False)
-    if not outside.any():
-        return moments
-    if shown is not None:
-        values: list[object] = shown.filter(outside).to_list()
-    else:
-        years = moments.filter(outside).dt.year().to_list()
-        values = [f"year {y}" if y is not None else "a year beyond ±262143" for y in years]
-    log.add_rows(label, col.name, rows.filter(outside).to_list(), OUTSIDE_CALENDAR, values)
-    return moments.set(outside, None)
 
 
 @dataclass(frozen=True)
@@ -498,6 +352,34 @@ def _check_duplicates(spec: TableSpec, frame: pl.DataFrame, label: str, log: Pro
     dup = ids.is_not_null() & ids.is_duplicated()
     if not dup.any():
         return
+    if log.keep_all:
+        # Quarantining, every copy goes: which of them is the right row is not for the
+        # loader to guess.
+        copies = (
+            frame.filter(dup)
+            .group_by(spec.id_column)
+            .agg(pl.col(ROW_COLUMN).sort().alias("rows"))
+            .explode("rows", keep_nulls=False)
+            .join(
+                frame.filter(dup)
+                .group_by(spec.id_column)
+                .agg(pl.col(ROW_COLUMN).sort().alias("all")),
+                on=spec.id_column,
+            )
+            .sort("rows")
+        )
+        log.add_each(
+            [
+                LoadProblem(
+                    label,
+                    f"duplicate id '{ident}' (rows {_row_list(every)}); every copy is rejected",
+                    row,
+                    spec.id_column,
+                )
+                for ident, row, every in copies.select(spec.id_column, "rows", "all").rows()
+            ]
+        )
+        return
     first_row = (
         frame.filter(dup).group_by(spec.id_column).agg(pl.col(ROW_COLUMN).min().alias("first"))
     )
@@ -507,16 +389,23 @@ def _check_duplicates(spec: TableSpec, frame: pl.DataFrame, label: str, log: Pro
         .filter(pl.col(ROW_COLUMN) != pl.col("first"))
         .sort(ROW_COLUMN)
     )
-    log.total += repeats.height
-    for rec in repeats.head(ROWS_SHOWN_PER_CHECK).iter_rows(named=True):
-        log.problems.append(
+    log.add_each(
+        [
             LoadProblem(
                 label,
                 f"duplicate id '{rec[spec.id_column]}' (first seen in row {rec['first']})",
                 rec[ROW_COLUMN],
                 spec.id_column,
             )
-        )
+            for rec in repeats.head(ROWS_SHOWN_PER_CHECK).iter_rows(named=True)
+        ]
+    )
+    log.total += repeats.height - min(repeats.height, ROWS_SHOWN_PER_CHECK)
+
+
+def _row_list(rows: Sequence[int]) -> str:
+    shown = ", ".join(str(r) for r in rows[:5])
+    return shown + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
 
 
 def _lab_checks(frame: pl.DataFrame, unparsed: pl.Series) -> list[_Check]:
@@ -557,8 +446,3 @@ def _closest(name: str, options: Sequence[str]) -> str | None:
 
     match = difflib.get_close_matches(name.lower(), options, n=1, cutoff=0.6)
     return match[0] if match else None
-
-
-def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

@@ -52,7 +52,9 @@ def test_the_same_files_again_are_unchanged_and_other_files_need_replace(chunker
     with connect() as store:
         write_patient(store, chunker, "a", "f1", replace=False)
         assert write_patient(store, chunker, "a", "f1", replace=False).status == "unchanged"
-        with pytest.raises(UserError, match="pass replace to swap it for these files"):
+        with pytest.raises(
+            UserError, match=r"pass --replace \(replace=True in code\) to swap it for these files"
+        ):
             write_patient(store, chunker, "a", "f2", replace=False)
         assert write_patient(store, chunker, "a", "f2", replace=True).status == "replaced"
         assert sources(store) == [("a", "f2", 1)]
