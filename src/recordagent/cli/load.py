@@ -12,11 +12,10 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from recordagent.cli.render import load_progress, render_load_report
+from recordagent.cli.render import load_progress, output_console, render_load_report
 from recordagent.errors import UserError, validation_problems
 from recordagent.records.load_report import LoadReport
 from recordagent.records.store_file import LoadInterrupted, open_for_load
@@ -98,7 +97,7 @@ def load(
     settings = _with_zone(settings, convert_timezone)
     if reject_file is not None and _same_path(reject_file, db):
         raise UserError(f"--reject-file {reject_file} is the store file; name another file")
-    console = Console()
+    console = output_console()
     report: LoadReport | None = None
     try:
         created = not db.exists()
