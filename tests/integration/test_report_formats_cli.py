@@ -1,11 +1,15 @@
 """`recordagent report` and `recordagent summary` in every format: stdout holds the output
-alone (notices go to stderr), --out writes a file, parquet is never written to stdout."""
+alone (notices go to stderr), --out writes a file, parquet is never written to stdout, and no
+output ever replaces an input (a run log, the labels, the store)."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,15 +88,35 @@ def test_json_and_jsonl_on_stdout_hold_one_object_per_row(logs: list[str]):
     assert rows[0]["citations"] == ["chunk:A-D3#2", "lab:L-12"]
 
 
-def test_labels_and_rescore_reach_the_results(logs: list[str], labels: str):
-    stored = json.loads(invoke("report", *logs, "--labels", labels, "--format", "json").stdout)
-    rescored = json.loads(
-        invoke("report", *logs, "--labels", labels, "--rescore", "--format", "json").stdout
-    )
-    drugs = [(s, r) for s, r in zip(stored, rescored, strict=True) if r["item_id"] == "drugs/A"]
+def test_labels_rescore_the_results_by_default_as_the_library_does(logs: list[str], labels: str):
+    stored = json.loads(invoke("report", *logs, "--format", "json").stdout)
+    by_default = invoke("report", *logs, "--labels", labels, "--format", "json")
+    rescored = invoke("report", *logs, "--labels", labels, "--rescore", "--format", "json")
+    assert by_default.code == 0 and by_default.stdout == rescored.stdout
+    rows = json.loads(by_default.stdout)
+    library = results(logs, labels=labels)
+    assert [(r["score"], r["reference"]) for r in rows] == library.select(
+        "score", "reference"
+    ).rows()
+    drugs = [(s, r) for s, r in zip(stored, rows, strict=True) if r["item_id"] == "drugs/A"]
     [(before, after)] = drugs
-    assert before["score"] is None and before["reference_text"] == "lenalidomide"
-    assert after["score"] == "incorrect" and after["reference_source"] == "single"
+    assert before["score"] is None and before["reference_text"] is None
+    assert after["score"] == "incorrect" and after["reference_text"] == "lenalidomide"
+    assert after["reference_source"] == "single"
+
+
+def test_no_rescore_with_labels_keeps_stored_scores_in_the_report_and_is_refused_for_results(
+    logs: list[str], labels: str
+):
+    refused = invoke("report", *logs, "--labels", labels, "--no-rescore", "--format", "csv")
+    assert refused.code == 2 and refused.stdout == ""
+    assert "--no-rescore with --labels and --format csv" in refused.stderr
+    stored = invoke("report", *logs, "--labels", labels, "--no-rescore", "--format", "markdown")
+    assert stored.code == 0
+    assert "the scores stored in the run logs are used" in stored.stdout
+    assert "the scores stored in the run logs are used" not in (
+        invoke("report", *logs, "--labels", labels, "--format", "markdown").stdout
+    )
 
 
 def test_markdown_on_stdout_is_the_report(logs: list[str]):
@@ -127,6 +151,80 @@ def test_out_writes_the_file_its_suffix_names_and_says_so_on_stderr(
     forced = tmp_path / "results.txt"
     assert invoke("report", *logs, "--format", "csv", "--out", str(forced)).code == 0
     assert forced.read_text().startswith("run_id,log,runner,")
+    unnamed = tmp_path / "results.dat"
+    assert invoke("report", *logs, "--format", "jsonl", "--out", str(unnamed)).code == 0
+    assert len(unnamed.read_text().splitlines()) == 6
+
+
+@pytest.mark.parametrize("option", ["--out", "--html"])
+def test_an_output_that_is_a_run_log_is_refused_and_the_log_kept(
+    logs: list[str], tmp_path: Path, option: str
+):
+    log = Path(logs[0])
+    before = log.read_bytes()
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(log)
+    for target in (log, link, log.parent / "." / log.name):
+        done = invoke("report", *logs, option, str(target))
+        assert done.code == 2 and done.stdout == "", done.stderr
+        assert f"error: {option} {target} is the run log {log}: writing it would destroy it" in (
+            done.stderr
+        )
+    assert log.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.jsonl"]
+
+
+def test_an_output_that_is_the_labels_or_the_other_output_is_refused(
+    logs: list[str], labels: str, tmp_path: Path
+):
+    kept = Path(labels).read_bytes()
+    done = invoke("report", *logs, "--labels", labels, "--out", labels)
+    assert done.code == 2 and f"--out {labels} is the --labels file {labels}" in done.stderr
+    done = invoke("report", *logs, "--labels", labels, "--html", labels)
+    assert done.code == 2 and f"--html {labels} is the --labels file" in done.stderr
+    assert Path(labels).read_bytes() == kept
+    both = tmp_path / "report.txt"
+    done = invoke("report", *logs, "--out", str(both), "--format", "markdown", "--html", str(both))
+    assert done.code == 2 and not both.exists()
+    assert f"--html {both} and --out {both} are the same file" in done.stderr
+
+
+def test_stdout_redirected_into_a_run_log_is_refused_and_the_log_kept(
+    logs: list[str], tmp_path: Path
+):
+    log = tmp_path / "agent.jsonl"
+    shutil.copy(logs[0], log)
+    before = log.read_bytes()
+    with log.open("ab") as appended:  # recordagent report agent.jsonl --format jsonl >> agent.jsonl
+        done = subprocess.run(
+            [sys.executable, "-m", "recordagent", "report", str(log), "--format", "jsonl"],
+            stdout=appended,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "NO_COLOR": "1"},
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 2
+    assert f"stdout is redirected into the run log {log}" in done.stderr
+    assert log.read_bytes() == before
+
+
+def test_a_format_the_out_suffix_contradicts_is_refused_naming_both(
+    logs: list[str], db: str, tmp_path: Path
+):
+    target = tmp_path / "x.parquet"
+    done = invoke("report", *logs, "--format", "csv", "--out", str(target))
+    assert done.code == 2 and not target.exists()
+    assert f"--format csv contradicts --out {target}, whose suffix '.parquet' names parquet" in (
+        done.stderr
+    )
+    markdown = tmp_path / "x.md"
+    done = invoke("summary", "--db", db, "--format", "json", "--out", str(markdown))
+    assert done.code == 2 and not markdown.exists()
+    assert f"--format json contradicts --out {markdown}" in done.stderr
+    binary_text = invoke("report", *logs, "--format", "parquet", "--out", str(tmp_path / "x.txt"))
+    assert binary_text.code == 2 and "names table" in binary_text.stderr
 
 
 def test_parquet_is_never_written_to_stdout(logs: list[str]):
@@ -137,7 +235,12 @@ def test_parquet_is_never_written_to_stdout(logs: list[str]):
 
 def test_bad_report_arguments_are_one_error_line(logs: list[str], tmp_path: Path):
     folder = invoke("report", *logs, "--out", str(tmp_path))
-    assert folder.code == 2 and "--out" in folder.stderr and "is a folder" in folder.stderr
+    assert folder.code == 2 and f"--out {tmp_path} is a folder" in folder.stderr
+    unnamed = invoke("report", *logs, "--out", str(tmp_path / "report.html"))
+    assert unnamed.code == 2 and not (tmp_path / "report.html").exists()
+    assert "its suffix '.html' names no format; end it in one of .txt, .md, .csv" in (
+        unnamed.stderr
+    )
     unknown = invoke("report", *logs, "--format", "xlsx")
     assert unknown.code == 2 and "Invalid value for '--format'" in unknown.stderr
     missing = invoke("report", str(tmp_path / "nope.jsonl"), "--format", "csv")
@@ -189,3 +292,21 @@ def test_summary_writes_every_patient_and_column_in_the_data_formats(db: str, tm
     text = tmp_path / "summary.txt"
     assert invoke("summary", "--db", db, "--out", str(text)).stdout == ""
     assert text.read_text() == table.stdout  # the table, as a file
+
+
+def test_summary_never_writes_over_its_store(db: str, tmp_path: Path):
+    store = tmp_path / "store.duckdb"
+    shutil.copy(db, store)
+    before = store.read_bytes()
+    for args, message in [
+        ([], f"--out {store}: its suffix '.duckdb' names no format; end it in one of .txt"),
+        (["--format", "table"], f"--out {store} is the record store {store}: writing it"),
+        (["--format", "csv"], f"--out {store} is the record store {store}"),
+    ]:
+        done = invoke("summary", "--db", str(store), "--out", str(store), *args)
+        assert done.code == 2 and done.stdout == "" and message in done.stderr, done.stderr
+    wal = Path(f"{store}.wal")
+    done = invoke("summary", "--db", str(store), "--format", "jsonl", "--out", str(wal))
+    assert done.code == 2 and f"is the record store's write-ahead log {wal}" in done.stderr
+    assert store.read_bytes() == before and not wal.exists()
+    assert invoke("summary", "--db", str(store), "--out", str(tmp_path / "p.csv")).code == 0

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import stat
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -27,18 +29,22 @@ from rich.table import Table
 from rich.text import Text
 
 from recordagent.errors import UserError
+from recordagent.evaluation.results_table import same_file
 from recordagent.paths import path_kind, shown
 from recordagent.records.load_report import LoadProgress, LoadReport
 
 __all__ = [
+    "OUT_SUFFIXES",
     "PIPE_WIDTH",
     "add_id_column",
+    "chosen_format",
     "load_progress",
     "markdown_table",
     "output_console",
     "output_file",
     "output_folder",
     "readable_name",
+    "refuse_overwriting",
     "render_load_report",
     "render_summary",
     "shown",
@@ -278,3 +284,100 @@ def _make_folder(folder: Path, option: str, path: Path) -> None:
         ) from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UserError(f"{option} {shown(path)}: the folder {shown(folder)} is not writable")
+
+
+OUT_SUFFIXES = {
+    ".txt": "table",
+    ".md": "markdown",
+    ".csv": "csv",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".parquet": "parquet",
+}
+"""The format each suffix of ``--out`` names, for the commands that take ``--format``."""
+
+_TEXT_SUFFIX = ".txt"
+"""Plain text: the table by default, yet a fit for any text format (never parquet)."""
+
+
+def chosen_format(given: str | None, out: Path | None) -> str:
+    """The format to write: ``given``, else the one the suffix of ``out`` names, else 'table'.
+
+    Raises:
+        UserError: ``out`` is a folder; its suffix names no format and no format is given
+            (a table written over a file meant as something else, a store, would destroy
+            it); or ``given`` contradicts the suffix (csv into ``x.parquet``).
+    """
+    if out is None:
+        return given or "table"
+    if path_kind(out, "--out") == "folder":  # said first: a folder's name has no suffix to fix
+        raise UserError(f"--out {shown(out)} is a folder; give a file name")
+    suffix = out.suffix.lower()
+    named = OUT_SUFFIXES.get(suffix)
+    if given is None:
+        if named is None:
+            what = f"its suffix '{out.suffix}'" if out.suffix else "a name without a suffix"
+            raise UserError(
+                f"--out {shown(out)}: {what} names no format; end it in one of "
+                f"{', '.join(OUT_SUFFIXES)}, or give --format"
+            )
+        return named
+    text_anyway = suffix == _TEXT_SUFFIX and given != "parquet"
+    if named is not None and named != given and not text_anyway:
+        raise UserError(
+            f"--format {given} contradicts --out {shown(out)}, whose suffix '{out.suffix}' "
+            f"names {named}; change one of them, or leave out --format"
+        )
+    return given
+
+
+def refuse_overwriting(
+    outputs: Sequence[tuple[str, Path | None]], inputs: Sequence[tuple[str, Path]]
+) -> None:
+    """Refuse an output that is one of the inputs, or another output, before any work.
+
+    Each output and input is ``(what, path)``: ``("--out", out)``, ``("run log", log)``. The
+    same file by another name (a symbolic or hard link, ``./x``) counts. stdout counts as an
+    output when it is redirected into a file: ``>> run.jsonl`` would append to the log.
+
+    Raises:
+        UserError: Naming the option, the file and the input it would replace.
+    """
+    given = [(what, path) for what, path in outputs if path is not None]
+    for number, (what, path) in enumerate(given):
+        for source, original in inputs:
+            if same_file(path, original):
+                raise UserError(
+                    f"{what} {shown(path)} is the {source} {shown(original)}: writing it "
+                    "would destroy it; give another file"
+                )
+        for other, earlier in given[:number]:
+            if same_file(path, earlier):
+                raise UserError(
+                    f"{what} {shown(path)} and {other} {shown(earlier)} are the same file; "
+                    "give each its own"
+                )
+    redirected = _stdout_file()
+    for source, original in inputs:
+        if redirected is not None and _is_file(original, redirected):
+            raise UserError(
+                f"stdout is redirected into the {source} {shown(original)}: writing to it "
+                "would destroy it; redirect to another file, or use --out"
+            )
+
+
+def _stdout_file() -> os.stat_result | None:
+    """What stdout is, when it is a regular file; None for a terminal, a pipe or no file."""
+    try:
+        status = os.fstat(sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        return None
+    return status if stat.S_ISREG(status.st_mode) else None
+
+
+def _is_file(path: Path, status: os.stat_result) -> bool:
+    try:
+        mine = path.stat()
+    except (OSError, ValueError):
+        return False
+    return (mine.st_dev, mine.st_ino) == (status.st_dev, status.st_ino)

@@ -6,6 +6,10 @@ Two kinds of output, chosen by ``--format``: the report (``table`` in the termin
 (:func:`recordagent.evaluation.results_table.results`). Output goes to stdout, or to ``--out``;
 stdout then holds that output alone, and warnings and notices go to stderr, so that
 ``recordagent report run.jsonl --format csv > results.csv`` is a clean file.
+
+With ``--labels`` every answer is scored again against them (``--no-rescore`` keeps the stored
+scores for the report; the per-item results then refuse, since their reference column would sit
+beside scores made against other labels). No output may be a log, the labels or another output.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from recordagent.cli.costs import print_costs
-from recordagent.cli.render import output_console, output_file
+from recordagent.cli.render import chosen_format, output_console, output_file, refuse_overwriting
 from recordagent.errors import UserError
 from recordagent.evaluation.labels import read_labels, reference_labels
 from recordagent.evaluation.log import RunLog, read_contents
@@ -52,28 +56,25 @@ class ReportFormat(StrEnum):
 _RESULTS = {ReportFormat.csv, ReportFormat.json, ReportFormat.jsonl, ReportFormat.parquet}
 """Formats of the per-item results; the others are the summary report."""
 
-_BY_SUFFIX = {
-    ".csv": ReportFormat.csv,
-    ".json": ReportFormat.json,
-    ".jsonl": ReportFormat.jsonl,
-    ".parquet": ReportFormat.parquet,
-    ".md": ReportFormat.markdown,
-}
-
 
 def report(
     logs: Annotated[list[Path], typer.Argument(help="Run logs (JSONL), one per runner.")],
     labels: Annotated[
         Path | None,
         typer.Option(
-            help="Labels file (.csv, .jsonl, .parquet): agreement and, with --rescore, "
-            "the references."
+            help="Labels file (.csv, .jsonl, .parquet): the references every answer is scored "
+            "again against, and the annotators' agreement."
         ),
     ] = None,
     rescore: Annotated[
-        bool,
-        typer.Option("--rescore", help="Score every answer again against --labels."),
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--rescore/--no-rescore",
+            help="Score every answer again against --labels (the default with --labels). "
+            "--no-rescore: the report keeps the scores stored in the logs and takes only the "
+            "agreement from --labels (not for the per-item results).",
+        ),
+    ] = None,
     html: Annotated[Path | None, typer.Option(help="Also write the report as HTML here.")] = None,
     output_format: Annotated[
         ReportFormat | None,
@@ -81,8 +82,8 @@ def report(
             "--format",
             help="table (the report, for a terminal) or markdown: the report comparing the "
             "runners. csv, json, jsonl or parquet: the per-item results, one row per item and "
-            "runner. Default: by the suffix of --out (.csv, .json, .jsonl, .parquet, .md), "
-            "else table.",
+            "runner. Default: by the suffix of --out (.txt table, .md, .csv, .json, .jsonl, "
+            ".parquet), else table; a format the suffix contradicts is refused.",
             case_sensitive=False,
         ),
     ] = None,
@@ -92,9 +93,21 @@ def report(
     ] = None,
 ) -> None:
     """Print the report of the run logs (stored scores, or rescored against --labels)."""
-    chosen = _format(output_format, out)
+    chosen = ReportFormat(chosen_format(output_format, out))
+    if rescore is None:
+        rescore = labels is not None
     if rescore and labels is None:
         raise UserError("--rescore needs --labels (the labels to score against)")
+    if not rescore and labels is not None and chosen in _RESULTS:
+        raise UserError(
+            f"--no-rescore with --labels and --format {chosen}: each row's reference (from "
+            "--labels) would sit beside a score made against the run's labels; leave out "
+            "--labels for the stored scores, or drop --no-rescore to score against --labels"
+        )
+    inputs = [("run log", path) for path in logs]
+    if labels is not None:
+        inputs.append(("--labels file", labels))
+    refuse_overwriting([("--out", out), ("--html", html)], inputs)
     if html is not None and path_kind(html, "--html") == "folder":
         raise UserError(f"--html {html} is a folder; give the HTML file to write")
     if chosen is ReportFormat.parquet and out is None:
@@ -120,7 +133,7 @@ def report(
     if chosen in _RESULTS:
         frame = results(runs, labels=references, rescore=rescore)
         if out is not None:
-            write_results(frame, out, format=chosen.value)
+            write_results(frame, out, format=chosen.value, keep=[labels] if labels else [])
             notices.print(f"written: {escape(shown(out))} ({frame.height} rows)", highlight=False)
         else:
             sys.stdout.buffer.write(frame_bytes(frame, chosen.value))
@@ -148,15 +161,6 @@ def report(
             result = build_report(runs, references if rescore else None, labels=label_rows)
         write_text(html, render_html(result), "HTML report")
         notices.print(f"written: {escape(shown(html))}", highlight=False)
-
-
-def _format(given: ReportFormat | None, out: Path | None) -> ReportFormat:
-    """The format asked for, else the one the --out suffix names, else table."""
-    if given is not None:
-        return given
-    if out is not None:
-        return _BY_SUFFIX.get(out.suffix.lower(), ReportFormat.table)
-    return ReportFormat.table
 
 
 def _read_log(path: Path, notices: Console) -> RunLog:

@@ -3,7 +3,8 @@
 ``--format table`` (the default) prints the columns that fit a terminal; ``markdown``, ``csv``,
 ``json``, ``jsonl`` and ``parquet`` give every column of
 :func:`recordagent.records.summary.patient_summary`, on stdout (nothing else there: notices go
-to stderr) or in ``--out``.
+to stderr) or in ``--out``. ``--out`` is never the store (nor its write-ahead log), and its
+suffix must name the format (``.txt`` for the table) when ``--format`` is not given.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ import typer
 from rich.markup import escape
 
 from recordagent.cli.render import (
+    chosen_format,
     markdown_table,
     output_console,
     output_file,
+    refuse_overwriting,
     render_summary,
     store_file,
 )
@@ -49,14 +52,6 @@ class SummaryFormat(StrEnum):
     parquet = "parquet"
 
 
-_BY_SUFFIX = {
-    ".csv": SummaryFormat.csv,
-    ".json": SummaryFormat.json,
-    ".jsonl": SummaryFormat.jsonl,
-    ".parquet": SummaryFormat.parquet,
-    ".md": SummaryFormat.markdown,
-}
-
 
 def summary(
     ctx: typer.Context,
@@ -74,7 +69,8 @@ def summary(
         typer.Option(
             "--format",
             help="table (for a terminal), markdown, csv, json, jsonl or parquet. Default: by "
-            "the suffix of --out (.md, .csv, .json, .jsonl, .parquet), else table.",
+            "the suffix of --out (.txt table, .md, .csv, .json, .jsonl, .parquet), else "
+            "table; a format the suffix contradicts is refused.",
             case_sensitive=False,
         ),
     ] = None,
@@ -85,8 +81,11 @@ def summary(
 ) -> None:
     """Print one row per patient: documents, chunks, tokens, labs, events and record span."""
     settings: Settings = ctx.obj
-    chosen = output_format or (
-        _BY_SUFFIX.get(out.suffix.lower(), SummaryFormat.table) if out else SummaryFormat.table
+    chosen = SummaryFormat(chosen_format(output_format, out))
+    # DuckDB keeps what is not yet checkpointed in FILE.wal: it is part of the store.
+    refuse_overwriting(
+        [("--out", out)],
+        [("record store", db), ("record store's write-ahead log", Path(f"{db}.wal"))],
     )
     if chosen is SummaryFormat.parquet and out is None:
         raise UserError(

@@ -42,6 +42,7 @@ __all__ = [
     "frame_bytes",
     "records_frame",
     "results",
+    "same_file",
     "write_results",
 ]
 
@@ -150,7 +151,7 @@ def results(
     run_logs: RunSource | Iterable[RunSource],
     *,
     labels: LabelSource | None = None,
-    rescore: bool = False,
+    rescore: bool | None = None,
 ) -> pl.DataFrame:
     """Per-item results of run logs: one row per item and run, columns of :data:`RESULT_COLUMNS`.
 
@@ -163,18 +164,30 @@ def results(
         run_logs: A run log or several: paths, open :class:`RunLog` objects, or the
             ``(manifest, records)`` pairs :meth:`RunLog.read` returns.
         labels: Reference labels: a labels file (.csv, .jsonl, .parquet), labels, or
-            references by item id. They fill ``reference``; the scores stay those stored in
-            the logs unless ``rescore`` is set.
-        rescore: Score every answer again against ``labels`` (as ``recordagent report
-            --labels --rescore`` does), without calling any model. An item without a
-            reference is then ungraded.
+            references by item id. They fill ``reference`` and every answer is scored again
+            against them (as ``recordagent report --labels`` does), without calling any
+            model; an item without a reference is then ungraded. Without labels the scores
+            are those stored in the logs and the reference columns are null.
+        rescore: None (the default): score again exactly when ``labels`` are given. True
+            without labels, or False with them, is refused: either would give rows whose
+            score was not made against the reference beside it.
 
     Raises:
         UserError: A log is missing, unreadable or not a run log (the message names the file
-            and line), or the labels file is; ``rescore`` without ``labels``.
+            and line), or the labels file is; ``rescore=True`` without ``labels``, or
+            ``rescore=False`` with them.
     """
+    if rescore is None:
+        rescore = labels is not None
     if rescore and labels is None:
         raise UserError("rescore needs labels (the reference labels to score against)")
+    if not rescore and labels is not None:
+        # The stored scores were made against the labels of the run, which need not be these:
+        # a row would show one reference beside a score made against another.
+        raise UserError(
+            "labels with rescore=False would put references beside scores made against other "
+            "labels; leave out labels for the scores stored in the logs"
+        )
     runs = [_read(source) for source in _sources(run_logs)]
     references = None
     if labels is not None:
@@ -204,7 +217,13 @@ def records_frame(
     return pl.DataFrame(columns, schema=_SCHEMA)
 
 
-def write_results(frame: pl.DataFrame, path: str | Path, *, format: str | None = None) -> Path:
+def write_results(
+    frame: pl.DataFrame,
+    path: str | Path,
+    *,
+    format: str | None = None,
+    keep: Iterable[str | Path] = (),
+) -> Path:
     """Write ``frame`` to ``path`` in the format its suffix names (or ``format``); return the path.
 
     ``.parquet`` keeps every type; ``.csv`` joins list cells with ``;`` (CSV cannot hold
@@ -213,29 +232,29 @@ def write_results(frame: pl.DataFrame, path: str | Path, *, format: str | None =
     the target under a temporary name and moved into place when complete. Any polars frame
     can be written this way (``recordagent summary`` writes its per-patient frame so).
 
+    A file the results were read from is never replaced: not the run logs named in the
+    frame's ``log`` column, nor any file in ``keep`` (the same file by another name, a
+    symbolic or hard link, included).
+
     Args:
         frame: The frame to write.
         path: The file to write.
-        format: 'parquet', 'csv', 'jsonl' or 'json', whatever the suffix; None: by suffix.
+        format: 'parquet', 'csv', 'jsonl' or 'json'; None: the one the suffix names. A
+            format that contradicts the suffix (csv into ``x.parquet``) is refused; a suffix
+            that names none (``.txt``) takes any.
+        keep: Files that must not be replaced (the labels file the results were scored
+            against, for one).
 
     Raises:
-        UserError: An unknown suffix or format, a folder at ``path``, or the file cannot be
-            written.
+        UserError: An unknown suffix or format, a format the suffix contradicts, a folder at
+            ``path``, ``path`` is a run log of the frame or a file in ``keep``, or the file
+            cannot be written.
     """
     target = Path(path)
     if path_kind(target, "results file") == "folder":
         raise UserError(f"results file {shown(target)} is a folder; give a file name")
-    kind = RESULT_FORMATS.get(target.suffix.lower()) if format is None else format
-    if kind is None or kind not in RESULT_FORMATS.values():
-        if format is not None:
-            raise UserError(
-                f"unknown results format {format!r}; use one of "
-                f"{', '.join(RESULT_FORMATS.values())}"
-            )
-        raise UserError(
-            f"cannot write results to {shown(target)}: unknown format "
-            f"'{target.suffix}'; use one of {', '.join(RESULT_FORMATS)}"
-        )
+    kind = _format(target, format)
+    _refuse_inputs(target, frame, keep)
     data = frame_bytes(frame, kind)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -256,6 +275,18 @@ def write_results(frame: pl.DataFrame, path: str | Path, *, format: str | None =
             f"cannot write the results file {shown(target)}: {exc.strerror or exc}"
         ) from exc
     return target
+
+
+def same_file(first: str | Path, second: str | Path) -> bool:
+    """Whether two paths name one file: the same path, or links (symbolic or hard) to it.
+
+    Paths that cannot both be looked at are compared once their symbolic links are resolved,
+    so that a file yet to be written through a link is the file the link names.
+    """
+    try:
+        return os.path.samefile(first, second)
+    except (OSError, ValueError):
+        return _resolved(first) == _resolved(second)
 
 
 def frame_bytes(frame: pl.DataFrame, kind: str) -> bytes:
@@ -440,6 +471,52 @@ def _plain(value: Any) -> Any:
 
 
 # --- writing ---------------------------------------------------------------------------------
+
+
+def _format(target: Path, given: str | None) -> str:
+    """The format to write ``target`` in: ``given``, checked against the suffix, or the suffix's."""
+    named = RESULT_FORMATS.get(target.suffix.lower())
+    if given is None:
+        if named is None:
+            raise UserError(
+                f"cannot write results to {shown(target)}: unknown format "
+                f"'{target.suffix}'; use one of {', '.join(RESULT_FORMATS)}"
+            )
+        return named
+    if given not in RESULT_FORMATS.values():
+        raise UserError(
+            f"unknown results format {given!r}; use one of {', '.join(RESULT_FORMATS.values())}"
+        )
+    if named is not None and named != given:
+        raise UserError(
+            f"cannot write {given} to {shown(target)}: its suffix '{target.suffix}' names "
+            f"{named}; give a file ending in {_suffix_of(given)} or leave out the format"
+        )
+    return given
+
+
+def _suffix_of(kind: str) -> str:
+    return next(suffix for suffix, named in RESULT_FORMATS.items() if named == kind)
+
+
+def _refuse_inputs(target: Path, frame: pl.DataFrame, keep: Iterable[str | Path]) -> None:
+    """Refuse ``target`` if it is a run log the frame was read from or a file in ``keep``."""
+    logs: list[str] = []
+    if frame.schema.get("log") == pl.String:
+        logs = frame.get_column("log").drop_nulls().unique(maintain_order=True).to_list()
+    for source, what in [*((log, "run log") for log in logs), *((k, "input") for k in keep)]:
+        if same_file(target, source):
+            raise UserError(
+                f"cannot write results to {shown(target)}: it is the {what} "
+                f"{shown(source)} they were read from; give another file"
+            )
+
+
+def _resolved(path: str | Path) -> Path:
+    try:
+        return Path(path).resolve()
+    except (OSError, RuntimeError, ValueError):  # a loop of links, a NUL byte
+        return Path(os.path.abspath(path))
 
 
 def _new_file_mode() -> int:

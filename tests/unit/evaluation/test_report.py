@@ -136,6 +136,14 @@ def test_stored_scores_are_used_without_references(runs):
     assert scored.runner("agent").concordance.n == 10
 
 
+def test_labels_given_for_agreement_only_say_the_stored_scores_are_used(runs):
+    item = runs[0][1][0].item
+    labels = [Label(item_id=item.id, annotator="md1", value=None)]
+    report = build_report(runs, None, labels=labels, n_boot=50)
+    assert "not scored again against the labels given" in report.notes[0]
+    assert not any("No reference labels" in note for note in report.notes)
+
+
 def test_agreement_kappa_and_expert_disagreement_rate():
     boolean = [
         EvalItem(

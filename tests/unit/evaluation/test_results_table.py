@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from recordagent.evaluation.results_table import (
     columns_markdown,
     records_frame,
     results,
+    same_file,
     write_results,
 )
 from recordagent.evaluation.scorers import Score
@@ -244,12 +246,6 @@ def test_one_typed_row_per_item_and_run_in_the_documented_column_order(logs: lis
 
 
 def test_rescoring_against_labels_grades_every_answer_and_fills_the_reference(logs: list[Path]):
-    stored = results(logs, labels=LABELS)
-    # Labels alone fill the reference; the scores stay those the logs hold.
-    assert _by(stored, "full_context", "asct/A")["score"] == "incorrect"
-    assert _by(stored, "agent", "drugs/A")["score"] is None
-    assert json.loads(_by(stored, "agent", "asct/A")["reference"]) == "2020-06-15"
-
     frame = results(logs, labels=LABELS, rescore=True)
     asct = _by(frame, "agent", "asct/A")
     assert (asct["score"], asct["correct"], asct["scorer"]) == ("correct", True, "date")
@@ -267,6 +263,28 @@ def test_rescoring_against_labels_grades_every_answer_and_fills_the_reference(lo
     unlabelled = _by(frame, "full_context", LONG_ITEM)
     assert (unlabelled["score"], unlabelled["correct"]) == ("ungraded", None)
     assert frame["correct"].mean() == pytest.approx(1 / 4)  # 1 of 4 graded rows
+
+
+def test_labels_rescore_by_default_so_each_score_is_made_against_the_reference_beside_it(
+    logs: list[Path],
+):
+    # The log holds drugs/A unscored: a reference beside that stored score would contradict it.
+    assert _by(results(logs), "agent", "drugs/A")["score"] is None
+    by_default = results(logs, labels=LABELS)
+    assert by_default.equals(results(logs, labels=LABELS, rescore=True))
+    drugs = _by(by_default, "agent", "drugs/A")
+    assert (drugs["reference_text"], drugs["score"]) == ("lenalidomide", "incorrect")
+    # Every graded row's explanation compares the answer with the reference in the same row.
+    for row in by_default.filter(pl.col("scorer") == "date").iter_rows(named=True):
+        assert f"vs {row['reference_text']}" in row["explanation"]
+
+
+def test_labels_with_rescore_false_are_refused_rather_than_mixing_two_sets_of_labels(
+    logs: list[Path],
+):
+    with pytest.raises(UserError, match="labels with rescore=False would put references"):
+        results(logs, labels=LABELS, rescore=False)
+    assert results(logs, rescore=False).equals(results(logs))
 
 
 def test_labels_may_be_a_file_or_references_and_logs_may_be_read_already(
@@ -344,9 +362,68 @@ def test_written_files_read_back_with_the_same_rows(logs: list[Path], tmp_path: 
     assert json.loads(lines[0])["as_of"] == "2021-01-01"
     whole = json.loads(write_results(frame, tmp_path / "results.json").read_text())
     assert [row["citations"] for row in whole] == frame["citations"].to_list()
-    # The format may be given whatever the suffix.
+    # The format may be given for a suffix that names none.
     forced = write_results(frame, tmp_path / "results.txt", format="jsonl")
     assert forced.read_text() == "\n".join(lines) + "\n"
+    assert write_results(frame, tmp_path / "again.csv", format="csv").read_text() == (
+        (tmp_path / "results.csv").read_text()
+    )
+
+
+def test_a_format_the_suffix_contradicts_is_refused_naming_both(
+    logs: list[Path], tmp_path: Path
+):
+    frame = results(logs)
+    target = tmp_path / "x.parquet"
+    with pytest.raises(
+        UserError, match=rf"cannot write csv to {target}: its suffix '\.parquet' names parquet"
+    ):
+        write_results(frame, target, format="csv")
+    with pytest.raises(UserError, match="give a file ending in .json or leave out the format"):
+        write_results(frame, tmp_path / "x.JSONL", format="json")
+    assert not target.exists()
+
+
+def test_results_are_never_written_over_a_log_they_were_read_from(
+    logs: list[Path], tmp_path: Path
+):
+    frame = results(logs)
+    before = logs[1].read_bytes()
+    with pytest.raises(UserError, match=rf"it is the run log {logs[1]} they were read from"):
+        write_results(frame, logs[1].with_suffix(".jsonl"), format="jsonl")
+    # The same file by another name: a symbolic link, a hard link, a path through '..'.
+    linked = tmp_path / "linked.jsonl"
+    linked.symlink_to(logs[1])
+    hard = tmp_path / "hard.jsonl"
+    os.link(logs[1], hard)
+    roundabout = logs[1].parent / ".." / logs[1].parent.name / logs[1].name
+    for other in (linked, hard, roundabout):
+        with pytest.raises(UserError, match="they were read from; give another file"):
+            write_results(frame, other)
+    assert logs[1].read_bytes() == before
+    # Files in keep (the labels) are kept too; other files are written as usual.
+    labels = tmp_path / "labels.csv"
+    labels.write_text("item_id,annotator,value\n")
+    with pytest.raises(UserError, match=f"it is the input {labels}"):
+        write_results(frame, labels, keep=[labels])
+    assert labels.read_text() == "item_id,annotator,value\n"
+    assert write_results(frame, tmp_path / "results.jsonl", keep=[labels]).exists()
+
+
+def test_same_file_sees_links_and_files_yet_to_be_written(tmp_path: Path):
+    real = tmp_path / "real.txt"
+    real.write_text("x")
+    link = tmp_path / "link.txt"
+    link.symlink_to(real)
+    assert same_file(real, link) and same_file(str(link), real)
+    assert not same_file(real, tmp_path / "other.txt")
+    # A link to a file not there yet names that file; a loop of links is only itself.
+    dangling = tmp_path / "dangling.txt"
+    dangling.symlink_to(tmp_path / "later.txt")
+    assert same_file(dangling, tmp_path / "later.txt")
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    assert same_file(loop, loop) and not same_file(loop, real)
 
 
 def test_a_bad_results_path_is_a_user_error_and_leaves_nothing(

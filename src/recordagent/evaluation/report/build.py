@@ -100,5 +100,7 @@ def build_report(
         agreement=agreement,
         errors=errors,
         error_items=errors_found,
-        notes=run_notes(loaded, len(items), rescored=references is not None),
+        notes=run_notes(
+            loaded, len(items), rescored=references is not None, labelled=bool(labels)
+        ),
     )

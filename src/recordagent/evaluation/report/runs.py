@@ -104,10 +104,20 @@ def score_runs(runs: Sequence[ScoredRun], references: Mapping[str, ReferenceLabe
         )
 
 
-def run_notes(runs: Sequence[ScoredRun], items: int, *, rescored: bool) -> list[str]:
-    """What the report must say about the runs: stored scores, missing and failed answers."""
+def run_notes(
+    runs: Sequence[ScoredRun], items: int, *, rescored: bool, labelled: bool = False
+) -> list[str]:
+    """What the report must say about the runs: stored scores, missing and failed answers.
+
+    ``labelled``: labels were given (for agreement) without scoring again against them.
+    """
     notes = []
-    if not rescored:
+    if not rescored and labelled:
+        notes.append(
+            "The scores stored in the run logs are used (not scored again against the labels "
+            "given)."
+        )
+    elif not rescored:
         notes.append("No reference labels were given: the scores stored in the run logs are used.")
     for run in runs:
         answered = {r.item.id for r in run.records}
