@@ -154,7 +154,15 @@ def test_timeline_and_query_labs_on_a_synthea_patient(synthea, raw_synthea):
     timeline = get_timeline(store.scope(patient), GetTimelineInput())
     assert timeline.total > 0
     kinds = {e.kind for e in timeline.entries}
-    assert kinds <= {"encounter", "diagnosis", "procedure", "medication", "other", "document"}
+    assert kinds <= {
+        "admission",
+        "encounter",
+        "diagnosis",
+        "procedure",
+        "medication",
+        "other",
+        "document",
+    }
     assert all(e.start.year > 1900 for e in timeline.entries)
 
 
@@ -212,6 +220,36 @@ def test_the_fixture_bundle_maps_every_resource_kind():
     assert documents["DocumentReference/doc-2"][5] == "Discharge\n\nHome & well."
     assert documents["DocumentReference/doc-1"][5].startswith("Patient seen for anaemia.")
     assert got["chunks"]
+
+
+def test_an_inpatient_encounter_is_an_admission_whatever_its_local_type(tmp_path: Path):
+    def encounter(rid: str, klass: str, type_text: str) -> dict[str, Any]:
+        return {
+            "resourceType": "Encounter",
+            "id": rid,
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": klass},
+            "type": [{"text": type_text}],
+            "subject": {"reference": "Patient/p1"},
+            "period": {"start": "2021-02-03T08:45:00", "end": "2021-02-09T10:00:00"},
+        }
+
+    lines = [
+        {"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1950-01-01"},
+        encounter("stay", "IMP", "Encounter for problem"),
+        encounter("icu", "ACUTE", "Transfer to intensive care unit"),
+        encounter("visit", "AMB", "General examination"),
+    ]
+    (tmp_path / "export.ndjson").write_text("\n".join(json.dumps(line) for line in lines))
+    with connect() as store:
+        load_fhir(store, tmp_path)
+        rows = store.connection.execute(
+            "SELECT event_id, kind, label, detail FROM events ORDER BY event_id"
+        ).fetchall()
+    assert rows == [
+        ("Encounter/icu", "admission", "Transfer to intensive care unit", "class ACUTE"),
+        ("Encounter/stay", "admission", "Encounter for problem", "class IMP"),
+        ("Encounter/visit", "encounter", "General examination", "class AMB"),
+    ]
 
 
 def test_ndjson_loads_the_same_as_the_equivalent_bundle():

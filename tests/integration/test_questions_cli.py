@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
+from typer.testing import CliRunner
 
+from recordagent.cli.main import app
+from recordagent.errors import UserError
 from recordagent.evaluation.labels import read_labels
 from recordagent.questions.items import EvalItem
+from recordagent.records.db import connect
+from recordagent.records.load import load_bundle
 from recordagent.sources.synthetic import generate_cohort, load_preset
-from tests.helpers import recordagent
+from tests.helpers import REPO, recordagent
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +123,111 @@ def test_sample_refuses_output_paths_it_cannot_write_before_writing_anything(
     assert folder.returncode == 2
     assert "is a folder; give a file name" in " ".join(folder.stderr.split())
     assert "Traceback" not in bad_labels.stderr + folder.stderr
+
+
+# --- SQL-derived templates: the same commands, a record store instead of a cohort --------------
+
+GENERAL = REPO / "question_templates" / "general"
+MYELOMA = REPO / "question_templates" / "myeloma"
+GENERAL_IDS = {
+    template["id"]
+    for path in GENERAL.glob("level*.yaml")
+    for template in yaml.safe_load(path.read_text(encoding="utf-8"))["templates"]
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_store(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny cohort's bundle loaded into a store file."""
+    path = tmp_path_factory.mktemp("questions_cli_store") / "tiny.duckdb"
+    with connect(path) as store:
+        load_bundle(store, tiny)
+    return path
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_validate_and_list_know_the_general_sql_templates():
+    listed = recordagent("questions", "list", str(GENERAL))
+    assert listed.returncode == 0, listed.stderr
+    assert "latest-hba1c" in listed.stdout and "number (mg/dL)" in listed.stdout
+    every = recordagent("questions", "validate")
+    assert every.returncode == 0, every.stderr
+    assert re.search(r"\d+ silver templates valid in \S*general", flat(every.stdout))
+    for family in ("mimic_iv", "myeloma"):
+        assert re.search(rf"templates valid in \S*{family}", flat(every.stdout)), family
+
+
+def test_sample_over_a_store_with_sql_templates_writes_items_and_silver_labels(
+    tmp_path: Path, tiny_store: Path
+):
+    items_file, labels_file = tmp_path / "items.jsonl", tmp_path / "labels.csv"
+    result = recordagent(
+        "questions", "sample", "--db", str(tiny_store), "--n", "0",
+        "--out", str(items_file), "--labels", str(labels_file),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "silver templates" in result.stdout
+    items = [
+        EvalItem.model_validate_json(line)
+        for line in items_file.read_text(encoding="utf-8").splitlines()
+    ]
+    assert {item.level for item in items} == {1, 2, 3}
+    assert all(item.template_id in GENERAL_IDS for item in items)
+    labels = read_labels(labels_file)
+    assert [label.item_id for label in labels] == [item.id for item in items]
+    assert {label.annotator for label in labels} == {"silver-sql"}
+
+    drawn = tmp_path / "drawn.jsonl"
+    again = recordagent(
+        "questions", "sample", "--db", str(tiny_store), "--templates", str(GENERAL),
+        "--n", "6", "--seed", "3", "--out", str(drawn),
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert len(drawn.read_text(encoding="utf-8").splitlines()) == 6
+
+
+def test_sample_says_what_a_folder_of_the_other_kind_needs(tiny: Path, tiny_store: Path,
+                                                           tmp_path: Path):  # fmt: skip
+    out = str(tmp_path / "items.jsonl")
+    sql_on_cohort = recordagent(
+        "questions", "sample", "--cohort", str(tiny), "--templates", str(GENERAL), "--out", out
+    )
+    assert sql_on_cohort.returncode == 2, sql_on_cohort.stdout + sql_on_cohort.stderr
+    assert "Traceback" not in sql_on_cohort.stderr
+    assert "validation error" not in sql_on_cohort.stderr
+    assert "Field required" not in sql_on_cohort.stderr
+    assert "holds SQL-derived templates" in flat(sql_on_cohort.stderr)
+    assert "give --db STORE instead of --cohort" in flat(sql_on_cohort.stderr)
+
+    def refused(*args: str) -> str:
+        result = CliRunner().invoke(app, ["questions", *args], env={"COLUMNS": "200"})
+        assert isinstance(result.exception, UserError), (args, result.output, result.exception)
+        return flat(str(result.exception))
+
+    assert "holds gold-derived templates" in refused(
+        "sample", "--db", str(tiny_store), "--templates", str(MYELOMA), "--out", out
+    )
+    assert "give --cohort DIR" in refused("sample", "--out", out)
+    assert "not both" in refused(
+        "sample", "--cohort", str(tiny), "--db", str(tiny_store), "--out", out
+    )
+    assert "questions sample --cohort" in refused(
+        "silver", "--templates", str(MYELOMA), "--db", str(tiny_store),
+        "--out", str(tmp_path / "silver"),
+    )  # fmt: skip
+    assert not Path(out).exists() and not (tmp_path / "silver").exists()
+
+
+def test_a_folder_mixing_both_kinds_is_one_clear_error(tmp_path: Path):
+    for name in ("level1.yaml",):
+        shutil.copy(MYELOMA / name, tmp_path / f"gold_{name}")
+        shutil.copy(GENERAL / name, tmp_path / f"sql_{name}")
+    for command in ("validate", "list"):
+        result = recordagent("questions", command, str(tmp_path))
+        assert result.returncode == 2
+        message = flat(result.stderr)
+        assert "mixes gold-derived templates" in message and "put each kind in a folder" in message
+        assert "Traceback" not in result.stderr

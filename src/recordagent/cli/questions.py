@@ -1,10 +1,14 @@
-"""``recordagent questions``: list and validate question templates, sample items over a cohort.
+"""``recordagent questions``: list, validate and sample question templates.
 
-Two kinds of template folder exist: the myeloma templates, whose gold answers are derived from
-a synthetic cohort's gold tables (``sample``), and silver templates such as
-``question_templates/mimic_iv``, whose reference answers are SQL over a record store
-(``silver``). ``list`` and ``validate`` recognise either; without a folder they go through
-every packaged source.
+Two kinds of template folder exist, told apart by the field that derives the answer
+(:func:`recordagent.questions.template_files.template_kind`): gold-derived templates
+(``gold:``, e.g. ``question_templates/myeloma``), whose answers come from a synthetic cohort's
+gold tables, and SQL-derived templates (``silver:``, e.g. ``question_templates/general`` for
+any source, ``question_templates/mimic_iv``), whose reference answers ("silver labels") are SQL
+over a loaded record store. ``list`` and ``validate`` take either; without a folder they go
+through every packaged family. ``sample`` runs the path of the folder's kind: ``--cohort`` for
+gold-derived templates, ``--db`` for SQL-derived ones (``silver`` is the same SQL path, writing
+a folder with items.jsonl and labels.jsonl).
 """
 
 from __future__ import annotations
@@ -27,13 +31,14 @@ from recordagent.cli.render import (
     readable_name,
     store_file,
 )
+from recordagent.errors import UserError
 from recordagent.questions.items import EvalItem, write_items
 from recordagent.questions.silver_templates import (
     SilverTemplate,
     SilverTemplateSet,
-    is_silver_folder,
     load_silver_templates,
 )
+from recordagent.questions.template_files import template_kind
 from recordagent.questions.templates import QuestionTemplate, TemplateSet, load_templates
 from recordagent.resources import question_templates_path
 from recordagent.settings import Settings
@@ -44,14 +49,15 @@ if TYPE_CHECKING:
 __all__ = ["app"]
 
 app = typer.Typer(
-    help="Question templates: list, validate, sample study items over a synthetic cohort, "
-    "and compute silver items and labels over a record store.",
+    help="Question templates: list, validate, and sample study items with their reference "
+    "labels — gold-derived templates over a synthetic cohort (--cohort), SQL-derived ones over "
+    "any loaded record store (--db).",
     no_args_is_help=True,
 )
 
 _FOLDER_HELP = (
-    "Template folder (*.yaml, searched recursively); default: every packaged source "
-    "(myeloma, mimic_iv)."
+    "Template folder (*.yaml, searched recursively); default: every packaged family "
+    "(general, mimic_iv, myeloma)."
 )
 
 
@@ -108,36 +114,105 @@ def _sources(folder: Path | None) -> list[Path]:
 
 
 def _load_any(folder: Path) -> TemplateSet | SilverTemplateSet:
-    """Silver templates when the folder holds them, else gold-derived (myeloma-style) ones."""
-    return load_silver_templates(folder) if is_silver_folder(folder) else load_templates(folder)
+    """The folder's templates, read by the loader of their kind (SQL-derived or gold-derived).
+
+    Raises:
+        UserError: a folder of mixed or unrecognisable kind, or invalid templates.
+    """
+    if template_kind(folder) == "sql":
+        return load_silver_templates(folder)
+    return load_templates(folder)
 
 
 @app.command("sample")
 def sample(
-    cohort: Annotated[
-        Path, typer.Option(help="A synthetic cohort folder (recordagent synth): bundle + gold/.")
-    ],
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="Items file to write (JSONL, one EvalItem a line).")],
+    cohort: Annotated[
+        Path | None,
+        typer.Option(
+            help="Gold-derived templates: a synthetic cohort folder (recordagent synth), "
+            "bundle + gold/."
+        ),
+    ] = None,
+    db: Annotated[
+        Path | None,
+        typer.Option(
+            help="SQL-derived templates: the record store (DuckDB file) their labels are "
+            "computed over, opened read-only."
+        ),
+    ] = None,
     n: Annotated[int, typer.Option("--n", min=0, help="Items to draw; 0 for every item.")] = 469,
     seed: Annotated[
         int, typer.Option(min=0, help="Sampling seed; the same seed draws the same set.")
     ] = 0,
     labels: Annotated[
         Path | None,
-        typer.Option(help="Also write the gold labels here (.csv, .jsonl or .parquet)."),
+        typer.Option(help="Also write the labels here (.csv, .jsonl or .parquet)."),
     ] = None,
     templates: Annotated[
         Path | None,
-        typer.Option(help="Template folder; default: the packaged myeloma templates."),
+        typer.Option(
+            help="Template folder, of either kind; default: the packaged myeloma templates "
+            "with --cohort, the packaged general templates with --db."
+        ),
     ] = None,
 ) -> None:
-    """Instantiate the templates over COHORT, draw a balanced set and write items (and labels)."""
+    """Instantiate the templates, draw a balanced set and write items (and labels).
+
+    Gold-derived templates are asked of a synthetic cohort (--cohort, gold labels from its
+    facts); SQL-derived templates of a record store (--db, silver labels from their queries).
+    The templates' kind decides which one is needed.
+    """
+    if cohort is not None and db is not None:
+        raise UserError(
+            "give --cohort (gold-derived templates) or --db (SQL-derived templates), not both"
+        )
+    if cohort is None and db is None:
+        raise UserError(
+            "give --cohort DIR (a synthetic cohort, for gold-derived templates) or --db STORE "
+            "(a loaded record store, for SQL-derived templates such as question_templates/general)"
+        )
+    if templates is not None:
+        readable_name(templates, "--templates")
+        kind = template_kind(templates)
+    else:
+        kind = "sql" if db is not None else "gold"
+    folder = templates or _packaged("general" if kind == "sql" else "myeloma")
+    if kind == "sql" and db is None:
+        raise UserError(
+            f"{folder} holds SQL-derived templates: their labels are computed over a record "
+            "store, not read from a cohort's gold facts. Load the data first (recordagent load "
+            "COHORT --db STORE, or load fhir|omop|mimic-iv), then give --db STORE instead of "
+            "--cohort"
+        )
+    if kind == "gold" and db is not None:
+        raise UserError(
+            f"{folder} holds gold-derived templates: their labels come from a synthetic "
+            "cohort's gold facts, which a record store does not hold. Give --cohort DIR "
+            "(recordagent synth), or SQL-derived templates with --templates (e.g. "
+            "question_templates/general)"
+        )
+    if kind == "sql":
+        assert db is not None  # narrowed by the checks above
+        _sample_store(ctx.obj, folder, db, out=out, labels=labels, n=n, seed=seed)
+    else:
+        assert cohort is not None  # narrowed by the checks above
+        _sample_cohort(folder, cohort, out=out, labels=labels, n=n, seed=seed)
+
+
+def _packaged(family: str) -> Path:
+    return Path(str(question_templates_path())) / family
+
+
+def _sample_cohort(
+    templates: Path, cohort: Path, *, out: Path, labels: Path | None, n: int, seed: int
+) -> None:
+    """Gold-derived templates over a synthetic cohort: items and gold labels."""
     from recordagent.evaluation.labels import write_labels
     from recordagent.evaluation.study_inputs import sample_cohort
 
     readable_name(cohort, "--cohort")
-    if templates is not None:
-        readable_name(templates, "--templates")
     output_file(out, "--out")  # before the work: a path that cannot be written fails at once
     if labels is not None:
         output_file(labels, "--labels")
@@ -148,6 +223,63 @@ def sample(
     Console().print(
         _sample_table(sampled.template_set, sampled.applicable, sampled.items, out, labels)
     )
+
+
+def _sample_store(
+    settings: Settings,
+    templates: Path,
+    db: Path,
+    *,
+    out: Path,
+    labels: Path | None,
+    n: int,
+    seed: int,
+) -> None:
+    """SQL-derived templates over a record store: items and silver labels."""
+    from recordagent.evaluation.labels import write_labels
+    from recordagent.evaluation.silver_labels import silver_labels
+
+    store_file(db)
+    output_file(out, "--out")  # before the work: a path that cannot be written fails at once
+    if labels is not None:
+        output_file(labels, "--labels")
+    template_set = load_silver_templates(templates)
+    console = Console()
+    run = _run_silver(settings, template_set, db, n=n, seed=seed, console=console)
+    write_items(out, run.items)
+    if labels is not None:
+        write_labels(silver_labels(run.instances), labels)
+    console.print(_silver_table(template_set, run, sampled=bool(n)))
+    console.print(
+        f"items: {out}" + (f"\nlabels: {labels}" if labels is not None else ""), highlight=False
+    )
+
+
+def _run_silver(
+    settings: Settings,
+    template_set: SilverTemplateSet,
+    db: Path,
+    *,
+    n: int | None,
+    seed: int,
+    console: Console,
+) -> SilverRun:
+    """Every item of the templates over the store (``n`` falsy), or a balanced sample of n."""
+    from recordagent.questions.silver import silver_instances, silver_sample
+    from recordagent.records.db import connect
+
+    with (
+        connect(db, settings=settings.store, read_only=True) as store,
+        Progress(*progress_columns(9), console=console, transient=True) as bar,
+    ):
+        task = bar.add_task("patients", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        if n:
+            return silver_sample(template_set, store, n, seed, progress=advance)
+        return silver_instances(template_set, store, progress=advance)
 
 
 def _sample_table(
@@ -185,7 +317,11 @@ def _sample_table(
 def silver(
     ctx: typer.Context,
     templates: Annotated[
-        Path, typer.Option(help="Silver template folder, e.g. question_templates/mimic_iv.")
+        Path,
+        typer.Option(
+            help="SQL-derived template folder, e.g. question_templates/general (any source) "
+            "or question_templates/mimic_iv."
+        ),
     ],
     db: Annotated[Path, typer.Option(help="The record store (DuckDB file), opened read-only.")],
     out: Annotated[Path, typer.Option(help="Folder to write items.jsonl and labels.jsonl into.")],
@@ -201,30 +337,27 @@ def silver(
         int, typer.Option(min=0, help="Sampling seed; the same seed draws the same set.")
     ] = 0,
 ) -> None:
-    """Ask the silver templates of every patient in --db; write items and silver labels to OUT."""
-    from recordagent.evaluation.silver_labels import write_silver
-    from recordagent.questions.silver import silver_instances, silver_sample
-    from recordagent.records.db import connect
+    """Ask SQL-derived templates of every patient in --db; write items and silver labels to OUT.
 
-    settings: Settings = ctx.obj
+    Works on a store from any loader (bundle, FHIR, OMOP, MIMIC-IV): the templates' SQL reads
+    the store's tables. The same as `questions sample --db`, writing a folder for a suite.
+    """
+    from recordagent.evaluation.silver_labels import write_silver
+
     readable_name(templates, "--templates")
+    if template_kind(templates) != "sql":
+        raise UserError(
+            f"{templates} holds gold-derived templates, whose labels come from a synthetic "
+            "cohort: use recordagent questions sample --cohort DIR --templates "
+            f"{templates}"
+        )
     store_file(db)
     output_folder(out, "--out")  # before the work: a folder that cannot be written fails at once
     template_set = load_silver_templates(templates)
     console = Console()
-    with (
-        connect(db, settings=settings.store, read_only=True) as store,
-        Progress(*progress_columns(9), console=console, transient=True) as bar,
-    ):
-        task = bar.add_task("patients", total=None)
-
-        def advance(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        if n:
-            run = silver_sample(template_set, store, n, seed, progress=advance)
-        else:
-            run = silver_instances(template_set, store, progress=advance)
+    run = _run_silver(
+        settings=ctx.obj, template_set=template_set, db=db, n=n, seed=seed, console=console
+    )
     items_file, labels_file = write_silver(run.instances, out)
     console.print(_silver_table(template_set, run, sampled=bool(n)))
     console.print(f"items: {items_file}\nlabels: {labels_file}", highlight=False)

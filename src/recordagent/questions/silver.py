@@ -274,6 +274,10 @@ def _instance(
             raise UserError(f"{where}: silver: slot column {name} is NULL while value is not")
         slots[name] = _shown(row[name])
     as_of = row.get("as_of")
+    if template.shows_as_of():
+        if not isinstance(as_of, dt.date):
+            raise UserError(f"{where}: silver: the question shows {{as_of}} but as_of is NULL")
+        slots["as_of"] = _shown(as_of)
     item = EvalItem(
         id=f"{template.id}/{scope.patient_id}",
         patient_id=scope.patient_id,

@@ -2,9 +2,10 @@
 
 A folder of ``*.yaml`` files (searched recursively), each a mapping with ``templates`` (a list)
 and optionally ``fragments`` (named SQL pieces that any template of the folder pastes in as
-``{{name}}``) and ``definitions`` (a home for YAML anchors). The format, and what every
-template of ``question_templates/mimic_iv`` computes, is documented in
-``question_templates/mimic_iv/README.md``.
+``{{name}}``) and ``definitions`` (a home for YAML anchors). The format is source-agnostic:
+the SQL reads the store's four tables, whichever loader filled them. It is documented in
+``question_templates/README.md``; ``question_templates/general`` is a worked family for any
+source, ``question_templates/mimic_iv`` one for MIMIC-IV.
 
 Loading checks everything it can without data, and reports every problem at once, each as
 ``file: template 'id': field: message``: the schema, the fragments, and the SQL itself, which
@@ -72,7 +73,9 @@ class SilverTemplate(TemplateBase):
         "3 criteria or several steps."
     )
     question: str = Field(
-        min_length=1, description="The question; {name} is filled from the SQL row's column."
+        min_length=1,
+        description="The question; {name} is filled from the SQL row's column `name`, and "
+        "{as_of} (with as_of: true) with the item's as_of day as YYYY-MM-DD.",
     )
     answer: AnswerSpec = Field(description="What the answer looks like (shown to the model).")
     scoring: ScoringSpec = Field(
@@ -109,12 +112,19 @@ class SilverTemplate(TemplateBase):
         return (value,) if isinstance(value, str) else value
 
     def slots(self) -> list[str]:
-        """The names the question fills in, in order of first use."""
+        """The result columns the question fills in, in order of first use.
+
+        ``{as_of}`` is not a slot: it shows the item's as_of day (the ``as_of`` column).
+        """
         names: list[str] = []
         for _, name, _, _ in string.Formatter().parse(self.question):
-            if name is not None and name not in names:
+            if name is not None and name != "as_of" and name not in names:
                 names.append(name)
         return names
+
+    def shows_as_of(self) -> bool:
+        """Whether the question shows the item's as_of day (``{as_of}``)."""
+        return any(name == "as_of" for _, name, _, _ in string.Formatter().parse(self.question))
 
 
 class SilverQuery(BaseModel):
@@ -233,6 +243,12 @@ def _template_problems(template: SilverTemplate) -> list[str]:
             continue
         if not name.isidentifier() or spec or conversion:
             problems.append(f"question: '{{{name}}}' must be a plain {{name}} of a result column")
+        elif name == "as_of":
+            if not template.as_of:
+                problems.append(
+                    "question: '{as_of}' shows the item's as_of day, which needs as_of: true "
+                    "(and an as_of column)"
+                )
         elif name in RESERVED_COLUMNS:
             problems.append(f"question: '{{{name}}}' is a reserved column, not a slot")
     if template.level == 3 and not template.checklist:

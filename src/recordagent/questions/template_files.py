@@ -6,7 +6,8 @@ mapping with a ``templates`` list and a few other top-level keys. :func:`read_te
 reads such a folder the one way both need: every file parsed, every entry validated against
 the template model, ids unique across files, and every problem collected as
 ``file: template 'id': field: message``, so that an author fixes a folder in one pass. The
-version of a set is a hash of its files' contents.
+version of a set is a hash of its files' contents. :func:`template_kind` tells the two kinds
+apart before either loader runs, so that a command can say what a folder is for.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -25,10 +26,16 @@ from recordagent.errors import UserError, validation_problems
 __all__ = [
     "TemplateBase",
     "TemplateFolder",
+    "TemplateKind",
     "TemplateSetBase",
     "read_template_folder",
+    "template_kind",
     "yaml_files",
 ]
+
+TemplateKind = Literal["gold", "sql"]
+"""``gold``: answers derived from a synthetic cohort's gold facts (a ``gold:`` expression);
+``sql``: answers computed by SQL over a record store (a ``silver:`` query)."""
 
 
 class TemplateBase(BaseModel):
@@ -100,6 +107,72 @@ def yaml_files(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
     return sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def template_kind(folder: str | Path) -> TemplateKind:
+    """Which kind of template ``folder`` holds, told by the field that derives the answer.
+
+    A template with ``gold:`` is gold-derived, one with ``silver:`` (or a file with
+    ``fragments:``) SQL-derived. Files that do not parse are passed over here: the loader of
+    the kind reports them with the rest.
+
+    Raises:
+        UserError: the folder is missing or holds no template file; it mixes both kinds; or no
+            template says which kind it is (with the files that could not be read, if any).
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise UserError(f"question template folder {root} does not exist")
+    files = yaml_files(root)
+    if not files:
+        raise UserError(f"no question templates (*.yaml) in {root}")
+    gold: list[str] = []
+    sql: list[str] = []
+    unreadable: list[str] = []
+    for path in files:
+        name = path.relative_to(root).as_posix()
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+            unreadable.append(f"{name}: not valid YAML{at}")
+            continue
+        except UnicodeDecodeError:
+            unreadable.append(f"{name}: not UTF-8 text")
+            continue
+        except OSError as exc:
+            unreadable.append(f"{name}: cannot be read ({exc.strerror or exc})")
+            continue
+        if not isinstance(data, Mapping):
+            continue
+        if data.get("fragments") is not None:
+            sql.append(f"{name} (fragments)")
+        entries = data.get("templates")
+        for index, entry in enumerate(entries if isinstance(entries, list) else [], start=1):
+            if not isinstance(entry, Mapping):
+                continue
+            label = f"{name}: template '{entry.get('id', f'#{index}')}'"
+            if "silver" in entry:
+                sql.append(label)
+            if "gold" in entry:
+                gold.append(label)
+    if gold and sql:
+        raise UserError(
+            f"{root} mixes gold-derived templates (gold:, e.g. {gold[0]}) and SQL-derived ones "
+            f"(silver:, e.g. {sql[0]}); put each kind in a folder of its own"
+        )
+    if sql:
+        return "sql"
+    if gold:
+        return "gold"
+    unread = ("; files that could not be read: " + "; ".join(unreadable)) if unreadable else ""
+    raise UserError(
+        f"cannot tell which kind of question templates {root} holds: no template has a "
+        "'silver:' query (SQL-derived, labels from a record store) or a 'gold:' expression "
+        f"(gold-derived, labels from a synthetic cohort){unread}. The format: "
+        "question_templates/README.md"
+    )
 
 
 def read_template_folder(

@@ -64,7 +64,7 @@ def test_each_packaged_template_family_validates_with_its_own_loader():
 
     root = question_templates_path()
     families = sorted(p.name for p in root.iterdir() if p.is_dir())
-    assert families == ["mimic_iv", "myeloma"]
+    assert families == ["general", "mimic_iv", "myeloma"]
     myeloma = load_templates(root / "myeloma")
     assert len(myeloma.version) == 16 and len(myeloma.templates) == 60
     assert not is_silver_folder(root / "myeloma") and is_silver_folder(root / "mimic_iv")

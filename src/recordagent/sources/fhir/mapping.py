@@ -41,6 +41,9 @@ EVENT_TYPES: dict[str, str] = {
     "Immunization": "medication",
     "DiagnosticReport": "other",
 }
+# HL7 v3 ActCode classes of an inpatient encounter (Encounter.class): such an encounter is a
+# hospital admission in the store, as MIMIC-IV admissions and OMOP inpatient visits are.
+INPATIENT_CLASSES = frozenset({"IMP", "ACUTE", "NONAC"})
 _IMAGING_CATEGORIES = {"RAD", "LP29684-5", "imaging", "radiology"}
 _SEXES = {"male": "male", "female": "female", "other": "other", "unknown": "unknown"}
 _TIME = re.compile(
@@ -381,7 +384,9 @@ class Mapper:
             end = _first_time(res, rows, "period.end")
             code_field = "type"
             reasons = [_concept_text(r) for r in res.get("reasonCode") or []]
-            detail = "; ".join(r for r in reasons if r) or None
+            encounter_class = str((res.get("class") or {}).get("code") or "") or None
+            parts = [f"class {encounter_class}"] if encounter_class else []
+            detail = "; ".join(parts + [r for r in reasons if r]) or None
         elif kind.startswith("Medication"):
             start = _first_time(
                 res,
@@ -419,8 +424,10 @@ class Mapper:
                 if label is None:
                     raise BadResource(f"refers to '{ref}', which is not a Medication in the input")
         if label is None and kind == "Encounter":
-            label = str((res.get("class") or {}).get("code") or "") or None
+            label = _class_code(res)
         event_kind = EVENT_TYPES[kind]
+        if kind == "Encounter" and _class_code(res) in INPATIENT_CLASSES:
+            event_kind = "admission"  # an inpatient stay, whatever local type it carries
         if kind == "DiagnosticReport" and _IMAGING_CATEGORIES & set(_category_codes(res)):
             event_kind = "imaging"
         rows.events.append(
@@ -531,3 +538,8 @@ def _value(holder: Resource) -> dict[str, Any]:
     out["ref_low"] = _number(low.get("value"))
     out["ref_high"] = _number(high.get("value"))
     return out
+
+
+def _class_code(res: Resource) -> str | None:
+    """The code of an Encounter's class (a Coding), e.g. 'AMB', 'IMP'; None when absent."""
+    return str((res.get("class") or {}).get("code") or "") or None
