@@ -231,3 +231,14 @@ def test_a_folder_mixing_both_kinds_is_one_clear_error(tmp_path: Path):
         message = flat(result.stderr)
         assert "mixes gold-derived templates" in message and "put each kind in a folder" in message
         assert "Traceback" not in result.stderr
+
+
+def test_questions_list_into_a_pipe_keeps_a_long_template_id_whole(tmp_path):
+    folder = tmp_path / "mine"
+    shutil.copytree(REPO / "question_templates" / "general", folder)
+    long_id = "latest-creatinine-" + "as-measured-by-the-hospital-laboratory-" * 2 + "x"
+    level1 = folder / "level1.yaml"
+    level1.write_text(level1.read_text().replace("id: latest-creatinine\n", f"id: {long_id}\n"))
+    listed = recordagent("questions", "list", str(folder))
+    assert listed.returncode == 0, listed.stderr
+    assert long_id in listed.stdout and "…" not in listed.stdout

@@ -25,6 +25,8 @@ from rich.progress import Progress
 from rich.table import Table
 
 from recordagent.cli.render import (
+    add_id_column,
+    output_console,
     output_file,
     output_folder,
     progress_columns,
@@ -66,7 +68,7 @@ def list_templates(
     folder: Annotated[Path | None, typer.Argument(help=_FOLDER_HELP)] = None,
 ) -> None:
     """List the templates: id, level, answer type and question."""
-    console = Console()
+    console = output_console()
     for source in _sources(folder):
         loaded = _load_any(source)
         table = Table(
@@ -74,7 +76,7 @@ def list_templates(
             + (f" in {source.name}" if folder is None else ""),
             header_style="bold",
         )
-        table.add_column("id", no_wrap=True)
+        add_id_column(table, "id")
         table.add_column("level", justify="right")
         table.add_column("answer", no_wrap=True)
         table.add_column("question")
@@ -97,7 +99,7 @@ def validate(
         levels = Counter(t.level for t in loaded.templates)
         per_level = ", ".join(f"level {level}: {levels[level]}" for level in sorted(levels))
         kind = "silver " if isinstance(loaded, SilverTemplateSet) else ""
-        Console().print(
+        output_console().print(
             f"{len(loaded.templates)} {kind}templates valid in {path} "
             f"(version {loaded.version}; {per_level})",
             highlight=False,
@@ -220,7 +222,7 @@ def _sample_cohort(
     write_items(out, sampled.items)
     if labels is not None:
         write_labels(sampled.labels, labels)
-    Console().print(
+    output_console().print(
         _sample_table(sampled.template_set, sampled.applicable, sampled.items, out, labels)
     )
 
@@ -244,7 +246,7 @@ def _sample_store(
     if labels is not None:
         output_file(labels, "--labels")
     template_set = load_silver_templates(templates)
-    console = Console()
+    console = output_console()
     run = _run_silver(settings, template_set, db, n=n, seed=seed, console=console)
     write_items(out, run.items)
     if labels is not None:
@@ -354,7 +356,7 @@ def silver(
     store_file(db)
     output_folder(out, "--out")  # before the work: a folder that cannot be written fails at once
     template_set = load_silver_templates(templates)
-    console = Console()
+    console = output_console()
     run = _run_silver(
         settings=ctx.obj, template_set=template_set, db=db, n=n, seed=seed, console=console
     )
@@ -371,7 +373,7 @@ def _silver_table(template_set: SilverTemplateSet, run: SilverRun, *, sampled: b
         f"(version {run.version}) over {asked} patients",
         header_style="bold",
     )
-    table.add_column("template", no_wrap=True)
+    add_id_column(table, "template")
     table.add_column("level", justify="right")
     table.add_column("applicable", justify="right")
     table.add_column("n/a", justify="right")
