@@ -9,15 +9,26 @@ writing and choosing an output folder: every problem is one error line.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import secrets
 import stat
 from pathlib import Path
 from typing import Literal
 
 from recordagent.errors import UserError
 
-__all__ = ["PathKind", "check_output_folder", "path_kind", "read_text", "shown", "write_text"]
+__all__ = [
+    "PathKind",
+    "check_output_folder",
+    "path_kind",
+    "read_text",
+    "replace_file",
+    "same_file",
+    "shown",
+    "write_text",
+]
 
 PathKind = Literal["missing", "file", "folder", "other"]
 """Nothing there (or a file on the way), a regular file, a folder, or anything else."""
@@ -80,18 +91,62 @@ def read_text(path: Path, what: str) -> str:
 
 
 def write_text(path: Path, text: str, what: str) -> None:
-    """Write ``text`` to ``path`` (its folder made if missing).
+    """Write ``text`` to ``path`` (its folder made if missing), whole or not at all.
+
+    Raises:
+        UserError: The path is a folder, or the file cannot be written.
+    """
+    replace_file(path, text.encode("utf-8"), what)
+
+
+def replace_file(path: Path, data: bytes, what: str) -> None:
+    """Write ``data`` to ``path`` through a temporary file beside it, renamed into place.
+
+    A reader never sees half a file, and a write that fails (a full disk, an interrupt)
+    leaves the file that was there. A symbolic link is written through, to the file it names.
 
     Raises:
         UserError: The path is a folder, or the file cannot be written.
     """
     if path_kind(path, what) == "folder":
         raise UserError(f"{what} {path} is a folder; give a file name")
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with temporary.open("xb") as out:  # a new file: the mode open() gives, umask applied
+            out.write(data)
+        os.replace(temporary, target)
     except OSError as exc:
+        _remove(temporary)
         raise UserError(f"cannot write the {what} {path}: {exc.strerror or exc}") from exc
+    except BaseException:
+        _remove(temporary)
+        raise
+
+
+def _remove(temporary: Path) -> None:
+    with contextlib.suppress(OSError):  # never there, or its folder is not one
+        temporary.unlink(missing_ok=True)
+
+
+def same_file(first: str | Path, second: str | Path) -> bool:
+    """Whether two paths name one file: the same path, or links (symbolic or hard) to it.
+
+    Paths that cannot both be looked at are compared once their symbolic links are resolved,
+    so that a file yet to be written through a link is the file the link names.
+    """
+    try:
+        return os.path.samefile(first, second)
+    except (OSError, ValueError):
+        return _resolved(first) == _resolved(second)
+
+
+def _resolved(path: str | Path) -> Path:
+    try:
+        return Path(path).resolve()
+    except (OSError, RuntimeError, ValueError):  # a loop of links, a NUL byte
+        return Path(os.path.abspath(path))
 
 
 def check_output_folder(folder: Path, what: str = "--out") -> None:

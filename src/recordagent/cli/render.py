@@ -29,8 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from recordagent.errors import UserError
-from recordagent.evaluation.results_table import same_file
-from recordagent.paths import path_kind, shown
+from recordagent.paths import path_kind, same_file, shown
 from recordagent.records.load_report import LoadProgress, LoadReport
 
 __all__ = [

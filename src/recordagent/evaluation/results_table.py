@@ -17,8 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +28,7 @@ from recordagent.errors import UserError
 from recordagent.evaluation.labels import Label, ReferenceLabel, read_labels, reference_labels
 from recordagent.evaluation.log import RunLog, RunManifest, RunRecord
 from recordagent.evaluation.scorers import Score, score_answer
-from recordagent.paths import path_kind, shown
+from recordagent.paths import path_kind, replace_file, same_file, shown
 
 __all__ = [
     "LIST_SEPARATOR",
@@ -42,7 +40,6 @@ __all__ = [
     "frame_bytes",
     "records_frame",
     "results",
-    "same_file",
     "write_results",
 ]
 
@@ -255,38 +252,8 @@ def write_results(
         raise UserError(f"results file {shown(target)} is a folder; give a file name")
     kind = _format(target, format)
     _refuse_inputs(target, frame, keep)
-    data = frame_bytes(frame, kind)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
-        )
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-            # mkstemp makes the file private (0600): give it the mode a new file gets here.
-            os.chmod(temporary, _new_file_mode())
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise UserError(
-            f"cannot write the results file {shown(target)}: {exc.strerror or exc}"
-        ) from exc
+    replace_file(target, frame_bytes(frame, kind), "results file")
     return target
-
-
-def same_file(first: str | Path, second: str | Path) -> bool:
-    """Whether two paths name one file: the same path, or links (symbolic or hard) to it.
-
-    Paths that cannot both be looked at are compared once their symbolic links are resolved,
-    so that a file yet to be written through a link is the file the link names.
-    """
-    try:
-        return os.path.samefile(first, second)
-    except (OSError, ValueError):
-        return _resolved(first) == _resolved(second)
 
 
 def frame_bytes(frame: pl.DataFrame, kind: str) -> bytes:
@@ -510,20 +477,6 @@ def _refuse_inputs(target: Path, frame: pl.DataFrame, keep: Iterable[str | Path]
                 f"cannot write results to {shown(target)}: it is the {what} "
                 f"{shown(source)} they were read from; give another file"
             )
-
-
-def _resolved(path: str | Path) -> Path:
-    try:
-        return Path(path).resolve()
-    except (OSError, RuntimeError, ValueError):  # a loop of links, a NUL byte
-        return Path(os.path.abspath(path))
-
-
-def _new_file_mode() -> int:
-    """The permissions ``open()`` gives a new file: 0o666 less the process's umask."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 def _parquet(frame: pl.DataFrame) -> bytes:

@@ -21,7 +21,6 @@ from recordagent.evaluation.results_table import (
     columns_markdown,
     records_frame,
     results,
-    same_file,
     write_results,
 )
 from recordagent.evaluation.scorers import Score
@@ -408,22 +407,6 @@ def test_results_are_never_written_over_a_log_they_were_read_from(
         write_results(frame, labels, keep=[labels])
     assert labels.read_text() == "item_id,annotator,value\n"
     assert write_results(frame, tmp_path / "results.jsonl", keep=[labels]).exists()
-
-
-def test_same_file_sees_links_and_files_yet_to_be_written(tmp_path: Path):
-    real = tmp_path / "real.txt"
-    real.write_text("x")
-    link = tmp_path / "link.txt"
-    link.symlink_to(real)
-    assert same_file(real, link) and same_file(str(link), real)
-    assert not same_file(real, tmp_path / "other.txt")
-    # A link to a file not there yet names that file; a loop of links is only itself.
-    dangling = tmp_path / "dangling.txt"
-    dangling.symlink_to(tmp_path / "later.txt")
-    assert same_file(dangling, tmp_path / "later.txt")
-    loop = tmp_path / "loop"
-    loop.symlink_to(loop)
-    assert same_file(loop, loop) and not same_file(loop, real)
 
 
 def test_a_bad_results_path_is_a_user_error_and_leaves_nothing(
