@@ -95,7 +95,7 @@ def test_export_fill_import_prints_agreement_and_writes_labels(
     assert imported.exit_code == 0, imported.output
     text = " ".join(imported.output.split())
     assert "overall │ 4 │ 3 │ 75.0%" in text
-    assert "1 item(s) need adjudication: count/B" in text
+    assert "1 disagreement(s), 0 adjudicated, 1 open: count/B" in text
     assert "labels.adjudication.csv" in text
     labels = read_labels(out)
     references, unresolved = reference_labels(labels, {i.id: i for i in read_items(items)})
@@ -119,6 +119,60 @@ def test_bad_input_is_a_user_error_naming_the_problem(study: tuple[Path, Path], 
         refused.exception
     )
     assert not (tmp_path / "l.csv").exists()
+
+
+def test_import_reports_adjudication_progress_warnings_and_unknown_evidence(
+    study: tuple[Path, Path], tmp_path: Path
+):
+    db, items = study
+    workbook = tmp_path / "wb"
+    exported = _invoke(
+        "export", "--items", str(items), "--db", str(db), "--annotators", "alice,bob",
+        "--out", str(workbook),
+    )  # fmt: skip
+    assert exported.exit_code == 0, exported.output
+    alice, bob = workbook / "alice.csv", workbook / "bob.csv"
+    _fill(alice, {"boolean/A": "no", "count/B": "1"})
+    _fill(bob, {"boolean/A": "no", "count/B": "2"})
+    out = tmp_path / "labels.csv"
+    sheets = (str(alice), str(bob), "--items", str(items), "--out", str(out))
+    assert _invoke("import", *sheets).exit_code == 0
+    adjudication = tmp_path / "labels.adjudication.csv"
+    with adjudication.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    rows[0]["adjudicated_value"] = "2"
+    with adjudication.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    settled = _invoke("import", *sheets, "--adjudication", str(adjudication))
+    assert settled.exit_code == 0, settled.output
+    assert "1 disagreement(s), 1 adjudicated, 0 open" in " ".join(settled.output.split())
+
+    _fill(alice, {"boolean/A": "no", "count/B": "2"})  # alice now agrees with bob
+    with alice.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    rows[2]["evidence"] = "LB1"  # evidence without a value
+    with alice.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    agreed = _invoke("import", *sheets, "--db", str(db))
+    assert agreed.exit_code == 0, agreed.output
+    text = " ".join(agreed.output.split())
+    assert f"No disagreements left; {adjudication} from an earlier import is out of date" in text
+    assert f"warning: {alice}, row 3 (line 4): item '{rows[2]['item_id']}' has evidence" in text
+
+    rows[0]["value"], rows[0]["evidence"] = "no", "NOT-AN-ID"
+    with alice.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    refused = _invoke("import", *sheets, "--db", str(db))
+    assert isinstance(refused.exception, UserError)
+    assert "row 1 (line 2), column 'evidence': 'NOT-AN-ID' name(s) nothing" in str(
+        refused.exception
+    )
 
 
 @pytest.mark.mimic
@@ -146,8 +200,16 @@ def test_a_workbook_of_mimic_silver_items_flags_the_silver_evidence(tmp_path: Pa
         "--labels", str(labels), "--out", str(tmp_path / "wb"),
     )  # fmt: skip
     assert exported.exit_code == 0, exported.output
-    assert "12 item(s) with flagged rows" in exported.output
+    assert "12 item(s) include rows the labels file cites (unmarked)" in exported.output
     views = sorted((tmp_path / "wb" / "items").glob("*.html"))
     assert len(views) == 12
-    for view in views:
-        assert "flagged" in view.read_text()
+    cited = {
+        label.item_id: label.evidence for label in read_labels(labels) if label.evidence
+    }
+    order = [row["item_id"] for row in csv.DictReader((tmp_path / "wb" / "alice.csv").open(
+        encoding="utf-8-sig", newline=""))]  # fmt: skip
+    for item_id, view in zip(order, views, strict=True):
+        page = view.read_text()
+        assert "flagged" not in page.casefold() and "cited" not in page
+        # The item's cited rows are on its page (unless dated after its as_of).
+        assert any(rid in page for rid in cited[item_id]) or "after the as-of day" in page

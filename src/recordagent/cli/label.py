@@ -7,6 +7,7 @@ sheet, and prints agreement. Both are one library call (:mod:`recordagent.evalua
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
@@ -56,7 +57,8 @@ def export(
     labels: Annotated[
         Path | None,
         typer.Option(
-            help="Labels whose evidence ids are shown first in each view (values never shown)."
+            help="Labels whose evidence rows are included among each view's excerpts, unmarked "
+            "(values never shown)."
         ),
     ] = None,
     seed: Annotated[
@@ -95,6 +97,7 @@ def export(
 
 @app.command("import")
 def import_command(
+    ctx: typer.Context,
     sheets: Annotated[list[Path], typer.Argument(help="The annotators' filled sheets (CSV).")],
     items: Annotated[Path, typer.Option(help="The items file the workbook was made from.")],
     out: Annotated[Path, typer.Option(help="Labels file to write (.csv, .jsonl or .parquet).")],
@@ -108,16 +111,32 @@ def import_command(
             help="Where to write the adjudication sheet (default: <out stem>.adjudication.csv)."
         ),
     ] = None,
+    db: Annotated[
+        Path | None,
+        typer.Option(
+            help="DuckDB store of the items' patients: every evidence id must name a row of "
+            "the item's patient."
+        ),
+    ] = None,
 ) -> None:
     """Merge filled sheets into a labels file; print agreement; write the adjudication sheet."""
+    settings = _settings(ctx)
     chosen = read_items(readable_name(items, "--items"))
-    result = import_labelling(
-        [readable_name(sheet, "sheet") for sheet in sheets],
-        chosen,
-        readable_name(out, "--out"),
-        adjudication=adjudication,
-        adjudication_out=adjudication_out,
-    )
+    named = [readable_name(sheet, "sheet") for sheet in sheets]
+    with ExitStack() as stack:
+        store = (
+            stack.enter_context(connect(store_file(db), settings=settings.store, read_only=True))
+            if db is not None
+            else None
+        )
+        result = import_labelling(
+            named,
+            chosen,
+            readable_name(out, "--out"),
+            adjudication=adjudication,
+            adjudication_out=adjudication_out,
+            store=store,
+        )
     render_import(result, output_console())
 
 
@@ -134,7 +153,7 @@ def render_export(result: LabellingExport, console: Console) -> None:
     console.print(f"  views: {escape(str(result.index))}", highlight=False)
     console.print(
         f"  about {result.mean_chars:,.0f} characters of record per view; "
-        f"{result.flagged_items} item(s) with flagged rows",
+        f"{result.flagged_items} item(s) include rows the labels file cites (unmarked)",
         highlight=False,
     )
     if result.items_without_excerpts:
@@ -145,8 +164,14 @@ def render_export(result: LabellingExport, console: Console) -> None:
         )
     if result.unknown_evidence:
         console.print(
-            f"  {len(result.unknown_evidence)} item(s) flag ids their record does not have: "
+            f"  {len(result.unknown_evidence)} item(s) cite ids their record does not have: "
             f"{_ids(list(result.unknown_evidence))}",
+            highlight=False,
+        )
+    if result.after_as_of:
+        console.print(
+            f"  {len(result.after_as_of)} item(s) cite rows dated after their as_of (left out "
+            f"of the view): {_ids(list(result.after_as_of))}",
             highlight=False,
         )
 
@@ -192,12 +217,23 @@ def render_import(result: LabellingImport, console: Console) -> None:
         f"{result.resolved} item(s) have a reference.",
         highlight=False,
     )
-    if result.adjudicated:
-        console.print(f"{len(result.adjudicated)} item(s) adjudicated.", highlight=False)
+    for warning in result.warnings:
+        console.print(f"warning: {escape(warning)}", highlight=False)
     if result.disagreements:
+        settled = len(result.disagreements) - len(result.open_disagreements)
+        line = (
+            f"{len(result.disagreements)} disagreement(s), {settled} adjudicated, "
+            f"{len(result.open_disagreements)} open"
+        )
+        if result.open_disagreements:
+            line += f": {escape(_ids(result.open_disagreements))}"
+        console.print(line, highlight=False)
+    elif result.adjudicated:
+        console.print(f"{len(result.adjudicated)} item(s) adjudicated.", highlight=False)
+    if result.stale_adjudication_sheet is not None:
         console.print(
-            f"{len(result.disagreements)} item(s) need adjudication: "
-            f"{escape(_ids(result.disagreements))}",
+            f"No disagreements left; {escape(str(result.stale_adjudication_sheet))} from an "
+            "earlier import is out of date.",
             highlight=False,
         )
     if result.unresolved:

@@ -37,6 +37,7 @@ from recordagent.evaluation.run import ItemProgress, record_length
 from recordagent.evaluation.stats import deciles
 from recordagent.questions.items import EvalItem
 from recordagent.records.db import RecordStore
+from recordagent.records.schema import Chunk, Document, Event, LabValue
 from recordagent.records.scope import PatientScope
 from recordagent.records.tokens import Tokenizer
 from recordagent.runners.full_context import pack_record, packing_window
@@ -50,6 +51,7 @@ __all__ = [
     "AuditSummary",
     "EvidenceAudit",
     "LARGE_BUDGET",
+    "PatientRows",
     "audit_evidence",
     "evidence_from_labels",
     "passage_rows",
@@ -153,14 +155,49 @@ def _ref_row(ref: SourceRef) -> str:
     return ref.id
 
 
-class _PatientRows:
-    """Every document, lab and event id of one patient (the whole record)."""
+class PatientRows:
+    """One patient's lab values and events by id, documents on demand (the whole record).
+
+    Read once per patient and shared by its items (the evidence audit, the labelling views and
+    the check of labelling evidence ids).
+    """
 
     def __init__(self, scope: PatientScope) -> None:
-        self.ids = (
-            {d.document_id for d in scope.documents()}
-            | {lab.lab_id for lab in scope.labs()}
-            | {e.event_id for e in scope.events()}
+        self.scope = scope
+        self.labs: dict[str, LabValue] = {lab.lab_id: lab for lab in scope.labs()}
+        self.events: dict[str, Event] = {e.event_id: e for e in scope.events()}
+        self._documents: dict[str, Document | None] = {}
+        self._ids: set[str] | None = None
+
+    @property
+    def ids(self) -> set[str]:
+        """Every document, lab and event id of the patient."""
+        if self._ids is None:
+            documents = {d.document_id for d in self.scope.documents()}
+            self._ids = documents | self.labs.keys() | self.events.keys()
+        return self._ids
+
+    def document(self, document_id: str) -> Document | None:
+        """A document of the patient, or None."""
+        if document_id not in self._documents:
+            self._documents[document_id] = self.scope.document(document_id)
+        return self._documents[document_id]
+
+    def chunk(self, chunk_id: str) -> Chunk | None:
+        """A chunk (``<document id>:<n>``) of one of the patient's documents, or None."""
+        document_id, colon, _ = chunk_id.rpartition(":")
+        if not colon or self.document(document_id) is None:
+            return None
+        found = [c for c in self.scope.chunks(document_ids=[document_id]) if c.chunk_id == chunk_id]
+        return found[0] if found else None
+
+    def knows(self, row_id: str) -> bool:
+        """Whether the id names a document, chunk, lab value or event of the patient."""
+        return (
+            row_id in self.labs
+            or row_id in self.events
+            or self.document(row_id) is not None
+            or self.chunk(row_id) is not None
         )
 
 
@@ -200,11 +237,11 @@ def audit_evidence(
     no_evidence = [item.id for item in items if not evidence.get(item.id)]
     todo = [item for item in items if evidence.get(item.id)]
     scopes: dict[str, PatientScope] = {}
-    known: dict[str, _PatientRows] = {}
+    known: dict[str, PatientRows] = {}
     for item in todo:
         if item.patient_id not in scopes:
             scopes[item.patient_id] = store.scope(item.patient_id)
-            known[item.patient_id] = _PatientRows(scopes[item.patient_id])
+            known[item.patient_id] = PatientRows(scopes[item.patient_id])
     resolved = {
         item.id: [e for e in dict.fromkeys(evidence[item.id]) if e in known[item.patient_id].ids]
         for item in todo

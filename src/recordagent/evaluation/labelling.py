@@ -4,7 +4,8 @@
 row per item, in the same order everywhere, optionally shuffled by a seed), one self-contained
 HTML view per item (question, answer format, record excerpts with their ids:
 :mod:`.labelling_excerpts`, :mod:`.labelling_html`), ``index.html`` and ``README.md``. Labelling
-is blind: no sheet or view shows a reference value or another annotator's label.
+is blind: no sheet or view shows a reference value or another annotator's label; given
+reference labels, the rows a reference cites are among the excerpts, unmarked.
 
 :func:`import_labelling` reads the filled sheets (:mod:`.labelling_sheets`, values by
 :mod:`.labelling_values`), checks every row, merges them into one labels file (one row per
@@ -14,7 +15,8 @@ disagree on. Given the filled adjudication sheet, its values are added as adjudi
 (annotator ``adjudicator``), which settle those items' references.
 
 Nothing is half-written: the workbook is built in a temporary folder moved into place at the
-end, and each imported file is written to a temporary name and renamed.
+end, and each imported file is written to a temporary name and renamed; an import whose
+output is one of the files it reads is refused before anything is written.
 """
 
 from recordagent.evaluation.labelling_export import LabellingExport, export_labelling

@@ -1,20 +1,24 @@
-"""The record excerpts a labelling view shows for an item: flagged rows first, then search hits.
+"""The record excerpts a labelling view shows for an item: cited rows and search hits, by date.
 
 What an annotator needs beside the question is the part of the patient's record that answers
-it, with ids to cite. Two sources, read through the patient's :class:`PatientScope` only:
+it, with ids to cite. Read through the patient's :class:`PatientScope` only, excerpts come from:
 
-* **flagged** — the record rows a labels file cites as the item's evidence (a silver query's
-  rows, say): whole documents (or the chunk cited), lab values and events, shown first. Only
-  the ids are used: the labelled value is never read here (blind labelling).
-* **related** — the rest of the lab series (the passage of about 160 tokens around it) or
-  event kind a flagged row belongs to, so that "the most recent" or "the lowest" can be judged.
+* **cited** — the record rows a labels file cites as the item's evidence (a silver query's
+  rows, say): whole documents (or the chunk cited), lab values and events. A cited lab value
+  or event is shown within its **related** rows: the lab series (the passage of about 160
+  tokens around it) or event list it belongs to, so that "the most recent" or "the lowest" can
+  be judged and the cited row is not singled out. Only the ids are used: the labelled value is
+  never read here.
 * **search** — what the runners' retrieval (:class:`~recordagent.runners.retrieval.
   PatientRetriever`: BM25 over chunks and over lab and event passages, fused by rank) finds for
   the question, nothing dated after the item's ``as_of``. Lab and event passages are shown as
   their rows, each with its own id, so that an annotator cites rows rather than passages.
 
-Excerpts are added in that order until the character budget is spent; a document longer than
-what is left is cut (and says so). Rows already shown are not shown twice.
+Cited and related excerpts are always included; search hits are added until the character
+budget is spent, and a document longer than what is left is cut (and says so). Rows already
+shown are not shown twice. A cited row dated after ``as_of`` is left out and counted. The
+excerpts are then put in date order, and the page does not say which were cited (blind
+labelling: cited rows are among the excerpts, unmarked; a reference value is never shown).
 """
 
 from __future__ import annotations
@@ -25,9 +29,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from recordagent.evaluation.audit import PatientRows
 from recordagent.records.ids import normalise_id
-from recordagent.records.schema import Document, Event, LabValue
-from recordagent.records.scope import PatientScope
+from recordagent.records.schema import Event, LabValue
 from recordagent.runners.passages import Passage
 from recordagent.runners.retrieval import PatientRetriever
 
@@ -48,12 +52,15 @@ class Excerpt(BaseModel):
     """A block of the record shown to the annotator."""
 
     kind: Literal["document", "labs", "events"] = Field(description="What the block holds.")
-    source: Literal["flagged", "related", "search"] = Field(
-        description="flagged: cited by the labels file given at export; related: the lab "
-        "series or event kind a flagged row belongs to; search: found for the question."
+    source: Literal["cited", "related", "search"] = Field(
+        description="Why it is there (not shown on the page): cited by the labels file given "
+        "at export; related: the lab series or event list of a cited row; search: found for "
+        "the question."
     )
     id: str | None = Field(default=None, description="Documents: the chunk or document id.")
-    date: dt.date | None = Field(default=None, description="Documents: the document's day.")
+    date: dt.date | None = Field(
+        default=None, description="The document's day, or the first row's day (the order)."
+    )
     title: str = Field(description="A heading: document type and title, or the analyte/kind.")
     text: str = Field(default="", description="Documents: the text shown.")
     rows: list[ExcerptRow] = Field(default_factory=list, description="Labs and events.")
@@ -69,29 +76,16 @@ class ItemExcerpts(BaseModel):
     """The excerpts of one item's view, and what did not fit."""
 
     item_id: str = Field(description="The item.")
-    excerpts: list[Excerpt] = Field(description="Flagged excerpts first, then search hits.")
+    excerpts: list[Excerpt] = Field(description="The excerpts, in date order.")
     chars: int = Field(description="Characters shown.")
     budget: int = Field(description="The character budget.")
     left_out: int = Field(description="Search hits not shown for lack of budget.")
-    unknown_evidence: list[str] = Field(
-        default_factory=list, description="Flagged ids that name nothing in the patient's record."
+    after_as_of: int = Field(
+        default=0, description="Cited rows left out because they are dated after as_of."
     )
-
-
-class PatientRows:
-    """One patient's documents, lab values and events by id (read once, shared by its items)."""
-
-    def __init__(self, scope: PatientScope) -> None:
-        self.scope = scope
-        self.labs: dict[str, LabValue] = {lab.lab_id: lab for lab in scope.labs()}
-        self.events: dict[str, Event] = {e.event_id: e for e in scope.events()}
-        self._documents: dict[str, Document | None] = {}
-
-    def document(self, document_id: str) -> Document | None:
-        """A document of the patient, or None."""
-        if document_id not in self._documents:
-            self._documents[document_id] = self.scope.document(document_id)
-        return self._documents[document_id]
+    unknown_evidence: list[str] = Field(
+        default_factory=list, description="Cited ids that name nothing in the patient's record."
+    )
 
 
 def item_excerpts(
@@ -99,8 +93,9 @@ def item_excerpts(
     question: str,
     rows: PatientRows,
     retriever: PatientRetriever,
-    flagged: Sequence[str] = (),
+    cited: Sequence[str] = (),
     *,
+    as_of: dt.date | None = None,
     budget: int = 16_000,
     k: int = 12,
 ) -> ItemExcerpts:
@@ -111,45 +106,63 @@ def item_excerpts(
         question: Its question (the search query).
         rows: The patient's rows by id.
         retriever: The patient's retriever (built with the item's ``as_of``).
-        flagged: Record ids to show first (documents, chunks ``<document>:<n>``, labs, events).
+        cited: Record ids to include (documents, chunks ``<document>:<n>``, labs, events).
+        as_of: The item's day: cited rows dated after it are left out (and counted).
         budget: Characters the excerpts may show in all.
         k: Search hits asked for.
     """
     state = _Budget(budget)
     shown: set[str] = set()
     unknown: list[str] = []
+    after = 0
     excerpts: list[Excerpt] = []
-    lab_rows: list[ExcerptRow] = []
-    event_rows: list[ExcerptRow] = []
-    for raw in dict.fromkeys(flagged):
+    cited_rows: dict[str, ExcerptRow] = {}
+    for raw in dict.fromkeys(cited):
         rid = normalise_id(raw)
-        if rid in rows.labs:
-            lab_rows.append(_lab_row(rows.labs[rid]))
-        elif rid in rows.events:
-            event_rows.append(_event_row(rows.events[rid]))
-        else:
-            found, excerpt = _flagged_document(rid, rows, state)
-            if not found:
-                unknown.append(raw)
-            elif excerpt is not None:
-                excerpts.append(excerpt)
-                shown.add(excerpt.id or "")
-        shown.add(rid)
-    for kind, table in (("labs", lab_rows), ("events", event_rows)):
-        if table:
-            excerpt = Excerpt(kind=kind, source="flagged", title=f"Flagged {kind}", rows=table)
+        if rid in rows.labs or rid in rows.events:
+            lab = rows.labs.get(rid)
+            day = lab.time.date() if lab is not None else rows.events[rid].start_time.date()
+            if as_of is not None and day > as_of:
+                after += 1
+            else:
+                cited_rows[rid] = (
+                    _lab_row(lab) if lab is not None else _event_row(rows.events[rid])
+                )
+            continue
+        found, written, excerpt = _cited_document(rid, rows, state)
+        if not found:
+            unknown.append(raw)
+        elif as_of is not None and written is not None and written > as_of:
+            after += 1
+        elif excerpt is not None:
             state.spend(excerpt.chars)
             excerpts.append(excerpt)
-    # The lab series and event kinds around flagged rows come next: a flagged value makes
-    # sense next to the values before and after it ("the most recent", "the lowest").
-    flagged_rows = {r.id for e in excerpts for r in e.rows}
-    related = [p for p in retriever.structured if any(r.id in flagged_rows for r in p.refs)]
+            shown.update([rid, excerpt.id or ""])
+    # A cited value is shown inside its lab series or event list, never on its own: next to
+    # the values before and after it, and not pointed at.
+    related = [p for p in retriever.structured if any(r.id in cited_rows for r in p.refs)]
+    for passage in related:
+        excerpt = _searched(passage, rows, shown, "related")
+        if excerpt is not None:
+            state.spend(excerpt.chars)
+            excerpts.append(excerpt)
+            shown.update(r.id for r in excerpt.rows)
+    loose: list[tuple[Literal["labs", "events"], list[ExcerptRow]]] = [
+        ("labs", [r for i, r in cited_rows.items() if i not in shown and i in rows.labs]),
+        ("events", [r for i, r in cited_rows.items() if i not in shown and i in rows.events]),
+    ]
+    for kind, table in loose:
+        if table:  # rows no passage holds (outside the retrieval's lab catalogue, say)
+            table.sort(key=lambda r: r.when)
+            title = "Lab values" if kind == "labs" else "Events"
+            excerpt = _table(kind, "cited", title, table)
+            state.spend(excerpt.chars)
+            excerpts.append(excerpt)
+            shown.update(r.id for r in table)
     searched = retriever.retrieve(question, k=k, max_tokens=10_000_000, exclude=shown)
     left_out = 0
-    for passage in [*related, *searched]:
-        excerpt = _searched(passage, rows, shown)
-        if excerpt is not None and passage in related:
-            excerpt = excerpt.model_copy(update={"source": "related"})
+    for passage in searched:
+        excerpt = _searched(passage, rows, shown, "search")
         if excerpt is None:
             continue
         if excerpt.kind == "document":
@@ -160,12 +173,16 @@ def item_excerpts(
         state.spend(excerpt.chars)
         excerpts.append(excerpt)
         shown.update([excerpt.id or "", *(r.id for r in excerpt.rows)])
+    # Date order (stable: same-day excerpts keep the order they were chosen in), so that the
+    # cited excerpts are not the first ones shown.
+    excerpts.sort(key=lambda e: e.date or dt.date.min)
     return ItemExcerpts(
         item_id=item_id,
         excerpts=excerpts,
         chars=state.used,
         budget=budget,
         left_out=left_out,
+        after_as_of=after,
         unknown_evidence=unknown,
     )
 
@@ -183,46 +200,45 @@ class _Budget:
         self.used += chars
 
 
-def _flagged_document(rid: str, rows: PatientRows, state: _Budget) -> tuple[bool, Excerpt | None]:
-    """Whether the id names a document or chunk, and its excerpt (None: no budget left)."""
+def _cited_document(
+    rid: str, rows: PatientRows, state: _Budget
+) -> tuple[bool, dt.date | None, Excerpt | None]:
+    """Whether the id names a document or chunk, its day, and its excerpt (None: no room)."""
     document = rows.document(rid)
     text = document.text if document is not None else ""
-    if document is None and ":" in rid:  # a chunk id, '<document id>:<position>'
-        document = rows.document(rid.rpartition(":")[0])
+    if document is None:  # a chunk id, '<document id>:<position>'?
+        chunk = rows.chunk(rid)
+        if chunk is None:
+            return False, None, None
+        document = rows.document(chunk.document_id)
         if document is None:
-            return False, None
-        chunk = [
-            c for c in rows.scope.chunks(document_ids=[document.document_id]) if c.chunk_id == rid
-        ]
-        if not chunk:
-            return False, None
-        text = chunk[0].text
-    if document is None:
-        return False, None
+            return False, None, None
+        text = chunk.text
     excerpt = Excerpt(
         kind="document",
-        source="flagged",
+        source="cited",
         id=rid,
         date=document.date.date(),
-        title=_document_title(document.type, document.title, None),
+        title=_document_title(document.type, document.title),
         text=text,
     )
-    fitted = _fit_text(excerpt, state.left)
-    if fitted is None:
-        return True, None
-    state.spend(fitted.chars)
-    return True, fitted
+    return True, excerpt.date, _fit_text(excerpt, state.left)
 
 
-def _searched(passage: Passage, rows: PatientRows, shown: set[str]) -> Excerpt | None:
-    """A search hit as an excerpt, without rows already shown; None when nothing is new."""
+def _searched(
+    passage: Passage,
+    rows: PatientRows,
+    shown: set[str],
+    source: Literal["related", "search"],
+) -> Excerpt | None:
+    """A passage as an excerpt, without rows already shown; None when nothing is new."""
     if passage.kind == "chunk":
         document_id = passage.refs[0].document_id if passage.refs else None
         if passage.id in shown or (document_id is not None and document_id in shown):
             return None
         return Excerpt(
             kind="document",
-            source="search",
+            source=source,
             id=passage.id,
             date=passage.date,
             title=passage.title,
@@ -235,7 +251,17 @@ def _searched(passage: Passage, rows: PatientRows, shown: set[str]) -> Excerpt |
         table = [_event_row(rows.events[i]) for i in ids if i in rows.events]
     if not table:
         return None
-    return Excerpt(kind=passage.kind, source="search", title=passage.title, rows=table)
+    return _table(passage.kind, source, passage.title, table)
+
+
+def _table(
+    kind: Literal["labs", "events"],
+    source: Literal["cited", "related", "search"],
+    title: str,
+    table: list[ExcerptRow],
+) -> Excerpt:
+    day = dt.date.fromisoformat(min(r.when for r in table)[:10])
+    return Excerpt(kind=kind, source=source, title=title, rows=table, date=day)
 
 
 def _fit_text(excerpt: Excerpt, left: int) -> Excerpt | None:
@@ -252,8 +278,8 @@ def _fit_text(excerpt: Excerpt, left: int) -> Excerpt | None:
     return excerpt.model_copy(update={"text": cut, "cut": len(excerpt.text) - len(cut)})
 
 
-def _document_title(kind: str, title: str | None, section: str | None) -> str:
-    return f"{kind} '{title or ''}'" + (f" / {section}" if section else "")
+def _document_title(kind: str, title: str | None) -> str:
+    return f"{kind} '{title or ''}'"
 
 
 def _lab_row(lab: LabValue) -> ExcerptRow:

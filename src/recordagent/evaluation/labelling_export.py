@@ -17,8 +17,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from recordagent.errors import UserError
-from recordagent.evaluation.audit import evidence_from_labels
-from recordagent.evaluation.labelling_excerpts import ItemExcerpts, PatientRows, item_excerpts
+from recordagent.evaluation.audit import PatientRows, evidence_from_labels
+from recordagent.evaluation.labelling_excerpts import ItemExcerpts, item_excerpts
 from recordagent.evaluation.labelling_html import (
     BLIND_NOTE,
     render_index,
@@ -26,9 +26,9 @@ from recordagent.evaluation.labelling_html import (
     view_name,
 )
 from recordagent.evaluation.labelling_sheets import (
-    ADJUDICATOR,
     SHEET_COLUMNS,
     item_cells,
+    reserved_name,
     sheet_text,
 )
 from recordagent.evaluation.labels import Label
@@ -54,9 +54,15 @@ class LabellingExport(BaseModel):
     items: int = Field(description="Items (rows per sheet, views).")
     patients: int = Field(description="Patients the items are about.")
     seed: int | None = Field(description="The shuffle seed; None: the items file's order.")
-    flagged_items: int = Field(description="Items with flagged rows from a labels file.")
+    flagged_items: int = Field(
+        description="Items whose views include rows a labels file cites (unmarked)."
+    )
     unknown_evidence: dict[str, list[str]] = Field(
-        description="Item → flagged ids that name nothing in its patient's record."
+        description="Item → cited ids that name nothing in its patient's record."
+    )
+    after_as_of: dict[str, int] = Field(
+        default_factory=dict,
+        description="Item → cited rows left out of its view for being dated after as_of.",
     )
     items_without_excerpts: list[str] = Field(
         description="Items whose view shows no record excerpt (nothing matched the question)."
@@ -86,8 +92,8 @@ def export_labelling(
         out: The workbook folder: must not exist or be empty (filled sheets are never
             overwritten).
         settings: Tokenizer encoding and lab catalogue of the retrieval.
-        labels: Labels whose evidence ids are shown first in each item's view (their values
-            are never shown).
+        labels: Labels whose evidence rows are included among each item's excerpts, unmarked
+            (their values are never shown; rows dated after the item's as_of are left out).
         seed: Shuffle the items with this seed (the same order in every sheet).
         max_chars: Characters of record text per view.
         k: Search hits asked for per item.
@@ -112,14 +118,14 @@ def export_labelling(
     order = list(items)
     if seed is not None:
         random.Random(seed).shuffle(order)
-    flagged = evidence_from_labels(labels or [])
+    cited = evidence_from_labels(labels or [])
     temporary = out.parent / f".{out.name}.{os.getpid()}.tmp"
     try:
         if temporary.exists():
             shutil.rmtree(temporary)
         (temporary / "items").mkdir(parents=True)
         shown_excerpts = _write_views(
-            order, store, settings, flagged, temporary, max_chars, k, on_progress
+            order, store, settings, cited, temporary, max_chars, k, on_progress
         )
         sheets = {}
         for name in names:
@@ -150,10 +156,11 @@ def export_labelling(
         items=len(order),
         patients=len({i.patient_id for i in order}),
         seed=seed,
-        flagged_items=sum(1 for i in order if flagged.get(i.id)),
+        flagged_items=sum(1 for i in order if cited.get(i.id)),
         unknown_evidence={
             e.item_id: e.unknown_evidence for e in shown_excerpts if e.unknown_evidence
         },
+        after_as_of={e.item_id: e.after_as_of for e in shown_excerpts if e.after_as_of},
         items_without_excerpts=[e.item_id for e in shown_excerpts if not e.excerpts],
         mean_chars=sum(e.chars for e in shown_excerpts) / len(shown_excerpts),
     )
@@ -163,7 +170,7 @@ def _write_views(
     order: Sequence[EvalItem],
     store: RecordStore,
     settings: Settings,
-    flagged: Mapping[str, Sequence[str]],
+    cited: Mapping[str, Sequence[str]],
     folder: Path,
     max_chars: int,
     k: int,
@@ -209,7 +216,8 @@ def _write_views(
                 item.question,
                 rows,
                 retriever,
-                flagged.get(item.id, ()),
+                cited.get(item.id, ()),
+                as_of=item.as_of,
                 budget=max_chars,
                 k=k,
             )
@@ -236,8 +244,9 @@ def _annotator_names(annotators: Sequence[str]) -> list[str]:
                 f"annotator name {shown(name)!r}: use letters, digits, '.', '_' or '-' (it "
                 "names the annotator's sheet file)"
             )
-        if name.casefold() == ADJUDICATOR:
-            raise UserError(f"annotator name {name!r} is reserved for adjudicated labels")
+        reserved = reserved_name(name)
+        if reserved is not None:
+            raise UserError(f"annotator name {reserved}")
     folded = [name.casefold() for name in names]
     repeated = sorted({n for n in folded if folded.count(n) > 1})
     if repeated:

@@ -2,7 +2,9 @@
 
 Nothing is loaded from outside a page (no scripts, fonts or style sheets by URL), and every
 piece of record text, question and id is escaped, so a record that contains markup shows it as
-text. The pages hold no label value of anyone: they are the same for every annotator.
+text. The pages hold no label value of anyone: they are the same for every annotator. Excerpts
+are shown in date order without saying why each is there, so that the rows a reference cites
+(included when the workbook was made from a labels file) are not pointed at.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from recordagent.questions.items import EvalItem
 __all__ = ["BLIND_NOTE", "render_index", "render_item_view", "view_name"]
 
 BLIND_NOTE = (
-    "Blind labelling: no reference answer and no other annotator's label is shown here or in "
-    "your sheet. Label from the record alone."
+    "Blind labelling: no reference value and no other annotator's label is shown here or in "
+    "your sheet. When the workbook was made from reference labels, the rows a reference cites "
+    "are among the excerpts, unmarked; its value is never shown. Label from the record alone."
 )
 
 _CSS = """
@@ -45,10 +48,6 @@ th, td { border-bottom: 1px solid #dde1e8; padding: 4px 8px; text-align: left;
   vertical-align: top; }
 th { background: #eef1f6; }
 .cut { color: #a0522d; font-size: 12.5px; }
-.tag { font-size: 11px; text-transform: uppercase; color: #fff; background: #6b7a99;
-  padding: 1px 6px; border-radius: 3px; margin-right: 6px; }
-.tag.flagged { background: #b5651d; }
-.tag.related { background: #8a6d3b; }
 """
 
 
@@ -106,20 +105,15 @@ def render_item_view(
 
 
 def _excerpt_sections(excerpts: ItemExcerpts) -> list[str]:
-    out = ["<h2>Record excerpts</h2>"]
+    out = [
+        "<h2>Record excerpts</h2>",
+        '<p class="meta">In date order, each with the id to cite. They are parts of the record '
+        "chosen for the question: judge each like any other part of the record.</p>",
+    ]
     if not excerpts.excerpts:
         out.append(
             "<p>No part of the record matched the question. The record may not say; check the "
             "record itself before labelling the item unanswerable.</p>"
-        )
-    flagged = [e for e in excerpts.excerpts if e.source == "flagged"]
-    if flagged:
-        out.append(
-            '<p class="meta">Rows marked <span class="tag flagged">flagged</span> were listed '
-            "as possibly relevant when the workbook was made; they come first. They are not "
-            "an answer: judge them like any other part of the record. Rows marked "
-            '<span class="tag related">related</span> are the values and events around them; '
-            '<span class="tag search">search</span> rows were found for the question.</p>'
         )
     out.extend(_excerpt(e) for e in excerpts.excerpts)
     if excerpts.left_out:
@@ -127,18 +121,19 @@ def _excerpt_sections(excerpts: ItemExcerpts) -> list[str]:
             f'<p class="cut">{excerpts.left_out} further search hit(s) not shown: the view is '
             f"limited to about {excerpts.budget:,} characters.</p>"
         )
-    if excerpts.unknown_evidence:
-        listed = ", ".join(escape(i) for i in excerpts.unknown_evidence)
-        out.append(f'<p class="cut">Flagged ids not found in this record: {listed}.</p>')
+    if excerpts.after_as_of:
+        out.append(
+            f'<p class="cut">{excerpts.after_as_of} record row(s) dated after the as-of day '
+            "left out.</p>"
+        )
     return out
 
 
 def _excerpt(excerpt: Excerpt) -> str:
-    tag = f'<span class="tag {excerpt.source}">{excerpt.source}</span>'
     if excerpt.kind == "document":
         day = excerpt.date.isoformat() if excerpt.date else ""
         head = (
-            f"<h3>{tag}<span class='id'>{escape(excerpt.id or '')}</span> {day} "
+            f"<h3><span class='id'>{escape(excerpt.id or '')}</span> {day} "
             f"{escape(excerpt.title)}</h3>"
         )
         cut = (
@@ -153,7 +148,7 @@ def _excerpt(excerpt: Excerpt) -> str:
         for r in excerpt.rows
     )
     return (
-        f"<h3>{tag}{escape(excerpt.title)}</h3>"
+        f"<h3>{escape(excerpt.title)}</h3>"
         f"<table><thead><tr><th>id</th><th>when</th><th>{escape(excerpt.kind)}</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
     )

@@ -12,13 +12,19 @@ comment, a one-line ``disagreement``, and the adjudicator's ``adjudicated_value`
 Sheets are written as UTF-8 with a byte-order mark so that spreadsheets show accents; they are
 read back with or without it, comma- or semicolon-separated (a spreadsheet in a locale with a
 decimal comma saves ';'). Every problem is collected and reported at once: file, data row
-(the header is not counted; the spreadsheet's line is one more) and column.
+(the header is not counted: data row N is the spreadsheet's row N + 1), the line of the file
+the row starts on (a cell with line breaks spans several lines) and column.
+
+A text cell that starts with ``=``, ``+``, ``-`` or ``@`` is written with a leading ``'``, so
+that a spreadsheet shows it as text rather than running it as a formula (CSV formula
+injection); a number (``-0.5``) is written as it is. Reading strips that ``'`` again.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +50,7 @@ __all__ = [
     "adjudication_columns",
     "item_cells",
     "read_sheet",
+    "reserved_name",
     "sheet_text",
 ]
 
@@ -68,20 +75,36 @@ SHEET_COLUMNS = (*ITEM_COLUMNS, "value", "unanswerable", "evidence", "comment")
 """The columns of an annotator's sheet, in order."""
 
 _MAX_PROBLEMS_SHOWN = 25
+_ANNOTATOR_PARTS = ("value", "evidence", "comment")
+_ADJUDICATOR_COLUMNS = ("disagreement", "adjudicated_value", "unanswerable", "evidence", "comment")
+_FORMULA_START = ("=", "+", "-", "@")
+_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
+
+
+def reserved_name(name: str) -> str | None:
+    """Why ``name`` cannot be an annotator's name, or None when it can.
+
+    ``adjudicator`` names adjudicated labels; a name whose adjudication-sheet columns
+    (``<name>_value``, …) are column names of the sheet (``adjudicated`` → ``adjudicated_value``)
+    would make that sheet unreadable.
+    """
+    folded = name.casefold()
+    if folded == ADJUDICATOR:
+        return f"{name!r} is reserved for adjudicated labels"
+    taken = {c.casefold() for c in (*ITEM_COLUMNS, *_ADJUDICATOR_COLUMNS)}
+    clash = [f"{name}_{part}" for part in _ANNOTATOR_PARTS if f"{folded}_{part}" in taken]
+    if clash:
+        return (
+            f"{name!r} is reserved: its column {clash[0]!r} is a column of the adjudication "
+            "sheet"
+        )
+    return None
 
 
 def adjudication_columns(annotators: Sequence[str]) -> tuple[str, ...]:
     """The columns of the adjudication sheet for these annotators, in order."""
-    shown = [f"{name}_{part}" for name in annotators for part in ("value", "evidence", "comment")]
-    return (
-        *ITEM_COLUMNS,
-        *shown,
-        "disagreement",
-        "adjudicated_value",
-        "unanswerable",
-        "evidence",
-        "comment",
-    )
+    shown = [f"{name}_{part}" for name in annotators for part in _ANNOTATOR_PARTS]
+    return (*ITEM_COLUMNS, *shown, *_ADJUDICATOR_COLUMNS)
 
 
 def item_cells(position: int, item: EvalItem, annotator: str, view: str) -> dict[str, str]:
@@ -105,8 +128,23 @@ def sheet_text(columns: Sequence[str], rows: Sequence[Mapping[str, str]]) -> str
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\r\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({key: _guarded(cell) for key, cell in row.items()} for row in rows)
     return "\ufeff" + out.getvalue()
+
+
+def _guarded(cell: str) -> str:
+    """The cell, with a leading ``'`` when a spreadsheet would read it as a formula."""
+    if cell.startswith(_FORMULA_START) and not _NUMBER.match(cell):
+        return "'" + cell
+    return cell
+
+
+def _unguarded(cell: str) -> str:
+    """A cell read back: the ``'`` that :func:`_guarded` adds is taken off."""
+    stripped = cell.strip()
+    if stripped.startswith("'") and stripped[1:2] in _FORMULA_START:
+        return stripped[1:]
+    return cell
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -118,11 +156,12 @@ class _Problem:
     row: int | None
     column: str | None
     message: str
+    line: int | None = None
 
     def __str__(self) -> str:
         where = str(self.path)
         if self.row is not None:
-            where += f", row {self.row} (line {self.row + 1})"
+            where += f", row {self.row} (line {self.line or self.row + 1})"
         if self.column is not None:
             where += f", column '{self.column}'"
         return f"{where}: {self.message}"
@@ -134,9 +173,24 @@ class SheetProblems:
 
     found: list[_Problem] = field(default_factory=list)
 
-    def add(self, path: Path, row: int | None, column: str | None, message: str) -> None:
-        """Note one problem (``row``: 1-based data row; ``None`` for the whole file)."""
-        self.found.append(_Problem(path, row, column, message))
+    def add(
+        self,
+        path: Path,
+        row: int | None,
+        column: str | None,
+        message: str,
+        line: int | None = None,
+    ) -> None:
+        """Note one problem.
+
+        Args:
+            path: The sheet.
+            row: The 1-based data row; None for the whole file.
+            column: The column; None for the whole row.
+            message: What is wrong.
+            line: The line of the file the row starts on (default: ``row + 1``).
+        """
+        self.found.append(_Problem(path, row, column, message, line))
 
     def raise_if_any(self) -> None:
         """Raise every problem noted as one error (the first 25, and a count of the rest).
@@ -163,6 +217,7 @@ class SheetRow:
 
     Attributes:
         row: The 1-based data row.
+        line: The line of the file the row starts on.
         item_id: The item.
         labelled: Whether a value was given (or unanswerable ticked).
         value: The label value (None: the record does not say); None when not labelled.
@@ -172,6 +227,7 @@ class SheetRow:
     """
 
     row: int
+    line: int
     item_id: str
     labelled: bool
     value: Any
@@ -215,7 +271,7 @@ def read_sheet(
     records = _records(path, problems)
     if records is None:
         return None
-    header = [name.strip() for name in records[0]]
+    header = [name.strip() for name in records[0][1]]
     required = ("item_id", value_column)
     missing = [name for name in required if name not in header]
     if missing:
@@ -229,27 +285,35 @@ def read_sheet(
         return None
     rows: list[SheetRow] = []
     names: dict[str, int] = {}
+    lines: dict[int, int] = {}
     seen: dict[str, int] = {}
-    for number, cells in enumerate(records[1:], start=1):
+    for number, (line, raw_cells) in enumerate(records[1:], start=1):
+        cells = [_unguarded(c) for c in raw_cells]
         if not any(cell.strip() for cell in cells):
             continue  # a blank line
         if len(cells) > len(header) and any(c.strip() for c in cells[len(header) :]):
             problems.add(
-                path, number, None, f"{len(cells)} cells but the header has {len(header)} columns"
+                path,
+                number,
+                None,
+                f"{len(cells)} cells but the header has {len(header)} columns",
+                line,
             )
             continue
         cell = dict(zip(header, [*cells, *[""] * (len(header) - len(cells))], strict=False))
-        parsed = _row(path, number, cell, items, problems, value_column, seen)
+        parsed = _row(path, (number, line), cell, items, problems, value_column, seen)
         name = cell.get("annotator", "").strip()
         if name:
             names.setdefault(name, number)
+            lines.setdefault(number, line)
         if parsed is not None:
             rows.append(parsed)
-    annotator = _annotator(path, names, problems)
+    annotator = _annotator(path, names, lines, problems)
     return Sheet(path=path, annotator=annotator, rows=rows)
 
 
-def _records(path: Path, problems: SheetProblems) -> list[list[str]] | None:
+def _records(path: Path, problems: SheetProblems) -> list[tuple[int, list[str]]] | None:
+    """The sheet's records, each with the line of the file it starts on."""
     kind = path_kind(path, "labelling sheet")
     if kind != "file":
         what = "is a folder" if kind == "folder" else "does not exist"
@@ -265,8 +329,14 @@ def _records(path: Path, problems: SheetProblems) -> list[list[str]] | None:
         return None
     first = text.split("\n", 1)[0]
     delimiter = ";" if ";" in first and "," not in first else ","
+    records: list[tuple[int, list[str]]] = []
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
-        records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+        start = 1
+        for cells in reader:
+            records.append((start, cells))
+            # A quoted cell may hold line breaks: the next record starts after this one ends.
+            start = reader.line_num + 1
     except csv.Error as exc:
         problems.add(path, None, None, f"not valid CSV: {exc}")
         return None
@@ -278,30 +348,33 @@ def _records(path: Path, problems: SheetProblems) -> list[list[str]] | None:
 
 def _row(
     path: Path,
-    number: int,
+    where: tuple[int, int],
     cell: Mapping[str, str],
     items: Mapping[str, EvalItem],
     problems: SheetProblems,
     value_column: str,
     seen: dict[str, int],
 ) -> SheetRow | None:
+    number, line = where
+
+    def note(column: str, message: str) -> None:
+        problems.add(path, number, column, message, line)
+
     item_id = cell.get("item_id", "").strip()
     if not item_id:
-        problems.add(path, number, "item_id", "is empty")
+        note("item_id", "is empty")
         return None
     item = items.get(item_id)
     if item is None:
-        problems.add(path, number, "item_id", f"{item_id!r} is not an item of the items file")
+        note("item_id", f"{item_id!r} is not an item of the items file")
         return None
     if item_id in seen:
-        problems.add(path, number, "item_id", f"{item_id!r} again (first in row {seen[item_id]})")
+        note("item_id", f"{item_id!r} again (first in row {seen[item_id]})")
         return None
     seen[item_id] = number
     patient = cell.get("patient_id", "").strip()
     if patient and patient != item.patient_id:
-        problems.add(
-            path,
-            number,
+        note(
             "patient_id",
             f"{patient!r}, but item {item_id!r} is about patient {item.patient_id!r}: is this "
             "sheet from another export?",
@@ -312,20 +385,16 @@ def _row(
     try:
         ticked = parse_flag(cell.get("unanswerable", ""))
     except ValueError as exc:
-        problems.add(path, number, "unanswerable", str(exc))
+        note("unanswerable", str(exc))
         ticked = False
     value: Any = None
     if raw:
         try:
             value = parse_value(item, raw)
         except ValueError as exc:
-            problems.add(
-                path, number, value_column, f"{exc} (item {item_id!r}, {item.answer.type})"
-            )
+            note(value_column, f"{exc} (item {item_id!r}, {item.answer.type})")
         if ticked and value is not None:
-            problems.add(
-                path,
-                number,
+            note(
                 value_column,
                 "a value and an unanswerable tick; keep one (the tick says the record does "
                 "not say)",
@@ -334,6 +403,7 @@ def _row(
         return None
     return SheetRow(
         row=number,
+        line=line,
         item_id=item_id,
         labelled=bool(raw) or ticked,
         value=value,
@@ -343,7 +413,9 @@ def _row(
     )
 
 
-def _annotator(path: Path, names: Mapping[str, int], problems: SheetProblems) -> str:
+def _annotator(
+    path: Path, names: Mapping[str, int], lines: Mapping[int, int], problems: SheetProblems
+) -> str:
     if len(names) > 1:
         (first, _), *others = sorted(names.items(), key=lambda pair: pair[1])
         for name, row in others:
@@ -353,6 +425,7 @@ def _annotator(path: Path, names: Mapping[str, int], problems: SheetProblems) ->
                 "annotator",
                 f"{name!r}, but the sheet is {first!r}'s (row {names[first]}); one sheet, one "
                 "annotator",
+                lines.get(row),
             )
     if names:
         return min(names, key=lambda name: names[name])

@@ -6,12 +6,17 @@ could mean two things (``06/07/2020``). The value comes back in the JSON form a 
 holds (:mod:`.labels`): a date as ``YYYY-MM-DD``, a number as a float, a count as an int, a
 boolean, a category as its allowed spelling, a list as a list of strings, text as text.
 
-``None`` is "the record does not say" (the unanswerable marker); an empty cell is "not
-labelled" and never reaches :func:`parse_value`.
+``None`` is "the record does not say": the cell holds ``unanswerable`` (any case) or the
+sheet's ``unanswerable`` column is ticked. Other words that might mean it (``none``, ``null``,
+``n/a``, ``unknown``) are refused unless the item allows them as a value, or is free text
+(which keeps them as written): ``none`` could be a count of 0 or the text "None" (no
+allergies), so the annotator says which. An empty cell is
+"not labelled" and never reaches :func:`parse_value`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import re
@@ -29,8 +34,11 @@ __all__ = [
     "value_text",
 ]
 
-UNANSWERABLE_WORDS = frozenset({"unanswerable", "null", "none", "n/a", "unknown"})
-"""Words a value cell may hold to say "the record does not say" (unless an allowed value)."""
+UNANSWERABLE_WORDS = frozenset({"unanswerable"})
+"""What a value cell holds to say "the record does not say" (any case; unless an allowed value)."""
+
+_AMBIGUOUS_WORDS = frozenset({"none", "null", "nil", "n/a", "na", "unknown", "-"})
+"""Words refused as values: they might mean "does not say", 0, or the text itself."""
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?Z?)?$")
 _YES = frozenset({"yes", "y", "true", "t", "1"})
@@ -76,6 +84,7 @@ def parse_value(item: EvalItem, cell: str) -> Any:
     if _is_unanswerable(item, text):
         return None
     kind = item.answer.type
+    _refuse_ambiguous(item, text)
     if kind == "date":
         return _date(item, text)
     if kind in ("number", "count"):
@@ -102,12 +111,38 @@ def _is_unanswerable(item: EvalItem, text: str) -> bool:
     return not any(option.casefold() == folded for option in item.answer.allowed or ())
 
 
+def _refuse_ambiguous(item: EvalItem, text: str) -> None:
+    """Refuse a word that could mean "does not say", nothing (0) or itself.
+
+    Free text keeps any word (a text answer may be "None"); an allowed value spelled so is
+    that value.
+    """
+    folded = text.casefold()
+    if folded not in _AMBIGUOUS_WORDS or item.answer.type == "text":
+        return
+    if any(option.casefold() == folded for option in item.answer.allowed or ()):
+        return
+    if item.answer.type == "count":
+        raise ValueError(
+            f"{text!r} could mean 0 or that the record does not say: write 0, or unanswerable"
+        )
+    raise ValueError(f"{text!r} is ambiguous: write unanswerable if the record does not say")
+
+
 def _date(item: EvalItem, text: str) -> str:
     if not _ISO_DATE.match(text):
         raise ValueError(
             f"{text!r} is not a date written YYYY-MM-DD (a spreadsheet may have reformatted "
             "it: format the value column as text)"
         )
+    if len(text) > 10:
+        # A time after the day is ignored, but it must be a time: '25:00' is a typo.
+        try:
+            dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ValueError(
+                f"{text!r} is not a valid date and time; write the day as YYYY-MM-DD"
+            ) from exc
     try:
         value = coerce_value(item.answer, text)
     except ValueError as exc:
@@ -116,6 +151,9 @@ def _date(item: EvalItem, text: str) -> str:
 
 
 def _number(item: EvalItem, text: str) -> float | int:
+    if "_" in text:
+        # Python reads '1_000' as 1000; a person may have meant a list or a typo.
+        raise ValueError(f"{text!r}: write a number without '_' (1000, or 1.5)")
     try:
         value = coerce_value(item.answer, text)
     except ValueError:
@@ -141,7 +179,7 @@ def _allowed(item: EvalItem, text: str) -> str:
     raise ValueError(f"{text!r} is not one of: {', '.join(item.answer.allowed)}")
 
 
-def _list(item: EvalItem, text: str) -> list[str] | None:
+def _list(item: EvalItem, text: str) -> list[str]:
     if text.startswith("["):
         try:
             raw = json.loads(text)
@@ -157,7 +195,12 @@ def _list(item: EvalItem, text: str) -> list[str] | None:
         parts = [part.strip() for part in re.split(r"[;\n]", text)]
     values = [_allowed(item, part) for part in parts if part]
     unique = list(dict.fromkeys(values))
-    return unique or None
+    if not unique:
+        raise ValueError(
+            f"{text!r} holds no value: write the values, or unanswerable if the record does "
+            "not say"
+        )
+    return unique
 
 
 def parse_evidence(cell: str) -> list[str]:

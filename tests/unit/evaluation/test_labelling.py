@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +14,12 @@ import pytest
 
 from recordagent.errors import UserError
 from recordagent.evaluation.labelling import export_labelling, import_labelling
-from recordagent.evaluation.labelling_sheets import SHEET_COLUMNS
+from recordagent.evaluation.labelling_sheets import (
+    SHEET_COLUMNS,
+    SheetProblems,
+    read_sheet,
+    sheet_text,
+)
 from recordagent.evaluation.labels import Label, read_labels, reference_labels
 from recordagent.questions.answers import AnswerSpec, ScoringSpec
 from recordagent.questions.items import EvalItem
@@ -152,7 +159,13 @@ def test_a_seed_shuffles_every_sheet_the_same_way_and_repeats(store: RecordStore
     assert orders[0] != orders[2]
 
 
-def test_flagged_evidence_comes_first_and_the_labelled_value_is_never_shown(
+def _excerpt_days(view: str) -> list[str]:
+    """The first day of each excerpt of a view, in page order."""
+    blocks = view.split("<h2>Record excerpts</h2>", 1)[1].split("<h3>")[1:]
+    return [re.search(r"\d{4}-\d{2}-\d{2}", block).group(0) for block in blocks]
+
+
+def test_cited_rows_are_among_the_excerpts_unmarked_in_date_order_and_no_value_is_shown(
     store: RecordStore, tmp_path: Path
 ):
     silver = [
@@ -166,14 +179,33 @@ def test_flagged_evidence_comes_first_and_the_labelled_value_is_never_shown(
             text = path.read_text(encoding="utf-8-sig")
             assert str(SILVER_VALUE) not in text and "7.65" not in text, path
     view = (folder / "items" / "0003.html").read_text()
-    flagged_at = view.index('<h3><span class="tag flagged">')
-    related_at = view.index('<h3><span class="tag related">')
-    assert flagged_at < view.index("LA2") < related_at < view.index("LA1")  # the series around
-    assert "LA2" not in view[related_at:]  # a row is shown once
-    assert "Blind labelling" in view
+    assert view.count("LA2") == 1  # shown once, inside its series
+    assert view.index("LA1") < view.index("LA2")  # the series in time order
+    for pointer in ("flagged", "Flagged", "cited", 'class="tag'):
+        assert pointer not in view
+    every = [_excerpt_days(v.read_text()) for v in sorted((folder / "items").glob("*.html"))]
+    assert all(days == sorted(days) for days in every)
+    assert max(len(days) for days in every) >= 2
+    assert "among the excerpts, unmarked; its value is never shown" in view
     assert result.flagged_items == 2
     assert result.unknown_evidence == {"therapy-start/A": ["Z9"]}
-    assert "Z9" in (folder / "items" / "0001.html").read_text()
+    assert "Z9" not in (folder / "items" / "0001.html").read_text()
+
+
+def test_cited_rows_after_as_of_are_left_out_and_counted(store: RecordStore, tmp_path: Path):
+    early = ITEMS[2].model_copy(update={"id": "m-protein-early/A", "as_of": dt.date(2020, 3, 1)})
+    silver = [
+        Label(item_id=early.id, annotator="silver-sql", value=0.3, evidence=["LA2", "DA2", "LA1"])
+    ]
+    result = export_labelling(
+        [early], store, ["alice"], tmp_path / "wb", settings=Settings(), labels=silver
+    )
+    view = (tmp_path / "wb" / "items" / "0001.html").read_text()
+    assert "LA2" not in view and "DA2" not in view and "VGPR" not in view
+    assert "LA1" in view  # the cited row before as_of is shown
+    assert "2 record row(s) dated after the as-of day left out" in view
+    assert result.after_as_of == {early.id: 2}
+    assert all(day <= "2020-03-01" for day in _excerpt_days(view))
 
 
 def test_record_text_is_escaped_and_the_views_load_nothing_from_outside(
@@ -222,6 +254,7 @@ def test_a_patient_missing_from_the_store_writes_nothing(store: RecordStore, tmp
         (["al ice"], "letters, digits"),
         (["a", "A"], "twice"),
         (["adjudicator"], "reserved"),
+        (["adjudicated"], "'adjudicated_value' is a column of the adjudication sheet"),
         ([" "], "no annotators"),
     ],
 )
@@ -399,3 +432,173 @@ def test_a_sheet_saved_in_another_encoding_is_refused_with_what_to_do(
     legacy.write_bytes(text.replace(",,,,\n", ",,,Müller\n", 1).encode("cp1252"))
     with pytest.raises(UserError, match="not UTF-8 text .*save it as CSV UTF-8"):
         import_labelling([legacy], ITEMS, tmp_path / "labels.csv")
+
+
+def _write(path: Path, rows: list[dict[str, str]]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_an_output_that_is_a_file_read_is_refused_before_anything_is_written(
+    workbook: Path, tmp_path: Path
+):
+    alice = _fill(workbook / "alice.csv", {"isotype/A": {"value": "IgG"}})
+    bob = _fill(workbook / "bob.csv", {"isotype/A": {"value": "IgA"}})
+    before = {p: p.read_bytes() for p in (alice, bob)}
+    first = import_labelling([alice, bob], ITEMS, tmp_path / "labels.csv")
+    sheet = first.adjudication_sheet
+    assert sheet is not None
+    kept = sheet.read_bytes()
+    cases = [
+        ({"out": alice}, "--out"),
+        ({"out": tmp_path / "x.csv", "adjudication_out": bob}, "--adjudication-out"),
+        ({"out": sheet, "adjudication": sheet}, "the adjudication sheet read"),
+        (
+            {"out": tmp_path / "y.csv", "adjudication": sheet, "adjudication_out": sheet},
+            "the adjudication sheet read",
+        ),
+        ({"out": tmp_path / "z.csv", "adjudication_out": tmp_path / "z.csv"}, "same file"),
+    ]
+    for options, says in cases:
+        out = options.pop("out")
+        with pytest.raises(UserError, match=says):
+            import_labelling([alice, bob], ITEMS, out, **options)
+    assert {p: p.read_bytes() for p in (alice, bob)} == before
+    assert sheet.read_bytes() == kept
+    assert not any((tmp_path / n).exists() for n in ("x.csv", "y.csv", "z.csv"))
+
+
+def test_a_row_with_evidence_or_a_comment_but_no_value_is_reported_not_dropped_silently(
+    workbook: Path, tmp_path: Path
+):
+    alice = _fill(
+        workbook / "alice.csv",
+        {
+            "isotype/A": {"value": "IgG"},
+            "m-protein/A": {"evidence": "LA2"},
+            "admitted/B": {"comment": "unsure: ask the ward"},
+        },
+    )
+    result = import_labelling([alice], ITEMS, tmp_path / "labels.csv")
+    assert result.warnings == [
+        f"{alice}, row 3 (line 4): item 'm-protein/A' has evidence but no value: not labelled "
+        "(write a value, or unanswerable)",
+        f"{alice}, row 4 (line 5): item 'admitted/B' has a comment but no value: not labelled "
+        "(write a value, or unanswerable)",
+    ]
+    assert [lab.item_id for lab in read_labels(tmp_path / "labels.csv")] == ["isotype/A"]
+
+
+def test_evidence_ids_are_checked_against_the_patients_record_when_a_store_is_given(
+    store: RecordStore, workbook: Path, tmp_path: Path
+):
+    alice = _fill(
+        workbook / "alice.csv",
+        {
+            "therapy-start/A": {"value": "2020-01-10", "evidence": "EA2; DA1:0; LA2; DA1"},
+            "admitted/B": {"value": "yes", "evidence": "DB1; LA2; NOPE"},
+        },
+    )
+    out = tmp_path / "labels.csv"
+    assert import_labelling([alice], ITEMS, out).labels_written == 2  # no store: not checked
+    out.unlink()
+    with pytest.raises(UserError) as refused:
+        import_labelling([alice], ITEMS, out, store=store)
+    message = str(refused.value)
+    assert "1 problem;" in message  # LA2 is patient A's, not B's
+    assert f"{alice}, row 4 (line 5), column 'evidence': 'LA2', 'NOPE' name(s) nothing" in message
+    assert not out.exists()
+
+
+def test_problems_name_the_line_a_row_starts_on_when_cells_span_lines(
+    workbook: Path, tmp_path: Path
+):
+    alice = _fill(
+        workbook / "alice.csv",
+        {
+            "therapy-start/A": {"value": "2020-01-10", "comment": "first line\nsecond line"},
+            "isotype/A": {"value": "IgM"},
+        },
+    )
+    with pytest.raises(UserError, match=r"alice.csv, row 2 \(line 4\), column 'value': 'IgM'"):
+        import_labelling([alice], ITEMS, tmp_path / "labels.csv")
+
+
+def test_an_annotator_name_that_collides_with_a_column_is_refused(
+    workbook: Path, tmp_path: Path
+):
+    rows = _rows(workbook / "alice.csv")
+    for row in rows:
+        row["annotator"] = "adjudicated"
+    sheet = _write(tmp_path / "adjudicated.csv", rows)
+    with pytest.raises(UserError, match="'adjudicated_value' is a column of the adjudication"):
+        import_labelling([sheet], ITEMS, tmp_path / "labels.csv")
+
+
+def test_text_cells_that_look_like_formulas_are_written_as_text_and_read_back(
+    workbook: Path, tmp_path: Path
+):
+    alice = _fill(
+        workbook / "alice.csv",
+        {
+            "isotype/A": {"value": "IgG", "comment": "=HYPERLINK(\"http://x\")"},
+            "m-protein/A": {"value": "-0.5"},
+        },
+    )
+    bob = _fill(
+        workbook / "bob.csv",
+        {"isotype/A": {"value": "IgA", "comment": "@SUM(A1)"}, "m-protein/A": {"value": "0.3"}},
+    )
+    result = import_labelling([alice, bob], ITEMS, tmp_path / "labels.csv")
+    raw = {r["item_id"]: r for r in _rows(result.adjudication_sheet)}
+    assert raw["isotype/A"]["alice_comment"] == "'=HYPERLINK(\"http://x\")"
+    assert raw["isotype/A"]["bob_comment"] == "'@SUM(A1)"
+    assert raw["m-protein/A"]["alice_value"] == "-0.5"  # a number stays a number
+    assert raw["isotype/A"]["disagreement"] == "alice: IgG vs bob: IgA"
+    # The adjudicator's sheet read back: the guard is taken off again.
+    rows = _rows(result.adjudication_sheet)
+    rows[0]["adjudicated_value"] = "IgG"
+    rows[0]["comment"] = "'=agreed with alice"
+    _write(result.adjudication_sheet, rows)
+    by_id = {item.id: item for item in ITEMS}
+    problems = SheetProblems()
+    read = read_sheet(result.adjudication_sheet, by_id, problems, value_column="adjudicated_value")
+    assert read is not None and not problems.found
+    assert read.rows[0].comment == "=agreed with alice"
+    written = sheet_text(("question", "value"), [{"question": "+1 or -1?", "value": "-1e3"}])
+    assert written.splitlines()[1] == "'+1 or -1?,-1e3"
+
+
+def test_the_adjudication_sheet_leaves_the_view_blank_when_the_sheets_left_their_workbook(
+    workbook: Path, tmp_path: Path
+):
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    sheets = []
+    for name, value in (("alice", "IgG"), ("bob", "IgA")):
+        sheets.append(shutil.copy(workbook / f"{name}.csv", moved / f"{name}.csv"))
+        _fill(moved / f"{name}.csv", {"isotype/A": {"value": value}})
+    result = import_labelling([Path(p) for p in sheets], ITEMS, tmp_path / "out" / "labels.csv")
+    assert [r["view"] for r in _rows(result.adjudication_sheet)] == [""]
+
+
+def test_after_adjudication_the_result_counts_open_disagreements_and_a_stale_sheet(
+    workbook: Path, tmp_path: Path
+):
+    alice = _fill(workbook / "alice.csv", {"isotype/A": {"value": "IgG"}})
+    bob = _fill(workbook / "bob.csv", {"isotype/A": {"value": "IgA"}})
+    first = import_labelling([alice, bob], ITEMS, tmp_path / "labels.csv")
+    assert first.open_disagreements == ["isotype/A"]
+    _fill(first.adjudication_sheet, {"isotype/A": {"adjudicated_value": "IgA"}})
+    settled = import_labelling(
+        [alice, bob], ITEMS, tmp_path / "labels.csv", adjudication=first.adjudication_sheet
+    )
+    assert settled.disagreements == ["isotype/A"] and settled.open_disagreements == []
+    _fill(alice, {"isotype/A": {"value": "IgA"}})  # alice changes her mind: no disagreement
+    agreed = import_labelling([alice, bob], ITEMS, tmp_path / "labels.csv")
+    assert agreed.disagreements == [] and agreed.adjudication_sheet is None
+    assert agreed.stale_adjudication_sheet == first.adjudication_sheet
+    assert first.adjudication_sheet.is_file()  # left as it was: someone may have written in it

@@ -64,10 +64,34 @@ def test_a_cell_reads_as_a_value_of_the_items_type(item: EvalItem, cell: str, va
     assert parse_value(item, cell) == value
 
 
-@pytest.mark.parametrize("word", ["unanswerable", "NULL", "n/a", "None", "Unknown"])
-def test_the_unanswerable_words_mean_the_record_does_not_say(word: str):
+@pytest.mark.parametrize("word", ["unanswerable", "UNANSWERABLE", " Unanswerable "])
+def test_only_unanswerable_in_any_case_means_the_record_does_not_say(word: str):
     assert parse_value(NUMBER, word) is None
     assert parse_value(DATE, word) is None
+    assert parse_value(TEXT, word) is None
+
+
+@pytest.mark.parametrize(
+    ("item", "word", "says"),
+    [
+        (COUNT, "none", "write 0, or unanswerable"),
+        (COUNT, "None", "write 0, or unanswerable"),
+        (NUMBER, "null", "write unanswerable"),
+        (DATE, "n/a", "write unanswerable"),
+        (BOOLEAN, "unknown", "write unanswerable"),
+        (LIST, "none", "write unanswerable"),
+    ],
+)
+def test_words_that_could_mean_zero_or_does_not_say_are_refused(
+    item: EvalItem, word: str, says: str
+):
+    with pytest.raises(ValueError, match=says):
+        parse_value(item, word)
+
+
+def test_free_text_keeps_words_like_none_as_the_answer():
+    assert parse_value(TEXT, "None") == "None"
+    assert parse_value(TEXT, "n/a") == "n/a"
 
 
 def test_an_allowed_value_spelled_like_a_marker_is_that_value():
@@ -90,6 +114,12 @@ def test_an_allowed_value_spelled_like_a_marker_is_that_value():
         (CATEGORY, "IgM", "not one of: IgG, IgA, unknown"),
         (LIST, "VRd; Bort", "'Bort' is not one of"),
         (LIST, "[VRd", "not one"),
+        (LIST, ";", "holds no value: write the values, or unanswerable"),
+        (LIST, "[]", "holds no value"),
+        (NUMBER, "1_000", "without '_'"),
+        (COUNT, "1_0", "without '_'"),
+        (DATE, "2020-01-01T25:00", "not a valid date and time"),
+        (DATE, "2020-01-01 10:61", "not a valid date and time"),
     ],
 )
 def test_a_cell_that_is_not_a_value_of_the_type_is_refused_with_what_to_write(

@@ -39,11 +39,13 @@ def annotator_agreement(
     for item_id, annotator in value:
         by_item[item_id].add(annotator)
     agree: dict[tuple[str, str, str], bool] = {}
+    split: set[str] = set()  # items some pair disagrees on, noted once per item
     for item_id, who in by_item.items():
         for a, b in itertools.combinations(sorted(who), 2):
-            agree[(item_id, a, b)] = values_match(
-                items[item_id], value[(item_id, a)], value[(item_id, b)]
-            )
+            same = values_match(items[item_id], value[(item_id, a)], value[(item_id, b)])
+            agree[(item_id, a, b)] = same
+            if not same:
+                split.add(item_id)
 
     pairs = []
     for a, b in itertools.combinations(annotators, 2):
@@ -64,7 +66,7 @@ def annotator_agreement(
             )
         )
     labelled = sorted(i for i, who in by_item.items() if len(who) >= 2)
-    disagreeing = [i for i in labelled if not all(v for (j, _, _), v in agree.items() if j == i)]
+    disagreeing = [i for i in labelled if i in split]
     return (
         Agreement(
             annotators=annotators,
