@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import inspect
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
@@ -24,15 +25,6 @@ from typing import Any, TypeVar
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from recordagent.errors import UserError
 from recordagent.evaluation.results_table import records_frame
@@ -70,7 +62,11 @@ class Question(BaseModel):
     )
 
     def item(self, patient_id: str) -> EvalItem:
-        """The item asking this question of ``patient_id`` (an ad-hoc id, unique per ask)."""
+        """The item asking this question of ``patient_id``.
+
+        Its ad-hoc id is a digest of the ask: the same ask gives the same id, another answer
+        type or as-of day another.
+        """
         return EvalItem.ad_hoc(patient_id, self.text, self.answer, as_of=self.as_of)
 
 
@@ -109,8 +105,8 @@ def ask(
             does not exist, a store file that cannot be opened.
     """
     asked = _question(question, answer, as_of)
-    frame_settings = settings or load_settings()
-    chosen = _runner(runner, frame_settings)
+    run_settings = settings or load_settings()
+    chosen = _runner(runner, run_settings)
     item = asked.item(patient)
 
     async def run(open_store: RecordStore, chat: ChatModel) -> Answer:
@@ -118,8 +114,8 @@ def ask(
             raise UserError(f"no patient {patient!r} in the store {open_store.location}")
         return await chosen.run(item, open_store.scope(patient), chat)
 
-    with _opened(store, frame_settings) as open_store:
-        return _blocking(lambda: _with_model(model, frame_settings, lambda m: run(open_store, m)))
+    with _opened(store, run_settings) as open_store:
+        return _blocking(lambda: _with_model(model, run_settings, lambda m: run(open_store, m)))
 
 
 def answer_many(
@@ -162,12 +158,12 @@ def answer_many(
             (checked before any model call), an unknown runner.
     """
     asked = _questions(questions)
-    frame_settings = settings or load_settings()
-    chosen = _runner(runner, frame_settings)
+    run_settings = settings or load_settings()
+    chosen = _runner(runner, run_settings)
     if concurrency < 1:
         raise UserError(f"concurrency must be at least 1, not {concurrency}")
 
-    with _opened(store, frame_settings) as open_store:
+    with _opened(store, run_settings) as open_store:
         if isinstance(patients, str):
             patients = [patients]
         ids = list(patients) if patients is not None else open_store.patient_ids()
@@ -191,7 +187,7 @@ def answer_many(
                 )
             return records_frame(records)
 
-        return _blocking(lambda: _with_model(model, frame_settings, run))
+        return _blocking(lambda: _with_model(model, run_settings, run))
 
 
 def _question(
@@ -252,15 +248,22 @@ async def _with_model(
     settings: Settings,
     work: Callable[[ChatModel], Awaitable[T]],
 ) -> T:
-    chat = model if model is not None else configured_model(settings)
+    """Run ``work`` with the caller's model, or with one built here and closed afterwards.
+
+    A model the caller gave stays theirs: it is not closed (its connections of this call's
+    own event loop end with the loop).
+    """
+    if model is not None:
+        return await work(model)
+    chat = configured_model(settings)
     try:
         return await work(chat)
     finally:
         close = getattr(chat, "close", None)
-        # The model's connections of this call's own loop die with the loop; a client the
-        # caller gave the model is not the model's to close (OpenAICompatModel.close).
         if close is not None:
-            await close()
+            closing = close()
+            if inspect.isawaitable(closing):
+                await closing
 
 
 def _blocking(make: Callable[[], Awaitable[T]]) -> T:
@@ -302,8 +305,10 @@ def _on_own_loop(work: Coroutine[Any, Any, T]) -> T:
         while not finished.wait(0.1):  # a timed wait, so an interrupt is seen at once
             pass
     except BaseException:
-        loop.call_soon_threadsafe(task.cancel)
-        finished.wait(_UNWIND_S)
+        if not finished.is_set():
+            with contextlib.suppress(RuntimeError):  # the loop closed just now: nothing to stop
+                loop.call_soon_threadsafe(task.cancel)
+            finished.wait(_UNWIND_S)
         raise
     return task.result()
 
@@ -315,6 +320,17 @@ def _progress_bar(
     if not show:
         yield None
         return
+    # Loaded when a bar is drawn, not by `import recordagent`.
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -57,7 +57,10 @@ def test_fhir_headers_list_diagnoses_as_diagnoses_and_count_every_kind(fhir_stor
             "SELECT kind, count(*) FROM events WHERE patient_id = ? GROUP BY kind",
             [patient_id],
         ).fetchall()
-        (kinds_line,) = [line for line in lines if line.startswith("Events by kind: ")]
+        # The counts may wrap onto further lines, until the next "Title: ..." line.
+        (start,) = [n for n, line in enumerate(lines) if line.startswith("Events by kind: ")]
+        end = next((n for n in range(start + 1, len(lines)) if ":" in lines[n]), len(lines))
+        kinds_line = " ".join(" ".join(lines[start:end]).split())
         for kind, count in counts:
             assert kind_count(kind, count) in kinds_line, text
         if any(kind == "diagnosis" for kind, _ in counts):

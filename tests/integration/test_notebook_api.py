@@ -18,6 +18,7 @@ import pytest
 import recordagent as ra
 from recordagent.errors import UserError
 from recordagent.evaluation.results_table import RESULT_COLUMNS
+from recordagent.llm import CachedModel
 from recordagent.llm.client import ChatModel
 from recordagent.questions.items import EvalItem
 from recordagent.records.db import connect
@@ -138,9 +139,7 @@ class _BrokenOnMM002:
 
 
 def test_a_runner_bug_fails_its_row_and_the_others_are_answered(store_file: Path) -> None:
-    frame = ra.answer_many(
-        store_file, QUESTIONS[0], runner=_BrokenOnMM002(), progress=False
-    )
+    frame = ra.answer_many(store_file, QUESTIONS[0], runner=_BrokenOnMM002(), progress=False)
     by_patient = {row["patient_id"]: row for row in frame.iter_rows(named=True)}
     assert by_patient["MM-002"]["status"] == "failed"
     assert by_patient["MM-002"]["error"] == "KeyError"
@@ -204,3 +203,17 @@ async def test_an_interrupt_in_a_running_loop_cancels_the_remaining_work(store_f
     stopped_after = time.perf_counter() - started
     time.sleep(0.5)  # anything still running would finish items now
     assert stopped_after < 1.5 and runner.finished < 20
+
+
+def test_a_model_the_caller_gives_is_used_again_and_never_closed(
+    store_file: Path, tmp_path: Path
+) -> None:
+    cached = CachedModel(dry_run_model(), tmp_path / "cache.sqlite")
+    first = ra.ask(
+        store_file, "MM-001", "Anything on file?", model=cached, runner="single_pass_rag"
+    )
+    again = ra.ask(
+        store_file, "MM-001", "Anything on file?", model=cached, runner="single_pass_rag"
+    )
+    assert first.model == again.model and again.usage.model_calls == first.usage.model_calls
+    cached.close()  # still open until now: the caller's to close

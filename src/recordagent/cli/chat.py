@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any
@@ -58,4 +59,6 @@ async def _run(loop: Coroutine[Any, Any, int], model: ChatModel) -> int:
     finally:
         close = getattr(model, "close", None)
         if close is not None:  # an HTTP client's connections belong to this event loop
-            await close()
+            closing = close()  # a cache's close is synchronous
+            if inspect.isawaitable(closing):
+                await closing
