@@ -238,6 +238,11 @@ def test_an_inpatient_encounter_is_an_admission_whatever_its_local_type(tmp_path
         encounter("stay", "IMP", "Encounter for problem"),
         encounter("icu", "ACUTE", "Transfer to intensive care unit"),
         encounter("visit", "AMB", "General examination"),
+        # R5 writes the class as a list of CodeableConcepts.
+        {
+            **encounter("r5", "x", "Hospital admission"),
+            "class": [{"coding": [{"code": "imp"}]}],
+        },
     ]
     (tmp_path / "export.ndjson").write_text("\n".join(json.dumps(line) for line in lines))
     with connect() as store:
@@ -247,6 +252,7 @@ def test_an_inpatient_encounter_is_an_admission_whatever_its_local_type(tmp_path
         ).fetchall()
     assert rows == [
         ("Encounter/icu", "admission", "Transfer to intensive care unit", "class ACUTE"),
+        ("Encounter/r5", "admission", "Hospital admission", "class IMP"),
         ("Encounter/stay", "admission", "Encounter for problem", "class IMP"),
         ("Encounter/visit", "encounter", "General examination", "class AMB"),
     ]

@@ -130,8 +130,13 @@ def find_fhir_files(path: Path) -> tuple[Path, list[Path]]:
     return path, [*bundles, *ndjson]
 
 
+MAPPING_VERSION = "2026-12-05.1"
+"""Changes whenever the mapping writes other rows from the same files (here: inpatient
+encounters as admissions), so a reload of unchanged files is not taken for 'unchanged'."""
+
+
 def _fingerprint(root: Path, files: list[Path]) -> str:
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"fhir mapping {MAPPING_VERSION}\0".encode())
     for file in files:
         digest.update(file.relative_to(root).as_posix().encode() + b"\0")
         with file.open("rb") as handle:

@@ -384,7 +384,7 @@ class Mapper:
             end = _first_time(res, rows, "period.end")
             code_field = "type"
             reasons = [_concept_text(r) for r in res.get("reasonCode") or []]
-            encounter_class = str((res.get("class") or {}).get("code") or "") or None
+            encounter_class = _class_code(res)
             parts = [f"class {encounter_class}"] if encounter_class else []
             detail = "; ".join(parts + [r for r in reasons if r]) or None
         elif kind.startswith("Medication"):
@@ -541,5 +541,18 @@ def _value(holder: Resource) -> dict[str, Any]:
 
 
 def _class_code(res: Resource) -> str | None:
-    """The code of an Encounter's class (a Coding), e.g. 'AMB', 'IMP'; None when absent."""
-    return str((res.get("class") or {}).get("code") or "") or None
+    """The code of an Encounter's class, e.g. 'AMB', 'IMP' (upper case); None when absent.
+
+    R4 writes the class as a Coding; R5 as a list of CodeableConcepts (the first coding of the
+    first is taken).
+    """
+    value = res.get("class")
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if isinstance(value, dict) and "coding" in value:
+        codings = value.get("coding") or []
+        value = codings[0] if codings and isinstance(codings[0], dict) else None
+    if not isinstance(value, dict):
+        return None
+    code = str(value.get("code") or "").strip()
+    return code.upper() or None
