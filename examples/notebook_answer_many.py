@@ -39,7 +39,8 @@ parser.add_argument("--out", type=Path, default=None, help="Parquet file for the
 args = parser.parse_args([] if "ipykernel" in sys.modules else None)
 
 # %% A cohort in a store file
-work = Path(tempfile.mkdtemp(prefix="recordagent-notebook-"))
+work = Path(tempfile.mkdtemp(prefix="recordagent-notebook-"))  # kept for the later cells
+print(f"working in {work} (remove it when done)")
 generate_cohort(load_preset(args.cohort), seed=0, out_dir=work / "cohort")
 settings = ra.load_settings()
 with ra.open_for_load(work / "cohort.duckdb", settings=settings.store) as store:

@@ -159,19 +159,19 @@ def render_export(result: LabellingExport, console: Console) -> None:
     if result.items_without_excerpts:
         console.print(
             f"  {len(result.items_without_excerpts)} item(s) with no excerpt (nothing matched "
-            f"the question): {_ids(result.items_without_excerpts)}",
+            f"the question): {escape(_ids(result.items_without_excerpts))}",
             highlight=False,
         )
     if result.unknown_evidence:
         console.print(
             f"  {len(result.unknown_evidence)} item(s) cite ids their record does not have: "
-            f"{_ids(list(result.unknown_evidence))}",
+            f"{escape(_ids(list(result.unknown_evidence)))}",
             highlight=False,
         )
     if result.after_as_of:
         console.print(
             f"  {len(result.after_as_of)} item(s) cite rows dated after their as_of (left out "
-            f"of the view): {_ids(list(result.after_as_of))}",
+            f"of the view): {escape(_ids(list(result.after_as_of)))}",
             highlight=False,
         )
 

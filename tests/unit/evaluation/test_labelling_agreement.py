@@ -172,5 +172,6 @@ def test_finding_the_disagreeing_items_grows_linearly_with_the_items():
         assert disagreeing == sorted(expected)
         return min(times)
 
-    # Four times the items: about four times the time (a scan per item would be sixteen).
-    assert fastest(4000) / fastest(1000) < 8
+    # Four times the items: about four times the time (a scan per item would be sixteen; the
+    # bound leaves room for a loaded machine).
+    assert fastest(4000) / fastest(1000) < 10
