@@ -8,6 +8,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import IO
 
@@ -86,9 +87,7 @@ class _NaturalWidth(RenderHook):
     def __init__(self, console: Console) -> None:
         self._console = console
 
-    def process_renderables(
-        self, renderables: list[ConsoleRenderable]
-    ) -> list[ConsoleRenderable]:
+    def process_renderables(self, renderables: list[ConsoleRenderable]) -> list[ConsoleRenderable]:
         options = self._console.options
         fitted: list[ConsoleRenderable] = []
         for renderable in renderables:
@@ -299,14 +298,36 @@ _TEXT_SUFFIX = ".txt"
 """Plain text: the table by default, yet a fit for any text format (never parquet)."""
 
 
-def chosen_format(given: str | None, out: Path | None) -> str:
+class OutputFormat(StrEnum):
+    """What ``report`` and ``summary`` write: a table for a terminal, or the rows as data."""
+
+    table = "table"
+    markdown = "markdown"
+    csv = "csv"
+    json = "json"
+    jsonl = "jsonl"
+    parquet = "parquet"
+
+
+def chosen_format(given: str | None, out: Path | None) -> OutputFormat:
     """The format to write: ``given``, else the one the suffix of ``out`` names, else 'table'.
 
     Raises:
         UserError: ``out`` is a folder; its suffix names no format and no format is given
             (a table written over a file meant as something else, a store, would destroy
-            it); or ``given`` contradicts the suffix (csv into ``x.parquet``).
+            it); ``given`` contradicts the suffix (csv into ``x.parquet``); or parquet, a
+            binary file, is to go to stdout.
     """
+    chosen = OutputFormat(_format_named(given, out))
+    if chosen is OutputFormat.parquet and out is None:
+        raise UserError(
+            "--format parquet writes a binary file: give it with --out FILE.parquet "
+            "(or use --format csv or jsonl for a pipe)"
+        )
+    return chosen
+
+
+def _format_named(given: str | None, out: Path | None) -> str:
     if out is None:
         return given or "table"
     if path_kind(out, "--out") == "folder":  # said first: a folder's name has no suffix to fix

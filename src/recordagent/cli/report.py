@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -25,7 +24,13 @@ from rich.console import Console
 from rich.markup import escape
 
 from recordagent.cli.costs import print_costs
-from recordagent.cli.render import chosen_format, output_console, output_file, refuse_overwriting
+from recordagent.cli.render import (
+    OutputFormat,
+    chosen_format,
+    output_console,
+    output_file,
+    refuse_overwriting,
+)
 from recordagent.errors import UserError
 from recordagent.evaluation.labels import read_labels, reference_labels
 from recordagent.evaluation.log import RunLog, read_contents
@@ -39,21 +44,10 @@ from recordagent.evaluation.report import (
 from recordagent.evaluation.results_table import frame_bytes, results, write_results
 from recordagent.paths import path_kind, shown, write_text
 
-__all__ = ["ReportFormat", "report"]
+__all__ = ["report"]
 
 
-class ReportFormat(StrEnum):
-    """What ``recordagent report`` writes."""
-
-    table = "table"
-    markdown = "markdown"
-    csv = "csv"
-    json = "json"
-    jsonl = "jsonl"
-    parquet = "parquet"
-
-
-_RESULTS = {ReportFormat.csv, ReportFormat.json, ReportFormat.jsonl, ReportFormat.parquet}
+_RESULTS = {OutputFormat.csv, OutputFormat.json, OutputFormat.jsonl, OutputFormat.parquet}
 """Formats of the per-item results; the others are the summary report."""
 
 
@@ -77,7 +71,7 @@ def report(
     ] = None,
     html: Annotated[Path | None, typer.Option(help="Also write the report as HTML here.")] = None,
     output_format: Annotated[
-        ReportFormat | None,
+        OutputFormat | None,
         typer.Option(
             "--format",
             help="table (the report, for a terminal) or markdown: the report comparing the "
@@ -93,7 +87,7 @@ def report(
     ] = None,
 ) -> None:
     """Print the report of the run logs (stored scores, or rescored against --labels)."""
-    chosen = ReportFormat(chosen_format(output_format, out))
+    chosen = chosen_format(output_format, out)
     if rescore is None:
         rescore = labels is not None
     if rescore and labels is None:
@@ -110,11 +104,6 @@ def report(
     refuse_overwriting([("--out", out), ("--html", html)], inputs)
     if html is not None and path_kind(html, "--html") == "folder":
         raise UserError(f"--html {html} is a folder; give the HTML file to write")
-    if chosen is ReportFormat.parquet and out is None:
-        raise UserError(
-            "--format parquet writes a binary file: give it with --out FILE.parquet "
-            "(or use --format csv or jsonl for a pipe)"
-        )
     if out is not None:
         output_file(out, "--out")
     notices = output_console(stderr=True)
@@ -141,7 +130,7 @@ def report(
         result = None
     else:
         result = build_report(runs, references if rescore else None, labels=label_rows)
-        if chosen is ReportFormat.markdown:
+        if chosen is OutputFormat.markdown:
             text = render_markdown(result)
             if out is not None:
                 write_text(out, text, "Markdown report")

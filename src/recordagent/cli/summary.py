@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +19,7 @@ import typer
 from rich.markup import escape
 
 from recordagent.cli.render import (
+    OutputFormat,
     chosen_format,
     markdown_table,
     output_console,
@@ -28,29 +28,16 @@ from recordagent.cli.render import (
     render_summary,
     store_file,
 )
-from recordagent.errors import UserError
 from recordagent.evaluation.results_table import frame_bytes, write_results
 from recordagent.paths import shown, write_text
 from recordagent.records.db import connect
 from recordagent.records.summary import patient_summary
 from recordagent.settings import Settings
 
-__all__ = ["SummaryFormat", "summary"]
+__all__ = ["summary"]
 
 TABLE_LIMIT = 50
 """Patients the table shows when --limit is not given (the data formats give them all)."""
-
-
-class SummaryFormat(StrEnum):
-    """What ``recordagent summary`` writes."""
-
-    table = "table"
-    markdown = "markdown"
-    csv = "csv"
-    json = "json"
-    jsonl = "jsonl"
-    parquet = "parquet"
-
 
 
 def summary(
@@ -65,7 +52,7 @@ def summary(
         ),
     ] = None,
     output_format: Annotated[
-        SummaryFormat | None,
+        OutputFormat | None,
         typer.Option(
             "--format",
             help="table (for a terminal), markdown, csv, json, jsonl or parquet. Default: by "
@@ -81,28 +68,23 @@ def summary(
 ) -> None:
     """Print one row per patient: documents, chunks, tokens, labs, events and record span."""
     settings: Settings = ctx.obj
-    chosen = SummaryFormat(chosen_format(output_format, out))
+    chosen = chosen_format(output_format, out)
     # DuckDB keeps what is not yet checkpointed in FILE.wal: it is part of the store.
     refuse_overwriting(
         [("--out", out)],
         [("record store", db), ("record store's write-ahead log", Path(f"{db}.wal"))],
     )
-    if chosen is SummaryFormat.parquet and out is None:
-        raise UserError(
-            "--format parquet writes a binary file: give it with --out FILE.parquet "
-            "(or use --format csv or jsonl for a pipe)"
-        )
     if out is not None:
         output_file(out, "--out")
     with connect(store_file(db), settings=settings.store, read_only=True) as store:
         frame = patient_summary(store)
     if limit is None:
-        limit = TABLE_LIMIT if chosen is SummaryFormat.table else 0
+        limit = TABLE_LIMIT if chosen is OutputFormat.table else 0
     # A limit past the patient count shows them all (and may exceed what head() can take).
     shown_rows = frame if limit == 0 or limit >= frame.height else frame.head(limit)
     notices = output_console(stderr=True)
 
-    if chosen is SummaryFormat.table:
+    if chosen is OutputFormat.table:
         title = f"{frame.height} patients in {escape(str(db))}" + (
             f" (first {shown_rows.height})" if shown_rows.height < frame.height else ""
         )
@@ -111,7 +93,7 @@ def summary(
             return
         text = _table_text(shown_rows, title)
         write_text(out, text, "summary")
-    elif chosen is SummaryFormat.markdown:
+    elif chosen is OutputFormat.markdown:
         text = markdown_table(shown_rows)
         if out is None:
             sys.stdout.write(text)
