@@ -677,7 +677,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         choices=(
-            "all", "load", "synthetic", "tools", "llm", "runners", "eval", "notebook", "mimic"
+            "all",
+            "load",
+            "synthetic",
+            "tools",
+            "llm",
+            "runners",
+            "eval",
+            "notebook",
+            "mimic",
         ),
         default="all",
         help="run one part",

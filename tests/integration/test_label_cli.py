@@ -203,9 +203,7 @@ def test_a_workbook_of_mimic_silver_items_flags_the_silver_evidence(tmp_path: Pa
     assert "12 item(s) include rows the labels file cites (unmarked)" in exported.output
     views = sorted((tmp_path / "wb" / "items").glob("*.html"))
     assert len(views) == 12
-    cited = {
-        label.item_id: label.evidence for label in read_labels(labels) if label.evidence
-    }
+    cited = {label.item_id: label.evidence for label in read_labels(labels) if label.evidence}
     order = [row["item_id"] for row in csv.DictReader((tmp_path / "wb" / "alice.csv").open(
         encoding="utf-8-sig", newline=""))]  # fmt: skip
     for item_id, view in zip(order, views, strict=True):

@@ -72,9 +72,10 @@ def test_csv_on_stdout_is_the_results_table_and_nothing_else(logs: list[str]):
     frame = pl.read_csv(io.StringIO(done.stdout), infer_schema=False)
     expected = results(logs)
     assert frame.columns == expected.columns
-    assert frame.select("runner", "item_id", "model").rows() == expected.select(
-        "runner", "item_id", "model"
-    ).rows()
+    assert (
+        frame.select("runner", "item_id", "model").rows()
+        == expected.select("runner", "item_id", "model").rows()
+    )
     assert frame["citations"][0] == "chunk:A-D3#2;lab:L-12"
 
 
@@ -249,9 +250,7 @@ def test_bad_report_arguments_are_one_error_line(logs: list[str], tmp_path: Path
     assert "Traceback" not in folder.stderr + unknown.stderr + missing.stderr
 
 
-def test_a_half_written_log_warns_on_stderr_and_stdout_stays_data(
-    logs: list[str], tmp_path: Path
-):
+def test_a_half_written_log_warns_on_stderr_and_stdout_stays_data(logs: list[str], tmp_path: Path):
     cut = tmp_path / "cut.jsonl"
     shutil.copy(logs[1], cut)
     with cut.open("a") as out:

@@ -149,6 +149,8 @@ def test_export_to_results_table_as_a_new_user_goes(
     )  # fmt: skip
     written = pl.read_parquet(work / "results.parquet")
     key = ["runner", "item_id"]
-    assert written.select(*key, "status", "score").sort(key).equals(
-        frame.select(*key, "status", "score").sort(key)
+    assert (
+        written.select(*key, "status", "score")
+        .sort(key)
+        .equals(frame.select(*key, "status", "score").sort(key))
     )

@@ -125,9 +125,7 @@ def item_excerpts(
             if as_of is not None and day > as_of:
                 after += 1
             else:
-                cited_rows[rid] = (
-                    _lab_row(lab) if lab is not None else _event_row(rows.events[rid])
-                )
+                cited_rows[rid] = _lab_row(lab) if lab is not None else _event_row(rows.events[rid])
             continue
         found, written, excerpt = _cited_document(rid, rows, state)
         if not found:

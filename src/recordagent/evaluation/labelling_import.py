@@ -387,7 +387,8 @@ def _unlabelled_notes(sheets: Sequence[Sheet], adjudicated: Sheet | None) -> lis
             if row.labelled or not (row.evidence or row.comment):
                 continue
             held = " and ".join(
-                part for part, kept in (("evidence", row.evidence), ("a comment", row.comment))
+                part
+                for part, kept in (("evidence", row.evidence), ("a comment", row.comment))
                 if kept
             )
             notes.append(

@@ -95,8 +95,7 @@ def reserved_name(name: str) -> str | None:
     clash = [f"{name}_{part}" for part in _ANNOTATOR_PARTS if f"{folded}_{part}" in taken]
     if clash:
         return (
-            f"{name!r} is reserved: its column {clash[0]!r} is a column of the adjudication "
-            "sheet"
+            f"{name!r} is reserved: its column {clash[0]!r} is a column of the adjudication sheet"
         )
     return None
 

@@ -197,8 +197,7 @@ def _list(item: EvalItem, text: str) -> list[str]:
     unique = list(dict.fromkeys(values))
     if not unique:
         raise ValueError(
-            f"{text!r} holds no value: write the values, or unanswerable if the record does "
-            "not say"
+            f"{text!r} holds no value: write the values, or unanswerable if the record does not say"
         )
     return unique
 

@@ -208,9 +208,7 @@ def records_frame(
     version are each answer's own. The scores are those the records hold.
     """
     columns = _empty_columns()
-    _add_rows(
-        columns, records, manifest, None if log is None else str(log), None, rescore=False
-    )
+    _add_rows(columns, records, manifest, None if log is None else str(log), None, rescore=False)
     return pl.DataFrame(columns, schema=_SCHEMA)
 
 
@@ -265,11 +263,15 @@ def frame_bytes(frame: pl.DataFrame, kind: str) -> bytes:
     if kind == "parquet":
         return _parquet(frame)
     if kind == "csv":
-        return frame.with_columns(
-            pl.col(name).list.join(LIST_SEPARATOR)
-            for name, dtype in frame.schema.items()
-            if isinstance(dtype, pl.List)
-        ).write_csv().encode()
+        return (
+            frame.with_columns(
+                pl.col(name).list.join(LIST_SEPARATOR)
+                for name, dtype in frame.schema.items()
+                if isinstance(dtype, pl.List)
+            )
+            .write_csv()
+            .encode()
+        )
     if kind == "jsonl":
         return frame.write_ndjson().encode()
     if kind == "json":
@@ -294,11 +296,7 @@ def _sources(run_logs: RunSource | Iterable[RunSource]) -> list[RunSource]:
     """One source or several as a list (a path and a read pair are single sources)."""
     if isinstance(run_logs, str | Path | RunLog):
         return [run_logs]
-    if (
-        isinstance(run_logs, tuple)
-        and len(run_logs) == 2
-        and isinstance(run_logs[0], RunManifest)
-    ):
+    if isinstance(run_logs, tuple) and len(run_logs) == 2 and isinstance(run_logs[0], RunManifest):
         return [run_logs]
     return list(run_logs)
 

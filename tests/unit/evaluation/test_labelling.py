@@ -527,9 +527,7 @@ def test_problems_name_the_line_a_row_starts_on_when_cells_span_lines(
         import_labelling([alice], ITEMS, tmp_path / "labels.csv")
 
 
-def test_an_annotator_name_that_collides_with_a_column_is_refused(
-    workbook: Path, tmp_path: Path
-):
+def test_an_annotator_name_that_collides_with_a_column_is_refused(workbook: Path, tmp_path: Path):
     rows = _rows(workbook / "alice.csv")
     for row in rows:
         row["annotator"] = "adjudicated"
@@ -544,7 +542,7 @@ def test_text_cells_that_look_like_formulas_are_written_as_text_and_read_back(
     alice = _fill(
         workbook / "alice.csv",
         {
-            "isotype/A": {"value": "IgG", "comment": "=HYPERLINK(\"http://x\")"},
+            "isotype/A": {"value": "IgG", "comment": '=HYPERLINK("http://x")'},
             "m-protein/A": {"value": "-0.5"},
         },
     )
@@ -554,7 +552,7 @@ def test_text_cells_that_look_like_formulas_are_written_as_text_and_read_back(
     )
     result = import_labelling([alice, bob], ITEMS, tmp_path / "labels.csv")
     raw = {r["item_id"]: r for r in _rows(result.adjudication_sheet)}
-    assert raw["isotype/A"]["alice_comment"] == "'=HYPERLINK(\"http://x\")"
+    assert raw["isotype/A"]["alice_comment"] == '\'=HYPERLINK("http://x")'
     assert raw["isotype/A"]["bob_comment"] == "'@SUM(A1)"
     assert raw["m-protein/A"]["alice_value"] == "-0.5"  # a number stays a number
     assert raw["isotype/A"]["disagreement"] == "alice: IgG vs bob: IgA"

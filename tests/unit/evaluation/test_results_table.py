@@ -123,9 +123,7 @@ def record(
         ),
     )
     graded = (
-        None
-        if score is None
-        else Score(state=score[0], explanation="stored", scorer=score[1])  # type: ignore[arg-type]
+        None if score is None else Score(state=score[0], explanation="stored", scorer=score[1])  # type: ignore[arg-type]
     )
     return RunRecord(
         item=item, answer=answer, score=graded, record_tokens=5000, record_documents=7, **extra
@@ -300,8 +298,10 @@ def test_labels_may_be_a_file_or_references_and_logs_may_be_read_already(
     read = [RunLog.read(p) for p in logs]
     from_read = results(read, labels=references, rescore=True)
     assert from_read["log"].null_count() == from_read.height
-    assert from_file.drop("log").select("item_id", "runner").equals(
-        from_read.drop("log").select("item_id", "runner")
+    assert (
+        from_file.drop("log")
+        .select("item_id", "runner")
+        .equals(from_read.drop("log").select("item_id", "runner"))
     )
     assert _by(from_read, "agent", "asct/A")["reference_source"] == "adjudicated"
     assert _by(from_read, "agent", "drugs/A")["score"] == "ungraded"  # no reference given
@@ -369,9 +369,7 @@ def test_written_files_read_back_with_the_same_rows(logs: list[Path], tmp_path: 
     )
 
 
-def test_a_format_the_suffix_contradicts_is_refused_naming_both(
-    logs: list[Path], tmp_path: Path
-):
+def test_a_format_the_suffix_contradicts_is_refused_naming_both(logs: list[Path], tmp_path: Path):
     frame = results(logs)
     target = tmp_path / "x.parquet"
     with pytest.raises(
@@ -383,9 +381,7 @@ def test_a_format_the_suffix_contradicts_is_refused_naming_both(
     assert not target.exists()
 
 
-def test_results_are_never_written_over_a_log_they_were_read_from(
-    logs: list[Path], tmp_path: Path
-):
+def test_results_are_never_written_over_a_log_they_were_read_from(logs: list[Path], tmp_path: Path):
     frame = results(logs)
     before = logs[1].read_bytes()
     with pytest.raises(UserError, match=rf"it is the run log {logs[1]} they were read from"):

@@ -110,9 +110,7 @@ def test_a_folder_of_only_fragments_is_sql(tmp_path: Path):
 
 
 def test_a_mixed_folder_is_refused_naming_one_template_of_each_kind(tmp_path: Path):
-    root = folder(
-        tmp_path, **{"gold.yaml": "templates:" + GOLD_TEMPLATE, "sql.yaml": sql("Peak?")}
-    )
+    root = folder(tmp_path, **{"gold.yaml": "templates:" + GOLD_TEMPLATE, "sql.yaml": sql("Peak?")})
     with pytest.raises(UserError) as caught:
         template_kind(root)
     message = str(caught.value)

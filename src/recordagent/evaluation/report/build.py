@@ -100,7 +100,5 @@ def build_report(
         agreement=agreement,
         errors=errors,
         error_items=errors_found,
-        notes=run_notes(
-            loaded, len(items), rescored=references is not None, labelled=bool(labels)
-        ),
+        notes=run_notes(loaded, len(items), rescored=references is not None, labelled=bool(labels)),
     )
