@@ -190,10 +190,16 @@ def answer_many(
         return _blocking(lambda: _with_model(model, run_settings, run))
 
 
+def _asked(text: str) -> Question:
+    if not text.strip():
+        raise UserError("a question is empty: give its words")
+    return Question(text=text)
+
+
 def _question(
     question: str | Question, answer: AnswerSpec | str | None, as_of: dt.date | None
 ) -> Question:
-    base = question if isinstance(question, Question) else Question(text=question)
+    base = question if isinstance(question, Question) else _asked(question)
     update: dict[str, object] = {}
     if answer is not None:
         update["answer"] = _answer_spec(answer)
@@ -218,7 +224,7 @@ def _questions(questions: str | Question | Sequence[str | Question]) -> list[Que
     given = [questions] if isinstance(questions, str | Question) else list(questions)
     if not given:
         raise UserError("no questions to ask")
-    asked = [q if isinstance(q, Question) else Question(text=q) for q in given]
+    asked = [q if isinstance(q, Question) else _asked(q) for q in given]
     seen: set[Question] = set()
     for question in asked:
         if question in seen:

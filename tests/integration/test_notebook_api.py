@@ -98,9 +98,13 @@ def test_an_unknown_patient_stops_answer_many_before_any_model_call(store_file: 
     assert model.requests == []
 
 
-def test_a_question_given_twice_is_refused(store_file: Path) -> None:
+def test_a_question_given_twice_or_empty_is_refused(store_file: Path) -> None:
     with pytest.raises(UserError, match="given twice"):
         ra.answer_many(store_file, [QUESTIONS[0], QUESTIONS[0]], progress=False)
+    with pytest.raises(UserError, match="a question is empty"):
+        ra.ask(store_file, "MM-001", "  ")
+    with pytest.raises(UserError, match="a question is empty"):
+        ra.answer_many(store_file, ["When?", ""], progress=False)
 
 
 def test_one_question_asked_two_ways_is_two_rows(store_file: Path) -> None:
