@@ -160,11 +160,46 @@ def test_a_zone_set_in_a_preset_is_refused_for_a_kind_that_cannot_convert(tmp_pa
     assert "load.convert_timezone in settings" in result.errors[0]
 
 
-def test_a_reject_file_that_is_the_store_is_refused(tmp_path: Path, two_patients: Path):
+@pytest.mark.parametrize(
+    ("named", "what"),
+    [("store.duckdb", "the store file"), ("store.duckdb.wal", "the store's log")],
+)
+def test_a_reject_file_that_is_the_store_or_its_log_is_refused(
+    tmp_path: Path, two_patients: Path, named: str, what: str
+):
     db = tmp_path / "store.duckdb"
-    result = invoke("load", str(two_patients), "--db", str(db), "--reject-file", str(db))
+    reject = tmp_path / named
+    result = invoke("load", str(two_patients), "--db", str(db), "--reject-file", str(reject))
+    assert result.returncode == 2
+    assert f"is {what}" in result.errors[0]
+    assert not db.exists() and not reject.exists()
+
+
+def test_a_reject_file_that_is_a_hard_link_to_the_store_is_refused(
+    tmp_path: Path, two_patients: Path
+):
+    db = tmp_path / "store.duckdb"
+    assert invoke("load", str(two_patients), "--db", str(db), "--source", "first").returncode == 0
+    alias = tmp_path / "alias.csv"
+    alias.hardlink_to(db)
+    before = store_content(db)
+    write_bad_labs(two_patients)
+    result = invoke("load", str(two_patients), "--db", str(db), "--reject-file", str(alias))
     assert result.returncode == 2
     assert "is the store file" in result.errors[0]
+    assert store_content(db) == before
+
+
+def test_a_failed_load_says_it_left_an_earlier_reject_file_as_it_was(
+    tmp_path: Path, two_patients: Path
+):
+    db, out = tmp_path / "store.duckdb", tmp_path / "rejects.csv"
+    out.write_text("an earlier load's\n")
+    (two_patients / "labs.csv").write_text("lab_id,patient_id\n")  # columns missing: no row
+    result = invoke("load", str(two_patients), "--db", str(db), "--reject-file", str(out))
+    assert result.returncode == 3
+    assert f"the reject file {out} from an earlier load was left as it was" in result.errors[0]
+    assert out.read_text() == "an earlier load's\n"
     assert not db.exists()
 
 

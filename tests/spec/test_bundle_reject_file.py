@@ -26,6 +26,7 @@ from recordagent.records.db import RecordStore, connect
 from recordagent.records.load import load_bundle
 from recordagent.records.rejects import REJECT_COLUMNS
 from recordagent.records.schema import BUNDLE_TABLES
+from recordagent.records.store_file import open_for_load
 from recordagent.settings import ChunkingSettings, LoadSettings, Settings
 from tests.helpers import FIXTURES, store_snapshot, use_document_folder
 
@@ -196,8 +197,12 @@ def test_a_bundle_whose_every_row_is_rejected_loads_nothing(store: RecordStore, 
         "lab_id,patient_id,time,analyte_name,value_num\nL1,P1,2020-01-01,Creatinine,1\n"
     )
     out = tmp_path / "rejects.csv"
-    with pytest.raises(DataLoadError, match="every row was rejected"):
+    with pytest.raises(DataLoadError) as caught:
         load_bundle(store, bundle, reject_path=out)
+    assert [str(p) for p in caught.value.problems[:2]] == [
+        "patients.csv: every row was rejected (2 rows); nothing to load",
+        "labs.csv: every row was rejected (1 row); nothing to load",
+    ]
     assert store.connection.execute("SELECT count(*) FROM sources").fetchone() == (0,)
     assert not out.exists()
 
@@ -375,3 +380,82 @@ def test_converted_timestamps_are_counted_in_the_rows_that_loaded(
     )
     assert report.counts["labs"] == 2
     assert report.converted_timestamps == 1
+
+
+def test_a_first_loads_store_file_and_its_log_are_refused_as_the_reject_file(
+    two_patients: Path, tmp_path: Path
+):
+    db = tmp_path / "store.duckdb"
+    for named in (db, tmp_path / "store.duckdb.wal", tmp_path / "." / "store.duckdb"):
+        with (
+            pytest.raises(UserError, match=r"is the record store .*store\.duckdb"),
+            open_for_load(db) as store,
+        ):
+            load_bundle(store, two_patients, reject_path=named)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["two_patients"]
+
+
+def test_an_existing_stores_file_is_refused_as_the_reject_file_under_any_name(
+    two_patients: Path, tmp_path: Path
+):
+    db = tmp_path / "store.duckdb"
+    with open_for_load(db) as store:
+        load_bundle(store, two_patients, source="first")
+    (tmp_path / "alias.csv").hardlink_to(db)
+    (tmp_path / "link.csv").symlink_to(db)
+    before = db.read_bytes()
+    for named in ("alias.csv", "link.csv", "store.duckdb", "store.duckdb.wal"):
+        with (
+            pytest.raises(UserError, match="is the record store"),
+            open_for_load(db) as store,
+        ):
+            load_bundle(store, two_patients, source="second", reject_path=tmp_path / named)
+        assert db.read_bytes() == before
+
+
+def test_a_first_load_that_loses_the_race_to_create_the_store_leaves_the_winners_reject_file(
+    tmp_path: Path,
+):
+    db, out = tmp_path / "store.duckdb", tmp_path / "rejects.csv"
+    winner, loser = tmp_path / "winner", tmp_path / "loser"
+    for bundle, lab in ((winner, "LW"), (loser, "LL")):
+        shutil.copytree(FIXTURES / "two_patients", bundle)
+        append(bundle, "labs", f"{lab},A,2020-01-01 10:00,,Creatinine,high,,mg/dL,,,")
+    with pytest.raises(UserError, match="another load created the record store"):
+        with open_for_load(db) as losing:
+            # The winner starts later and lands first, while the loser's store is open.
+            with open_for_load(db) as winning:
+                load_bundle(winning, winner, reject_path=out)
+            load_bundle(losing, loser, reject_path=out)
+    assert [json.loads(r["values"])["lab_id"] for r in rejects(out)] == ["LW"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "loser",
+        "rejects.csv",
+        "store.duckdb",
+        "winner",
+    ]
+
+
+def test_a_first_loads_reject_file_appears_only_once_the_store_has_landed(
+    two_patients: Path, tmp_path: Path
+):
+    db, out = tmp_path / "store.duckdb", tmp_path / "rejects.csv"
+    append(two_patients, "labs", "LX,A,2020-01-01 10:00,,Creatinine,high,,mg/dL,,,")
+    with open_for_load(db) as store:
+        report = load_bundle(store, two_patients, reject_path=out)
+        assert not out.exists()
+    assert report.reject_file == str(out.resolve())
+    assert [r["file"] for r in rejects(out)] == ["labs.csv"]
+
+
+def test_a_first_load_that_fails_after_loading_leaves_an_earlier_reject_file_as_it_was(
+    two_patients: Path, tmp_path: Path
+):
+    db, out = tmp_path / "store.duckdb", tmp_path / "rejects.csv"
+    out.write_text("an earlier load's\n")
+    with pytest.raises(RuntimeError, match="after the load"):
+        with open_for_load(db) as store:
+            load_bundle(store, two_patients, reject_path=out)
+            raise RuntimeError("after the load")
+    assert out.read_text() == "an earlier load's\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rejects.csv", "two_patients"]

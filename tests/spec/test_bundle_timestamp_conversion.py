@@ -183,6 +183,62 @@ def test_event_start_and_end_are_both_converted_and_compared_as_converted(
         load_bundle(store, two_patients, settings=converting(BERLIN), replace=True)
 
 
+def test_an_event_across_the_autumn_clock_change_is_ordered_by_its_instants(
+    store: RecordStore, two_patients: Path
+):
+    events = two_patients / "events.csv"
+    header = "event_id,patient_id,start_time,end_time,kind,label\n"
+    # 00:30Z to 01:10Z: 40 minutes, but 02:30 to 02:10 in Berlin's repeated hour.
+    events.write_text(
+        header + "E1,A,2021-10-31T02:30+02:00,2021-10-31T02:10+01:00,procedure,Across\n"
+    )
+    load_bundle(store, two_patients, settings=converting(BERLIN))
+    rows = store.connection.execute("SELECT start_time, end_time FROM events").fetchall()
+    assert rows == [(dt.datetime(2021, 10, 31, 2, 30), dt.datetime(2021, 10, 31, 2, 10))]
+
+    # The same local times the other way round are 80 minutes backwards.
+    events.write_text(
+        header + "E1,A,2021-10-31T02:30+01:00,2021-10-31T02:10+02:00,procedure,Across\n"
+    )
+    with pytest.raises(UserError, match="end_time is before start_time"):
+        load_bundle(store, two_patients, settings=converting(BERLIN), replace=True)
+
+
+def test_an_end_without_an_offset_is_compared_as_local_time(store: RecordStore, two_patients: Path):
+    events = two_patients / "events.csv"
+    header = "event_id,patient_id,start_time,end_time,kind,label\n"
+    # Which 02:10 a local time in the repeated hour means is not known: it is taken as written.
+    events.write_text(header + "E1,A,2021-10-31T02:30+02:00,2021-10-31 02:10,procedure,Local\n")
+    with pytest.raises(UserError, match="end_time is before start_time"):
+        load_bundle(store, two_patients, settings=converting(BERLIN))
+
+
+def test_a_zone_aware_parquet_event_across_the_clock_change_is_ordered_by_its_instants(
+    store: RecordStore, two_patients: Path
+):
+    (two_patients / "events.csv").unlink()
+    start, end = (
+        dt.datetime(2021, 10, 31, 0, 30, tzinfo=dt.UTC),
+        dt.datetime(2021, 10, 31, 1, 10, tzinfo=dt.UTC),
+    )
+    pq.write_table(
+        pa.table(
+            {
+                "event_id": ["E1"],
+                "patient_id": ["A"],
+                "start_time": pa.array([start], pa.timestamp("us", tz="UTC")),
+                "end_time": pa.array([end], pa.timestamp("us", tz="UTC")),
+                "kind": ["procedure"],
+                "label": ["Across"],
+            }
+        ),
+        two_patients / "events.parquet",
+    )
+    load_bundle(store, two_patients, settings=converting(BERLIN))
+    rows = store.connection.execute("SELECT start_time, end_time FROM events").fetchall()
+    assert rows == [(dt.datetime(2021, 10, 31, 2, 30), dt.datetime(2021, 10, 31, 2, 10))]
+
+
 def test_a_date_column_still_refuses_an_offset(store: RecordStore, two_patients: Path):
     (two_patients / "patients.csv").write_text(
         "patient_id,birth_date\nA,1950-01-01T00:00Z\nB,1960-06-15\n"

@@ -5,7 +5,6 @@ The kinds, their help and their loaders come from :data:`recordagent.sources.reg
 
 from __future__ import annotations
 
-import contextlib
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +16,7 @@ from rich.table import Table
 
 from recordagent.cli.render import load_progress, output_console, render_load_report
 from recordagent.errors import UserError, validation_problems
+from recordagent.paths import same_file
 from recordagent.records.load_report import LoadReport
 from recordagent.records.store_file import LoadInterrupted, open_for_load
 from recordagent.settings import LoadSettings, Settings
@@ -95,14 +95,10 @@ def load(
     settings: Settings = ctx.obj
     kind, folder = _kind_and_path(what, path)
     settings = _with_zone(settings, convert_timezone)
-    if reject_file is not None and _same_path(reject_file, db):
-        raise UserError(f"--reject-file {reject_file} is the store file; name another file")
+    if reject_file is not None:
+        _refuse_store_file(reject_file, db)
     console = output_console()
     report: LoadReport | None = None
-    try:
-        created = not db.exists()
-    except (OSError, ValueError):  # a name the file system refuses: open_for_load says so
-        created = True
     try:
         # A first load builds the store under a temporary name and moves it into place only
         # once the load has committed (see records/store_file.py).
@@ -127,14 +123,13 @@ def load(
         elif reject_file is not None and report.status == "unchanged":
             console.print(f"no reject file written: {escape(report.source)} is loaded already")
     except BaseException as exc:
-        landed = isinstance(exc, LoadInterrupted) and exc.changed
-        if report is not None and report.reject_file and created and not landed:
-            # The load committed into a first store that was then not moved into place: its
-            # reject file belongs to no load.
-            with contextlib.suppress(OSError):
-                Path(report.reject_file).unlink()
+        # A reject file is moved into place only with a load that landed (records/rejects.py):
+        # one at the path now is an earlier load's, or another load's.
         if not isinstance(exc, KeyboardInterrupt):
-            raise
+            noted = _with_earlier_reject_file(exc, reject_file, report)
+            if noted is exc:
+                raise
+            raise noted from None
         if not isinstance(exc, LoadInterrupted):  # before the store was opened, or after
             exc = LoadInterrupted(db, changed=report is not None, created=not db.exists())
         raise UserError(str(exc), exit_code=128 + signal.SIGINT) from None
@@ -183,11 +178,27 @@ def _with_zone(settings: Settings, zone: str | None) -> Settings:
     return settings.model_copy(update={"load": load})
 
 
-def _same_path(a: Path, b: Path) -> bool:
+def _refuse_store_file(reject_file: Path, db: Path) -> None:
+    """Refuse a --reject-file that is the store file or its log, by any name or link."""
+    for store_file, what in ((db, "the store file"), (Path(f"{db}.wal"), "the store's log")):
+        if same_file(reject_file, store_file):
+            raise UserError(f"--reject-file {reject_file} is {what}; name another file")
+
+
+def _with_earlier_reject_file(
+    exc: BaseException, reject_file: Path | None, report: LoadReport | None
+) -> BaseException:
+    """``exc``, a failed load's error, saying that a reject file there is not this load's."""
+    if not isinstance(exc, UserError) or reject_file is None or report is not None:
+        return exc
     try:
-        return a.resolve() == b.resolve()
+        earlier = reject_file.is_file()
     except (OSError, ValueError):
-        return False
+        earlier = False
+    if not earlier:
+        return exc
+    note = f"the reject file {reject_file} from an earlier load was left as it was"
+    return UserError(f"{exc}\n{note}", exit_code=exc.exit_code)
 
 
 def _kind_and_path(what: str, path: Path | None) -> tuple[SourceKind, Path]:

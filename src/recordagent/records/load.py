@@ -19,12 +19,13 @@ from __future__ import annotations
 import codecs
 import hashlib
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
 
-from recordagent.errors import DataLoadError, LoadProblem
+from recordagent.errors import DataLoadError, LoadProblem, UserError
 from recordagent.records.bundle import (
     ROW_COLUMN,
     BundleFiles,
@@ -41,6 +42,8 @@ from recordagent.records.quarantine import quarantined, rejected_per_table
 from recordagent.records.rejects import (
     checked_reject_path,
     discard,
+    discard_published,
+    file_identity,
     publish_rejects,
     stage_rejects,
 )
@@ -49,6 +52,7 @@ from recordagent.records.search_index import build_index_rows, insert_index
 from recordagent.records.source_table import source_name
 from recordagent.records.source_write import PhaseClock, SourceWrite, plan_source, source_write
 from recordagent.records.store_checks import check_against_store
+from recordagent.records.store_file import Pending, after_landing, store_files
 from recordagent.records.terms import load_vocabulary
 from recordagent.records.validate import ProblemLog, validate_table
 from recordagent.records.write_rows import (
@@ -88,7 +92,9 @@ def load_bundle(
         reject_path: Quarantine invalid rows instead of refusing the bundle: load the valid
             rows and write each invalid one (and each row naming a rejected patient) to this
             CSV file, with file, row, column, reason and the values given. Written whole, and
-            only when the load commits; a header alone when no row was rejected.
+            only when the load commits (into a store ``open_for_load`` creates: once that store
+            has landed); a header alone when no row was rejected. It may not be one of the
+            store's files.
 
     Raises:
         DataLoadError: The bundle is invalid (with ``reject_path``: it has a problem that is
@@ -103,7 +109,11 @@ def load_bundle(
 
     with clock("read"):
         files = find_bundle_files(path)
-        rejects_to = None if reject_path is None else checked_reject_path(reject_path, files.root)
+        rejects_to = (
+            None
+            if reject_path is None
+            else checked_reject_path(reject_path, files.root, store_files(store))
+        )
         name = source_name(source, files.root.resolve().name)
         all_paths = list(files.tables.values())
         frames: dict[str, pl.DataFrame] = {}
@@ -164,7 +174,8 @@ def load_bundle(
                 )
 
     staged: Path | None = None
-    published: Path | None = None
+    published: tuple[int, int] | None = None
+    pending: Pending | None = None
     try:
         with clock("chunk"):
             chunker = chunker or Chunker(settings.chunking)  # the tokenizer is chunking work
@@ -185,13 +196,21 @@ def load_bundle(
                 insert_index(write.con, terms, write.source_id, vocabulary)
             if rejects_to is not None:
                 # Written last and moved into place just before the commit, so a committed load
-                # always has its reject file; taken back below if the commit fails.
+                # always has its reject file; taken back below if the commit fails. Into a
+                # store not created yet, it moves only once that store has landed: a first
+                # load that loses the race to create it must not touch the winner's file.
                 staged = stage_rejects(rejects_to, rejected, given)
-                published = rejects_to  # before the rename: an interrupted one is taken back too
-                publish_rejects(staged, rejects_to)
+                pending = after_landing(store, _publisher(staged, rejects_to), _discarder(staged))
+                if pending is None:
+                    # Before the rename: an interrupted one is taken back too.
+                    published = file_identity(staged)
+                    publish_rejects(staged, rejects_to)
     except BaseException:
+        if pending is not None:
+            pending.cancel()
         discard(staged)
-        discard(published)
+        if rejects_to is not None:
+            discard_published(rejects_to, published)
         raise
     report = plan.report(
         counts=write.counts,
@@ -206,9 +225,28 @@ def load_bundle(
             "timezone": zone,
             "converted_timestamps": log.converted_count(leaving_out=rejected),
             "rejected": rejected_per_table(rejected, labels) if rejects_to is not None else {},
-            "reject_file": None if published is None else str(published),
+            "reject_file": None if rejects_to is None else str(rejects_to),
         }
     )
+
+
+def _publisher(staged: Path, target: Path) -> Callable[[], None]:
+    """Move the staged reject file into place once a first load's store has landed."""
+
+    def publish() -> None:
+        try:
+            publish_rejects(staged, target)
+        except OSError as exc:
+            raise UserError(
+                "the bundle was loaded into the store, but its reject file could not be moved "
+                f"to '{target}' ({exc.strerror or exc}); the rejected rows are in '{staged}'"
+            ) from exc
+
+    return publish
+
+
+def _discarder(staged: Path) -> Callable[[], None]:
+    return lambda: discard(staged)
 
 
 def _load_fingerprint(files_fingerprint: str, zone: str | None) -> str:

@@ -73,11 +73,13 @@ def parse_timestamps(
     label: str,
     log: ProblemLog,
     zone: str | None,
-) -> tuple[pl.Series, pl.Series]:
+) -> tuple[pl.Series, pl.Series, pl.Series]:
     """ISO 8601 date-times, those with a UTC offset converted to ``zone``'s local time.
 
-    Returns the parsed column and a mask of the values refused here (reported already): with
-    an offset but no zone to convert to, or an offset beyond ±18:00.
+    Returns the parsed column, a mask of the values refused here (reported already): with an
+    offset but no zone to convert to, or an offset beyond ±18:00, and the UTC instant of each
+    value converted (null for the others): two local times in the hour repeated when clocks go
+    back are ordered by their instants.
     """
     # A cheap look at the ends first: most exports carry no offset at all.
     if source.str.contains(_OFFSET_END).any():
@@ -89,7 +91,7 @@ def parse_timestamps(
     if not with_offset.any():
         parsed = parse_moments(col, source, label, log)
         _warn_daylight_saving_gaps(col, parsed, label, log, zone)
-        return parsed, with_offset
+        return parsed, with_offset, _no_instants(len(source))
     sign = pl.when(pl.col("sign") == "-").then(-1).otherwise(1)
     minutes = (
         pl.DataFrame({"parts": parts})
@@ -126,22 +128,25 @@ def parse_timestamps(
                 f"with no offset, or convert them with {CONVERT_OPTION}",
                 source.filter(refused).to_list(),
             )
-        return parse_moments(col, source.set(with_offset, None), label, log), with_offset
+        parsed = parse_moments(col, source.set(with_offset, None), label, log)
+        return parsed, with_offset, _no_instants(len(source))
     parsed = parse_moments(col, pl.select(pl.coalesce(local, source)).to_series(), label, log)
     offset = with_offset & ~too_far
     _warn_daylight_saving_gaps(col, parsed.set(with_offset, None), label, log, zone)
+    instants = parsed - (minutes.fill_null(0) * 60_000_000).cast(pl.Duration("us"))
     in_zone = (
-        (parsed - (minutes.fill_null(0) * 60_000_000).cast(pl.Duration("us")))
-        .dt.replace_time_zone("UTC")
-        .dt.convert_time_zone(zone)
-        .dt.replace_time_zone(None)
+        instants.dt.replace_time_zone("UTC").dt.convert_time_zone(zone).dt.replace_time_zone(None)
     )
     converted = pl.select(
         pl.when(pl.lit(offset)).then(pl.lit(in_zone)).otherwise(pl.lit(parsed))
     ).to_series()
     converted = converted.set(too_far, None)
     count_conversions(col, rows.filter(offset & parsed.is_not_null()), label, log, zone)
-    return converted.rename(col.name), too_far
+    return converted.rename(col.name), too_far, instants.set(~offset, None).rename(col.name)
+
+
+def _no_instants(length: int) -> pl.Series:
+    return pl.repeat(None, length, dtype=pl.Datetime("us"), eager=True)
 
 
 def count_conversions(col: Column, rows: pl.Series, label: str, log: ProblemLog, zone: str) -> None:

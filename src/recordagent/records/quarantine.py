@@ -53,15 +53,17 @@ def quarantined(
     kept = _without_rows(kept, labels, store_log.problems)
     problems = log.problems + store_log.problems
     if problems and not any(frame.height for frame in kept.values()):
+        counts = rejected_per_table(problems, labels)
+        every = [
+            LoadProblem(
+                labels[table], f"every row was rejected ({n} row{'s' * (n != 1)}); nothing to load"
+            )
+            for table in BUNDLE_TABLES
+            if (n := counts.get(table, 0))
+        ]
         raise DataLoadError(
-            [
-                LoadProblem(
-                    labels[next(iter(typed))],
-                    f"every row was rejected ({len(_row_keys(problems))} rows); nothing to load",
-                ),
-                *problems[: settings.load.max_reported_problems - 1],
-            ],
-            total=len(problems) + 1,
+            [*every, *problems][: max(settings.load.max_reported_problems, len(every))],
+            total=len(problems) + len(every),
         )
     order = {label: k for k, label in enumerate(labels[t] for t in BUNDLE_TABLES if t in labels)}
     problems.sort(key=lambda p: (order.get(p.file, len(order)), p.row or 0))
@@ -73,10 +75,6 @@ def _raise_whole_table_problems(log: ProblemLog, settings: Settings) -> None:
     whole = [p for p in log.problems if p.row is None]
     if whole:
         raise DataLoadError(whole[: settings.load.max_reported_problems], total=len(whole))
-
-
-def _row_keys(problems: list[LoadProblem]) -> set[tuple[str, int | None]]:
-    return {(p.file, p.row) for p in problems}
 
 
 def _without_rows(

@@ -5,8 +5,11 @@ not to the file: one CSV line per problem, naming the file, the 1-based data row
 the reason, with the row's values as given (a JSON object, since the tables' columns differ).
 The file is written under a temporary name next to its target (``.NAME.PID.RANDOM.tmp``) and
 moved into place in one rename, just before the load commits; a load that fails removes it
-again, so the file at the target is always whole. A load killed (SIGKILL) while writing it
-leaves the temporary file, which the next load writing that reject file removes.
+again (only if it is still the file this load put there), so the file at the target is always
+whole. For a first load (a store that does not exist yet) the file is moved into place only once
+the store has landed (:func:`recordagent.records.store_file.after_landing`). A load killed
+(SIGKILL) while writing it leaves the temporary file, which the next load writing that reject
+file removes.
 """
 
 from __future__ import annotations
@@ -24,12 +27,15 @@ from pathlib import Path
 import polars as pl
 
 from recordagent.errors import LoadProblem, UserError
+from recordagent.paths import same_file
 from recordagent.records.bundle import ROW_COLUMN
 
 __all__ = [
     "REJECT_COLUMNS",
     "checked_reject_path",
     "discard",
+    "discard_published",
+    "file_identity",
     "publish_rejects",
     "stage_rejects",
 ]
@@ -38,12 +44,22 @@ REJECT_COLUMNS = ("file", "row", "column", "reason", "values")
 """The reject file's header."""
 
 
-def checked_reject_path(path: str | Path, bundle: Path) -> Path:
+def checked_reject_path(
+    path: str | Path, bundle: Path, store_files: Mapping[Path, str] | None = None
+) -> Path:
     """The reject file's absolute path, once it is a file that can be written there.
 
+    Args:
+        path: The reject file as given.
+        bundle: The bundle folder being loaded.
+        store_files: The files of the store being loaded into, each with how a message names
+            it (:func:`recordagent.records.store_file.store_files`): the reject file may be
+            none of them, by any name or link.
+
     Raises:
-        UserError: The folder does not exist, the path is a folder, or it lies inside the
-            bundle folder ``bundle`` (where a later load would read or list it).
+        UserError: The folder does not exist, the path is a folder, it is one of the store's
+            files, or it lies inside the bundle folder ``bundle`` (where a later load would
+            read or list it).
     """
     try:
         target = Path(path).expanduser().resolve()
@@ -61,6 +77,11 @@ def checked_reject_path(path: str | Path, bundle: Path) -> Path:
                 else "does not exist; create it first"
             )
         )
+    for file, what in (store_files or {}).items():
+        if same_file(path, file):
+            raise UserError(
+                f"the reject file '{path}' is {what}, which the load writes; name another file"
+            )
     if target.is_relative_to(bundle):
         raise UserError(
             f"the reject file '{path}' lies inside the bundle folder, which a later load would "
@@ -121,11 +142,30 @@ def publish_rejects(temporary: Path, target: Path) -> None:
     os.replace(temporary, target)
 
 
+def file_identity(path: Path) -> tuple[int, int]:
+    """A file's identity (device, inode), which a rename keeps: see :func:`discard_published`."""
+    status = path.stat()
+    return status.st_dev, status.st_ino
+
+
 def discard(path: Path | None) -> None:
-    """Remove a staged or published reject file of a load that did not commit."""
+    """Remove a staged reject file of a load that did not commit."""
     if path is not None:
         with contextlib.suppress(OSError):
             path.unlink()
+
+
+def discard_published(target: Path, identity: tuple[int, int] | None) -> None:
+    """Remove a published reject file of a load that did not commit, if it is still there.
+
+    Another load may have put its own file at ``target`` since: that one is left.
+    """
+    if identity is None:
+        return
+    with contextlib.suppress(OSError):
+        status = target.stat()
+        if (status.st_dev, status.st_ino) == identity:
+            target.unlink()
 
 
 def _values_by_row(frame: pl.DataFrame, rows: set[int]) -> dict[int, str]:

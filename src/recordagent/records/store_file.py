@@ -19,6 +19,9 @@ writes into, and keeps those promises around it:
   saying that another load created the store while it ran, having written nothing to it:
   running it again loads into that store. So, as for loads into an existing store, concurrent
   loads never lose data a load reported as loaded, and the ones that fail say so.
+* **Files that belong with a first load** (a bundle load's reject file) are staged by the loader
+  and moved into place by :func:`after_landing` only once the store has landed: a first load
+  that loses the race above never touches them, so it cannot replace or remove the winner's.
 
 An interrupted load (Ctrl-C) raises :class:`LoadInterrupted`, which says whether the store holds
 the load: DuckDB reports Ctrl-C during a statement as an error of its own, and cleanup
@@ -35,7 +38,8 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
@@ -54,9 +58,12 @@ from recordagent.settings import StoreSettings
 
 __all__ = [
     "LoadInterrupted",
+    "Pending",
+    "after_landing",
     "is_temporary_store",
     "open_for_load",
     "remove_stale_temporaries",
+    "store_files",
     "temporary_store_path",
 ]
 
@@ -70,6 +77,86 @@ _NO_HARD_LINKS = frozenset(
 # How the system (through DuckDB's messages) says a file could not be written.
 _FULL_WORDS = ("No space left on device", "File too large", "Disk quota exceeded")
 _NOT_WRITABLE_WORDS = ("Permission denied", "Operation not permitted", "Read-only file system")
+
+
+@dataclass(eq=False)
+class Pending:
+    """A file move waiting for a first load's store to land; see :func:`after_landing`."""
+
+    publish: Callable[[], None]
+    discard: Callable[[], None]
+    _landing: _Landing | None = field(default=None, repr=False)
+
+    def cancel(self) -> None:
+        """Never publish: discard now (the load this belongs to did not commit)."""
+        if self._landing is not None and self in self._landing.pending:
+            self._landing.pending.remove(self)
+            self.discard()
+
+
+@dataclass
+class _Landing:
+    """A first load in progress: the store file it becomes and what waits for it to land."""
+
+    target: Path
+    pending: list[Pending] = field(default_factory=list)
+
+    def land(self) -> None:
+        while self.pending:
+            self.pending.pop(0).publish()
+
+    def abandon(self) -> None:
+        while self.pending:
+            with contextlib.suppress(Exception):  # must not hide the error that ended the load
+                self.pending.pop(0).discard()
+
+
+# First loads in progress in this process, by their temporary store's location.
+_FIRST_LOADS: dict[str, _Landing] = {}
+
+
+def store_files(store: RecordStore) -> dict[Path, str]:
+    """The files a load into ``store`` writes, each with how a message names it.
+
+    The store file and its write-ahead log; for a first load (:func:`open_for_load`), also the
+    store file it becomes and that file's log. Empty for a store in memory.
+    """
+    if store.location == MEMORY:
+        return {}
+    path = Path(store.location)
+    landing = _FIRST_LOADS.get(store.location)
+    shown = path if landing is None else landing.target
+    files = {path: f"the record store {shown}", _wal(path): f"the record store {shown}'s log"}
+    if landing is not None:
+        files |= {
+            landing.target: f"the record store {shown}",
+            _wal(landing.target): f"the record store {shown}'s log",
+        }
+    return files
+
+
+def after_landing(
+    store: RecordStore, publish: Callable[[], None], discard: Callable[[], None]
+) -> Pending | None:
+    """Run ``publish`` once ``store``, a first load's, has landed at its name; else ``discard``.
+
+    For a loader whose output must appear only with the store (a reject file): the first load
+    that loses a race to create the store (see the module documentation) never publishes.
+
+    Returns:
+        The pending move (cancel it if the load does not commit after all), or None when
+        ``store`` is not a first load's: the caller publishes now, with its commit.
+    """
+    landing = _FIRST_LOADS.get(store.location)
+    if landing is None:
+        return None
+    pending = Pending(publish, discard, landing)
+    landing.pending.append(pending)
+    return pending
+
+
+def _wal(path: Path) -> Path:
+    return path.with_name(path.name + ".wal")
 
 
 class LoadInterrupted(KeyboardInterrupt):
@@ -248,6 +335,7 @@ def _new_store(target: Path, settings: StoreSettings | None) -> Iterator[RecordS
     temporary = temporary_store_path(target)
     published = False
     identity: tuple[int, int] | None = None
+    landing = _FIRST_LOADS[str(temporary)] = _Landing(target)
     try:
         with connect(temporary, settings=settings) as store:
             yield store
@@ -257,11 +345,14 @@ def _new_store(target: Path, settings: StoreSettings | None) -> Iterator[RecordS
         identity = (stat.st_dev, stat.st_ino)
         _publish(temporary, target)
         published = True
+        landing.land()
     except BaseException as exc:
         if identity is not None and not published:
             published = _same_file(target, identity)  # interrupted just after the link
         _raise_translated(exc, target, changed=published, created=True, temporary=temporary)
     finally:
+        del _FIRST_LOADS[str(temporary)]
+        landing.abandon()
         _remove_temporary(temporary)
 
 

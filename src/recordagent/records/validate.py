@@ -98,6 +98,7 @@ def validate_table(
     frame = _trim_text(spec, frame)
     typed: dict[str, pl.Series] = {ROW_COLUMN: frame[ROW_COLUMN]}
     unparsed: dict[str, pl.Series] = {}
+    instants: dict[str, pl.Series] = {}  # UTC instants of the timestamps converted, by column
     rows = frame[ROW_COLUMN]
     none = pl.repeat(False, frame.height, eager=True)
     for col in spec.columns:
@@ -108,11 +109,11 @@ def validate_table(
             unparsed[col.name] = none
             continue
         typed[col.name], unparsed[col.name] = _typed_column(
-            col, frame[col.name], rows, label, log, zone
+            col, frame[col.name], rows, label, log, zone, instants
         )
     given = pl.DataFrame(typed)
     out = normalised(spec, given)
-    _check_values(spec, out, unparsed, label, log, shown=given)
+    _check_values(spec, out, unparsed, label, log, shown=given, instants=instants)
     return out
 
 
@@ -135,10 +136,19 @@ def _trim_text(spec: TableSpec, frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _typed_column(
-    col: Column, raw: pl.Series, rows: pl.Series, label: str, log: ProblemLog, zone: str | None
+    col: Column,
+    raw: pl.Series,
+    rows: pl.Series,
+    label: str,
+    log: ProblemLog,
+    zone: str | None,
+    instants: dict[str, pl.Series],
 ) -> tuple[pl.Series, pl.Series]:
-    """The column in its logical type, and a mask of the values that failed to convert."""
-    converted = _convert(col, raw, rows, label, log, zone)
+    """The column in its logical type, and a mask of the values that failed to convert.
+
+    The UTC instants of timestamps converted from an offset go to ``instants``.
+    """
+    converted = _convert(col, raw, rows, label, log, zone, instants)
     if col.type is ColumnType.TEXT:
         return converted, pl.repeat(False, len(raw), eager=True)
     given = raw.is_not_null()
@@ -148,7 +158,13 @@ def _typed_column(
 
 
 def _convert(
-    col: Column, raw: pl.Series, rows: pl.Series, label: str, log: ProblemLog, zone: str | None
+    col: Column,
+    raw: pl.Series,
+    rows: pl.Series,
+    label: str,
+    log: ProblemLog,
+    zone: str | None,
+    instants: dict[str, pl.Series],
 ) -> pl.Series:
     dtype = raw.dtype
     target = polars_type(col)
@@ -182,7 +198,9 @@ def _convert(
         if col.type is ColumnType.NUMBER:
             converted = source.cast(pl.Float64, strict=False)
         elif col.type is ColumnType.TIMESTAMP:
-            converted, refused = parse_timestamps(col, source, rows, label, log, zone)
+            converted, refused, instants[col.name] = parse_timestamps(
+                col, source, rows, label, log, zone
+            )
         else:
             converted = parse_moments(col, source, label, log)
         failed = (
@@ -218,6 +236,11 @@ def _convert(
     ):
         if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
             if zone is not None and col.type is ColumnType.TIMESTAMP:
+                instants[col.name] = (
+                    raw.dt.convert_time_zone("UTC")
+                    .dt.replace_time_zone(None)
+                    .cast(pl.Datetime("us"))
+                )
                 raw = raw.dt.convert_time_zone(zone)
                 count_conversions(col, rows.filter(raw.is_not_null()), label, log, zone)
             else:
@@ -263,10 +286,12 @@ def _check_values(
     label: str,
     log: ProblemLog,
     shown: pl.DataFrame,
+    instants: dict[str, pl.Series],
 ) -> None:
     """Value rules; cells that already failed to convert are not reported again.
 
     ``shown`` is the table before vocabulary normalisation: problems quote what the file says.
+    ``instants`` are the UTC instants of timestamps converted from an offset, by column.
 
     All rules are evaluated in one parallel pass; rows are collected only for rules that fail.
     """
@@ -313,9 +338,9 @@ def _check_values(
     if spec.name == "labs":
         checks += _lab_checks(frame, unparsed["value_num"] | unparsed["value_text"])
     elif spec.name == "events":
-        checks.append(_order_check("start_time", "end_time"))
+        checks.append(_order_check("start_time", "end_time", instants))
     elif spec.name == "patients":
-        checks.append(_order_check("birth_date", "death_date"))
+        checks.append(_order_check("birth_date", "death_date", instants))
 
     flags = (
         frame.lazy()
@@ -437,8 +462,18 @@ def _lab_checks(frame: pl.DataFrame, unparsed: pl.Series) -> list[_Check]:
     ]
 
 
-def _order_check(first: str, last: str) -> _Check:
-    return _Check(last, f"{last} is before {first}", pl.col(last) < pl.col(first))
+def _order_check(first: str, last: str, instants: dict[str, pl.Series]) -> _Check:
+    """``last`` must not be before ``first``.
+
+    Where both carried a UTC offset, their instants are compared, not their local times: in the
+    hour repeated when clocks go back, 02:30+02:00 comes before 02:10+01:00.
+    """
+    before = pl.col(last) < pl.col(first)
+    if first in instants and last in instants:
+        start, end = pl.lit(instants[first]), pl.lit(instants[last])
+        both = start.is_not_null() & end.is_not_null()
+        before = pl.when(both).then(end < start).otherwise(before)
+    return _Check(last, f"{last} is before {first}", before)
 
 
 def _closest(name: str, options: Sequence[str]) -> str | None:
