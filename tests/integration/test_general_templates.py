@@ -150,10 +150,14 @@ def series(
     keep: Callable[[dict[str, Any]], bool],
     convert: Callable[[dict[str, Any]], float] = lambda r: float(r["value_num"]),
 ) -> dict[str, list[tuple[dt.datetime, float, str]]]:
-    """(time, value, id) per patient, time order; a 'corrected' value replaces its time's."""
+    """(time, value, id) per patient, time order; a 'corrected' value replaces its time's.
+
+    A censored value ('>90': a number with a comparator in value_text) is not a measurement.
+    """
     grouped: dict[tuple[str, dt.datetime], list[dict[str, Any]]] = defaultdict(list)
     for row in labs:
-        if row["value_num"] is not None and keep(row):
+        censored = (row["value_text"] or "").lstrip().startswith(("<", ">", "≤", "≥"))
+        if row["value_num"] is not None and not censored and keep(row):
             grouped[(row["patient_id"], row["time"])].append(row)
     out: dict[str, list[tuple[dt.datetime, float, str]]] = defaultdict(list)
     for (patient, time), group in sorted(grouped.items()):
@@ -233,13 +237,19 @@ def egfr_change(values: dict[str, list[tuple[dt.datetime, float, str]]]) -> Valu
 
 
 def ckd_two_low(values: dict[str, list[tuple[dt.datetime, float, str]]]) -> Values:
+    """Below 60 on two draws more than 90 days apart, nothing of 60 or more in between."""
     out = {}
     for patient, points in values.items():
         times = [t for t, _, _ in points]
-        if max(times) - min(times) < dt.timedelta(days=90):
+        if max(times) - min(times) <= dt.timedelta(days=90):
             continue
         low = [t for t, v, _ in points if v < 60]
-        out[patient] = bool(low) and max(low) - min(low) >= dt.timedelta(days=90)
+        normal = [t for t, v, _ in points if v >= 60]
+        out[patient] = any(
+            b - a > dt.timedelta(days=90) and not any(a <= t <= b for t in normal)
+            for a in low
+            for b in low
+        )
     return out
 
 
@@ -307,13 +317,16 @@ def test_synthea_fhir(templates: SilverTemplateSet) -> None:
     }
     agree(run, "hypertension-diagnosed", {p: p in hypertensive for p in with_dx})
     # Inpatient encounters: the loader's admissions (Encounter.class IMP, ACUTE, NONAC), and
-    # encounters of the SNOMED CT types Synthea gives hospital admissions.
+    # encounters of the SNOMED CT types Synthea gives hospital admissions when they carry no
+    # class (an ambulatory or emergency encounter typed 'Hospital admission' is not one).
     inpatient = {"32485007", "305408004", "183460006", "305432006", "305342007", "183495009",
                  "183452005"}  # fmt: skip
     admissions: dict[str, int] = defaultdict(int)
     for event in raw["events"]:
         if event["kind"] == "admission" or (
-            event["kind"] == "encounter" and event["code"] in inpatient
+            event["kind"] == "encounter"
+            and event["code"] in inpatient
+            and not (event["detail"] or "").startswith("class ")
         ):
             admissions[event["patient_id"]] += 1
     agree(run, "hospital-admission-count", dict(admissions))
@@ -379,8 +392,11 @@ def test_mimic_iv_demo(templates: SilverTemplateSet) -> None:
             v >= 6.5 and (diagnosed is None or t.date() < diagnosed.date()) for t, v, _ in points
         )
     agree(run, "diabetic-hba1c-before-diagnosis", before)
+    # Serum creatinine (itemid 50912) and the blood-gas whole-blood creatinine (52024).
     creatinine = series(
-        labs, lambda r: r["analyte_name"] == "Creatinine" and r["fluid"] == "Blood"
+        labs,
+        lambda r: r["analyte_name"] in ("Creatinine", "Creatinine, Whole Blood")
+        and r["fluid"] == "Blood",
     )
     agree(run, "aki-kdigo-creatinine-rise", kdigo_rise(creatinine))
 
