@@ -243,6 +243,12 @@ def test_an_inpatient_encounter_is_an_admission_whatever_its_local_type(tmp_path
             **encounter("r5", "x", "Hospital admission"),
             "class": [{"coding": [{"code": "imp"}]}],
         },
+        encounter("v2", "I", "Inpatient stay"),  # HL7 v2 table 0004
+        # A segment of the stay (the ICU part of it) is not a second admission.
+        {
+            **encounter("segment", "IMP", "Patient transfer to ICU"),
+            "partOf": {"reference": "Encounter/stay"},
+        },
     ]
     (tmp_path / "export.ndjson").write_text("\n".join(json.dumps(line) for line in lines))
     with connect() as store:
@@ -253,7 +259,9 @@ def test_an_inpatient_encounter_is_an_admission_whatever_its_local_type(tmp_path
     assert rows == [
         ("Encounter/icu", "admission", "Transfer to intensive care unit", "class ACUTE"),
         ("Encounter/r5", "admission", "Hospital admission", "class IMP"),
+        ("Encounter/segment", "encounter", "Patient transfer to ICU", "class IMP"),
         ("Encounter/stay", "admission", "Encounter for problem", "class IMP"),
+        ("Encounter/v2", "admission", "Inpatient stay", "class I"),
         ("Encounter/visit", "encounter", "General examination", "class AMB"),
     ]
 

@@ -350,3 +350,22 @@ def test_the_command_line_loads_fhir_and_omop_fixtures(tmp_path: Path):
     omop = recordagent("load", "omop", str(FIXTURES / "omop" / "notes"), "--db", str(db))
     assert omop.returncode == 0, omop.stderr
     assert "source 'notes': loaded" in " ".join(omop.stdout.split())
+
+
+def test_a_result_given_as_a_bound_keeps_its_operator_in_the_text(tmp_path: Path):
+    export = tmp_path / "omop"
+    shutil.copytree(NOTES, export)
+    measurements = (export / "MEASUREMENT.csv").read_text().splitlines()
+    header = measurements[0] + ",operator_concept_id"
+    rows = [f"{row}," for row in measurements[1:]]
+    rows.append("3,101,3016723,2021-05-05,,0.3,0,8840,0.6,1.2,2160-0,mg/dL,<0.3,4171756")
+    (export / "MEASUREMENT.csv").write_text("\n".join([header, *rows]) + "\n")
+    with (export / "CONCEPT.csv").open("a") as concepts:
+        concepts.write("4171756,<,Meas Value Operator,SNOMED,Qualifier Value,S,276139006,"
+                       "1970-01-01,2099-12-31,\n")  # fmt: skip
+    with connect() as store:
+        load_omop(store, export)
+        rows_read = store.connection.execute(
+            "SELECT lab_id, value_num, value_text FROM labs ORDER BY lab_id"
+        ).fetchall()
+    assert rows_read == [("M-1", 1.4, None), ("M-2", 1.1, None), ("M-3", 0.3, "<0.3")]

@@ -130,7 +130,7 @@ def find_fhir_files(path: Path) -> tuple[Path, list[Path]]:
     return path, [*bundles, *ndjson]
 
 
-MAPPING_VERSION = "2026-12-05.1"
+MAPPING_VERSION = "2026-12-05.2"
 """Changes whenever the mapping writes other rows from the same files (here: inpatient
 encounters as admissions), so a reload of unchanged files is not taken for 'unchanged'."""
 

@@ -41,9 +41,11 @@ EVENT_TYPES: dict[str, str] = {
     "Immunization": "medication",
     "DiagnosticReport": "other",
 }
-# HL7 v3 ActCode classes of an inpatient encounter (Encounter.class): such an encounter is a
-# hospital admission in the store, as MIMIC-IV admissions and OMOP inpatient visits are.
-INPATIENT_CLASSES = frozenset({"IMP", "ACUTE", "NONAC"})
+# Classes of an inpatient encounter (Encounter.class: HL7 v3 ActCode IMP, ACUTE, NONAC; v2
+# table 0004 'I'): such an encounter is a hospital admission in the store, as MIMIC-IV
+# admissions and OMOP inpatient visits are — unless it is part of another encounter (a ward or
+# ICU segment of the stay), which stays an encounter.
+INPATIENT_CLASSES = frozenset({"IMP", "ACUTE", "NONAC", "I"})
 _IMAGING_CATEGORIES = {"RAD", "LP29684-5", "imaging", "radiology"}
 _SEXES = {"male": "male", "female": "female", "other": "other", "unknown": "unknown"}
 _TIME = re.compile(
@@ -426,7 +428,7 @@ class Mapper:
         if label is None and kind == "Encounter":
             label = _class_code(res)
         event_kind = EVENT_TYPES[kind]
-        if kind == "Encounter" and _class_code(res) in INPATIENT_CLASSES:
+        if kind == "Encounter" and _class_code(res) in INPATIENT_CLASSES and not res.get("partOf"):
             event_kind = "admission"  # an inpatient stay, whatever local type it carries
         if kind == "DiagnosticReport" and _IMAGING_CATEGORIES & set(_category_codes(res)):
             event_kind = "imaging"

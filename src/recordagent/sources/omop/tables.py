@@ -346,6 +346,7 @@ def lab_steps(files: OmopFiles) -> list[Step]:
             "measurement_date": _DATE,
             "measurement_datetime": _TS,
             "value_as_number": _NUM,
+            "operator_concept_id": _ID,
             "value_as_concept_id": _ID,
             "unit_concept_id": _ID,
             "range_low": _NUM,
@@ -368,8 +369,12 @@ def lab_steps(files: OmopFiles) -> list[Step]:
                    coalesce(c.concept_name, m.measurement_source_value,
                             'OMOP:' || m.measurement_concept_id),
                    m.value_as_number,
+                   -- A result given as a bound ('<0.3', '>90': its operator concept) keeps the
+                   -- bound in the text, so that nothing reads it as a measured value.
                    CASE WHEN m.value_as_number IS NULL
-                        THEN coalesce(vc.concept_name, nullif(m.value_source_value, '')) END,
+                        THEN coalesce(vc.concept_name, nullif(m.value_source_value, ''))
+                        WHEN op.concept_name IN ('<', '<=', '>', '>=')
+                        THEN op.concept_name || CAST(m.value_as_number AS VARCHAR) END,
                    coalesce(u.concept_code, nullif(m.unit_source_value, '')),
                    m.range_low, m.range_high, NULL, NULL, NULL, NULL, NULL,
                    -- The source's own code of the test, where it is not the LOINC code itself.
@@ -379,6 +384,7 @@ def lab_steps(files: OmopFiles) -> list[Step]:
             {_join("c", "m.measurement_concept_id")}
             {_join("u", "m.unit_concept_id")}
             {_join("vc", "m.value_as_concept_id")}
+            {_join("op", "m.operator_concept_id")}
             WHERE {begins} IS NOT NULL
             """,
         )
