@@ -23,6 +23,7 @@ __all__ = [
     "PathKind",
     "check_output_folder",
     "path_kind",
+    "process_alive",
     "read_text",
     "replace_file",
     "same_file",
@@ -171,3 +172,14 @@ def check_output_folder(folder: Path, what: str = "--out") -> None:
         raise UserError(f"{what} {folder}: {parent} is a file, so the folder cannot be made")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UserError(f"{what} {folder}: cannot create it, {parent} is not writable")
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists: the writer of a temporary file left behind, say."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. EPERM: the process exists but belongs to someone else
+        return True
+    return True

@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import polars as pl
@@ -121,14 +122,16 @@ def test_one_question_asked_two_ways_is_two_rows(store_file: Path) -> None:
     assert frame["item_id"].n_unique() == 2 and frame["as_of"].null_count() == 1
 
 
-class _BrokenOnMM002:
-    """A runner with a bug that shows on one patient only."""
+class _SinglePassWith:
+    """single_pass_rag with something done before each item (a bug, a delay), counting items."""
 
     name = "single_pass_rag"
 
-    def __init__(self) -> None:
+    def __init__(self, before: Callable[[EvalItem], Awaitable[None]]) -> None:
         self.inner = build_runner("single_pass_rag", Settings())
         self.prompt_version = self.inner.prompt_version
+        self.before = before
+        self.finished = 0
 
     async def run(
         self,
@@ -137,13 +140,25 @@ class _BrokenOnMM002:
         model: ChatModel,
         on_event: EventSink | None = None,
     ) -> Answer:
-        if item.patient_id == "MM-002":
-            raise KeyError("a bug")
-        return await self.inner.run(item, scope, model, on_event)
+        await self.before(item)
+        answer = await self.inner.run(item, scope, model, on_event)
+        self.finished += 1
+        return answer
+
+
+async def _bug_on_mm002(item: EvalItem) -> None:
+    if item.patient_id == "MM-002":
+        raise KeyError("a bug")
+
+
+async def _slowly(item: EvalItem) -> None:
+    await asyncio.sleep(0.3)
 
 
 def test_a_runner_bug_fails_its_row_and_the_others_are_answered(store_file: Path) -> None:
-    frame = ra.answer_many(store_file, QUESTIONS[0], runner=_BrokenOnMM002(), progress=False)
+    frame = ra.answer_many(
+        store_file, QUESTIONS[0], runner=_SinglePassWith(_bug_on_mm002), progress=False
+    )
     by_patient = {row["patient_id"]: row for row in frame.iter_rows(named=True)}
     assert by_patient["MM-002"]["status"] == "failed"
     assert by_patient["MM-002"]["error"] == "KeyError"
@@ -165,31 +180,8 @@ def test_the_frame_converts_to_pandas(store_file: Path) -> None:
     assert list(frame.to_pandas()["patient_id"]) == ["MM-001"]
 
 
-class _Slow:
-    """A runner taking 0.3 s per item, counting the items it finished."""
-
-    name = "single_pass_rag"
-
-    def __init__(self) -> None:
-        self.inner = build_runner("single_pass_rag", Settings())
-        self.prompt_version = self.inner.prompt_version
-        self.finished = 0
-
-    async def run(
-        self,
-        item: EvalItem,
-        scope: PatientScope,
-        model: ChatModel,
-        on_event: EventSink | None = None,
-    ) -> Answer:
-        await asyncio.sleep(0.3)
-        answer = await self.inner.run(item, scope, model, on_event)
-        self.finished += 1
-        return answer
-
-
 async def test_an_interrupt_in_a_running_loop_cancels_the_remaining_work(store_file: Path) -> None:
-    runner = _Slow()
+    runner = _SinglePassWith(_slowly)
     many = [f"Question {n}?" for n in range(20)]  # 60 items, 8 at a time: about 2.5 s
 
     def interrupt(signum: int, frame: object) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 import polars as pl
 
 from recordagent.errors import LoadProblem, UserError
-from recordagent.paths import same_file
+from recordagent.paths import process_alive, same_file
 from recordagent.records.bundle import ROW_COLUMN
 
 __all__ = [
@@ -192,16 +192,6 @@ def _remove_stale_temporaries(target: Path) -> None:
     with contextlib.suppress(OSError):
         for entry in target.parent.iterdir():
             match = pattern.fullmatch(entry.name)
-            if match is not None and not _process_alive(int(match[1])):
+            if match is not None and not process_alive(int(match[1])):
                 with contextlib.suppress(OSError):
                     entry.unlink()
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # e.g. EPERM: the process exists but belongs to someone else
-        return True
-    return True

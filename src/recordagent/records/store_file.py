@@ -46,6 +46,7 @@ from typing import NoReturn
 import duckdb
 
 from recordagent.errors import UserError
+from recordagent.paths import process_alive
 from recordagent.records.db import (
     MEMORY,
     RecordStore,
@@ -253,7 +254,7 @@ def remove_stale_temporaries(target: Path) -> list[Path]:
         return removed
     for entry in entries:
         match = _TEMPORARY.fullmatch(entry.name)
-        if match is None or match["name"] != target.name or _process_alive(int(match["pid"])):
+        if match is None or match["name"] != target.name or process_alive(int(match["pid"])):
             continue
         with contextlib.suppress(OSError):
             if entry.is_dir() and not entry.is_symlink():
@@ -262,18 +263,6 @@ def remove_stale_temporaries(target: Path) -> list[Path]:
                 entry.unlink()
             removed.append(entry)
     return removed
-
-
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # e.g. EPERM: the process exists but belongs to someone else
-        return True
-    return True
 
 
 def _check_target(target: Path) -> bool:
