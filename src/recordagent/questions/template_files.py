@@ -109,6 +109,35 @@ def yaml_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
+def _template_files(folder: str | Path) -> tuple[Path, list[Path]]:
+    """The template folder and its YAML files.
+
+    Raises:
+        UserError: the folder does not exist or holds no template file.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise UserError(f"question template folder {root} does not exist")
+    files = yaml_files(root)
+    if not files:
+        raise UserError(f"no question templates (*.yaml) in {root}")
+    return root, files
+
+
+def _parsed(name: str, raw: bytes, problems: list[str]) -> tuple[bool, Any]:
+    """Whether a file parses, and its YAML; when not, the problem is added to ``problems``."""
+    try:
+        return True, yaml.safe_load(raw.decode("utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problems.append(f"{name}: not valid YAML{at}: {problem}")
+    except UnicodeDecodeError as exc:
+        problems.append(f"{name}: not UTF-8 text ({exc.reason})")
+    return False, None
+
+
 def template_kind(folder: str | Path) -> TemplateKind:
     """Which kind of template ``folder`` holds, told by the field that derives the answer.
 
@@ -120,30 +149,18 @@ def template_kind(folder: str | Path) -> TemplateKind:
         UserError: the folder is missing or holds no template file; it mixes both kinds; or no
             template says which kind it is (with the files that could not be read, if any).
     """
-    root = Path(folder)
-    if not root.is_dir():
-        raise UserError(f"question template folder {root} does not exist")
-    files = yaml_files(root)
-    if not files:
-        raise UserError(f"no question templates (*.yaml) in {root}")
+    root, files = _template_files(folder)
     gold: list[str] = []
     sql: list[str] = []
     unreadable: list[str] = []
     for path in files:
         name = path.relative_to(root).as_posix()
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-            unreadable.append(f"{name}: not valid YAML{at}")
-            continue
-        except UnicodeDecodeError:
-            unreadable.append(f"{name}: not UTF-8 text")
-            continue
+            raw = path.read_bytes()
         except OSError as exc:
             unreadable.append(f"{name}: cannot be read ({exc.strerror or exc})")
             continue
+        _, data = _parsed(name, raw, unreadable)
         if not isinstance(data, Mapping):
             continue
         if data.get("fragments") is not None:
@@ -201,12 +218,7 @@ def read_template_folder(
     Raises:
         UserError: the folder does not exist or holds no template file.
     """
-    root = Path(folder)
-    if not root.is_dir():
-        raise UserError(f"question template folder {root} does not exist")
-    files = yaml_files(root)
-    if not files:
-        raise UserError(f"no question templates (*.yaml) in {root}")
+    root, files = _template_files(folder)
     problems: list[str] = []
     digests: list[str] = []
     kept: list[tuple[str, TemplateT]] = []
@@ -242,16 +254,8 @@ def _file_data(
     templates_required: bool,
 ) -> Mapping[str, Any] | None:
     """A file's top-level mapping, or None (with the problem) when it has none."""
-    try:
-        data = yaml.safe_load(raw.decode("utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        problems.append(f"{name}: not valid YAML{at}: {problem}")
-        return None
-    except UnicodeDecodeError as exc:
-        problems.append(f"{name}: not UTF-8 text ({exc.reason})")
+    parsed, data = _parsed(name, raw, problems)
+    if not parsed:
         return None
     if not isinstance(data, Mapping) or (
         templates_required and not isinstance(data.get("templates"), list)
