@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import inspect
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
@@ -29,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from recordagent.errors import UserError
 from recordagent.evaluation.results_table import records_frame
 from recordagent.evaluation.run import run_items
-from recordagent.llm.client import ChatModel
+from recordagent.llm.client import ChatModel, close_model
 from recordagent.questions.answers import AnswerSpec
 from recordagent.questions.items import EvalItem
 from recordagent.records.db import RecordStore, connect
@@ -265,11 +264,7 @@ async def _with_model(
     try:
         return await work(chat)
     finally:
-        close = getattr(chat, "close", None)
-        if close is not None:
-            closing = close()
-            if inspect.isawaitable(closing):
-                await closing
+        await close_model(chat)
 
 
 def _blocking(make: Callable[[], Awaitable[T]]) -> T:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,7 +13,7 @@ from rich.console import Console
 from recordagent.cli.ask import ModelChoice, require_patient
 from recordagent.cli.render import store_file
 from recordagent.evaluation.study import study_model
-from recordagent.llm.client import ChatModel
+from recordagent.llm.client import ChatModel, close_model
 from recordagent.records.db import connect
 from recordagent.runners import RUNNER_NAMES
 from recordagent.settings import Settings
@@ -57,8 +56,4 @@ async def _run(loop: Coroutine[Any, Any, int], model: ChatModel) -> int:
     try:
         return await loop
     finally:
-        close = getattr(model, "close", None)
-        if close is not None:  # an HTTP client's connections belong to this event loop
-            closing = close()  # a cache's close is synchronous
-            if inspect.isawaitable(closing):
-                await closing
+        await close_model(model)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import json
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -14,6 +15,7 @@ from recordagent.llm.types import Completion, Message, ToolCall
 
 __all__ = [
     "ChatModel",
+    "close_model",
     "merged_roles",
     "parse_structured",
     "parse_text_tool_calls",
@@ -55,6 +57,19 @@ class ChatModel(Protocol):
     async def context_window(self) -> int | None:
         """The model's context window in its own tokens, if known (asked of a server once)."""
         ...
+
+
+async def close_model(model: ChatModel) -> None:
+    """Close what ``model`` holds open for the running event loop, if it holds anything.
+
+    An HTTP client's connections belong to one event loop; a cache's close is synchronous; a
+    mock has nothing to close.
+    """
+    close = getattr(model, "close", None)
+    if close is not None:
+        closing = close()
+        if inspect.isawaitable(closing):
+            await closing
 
 
 def parse_tool_calls(
