@@ -110,23 +110,25 @@ def parse_timestamps(
         | (parts.struct.field("minutes").cast(pl.Int64, strict=False) > 59).fill_null(False)
     )
     if too_far.any():
-        log.add_rows(
+        log.add_where(
             label,
             col.name,
-            rows.filter(too_far).to_list(),
+            too_far,
+            rows,
             "not a UTC offset: offsets run from -18:00 to +18:00",
-            source.filter(too_far).to_list(),
+            source,
         )
     if zone is None:
         refused = with_offset & ~too_far
         if refused.any():
-            log.add_rows(
+            log.add_where(
                 label,
                 col.name,
-                rows.filter(refused).to_list(),
+                refused,
+                rows,
                 "a date-time with a UTC offset: the store keeps local times, so export them "
                 f"with no offset, or convert them with {CONVERT_OPTION}",
-                source.filter(refused).to_list(),
+                source,
             )
         parsed = parse_moments(col, source.set(with_offset, None), label, log)
         return parsed, with_offset, _no_instants(len(source))
@@ -258,12 +260,13 @@ def _refuse_times_of_day(
     """A DATE column holds days; a time of day would be silently dropped, so it is an error."""
     with_time = (moments.dt.truncate("1d") != moments).fill_null(False)
     if with_time.any():
-        log.add_rows(
+        log.add_where(
             label,
             col.name,
-            rows.filter(with_time).to_list(),
+            with_time,
+            rows,
             "expected a date without a time of day",
-            shown.filter(with_time).to_list(),
+            shown,
         )
 
 

@@ -55,6 +55,19 @@ class ProblemLog:
             text = message if values is None else f"{message} (got {shown_value(values[k])})"
             self.problems.append(LoadProblem(file, text, row, column))
 
+    def add_where(
+        self,
+        file: str,
+        column: str | None,
+        failed: pl.Series,
+        rows: pl.Series,
+        message: str,
+        shown: pl.Series | None = None,
+    ) -> None:
+        """Record ``message`` on the rows where ``failed`` holds, with their ``shown`` values."""
+        values = None if shown is None else shown.filter(failed).to_list()
+        self.add_rows(file, column, rows.filter(failed).to_list(), message, values)
+
     def add_each(self, problems: Sequence[LoadProblem]) -> None:
         """Record problems of one check, one per row, keeping the first few."""
         self.total += len(problems)

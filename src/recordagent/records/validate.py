@@ -217,12 +217,13 @@ def _convert(
                     else "2021-03-04 13:45 (local time), or 2021-03-04T13:45+01:00"
                 ),
             }[col.type]
-            log.add_rows(
+            log.add_where(
                 label,
                 col.name,
-                rows.filter(failed).to_list(),
+                failed,
+                rows,
                 f"expected {expected}",
-                source.filter(failed).to_list(),
+                source,
             )
         if col.type is not ColumnType.NUMBER:
             converted = checked_moments(col, converted, rows, label, log, shown=source)
@@ -352,8 +353,8 @@ def _check_values(
         if not flags[str(i)][0]:
             continue
         failed = frame.select(check.failed.fill_null(False)).to_series()
-        values = shown[check.column].filter(failed).to_list() if check.show_value else None
-        log.add_rows(label, check.column, rows.filter(failed).to_list(), check.message, values)
+        values = shown[check.column] if check.show_value else None
+        log.add_where(label, check.column, failed, rows, check.message, values)
     _check_duplicates(spec, frame, label, log)
 
 
