@@ -469,12 +469,18 @@ def _cannot_write(target: Path, reason: str, *, created: bool) -> UserError:
 def _interrupted(exc: BaseException) -> bool:
     # DuckDB consumes a pending KeyboardInterrupt while a statement runs and raises
     # RuntimeError("Query interrupted") instead (or InterruptException), and the loaders'
-    # cleanup may then fail on the aborted transaction and raise something else again.
+    # cleanup may then fail on the aborted transaction and raise something else again. An
+    # interrupt that lands while DuckDB reads a registered Python frame comes back as an
+    # InvalidInputException quoting it.
     return any(
         isinstance(e, KeyboardInterrupt | duckdb.InterruptException)
         or (isinstance(e, RuntimeError) and str(e).startswith("Query interrupted"))
+        or (isinstance(e, duckdb.Error) and _PYTHON_INTERRUPT.search(str(e)) is not None)
         for e in error_chain(exc)
     )
+
+
+_PYTHON_INTERRUPT = re.compile(r"registered as '[^']*' failed: .*\bKeyboardInterrupt\b", re.DOTALL)
 
 
 def _file_names(target: Path, temporary: Path | None) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from recordagent.errors import DataLoadError, UserError
@@ -151,6 +152,39 @@ def test_an_interrupt_duckdb_reports_as_its_own_error_is_still_an_interrupt(
     assert not isinstance(raised, KeyboardInterrupt), "duckdb consumes the KeyboardInterrupt"
     if hidden:
         raised = loader_cleanup_error(raised)
+    with pytest.raises(LoadInterrupted) as interrupted, open_for_load(db) as store:
+        raise raised
+    assert str(interrupted.value) == f"interrupted; the store {db} is unchanged"
+    assert patients(db) == ["A", "B"]
+
+
+def interrupted_while_reading_a_python_frame() -> BaseException:
+    """What DuckDB raises when Ctrl-C lands while it reads a registered Python object."""
+
+    def batches():
+        yield pa.record_batch([pa.array([1, 2])], names=["row"])
+        raise KeyboardInterrupt
+
+    reader = pa.RecordBatchReader.from_batches(pa.schema([("row", pa.int64())]), batches())
+    con = duckdb.connect()
+    con.register("_incoming", reader)
+    try:
+        con.execute("SELECT count(*) FROM _incoming").fetchall()
+    except BaseException as error:  # noqa: BLE001 - the error itself is the result
+        return error
+    finally:
+        con.close()
+    raise AssertionError("reading the frame did not fail")
+
+
+def test_an_interrupt_while_duckdb_reads_a_python_frame_is_still_an_interrupt(
+    two_patients: Path, tmp_path: Path
+):
+    db = tmp_path / "store.duckdb"
+    with open_for_load(db) as store:
+        load_bundle(store, two_patients)
+    raised = interrupted_while_reading_a_python_frame()
+    assert isinstance(raised, duckdb.InvalidInputException)
     with pytest.raises(LoadInterrupted) as interrupted, open_for_load(db) as store:
         raise raised
     assert str(interrupted.value) == f"interrupted; the store {db} is unchanged"
