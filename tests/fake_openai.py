@@ -4,7 +4,8 @@
         server.script(ok("hello"), status(429, retry_after=1), ok("again"))
         ... OpenAICompatModel(ModelSettings(provider="openai", base_url=server.url, ...)) ...
 
-Each request to ``/v1/chat/completions`` takes the next scripted action (the last one repeats
+Each request to ``/v1/chat/completions`` takes the action ``responder(body)`` gives, when a
+responder is set, or else the next scripted action (the last one repeats
 when the script runs out, or a plain "ok" reply if nothing was scripted). Requests are recorded.
 Unless an action says otherwise, the reported prompt tokens grow with what was sent (a quarter
 of the characters of the messages and tools), as a real server's do. ``GET /v1/models`` and
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    from collections.abc import Awaitable, Callable
 
     from recordagent.llm import OpenAICompatModel
 
@@ -114,12 +115,15 @@ class FakeOpenAI:
         *,
         models: dict[str, Any] | None = None,
         props: dict[str, Any] | None = None,
+        responder: Callable[[dict[str, Any]], Action] | None = None,
     ) -> None:
         self.models = models
         self.props = props
+        self.responder = responder
         self._actions: list[Action] = []
         self._lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
+        self.arrivals: list[float] = []  # time.monotonic() of each POST, in order of arrival
         self.paths: list[str] = []  # request paths with their query strings, in order
         server = self
 
@@ -191,7 +195,10 @@ class FakeOpenAI:
 
     def _next(self, body: dict[str, Any]) -> Action:
         with self._lock:
+            self.arrivals.append(time.monotonic())
             self.requests.append(body)
+            if self.responder is not None:
+                return self.responder(body)
             if not self._actions:
                 return ok()
             return self._actions.pop(0) if len(self._actions) > 1 else self._actions[0]

@@ -13,6 +13,7 @@ from recordagent.evaluation import (
     results,
     write_results,
 )
+from recordagent.extraction import extract, extract_async
 from recordagent.notebook import Question, answer_many, ask
 from recordagent.questions import AnswerSpec, EvalItem, read_items, write_items
 from recordagent.records import (
@@ -91,6 +92,8 @@ __all__ = [
     "connect",
     "evaluate",
     "evaluate_async",
+    "extract",
+    "extract_async",
     "example_bundle_path",
     "load_bundle",
     "open_for_load",

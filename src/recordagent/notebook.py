@@ -23,14 +23,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
 
 from recordagent.errors import UserError
 from recordagent.evaluation.results_table import records_frame
 from recordagent.evaluation.run import run_items
 from recordagent.llm.client import ChatModel, close_model
 from recordagent.questions.answers import AnswerSpec
-from recordagent.questions.items import EvalItem
+from recordagent.questions.items import Question
 from recordagent.records.db import RecordStore, connect
 from recordagent.runners import Answer, Runner, build_runner, configured_model
 from recordagent.settings import Settings, load_settings
@@ -44,29 +43,6 @@ _UNWIND_S = 30.0
 
 StoreLike = RecordStore | str | Path
 """An open store, or the path of a store file (opened read-only for the call)."""
-
-
-class Question(BaseModel):
-    """A question to ask of every patient: its words, the answer it expects, and as of when."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    text: str = Field(min_length=1, description="The question, in words.")
-    answer: AnswerSpec = Field(
-        default_factory=lambda: AnswerSpec(type="text"),
-        description="What kind of answer is expected: type, unit, allowed values.",
-    )
-    as_of: dt.date | None = Field(
-        default=None, description="Answer as the record stood on this day (None: all of it)."
-    )
-
-    def item(self, patient_id: str) -> EvalItem:
-        """The item asking this question of ``patient_id``.
-
-        Its ad-hoc id is a digest of the ask: the same ask gives the same id, another answer
-        type or as-of day another.
-        """
-        return EvalItem.ad_hoc(patient_id, self.text, self.answer, as_of=self.as_of)
 
 
 def ask(

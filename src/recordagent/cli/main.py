@@ -24,7 +24,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from recordagent.cli import ask, audit, chat, demo, label, load, questions, summary, synth
+from recordagent.cli import ask, audit, chat, demo, extract, label, load, questions, summary, synth
 from recordagent.cli import eval as eval_cli
 from recordagent.cli import report as report_cli
 from recordagent.errors import UserError
@@ -110,6 +110,7 @@ app.command("audit")(audit.audit)
 app.command("chat")(chat.chat)
 app.command("demo")(demo.demo)
 app.command("eval")(eval_cli.eval_command)
+app.command("extract")(extract.extract_command)
 app.command("load")(load.load)
 app.command("report")(report_cli.report)
 app.command("summary")(summary.summary)

@@ -110,6 +110,7 @@ class RunLog:
         self._path = path
         self._manifest = contents.manifest
         self._records: dict[str, RunRecord] = {r.item.id: r for r in contents.records}
+        self._appended: list[RunRecord] = []
         self.recovered_line = contents.truncated_line
         """Line number of the half-written record cut off when the log was reopened."""
 
@@ -232,6 +233,15 @@ class RunLog:
         # A retried item moves to the end, where its new record is in the file.
         self._records.pop(record.item.id, None)
         self._records[record.item.id] = record
+        self._appended.append(record)
+
+    def appended(self, since: int = 0) -> list[RunRecord]:
+        """The records appended through this object, in order, from the ``since``-th on.
+
+        Cheap at any log size: a display that counts records as they arrive asks for the ones
+        since its last look (:attr:`records` copies every record of the log).
+        """
+        return self._appended[since:]
 
     def done_item_ids(self) -> set[str]:
         """Ids of the items answered in the log (skipped when a run resumes).

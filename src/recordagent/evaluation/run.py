@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from recordagent.errors import ModelError, UserError
 from recordagent.evaluation.judge import JudgeResult, judge_answer
@@ -28,11 +28,38 @@ from recordagent.runners import Answer, Runner
 if TYPE_CHECKING:
     from recordagent.evaluation.labels import ReferenceLabel
 
-__all__ = ["ItemProgress", "RecordLength", "record_length", "run_items"]
+__all__ = ["ItemEngine", "ItemProgress", "RecordLength", "record_length", "run_items"]
 
 ItemProgress = Callable[[int, int], None]
 """Called as ``on_progress(done, total)`` with the items done of all: once at the start (the
 items already done) and after every item."""
+
+StopCheck = Callable[[], bool]
+"""Asked before each item starts; once it says True no further item starts (a budget spent)."""
+
+
+class ItemEngine(Protocol):
+    """What answers a run's items: :func:`run_items` in this process, or a distributed engine.
+
+    Takes :func:`run_items`' arguments and keeps its contract: records appended to ``log`` as
+    items finish, resumable, the records of ``items`` returned in their order.
+    """
+
+    async def __call__(
+        self,
+        items: Sequence[EvalItem],
+        runner: Runner,
+        model: ChatModel,
+        store: RecordStore,
+        *,
+        log: RunLog | None = None,
+        references: Mapping[str, ReferenceLabel] | None = None,
+        concurrency: int = 8,
+        on_progress: ItemProgress | None = None,
+        stop: StopCheck | None = None,
+    ) -> list[RunRecord]:
+        """Answer the items not yet in ``log``; see :func:`run_items`."""
+        ...
 
 RecordLength = tuple[int, int]
 """(documents, tokens) of one patient's record."""
@@ -63,6 +90,7 @@ async def run_items(
     rubric: str | None = None,
     concurrency: int = 8,
     on_progress: ItemProgress | None = None,
+    stop: StopCheck | None = None,
 ) -> list[RunRecord]:
     """Answer every item not yet in ``log`` with ``runner`` and append its record.
 
@@ -74,7 +102,8 @@ async def run_items(
     to be scored later with :func:`~recordagent.evaluation.log.rescore`. Free-text items are
     graded by the ``judge`` model (with ``rubric``) when one is given, and its verdict is stored
     in the record (without the judge's wording); without a judge they are 'ungraded'. At most
-    ``concurrency`` items run at once.
+    ``concurrency`` items run at once. ``stop`` is asked before each item starts: once it says
+    True, no further item starts and the items in flight finish (a budget that is spent).
 
     An item whose runner or scorer raises an unexpected exception (a bug) is logged as a
     failed record with the exception's kind in ``error`` (its answer has status 'failed'), and
@@ -82,7 +111,8 @@ async def run_items(
     same log retries them.
 
     Returns:
-        The records of ``items``, in their order (those from an earlier, resumed run included).
+        The records of ``items``, in their order (those from an earlier, resumed run included);
+        items that ``stop`` kept from starting have none.
 
     Raises:
         UserError: The log belongs to another runner or model, or says mock when the model is
@@ -139,6 +169,8 @@ async def run_items(
         nonlocal finished
         error = None
         async with gate:
+            if stop is not None and stop():
+                return
             try:
                 result, score, verdict = await scored(item)
             except ModelError as exc:
@@ -183,7 +215,7 @@ async def run_items(
         raise first from None
 
     by_id = {record.item.id: record for record in log.records} if log is not None else kept
-    return [by_id[item_id] for item_id in ids]
+    return [by_id[item_id] for item_id in ids if item_id in by_id]
 
 
 def _failed(item: EvalItem, runner: Runner, model: ChatModel) -> Answer:

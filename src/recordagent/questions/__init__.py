@@ -7,12 +7,13 @@ from recordagent.questions.answers import (
     coerce_value,
     final_answer_model,
 )
-from recordagent.questions.items import EvalItem, read_items, write_items
+from recordagent.questions.items import EvalItem, Question, read_items, write_items
 
 __all__ = [
     "AnswerSpec",
     "AnswerType",
     "EvalItem",
+    "Question",
     "ScoringSpec",
     "coerce_value",
     "final_answer_model",

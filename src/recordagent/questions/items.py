@@ -1,4 +1,5 @@
-"""EvalItem: one question about one patient, as every runner receives it; items files.
+"""EvalItem: one question about one patient, as every runner receives it; Question, one asked
+of many patients; items files.
 
 An items file is JSONL, one EvalItem a line: ``recordagent questions sample`` and
 ``questions silver`` write it (:func:`write_items`), ``eval`` and ``audit`` read it
@@ -19,7 +20,7 @@ from recordagent.errors import UserError, validation_problems
 from recordagent.paths import read_text, write_text
 from recordagent.questions.answers import AnswerSpec, ScoringSpec
 
-__all__ = ["EvalItem", "read_items", "write_items"]
+__all__ = ["EvalItem", "Question", "read_items", "write_items"]
 
 
 class EvalItem(BaseModel):
@@ -78,6 +79,29 @@ class EvalItem(BaseModel):
             answer=spec,
             as_of=as_of,
         )
+
+
+class Question(BaseModel):
+    """A question to ask of every patient: its words, the answer it expects, and as of when."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    text: str = Field(min_length=1, description="The question, in words.")
+    answer: AnswerSpec = Field(
+        default_factory=lambda: AnswerSpec(type="text"),
+        description="What kind of answer is expected: type, unit, allowed values.",
+    )
+    as_of: dt.date | None = Field(
+        default=None, description="Answer as the record stood on this day (None: all of it)."
+    )
+
+    def item(self, patient_id: str) -> EvalItem:
+        """The item asking this question of ``patient_id``.
+
+        Its ad-hoc id is a digest of the ask: the same ask gives the same id, another answer
+        type or as-of day another.
+        """
+        return EvalItem.ad_hoc(patient_id, self.text, self.answer, as_of=self.as_of)
 
 
 def read_items(path: Path) -> list[EvalItem]:

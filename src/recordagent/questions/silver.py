@@ -62,6 +62,10 @@ class SilverInstance(BaseModel):
     item: EvalItem = Field(description="The question about one patient.")
     value: Any = Field(description="The answer as a JSON value (dates as YYYY-MM-DD).")
     evidence: tuple[str, ...] = Field(description="Ids of the rows the answer rests on.")
+    slots: dict[str, str] = Field(
+        default_factory=dict,
+        description="The values filled into the question's slots (and as_of), as shown.",
+    )
 
 
 class TemplateTally(BaseModel):
@@ -289,7 +293,7 @@ def _instance(
         checklist=template.checklist,
         scoring=template.scoring,
     )
-    return SilverInstance(item=item, value=value, evidence=evidence)
+    return SilverInstance(item=item, value=value, evidence=evidence, slots=slots)
 
 
 def _label_value(template: SilverTemplate, raw: Any, where: str) -> Any:

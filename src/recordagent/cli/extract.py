@@ -1,0 +1,287 @@
+"""``recordagent extract``: every patient × question into a results table (library: extract()).
+
+The plan (items, and tokens and cost estimated from a dry run over a sample of real records) is
+printed first; ``--plan`` stops there. The run shows a progress bar with the rate, ETA, failed
+answers and cost so far, and ends with a summary: statuses, tokens, cost, wall time and items
+per second. Running the same command again continues the extraction (only what is missing is
+asked). A run stopped by ``--max-cost`` writes its table and exits 3 with what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from recordagent.cli.render import output_console
+from recordagent.errors import UserError
+from recordagent.evaluation.log import RunLog
+from recordagent.evaluation.run import ItemProgress
+from recordagent.extraction import (
+    Estimate,
+    ExtractionPlan,
+    ExtractionProgress,
+    ExtractionSummary,
+    extract,
+)
+from recordagent.runners import RUNNER_NAMES
+from recordagent.settings import Settings
+
+__all__ = ["BUDGET_EXIT_CODE", "extract_command"]
+
+BUDGET_EXIT_CODE = 3
+"""Exit code of a run that ``--max-cost`` stopped (its answers are kept; rerun to continue)."""
+
+
+class Engine(StrEnum):
+    """Where the items are answered."""
+
+    local = "local"
+    ray = "ray"
+
+
+class ModelChoice(StrEnum):
+    """Which model answers."""
+
+    settings = "settings"
+    mock = "mock"
+
+
+def extract_command(
+    ctx: typer.Context,
+    db: Annotated[Path, typer.Option(help="DuckDB store file with the records.")],
+    out: Annotated[
+        Path, typer.Option(help="Output folder: extraction.jsonl (run log), results.parquet.")
+    ],
+    templates: Annotated[
+        Path | None, typer.Option(help="Question template folder (asked of every patient).")
+    ] = None,
+    question: Annotated[
+        list[str] | None,
+        typer.Option("--question", help="A question asked of every patient (repeatable)."),
+    ] = None,
+    answer: Annotated[
+        str | None,
+        typer.Option(help="Answer type of --question: date, number, count, boolean, text, …"),
+    ] = None,
+    patient: Annotated[
+        list[str] | None, typer.Option("--patient", help="A patient id (repeatable).")
+    ] = None,
+    patients: Annotated[
+        Path | None, typer.Option(help="File of patient ids, one a line (# comments).")
+    ] = None,
+    where: Annotated[
+        str | None,
+        typer.Option(help="SQL condition over the patients table, e.g. \"sex = 'female'\"."),
+    ] = None,
+    runner: Annotated[
+        str, typer.Option(help=f"Runner: {', '.join(RUNNER_NAMES)}.")
+    ] = "agent",
+    model: Annotated[
+        ModelChoice,
+        typer.Option(
+            help="'settings' (the configured model; the scripted dry run, with a banner, when "
+            "none is configured) or 'mock' (the scripted dry run)."
+        ),
+    ] = ModelChoice.settings,
+    concurrency: Annotated[
+        int, typer.Option(help="Items answered at once (in all, across a cluster).")
+    ] = 8,
+    plan: Annotated[
+        bool, typer.Option("--plan", help="Print the plan (items, tokens, cost) and stop.")
+    ] = False,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(help="Budget in dollars for the whole extraction (a priced model)."),
+    ] = None,
+    sample: Annotated[
+        int, typer.Option(help="Items dry-run for the plan's estimate (0: none).")
+    ] = 30,
+    engine: Annotated[Engine, typer.Option(help="local (this process) or ray.")] = Engine.local,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join (ray://host:10001, auto); default: a local one."),
+    ] = None,
+) -> None:
+    """Answer every selected patient × question into OUT/results.parquet (resumable)."""
+    settings: Settings = ctx.obj
+    if patient and patients is not None:
+        raise UserError("give --patient or --patients, not both")
+    if ray_address is not None and engine != Engine.ray:
+        raise UserError("--ray-address goes with --engine ray")
+    console = output_console()
+    display = _Display(console)
+    result = extract(
+        db,
+        out=out,
+        templates=templates,
+        questions=question or None,
+        answer=answer,
+        patients=patient or None,
+        patients_file=patients,
+        where=where,
+        runner=runner,
+        model=model.value,
+        settings=settings,
+        concurrency=concurrency,
+        max_cost=max_cost,
+        plan_only=plan,
+        sample=sample,
+        engine=engine.value,
+        ray_address=ray_address,
+        progress=display,
+    )
+    summary = result.summary
+    if summary is None:
+        return
+    if summary.failed_by_error:
+        raise UserError(
+            f"{summary.failed_by_error} item(s) failed with an unexpected error (a bug); their "
+            "answers are logged as failed. Fix the cause and run the same command to retry them",
+            exit_code=1,
+        )
+    if summary.stopped_by_budget:
+        raise UserError(
+            f"stopped by --max-cost ${max_cost:.4f}: the extraction has spent "
+            f"${summary.total_cost_usd or 0:.4f}; {summary.not_started} item(s) not asked. Run "
+            "the same command with a larger --max-cost to continue",
+            exit_code=BUDGET_EXIT_CODE,
+        )
+
+
+class _Display(ExtractionProgress):
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def planned(self, plan: ExtractionPlan) -> None:
+        if plan.mock:
+            self.console.print(
+                Panel(
+                    "MOCK MODEL: answers come from a scripted dry-run model, not a language "
+                    "model.\nThe table says nothing about any record; configure a model for "
+                    "results.",
+                    title="[bold]mock[/]",
+                    style="bold yellow",
+                )
+            )
+        self.console.print(render_plan(plan))
+
+    @contextlib.contextmanager
+    def running(self, log: RunLog, total: int) -> Iterator[ItemProgress]:
+        if log.recovered_line is not None:
+            self.console.print(
+                f"{log.path}: half-written line {log.recovered_line} (interrupted run) "
+                "dropped; its item runs again",
+                highlight=False,
+            )
+        seen = failed = 0
+        cost = 0.0
+        with Progress(
+            TextColumn("[bold]extract"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("failed {task.fields[failed]}"),
+            TextColumn("${task.fields[cost]:.4f}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+        ) as bar:
+            task = bar.add_task("extract", total=total, failed=0, cost=0.0, rate="")
+
+            def advance(done: int, all_items: int) -> None:
+                nonlocal seen, failed, cost
+                for record in log.appended(seen):
+                    failed += record.answer.status == "failed"
+                    cost += record.answer.usage.cost_usd or 0.0
+                    seen += 1
+                speed = bar.tasks[0].speed
+                rate = f"{speed:.2f} items/s" if speed else ""
+                bar.update(
+                    task, completed=done, total=all_items, failed=failed, cost=cost, rate=rate
+                )
+
+            yield advance
+
+    def finished(self, summary: ExtractionSummary) -> None:
+        self.console.print(render_summary(summary))
+
+
+def render_plan(plan: ExtractionPlan) -> Table:
+    """The plan as a table: what will be asked and what it is estimated to cost."""
+    table = Table(title="extraction plan", show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    table.add_row("runner, model", f"{plan.runner}, {escape(plan.model)}")
+    table.add_row("patients × questions", f"{plan.patients} × {plan.questions}")
+    table.add_row(
+        "items", f"{plan.items} ({plan.done} already answered, {plan.to_run} to run)"
+    )
+    for template, why in plan.skipped_templates:
+        table.add_row("skipped", f"{escape(template)}: {escape(why)}")
+    if plan.sample:
+        note = f"estimated from a dry run of {plan.sample} sampled item(s); 95 % interval"
+        table.add_row("estimate", note)
+        for name, estimate in (
+            ("prompt tokens", plan.prompt_tokens),
+            ("completion tokens", plan.completion_tokens),
+            ("model calls", plan.model_calls),
+        ):
+            if estimate is not None:
+                table.add_row(name, _shown(estimate, "{:,.0f}"))
+        if plan.cost_usd is not None:
+            table.add_row("cost", _shown(plan.cost_usd, "${:,.4f}"))
+        else:
+            table.add_row("cost", f"unknown: {escape(plan.model)} has no price")
+    return table
+
+
+def _shown(estimate: Estimate, form: str) -> str:
+    return (
+        f"{form.format(estimate.total)} ({form.format(estimate.low)}–"
+        f"{form.format(estimate.high)}); per item median {form.format(estimate.per_item_median)}"
+        f", p10–p90 {form.format(estimate.per_item_p10)}–{form.format(estimate.per_item_p90)}"
+    )
+
+
+def render_summary(summary: ExtractionSummary) -> Table:
+    """The run's summary: statuses, tokens, cost, time and rate, and the files written."""
+    table = Table(title="extraction", show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    table.add_row(
+        "items",
+        f"{summary.items}: {summary.new} answered now, {summary.already} before"
+        + (f", {summary.not_started} not asked (budget)" if summary.not_started else ""),
+    )
+    table.add_row("statuses", ", ".join(f"{s} {n}" for s, n in summary.statuses.items()))
+    table.add_row(
+        "tokens (this run)",
+        f"{summary.prompt_tokens:,} prompt + {summary.completion_tokens:,} completion",
+    )
+    cost = "unpriced" if summary.cost_usd is None else f"${summary.cost_usd:.4f}"
+    total = "" if summary.total_cost_usd is None else f" (extraction ${summary.total_cost_usd:.4f})"
+    table.add_row("cost (this run)", cost + total)
+    table.add_row("wall time", f"{summary.wall_s:.1f} s, {summary.items_per_s:.2f} items/s")
+    table.add_row("run log", escape(str(summary.log)))
+    table.add_row("table", escape(str(summary.table)))
+    return table
