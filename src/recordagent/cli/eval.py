@@ -32,6 +32,7 @@ from rich.progress import (
 )
 
 from recordagent.cli.costs import print_costs
+from recordagent.cli.engines import Engine, ray_engine_factory
 from recordagent.cli.render import output_console
 from recordagent.errors import ModelError, UserError, validation_problems
 from recordagent.evaluation.log import RunLog
@@ -48,7 +49,9 @@ from recordagent.evaluation.suite import Suite, load_suite
 from recordagent.paths import write_text
 from recordagent.settings import Settings
 
-__all__ = ["eval_command"]
+__all__ = ["RAY_MISSING", "eval_command"]
+
+RAY_MISSING = "the Ray engine needs Ray: pip install 'recordagent[ray]' (or pip install ray)"
 
 
 def eval_command(
@@ -85,6 +88,13 @@ def eval_command(
             "an unexpected error.",
         ),
     ] = False,
+    engine: Annotated[
+        Engine, typer.Option(help="local (this process) or ray (items sharded by patient).")
+    ] = Engine.local,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join (ray://host:10001, auto); default: a local one."),
+    ] = None,
 ) -> None:
     """Run each runner over the items into OUT/<runner>.jsonl, then print and write the report."""
     settings: Settings = ctx.obj
@@ -97,9 +107,17 @@ def eval_command(
         "output": out,
     }
     plan = _suite(suite, flags, db=db, bundle=bundle)
+    if ray_address is not None and engine != Engine.ray:
+        raise UserError("--ray-address goes with --engine ray")
     console = output_console()
     display = _Display(console)
-    logs = evaluate(plan, settings, resume=resume, progress=display)
+    logs = evaluate(
+        plan,
+        settings,
+        resume=resume,
+        progress=display,
+        engine=ray_engine_factory(ray_address) if engine == Engine.ray else None,
+    )
     assert display.study is not None  # planned() runs before any log is written
     _finish(console, display.study, logs)
     if any(log.failed_item_ids() for log in logs):

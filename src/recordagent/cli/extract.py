@@ -30,6 +30,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from recordagent.cli.engines import Engine
 from recordagent.cli.render import output_console
 from recordagent.errors import UserError
 from recordagent.evaluation.log import RunLog
@@ -48,13 +49,6 @@ __all__ = ["BUDGET_EXIT_CODE", "extract_command"]
 
 BUDGET_EXIT_CODE = 3
 """Exit code of a run that ``--max-cost`` stopped (its answers are kept; rerun to continue)."""
-
-
-class Engine(StrEnum):
-    """Where the items are answered."""
-
-    local = "local"
-    ray = "ray"
 
 
 class ModelChoice(StrEnum):
@@ -91,9 +85,7 @@ def extract_command(
         str | None,
         typer.Option(help="SQL condition over the patients table, e.g. \"sex = 'female'\"."),
     ] = None,
-    runner: Annotated[
-        str, typer.Option(help=f"Runner: {', '.join(RUNNER_NAMES)}.")
-    ] = "agent",
+    runner: Annotated[str, typer.Option(help=f"Runner: {', '.join(RUNNER_NAMES)}.")] = "agent",
     model: Annotated[
         ModelChoice,
         typer.Option(
@@ -233,9 +225,7 @@ def render_plan(plan: ExtractionPlan) -> Table:
     table.add_column("value")
     table.add_row("runner, model", f"{plan.runner}, {escape(plan.model)}")
     table.add_row("patients × questions", f"{plan.patients} × {plan.questions}")
-    table.add_row(
-        "items", f"{plan.items} ({plan.done} already answered, {plan.to_run} to run)"
-    )
+    table.add_row("items", f"{plan.items} ({plan.done} already answered, {plan.to_run} to run)")
     for template, why in plan.skipped_templates:
         table.add_row("skipped", f"{escape(template)}: {escape(why)}")
     if plan.sample:

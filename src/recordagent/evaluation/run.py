@@ -10,6 +10,7 @@ before it stay in the log.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
@@ -28,7 +29,15 @@ from recordagent.runners import Answer, Runner
 if TYPE_CHECKING:
     from recordagent.evaluation.labels import ReferenceLabel
 
-__all__ = ["ItemEngine", "ItemProgress", "RecordLength", "record_length", "run_items"]
+__all__ = [
+    "ItemEngine",
+    "ItemProgress",
+    "RecordLength",
+    "StopCheck",
+    "check_run",
+    "record_length",
+    "run_items",
+]
 
 ItemProgress = Callable[[int, int], None]
 """Called as ``on_progress(done, total)`` with the items done of all: once at the start (the
@@ -60,6 +69,7 @@ class ItemEngine(Protocol):
     ) -> list[RunRecord]:
         """Answer the items not yet in ``log``; see :func:`run_items`."""
         ...
+
 
 RecordLength = tuple[int, int]
 """(documents, tokens) of one patient's record."""
@@ -123,14 +133,8 @@ async def run_items(
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, not {concurrency}")
-    if log is not None:
-        _check_log(log, runner, model)
+    check_run(items, runner, model, log)
     ids = [item.id for item in items]
-    if len(set(ids)) != len(ids):
-        twice = sorted({i for i in ids if ids.count(i) > 1})
-        raise ValueError(f"item ids must be unique; repeated: {', '.join(twice[:5])}")
-    if log is not None:
-        _check_items(log, items)
     # Every patient is checked before the first model call: a typo should not cost a run.
     scopes = {pid: store.scope(pid) for pid in dict.fromkeys(item.patient_id for item in items)}
     lengths = {pid: record_length(scope) for pid, scope in scopes.items()}
@@ -216,6 +220,26 @@ async def run_items(
 
     by_id = {record.item.id: record for record in log.records} if log is not None else kept
     return [by_id[item_id] for item_id in ids if item_id in by_id]
+
+
+def check_run(
+    items: Sequence[EvalItem], runner: Runner, model: ChatModel, log: RunLog | None
+) -> None:
+    """Refuse a run that cannot go into ``log``, before any work (every engine checks this).
+
+    Raises:
+        UserError: The log is another runner's, model's or item set's.
+        ValueError: Two items share an id.
+    """
+    if log is not None:
+        _check_log(log, runner, model)
+    ids = [item.id for item in items]
+    if len(set(ids)) != len(ids):
+        counts = Counter(ids)
+        twice = sorted(i for i, n in counts.items() if n > 1)
+        raise ValueError(f"item ids must be unique; repeated: {', '.join(twice[:5])}")
+    if log is not None:
+        _check_items(log, items)
 
 
 def _failed(item: EvalItem, runner: Runner, model: ChatModel) -> Answer:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -33,7 +33,7 @@ from recordagent.errors import MODEL_FAILURES, ModelFailure, UserError, validati
 from recordagent.evaluation.failures import FAILURE_ADVICE, RunFailures, run_failures
 from recordagent.evaluation.log import RunLog, RunLogMismatch, RunManifest
 from recordagent.evaluation.manifest import store_data_fingerprint
-from recordagent.evaluation.run import ItemProgress, run_items
+from recordagent.evaluation.run import ItemEngine, ItemProgress, run_items
 from recordagent.evaluation.study_inputs import StudyInputs, read_study_inputs
 from recordagent.evaluation.suite import Suite
 from recordagent.llm.client import ChatModel
@@ -47,6 +47,7 @@ from recordagent.runners.registry import runner_factory
 from recordagent.settings import Settings
 
 __all__ = [
+    "EngineFactory",
     "RunSummary",
     "Study",
     "StudyFailures",
@@ -137,12 +138,19 @@ class StudyProgress:
         """One runner is done with the items."""
 
 
+EngineFactory = Callable[[RecordStore, Settings], ItemEngine]
+"""Makes the engine that answers a study's items from the study's open store and its settings
+(the suite's budgets merged in), e.g. ``functools.partial(ray_engine, address=None)`` from
+:mod:`recordagent.extraction.ray_engine`."""
+
+
 def evaluate(
     suite: Suite,
     settings: Settings,
     *,
     resume: bool = False,
     progress: StudyProgress | None = None,
+    engine: EngineFactory | None = None,
 ) -> list[RunLog]:
     """Run the suite's runners over its items into run logs (in ``suite.output``).
 
@@ -156,6 +164,9 @@ def evaluate(
             not yet in them and retry those that failed with an unexpected error. Without it
             an existing log is refused.
         progress: Told what happens (default: nothing is shown).
+        engine: Makes the engine that answers the items from the open store and the study's
+            settings (default:
+            :func:`~recordagent.evaluation.run.run_items`, in this process).
 
     Returns:
         One log per runner, in the suite's order. Items failed by an unexpected error are in
@@ -165,7 +176,9 @@ def evaluate(
         UserError: A check failed (nothing was asked), or the study had to stop (a log cannot
             be written, a runner raised a UserError); the items finished stay in the logs.
     """
-    return asyncio.run(evaluate_async(suite, settings, resume=resume, progress=progress))
+    return asyncio.run(
+        evaluate_async(suite, settings, resume=resume, progress=progress, engine=engine)
+    )
 
 
 async def evaluate_async(
@@ -174,13 +187,15 @@ async def evaluate_async(
     *,
     resume: bool = False,
     progress: StudyProgress | None = None,
+    engine: EngineFactory | None = None,
 ) -> list[RunLog]:
     """:func:`evaluate` in a running event loop."""
     shown = progress or StudyProgress()
     study = prepare_study(suite, settings, resume=resume)
     shown.planned(study)
     with open_suite_store(suite, study.settings, shown) as store:
-        return await run_study(study, store, progress=shown)
+        answer = engine(store, study.settings) if engine is not None else None
+        return await run_study(study, store, progress=shown, engine=answer)
 
 
 def prepare_study(suite: Suite, settings: Settings, *, resume: bool = False) -> Study:
@@ -211,9 +226,15 @@ def prepare_study(suite: Suite, settings: Settings, *, resume: bool = False) -> 
 
 
 async def run_study(
-    study: Study, store: RecordStore, *, progress: StudyProgress | None = None
+    study: Study,
+    store: RecordStore,
+    *,
+    progress: StudyProgress | None = None,
+    engine: ItemEngine | None = None,
 ) -> list[RunLog]:
     """Every runner of ``study`` over its items on ``store``, one log each.
+
+    ``engine`` answers the items (default: :func:`~recordagent.evaluation.run.run_items`).
 
     Raises:
         UserError: An item's patient is not in the store, an existing log is of another run,
@@ -258,7 +279,7 @@ async def run_study(
             already = len(log.done_item_ids())
             retried = len(log.failed_item_ids())
             with shown.running(log, len(study.inputs.items)) as on_progress:
-                await run_items(
+                await (engine or run_items)(
                     study.inputs.items,
                     runner,
                     study.model,

@@ -51,6 +51,7 @@ from recordagent.settings import Settings, load_settings
 __all__ = [
     "LOG_NAME",
     "PLAN_NAME",
+    "RAY_MISSING",
     "TABLE_NAME",
     "Extraction",
     "ExtractionProgress",
@@ -64,6 +65,8 @@ TABLE_NAME = "results.parquet"
 PLAN_NAME = "plan.json"
 
 EngineChoice = Literal["local", "ray"]
+
+RAY_MISSING = "the Ray engine needs Ray: pip install 'recordagent[ray]' (or pip install ray)"
 
 
 class ExtractionSummary(BaseModel):
@@ -269,7 +272,7 @@ async def extract_async(
             return Extraction(plan=plan)
         if not chat.is_mock:
             check_reachable(run_settings)
-        item_engine = _engine(engine, open_store, run_settings, ray_address, model)
+        item_engine = _engine(engine, open_store, run_settings, ray_address)
         folder.mkdir(parents=True, exist_ok=True)
         write_text(folder / PLAN_NAME, plan.model_dump_json(indent=2) + "\n", "plan")
         log = RunLog.open(log_path, manifest)
@@ -428,14 +431,16 @@ def _engine(
     store: RecordStore,
     settings: Settings,
     ray_address: str | None,
-    model: Literal["settings", "mock"],
 ) -> ItemEngine:
     if engine == "local":
         return run_items
     if engine == "ray":
-        from recordagent.extraction.ray_engine import ray_engine
+        try:
+            from recordagent.extraction.ray_engine import ray_engine
+        except ImportError as exc:
+            raise UserError(RAY_MISSING) from exc
 
-        return ray_engine(store, settings, model=model, address=ray_address)
+        return ray_engine(store, settings, address=ray_address)
     if isinstance(engine, str):
         raise UserError(f"unknown engine {engine!r}: use local or ray")
     return engine

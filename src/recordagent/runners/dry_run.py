@@ -19,7 +19,7 @@ from recordagent.questions.answers import FinalAnswerBase
 from recordagent.runners.agent.state import MAX_NEED_CHARS, Plan, Reflection
 from recordagent.runners.iterative import MAX_QUERY_CHARS, IterativeStep
 
-__all__ = ["DRY_RUN_TEXT", "DryRunPolicy", "dry_run_model"]
+__all__ = ["DRY_RUN_MODEL_NAME", "DRY_RUN_TEXT", "DryRunPolicy", "dry_run_model"]
 
 DRY_RUN_TEXT = "Dry run on the mock model: no language model read this record."
 
@@ -82,7 +82,11 @@ class DryRunPolicy:
         }
 
 
-def dry_run_model(steps: int = 2, name: str = "mock-dry-run") -> MockModel:
+DRY_RUN_MODEL_NAME = "mock-dry-run"
+"""The dry-run model's name, as run logs record it."""
+
+
+def dry_run_model(steps: int = 2, name: str = DRY_RUN_MODEL_NAME) -> MockModel:
     """A MockModel following :class:`DryRunPolicy`."""
     return MockModel(DryRunPolicy(steps=steps), name=name)
 

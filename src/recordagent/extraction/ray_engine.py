@@ -1,0 +1,309 @@
+"""The Ray engine: a run's items sharded by patient over a Ray cluster.
+
+The driver (this process) keeps the run log, exactly as :func:`~recordagent.evaluation.run.
+run_items` does: it checks the run, leaves out the items already answered, groups the rest by
+patient into shards of about ``shard_items`` items, and keeps about two shards per worker slot
+submitted as Ray tasks. Each task opens the record store read-only from the path (a file every
+node can read: shared storage), builds the runner and the model from the settings, answers its
+shard with ``run_items`` at its share of the concurrency, and returns the records; the driver
+appends them to the log as each shard finishes. So:
+
+* **one writer**: only the driver writes the log and the table; tasks write nothing;
+* **resumable**: a rerun skips every item in the log, hence every finished shard; a killed run
+  loses the shards in flight (a few items per worker slot), never a record already appended;
+* **retries**: a task whose worker dies is retried by Ray (``max_retries``); an item that fails
+  inside a task is a failed record, as in one process;
+* **one rate limit**: with ``model.requests_per_minute`` or ``tokens_per_minute`` set, every
+  task's model asks one Ray actor for its turn
+  (:mod:`recordagent.extraction.ray_limiter`), so the cluster together keeps the endpoint's
+  budget and a ``Retry-After`` pauses every worker.
+
+``concurrency`` is the total across the cluster: each task runs ``ceil(concurrency / slots)``
+items at once, where slots are the tasks that can run together (the cluster's CPUs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ray
+from ray.exceptions import RayTaskError
+
+from recordagent.errors import UserError
+from recordagent.evaluation.log import RunLog, RunRecord
+from recordagent.evaluation.run import ItemEngine, ItemProgress, StopCheck, check_run, run_items
+from recordagent.llm.client import ChatModel, close_model
+from recordagent.questions.items import EvalItem
+from recordagent.records.db import MEMORY, RecordStore, connect
+from recordagent.runners import Runner, build_runner
+from recordagent.runners.dry_run import DRY_RUN_MODEL_NAME, dry_run_model
+from recordagent.settings import Settings
+
+if TYPE_CHECKING:
+    from recordagent.evaluation.labels import ReferenceLabel
+    from recordagent.extraction.ray_limiter import RayRateLimiter
+
+__all__ = ["DEFAULT_SHARD_ITEMS", "RayEngine", "ray_engine", "shard_by_patient"]
+
+DEFAULT_SHARD_ITEMS = 16
+"""Items a shard holds, about (whole patients: a patient's items never straddle two shards)."""
+
+_SHARDS_PER_SLOT = 2  # submitted ahead, so a slot never waits on the driver between shards
+
+
+def ray_engine(
+    store: RecordStore,
+    settings: Settings,
+    *,
+    address: str | None = None,
+    shard_items: int = DEFAULT_SHARD_ITEMS,
+) -> ItemEngine:
+    """The Ray engine for runs over ``store`` (a store file every worker can read).
+
+    Raises:
+        UserError: The store is in memory (workers cannot read it).
+    """
+    if store.location == MEMORY:
+        raise UserError(
+            "the Ray engine reads the store from its file on every worker: give a store file "
+            "(--db), not a bundle loaded into memory"
+        )
+    return RayEngine(Path(store.location).resolve(), settings, address, shard_items)
+
+
+@dataclass(frozen=True)
+class _Shard:
+    """What one task answers, and everything it needs to do so on any node."""
+
+    items: list[dict[str, Any]]
+    references: dict[str, dict[str, Any]] | None
+    runner: str
+    settings: Settings
+    store: str
+    mock: bool
+    concurrency: int
+    limiter: RayRateLimiter | None
+
+
+class RayEngine:
+    """An :class:`~recordagent.evaluation.run.ItemEngine` on a Ray cluster (see the module)."""
+
+    def __init__(
+        self,
+        store: Path,
+        settings: Settings,
+        address: str | None,
+        shard_items: int = DEFAULT_SHARD_ITEMS,
+    ) -> None:
+        if shard_items < 1:
+            raise ValueError(f"shard_items must be at least 1, not {shard_items}")
+        self.store = store
+        self.settings = settings
+        self.address = address
+        self.shard_items = shard_items
+
+    async def __call__(
+        self,
+        items: Sequence[EvalItem],
+        runner: Runner,
+        model: ChatModel,
+        store: RecordStore,
+        *,
+        log: RunLog | None = None,
+        references: Mapping[str, ReferenceLabel] | None = None,
+        concurrency: int = 8,
+        on_progress: ItemProgress | None = None,
+        stop: StopCheck | None = None,
+    ) -> list[RunRecord]:
+        """Answer the items not yet in ``log`` on the cluster; see the module."""
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+        check_run(items, runner, model, log)
+        if model.name != (DRY_RUN_MODEL_NAME if model.is_mock else self.settings.model.model):
+            raise UserError(
+                "the Ray engine rebuilds the model on every worker from the settings: run it "
+                "with the configured model or the dry-run mock, not a model object of your own"
+            )
+        for patient in dict.fromkeys(item.patient_id for item in items):
+            store.scope(patient)  # every patient checked before any task: a typo costs nothing
+        connect_cluster(self.address)
+        done = log.done_item_ids() if log is not None else set()
+        todo = [item for item in items if item.id not in done]
+        kept: dict[str, RunRecord] = {}
+        total, finished = len(items), len(items) - len(todo)
+        progress = on_progress or (lambda done, total: None)
+        progress(finished, total)
+        slots = max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
+        shards = shard_by_patient(todo, self.shard_items)
+        share = max(1, math.ceil(concurrency / max(1, min(slots, len(shards)))))
+        limiter = None if model.is_mock else self._limiter(runner)
+        answer = ray.remote(num_cpus=1, max_retries=3)(answer_shard)
+        pending: dict[asyncio.Future[Any], list[EvalItem]] = {}
+        queue = list(reversed(shards))
+
+        def submit() -> None:
+            while queue and len(pending) < slots * _SHARDS_PER_SLOT:
+                shard = _started(queue.pop(), stop)
+                if not shard:
+                    queue.clear()  # the budget is spent: nothing more starts
+                    return
+                payload = _Shard(
+                    items=[i.model_dump(mode="json") for i in shard],
+                    references=_references(shard, references),
+                    runner=runner.name,
+                    settings=self.settings,
+                    store=str(self.store),
+                    mock=model.is_mock,
+                    concurrency=share,
+                    limiter=limiter,
+                )
+                pending[asyncio.wrap_future(answer.remote(payload).future())] = shard
+
+        try:
+            submit()
+            while pending:
+                ready, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for future in ready:
+                    pending.pop(future)
+                    for raw in _result(future):
+                        record = RunRecord.model_validate(raw)
+                        if log is not None:
+                            log.append(record)
+                        else:
+                            kept[record.item.id] = record
+                        finished += 1
+                        progress(finished, total)
+                submit()
+        finally:
+            for future in pending:
+                future.cancel()
+        by_id = {r.item.id: r for r in log.records} if log is not None else kept
+        return [by_id[item.id] for item in items if item.id in by_id]
+
+    def _limiter(self, runner: Runner) -> RayRateLimiter | None:
+        """The cluster-wide limiter of the endpoint's budget, when the settings set one."""
+        from recordagent.extraction.ray_limiter import RayRateLimiter, start_rate_limiter
+
+        handle = start_rate_limiter(
+            self.settings.model, name=f"recordagent-rate-{runner.name}-{uuid.uuid4().hex[:8]}"
+        )
+        return None if handle is None else RayRateLimiter(handle)
+
+
+def connect_cluster(address: str | None) -> None:
+    """Join the Ray cluster at ``address``, or start a local one; nothing if already joined.
+
+    Raises:
+        UserError: The cluster cannot be reached.
+    """
+    if ray.is_initialized():
+        return
+    try:
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = address or "a local cluster"
+        raise UserError(f"cannot start or join the Ray cluster ({where}): {exc}") from exc
+
+
+def shard_by_patient(items: Sequence[EvalItem], size: int) -> list[list[EvalItem]]:
+    """Items in shards of about ``size``, a patient's items always in one shard, order kept."""
+    by_patient: dict[str, list[EvalItem]] = {}
+    for item in items:
+        by_patient.setdefault(item.patient_id, []).append(item)
+    shards: list[list[EvalItem]] = []
+    current: list[EvalItem] = []
+    for patient_items in by_patient.values():
+        if current and len(current) + len(patient_items) > size:
+            shards.append(current)
+            current = []
+        current.extend(patient_items)
+    if current:
+        shards.append(current)
+    return shards
+
+
+def answer_shard(shard: _Shard) -> list[dict[str, Any]]:
+    """A Ray task: the shard's items answered from the store file; their records as JSON."""
+    return asyncio.run(_answer_shard(shard))
+
+
+async def _answer_shard(shard: _Shard) -> list[dict[str, Any]]:
+    from recordagent.evaluation.labels import ReferenceLabel
+
+    items = [EvalItem.model_validate(raw) for raw in shard.items]
+    references = (
+        None
+        if shard.references is None
+        else {k: ReferenceLabel.model_validate(v) for k, v in shard.references.items()}
+    )
+    runner = build_runner(shard.runner, shard.settings)
+    chat = _worker_model(shard)
+    try:
+        with connect(shard.store, settings=shard.settings.store, read_only=True) as store:
+            records = await run_items(
+                items,
+                runner,
+                chat,
+                store,
+                references=references,
+                concurrency=shard.concurrency,
+            )
+    finally:
+        await close_model(chat)
+    return [record.model_dump(mode="json") for record in records]
+
+
+def _worker_model(shard: _Shard) -> ChatModel:
+    if shard.mock:
+        return dry_run_model()
+    from recordagent.llm.openai_compat import OpenAICompatModel
+
+    return OpenAICompatModel(shard.settings.model, rate_limiter=shard.limiter)
+
+
+def _started(shard: list[EvalItem], stop: StopCheck | None) -> list[EvalItem]:
+    """The shard's items that may start (all, unless ``stop`` says the budget is spent)."""
+    if stop is None:
+        return shard
+    kept = []
+    for item in shard:
+        if stop():
+            break
+        kept.append(item)
+    return kept
+
+
+def _references(
+    shard: Sequence[EvalItem], references: Mapping[str, ReferenceLabel] | None
+) -> dict[str, dict[str, Any]] | None:
+    if references is None:
+        return None
+    return {
+        item.id: references[item.id].model_dump(mode="json")
+        for item in shard
+        if item.id in references
+    }
+
+
+def _result(future: asyncio.Future[Any]) -> list[dict[str, Any]]:
+    """A finished task's records; a UserError raised in the task is raised here as itself."""
+    try:
+        result: list[dict[str, Any]] = future.result()
+    except RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, UserError):
+            raise cause from None
+        raise
+    return result
