@@ -93,8 +93,8 @@ def patients_where(store: RecordStore, where: str) -> list[str]:
     """
     sql = f"SELECT patient_id FROM patients WHERE ({where}) ORDER BY patient_id"
     with store.connection.cursor() as cursor:
-        parsed = cursor.execute("SELECT json_serialize_sql($sql)", {"sql": sql}).fetchone()
-        tree: dict[str, Any] = json.loads(parsed[0]) if parsed else {"error": True}
+        parsed = cursor.execute("SELECT json_serialize_sql($sql)", {"sql": sql}).fetchall()
+        tree: dict[str, Any] = json.loads(parsed[0][0]) if parsed else {"error": True}
         if tree.get("error") or len(tree.get("statements", ())) != 1:
             raise UserError(
                 f"the patient filter {where!r} is not one SQL condition over the columns of "
