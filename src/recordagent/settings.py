@@ -208,6 +208,29 @@ class ModelSettings(BaseModel):
     max_concurrency: int = Field(
         default=8, ge=1, description="Requests in flight at once, shared by a whole run."
     )
+    requests_per_minute: float | None = Field(
+        default=None,
+        gt=0,
+        description="The endpoint's request budget (RPM): requests are paced so that every "
+        "caller sharing the model (or, on Ray, the run's limiter actor) stays within it. "
+        "None sets no limit.",
+    )
+    tokens_per_minute: float | None = Field(
+        default=None,
+        gt=0,
+        description="The endpoint's token budget (TPM, prompt plus completion). A request books "
+        "an estimate when sent (its bytes / 3 plus max_tokens) and is settled with the usage "
+        "the server reports. A request larger than the whole budget still goes, once the "
+        "budget is full, and later ones wait off its excess. None sets no limit.",
+    )
+    rate_burst_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="How many seconds of the RPM and TPM budgets may go at once. Endpoints "
+        "may enforce a per-minute limit over shorter windows (OpenAI: 60,000 a minute as 1,000 "
+        "a second), so requests are spread evenly by default; 0 spaces every request exactly "
+        "60/RPM seconds apart.",
+    )
     supports_response_format: bool = Field(
         default=True,
         description="Server accepts response_format (JSON schema); if not, the schema goes into "

@@ -20,7 +20,9 @@ What real servers do to a request is handled where it happens, once per model:
   the prompt instead, with a warning;
 * the context window is asked of the server (llama.cpp, vLLM) when not set, and a prompt that
   cannot fit is refused before it is sent;
-* every ModelError carries what the call spent (usage, HTTP requests) in its ``completion``.
+* every ModelError carries what the call spent (usage, HTTP requests) in its ``completion``;
+* an endpoint's requests and tokens per minute budget paces every HTTP attempt, and a
+  Retry-After pauses every caller that shares the budget (``llm.rate_limit``).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from openai.types.chat import ChatCompletion
 from pydantic import BaseModel
 
 from recordagent.errors import ModelError, ModelFailure, StructuredOutputError
+from recordagent.llm import rate_limit
 from recordagent.llm.client import (
     json_schema,
     merged_roles,
@@ -53,6 +56,7 @@ from recordagent.llm.client import (
     without_tool_roles,
 )
 from recordagent.llm.pricing import PriceTable, load_prices
+from recordagent.llm.rate_limit import RateLimiter
 from recordagent.llm.tokens import count_request_tokens, tools_tokens
 from recordagent.llm.types import Completion, Message, Usage
 from recordagent.records.tokens import Tokenizer
@@ -86,6 +90,13 @@ _GATEWAY_TIMEOUTS = frozenset({408, 504, 524})
 _SURE_OVERFLOW = 1.1
 # Tools count as present in a reported prompt when at least this share of their tokens shows.
 _TOOLS_SEEN = 0.5
+# A request's tokens are estimated from its bytes for the rate limit: counting them costs
+# milliseconds per call on long prompts, measuring bytes microseconds. Clinical prose runs about
+# 4 bytes a token in cl100k, lab tables 3: a slight overestimate, corrected once the server
+# reports the usage.
+_BYTES_PER_TOKEN = 3
+# The statuses whose Retry-After pauses every caller of the budget, not only the one told.
+_PAUSING = frozenset({429, 503})
 
 
 class _EmptyChoices(Exception):
@@ -133,6 +144,10 @@ class OpenAICompatModel:
             ``settings.max_concurrency`` slots is made when omitted.
         prices: Price table; the packaged one (or ``settings.price_file``) when omitted.
         tokenizer: Counts tokens when the server reports no usage, and for the window check.
+        rate_limiter: The endpoint's requests and tokens per minute budget, shared with every
+            other caller of it (another model of the run, the tasks of a Ray cluster). When
+            omitted, one for this model alone is made from ``settings`` (none when neither
+            ``requests_per_minute`` nor ``tokens_per_minute`` is set).
     """
 
     def __init__(
@@ -143,8 +158,12 @@ class OpenAICompatModel:
         limiter: asyncio.Semaphore | None = None,
         prices: PriceTable | None = None,
         tokenizer: Tokenizer | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.settings = settings
+        self.rate_limiter = (
+            rate_limiter if rate_limiter is not None else rate_limit.rate_limiter(settings)
+        )
         # Our retries only: an injected client keeps its options but loses the SDK's retries.
         self._given_client = client.with_options(max_retries=0) if client is not None else None
         self._given_limiter = limiter
@@ -501,8 +520,17 @@ class OpenAICompatModel:
                 },
             }
         client, limiter = self._resources()
+        rate = self.rate_limiter
+        estimate = _estimate_tokens(messages, tools, body) if rate is not None else 0
         budget = self.settings.max_retries
         for attempt in range(budget + 1):
+            if rate is not None:
+                # The budget before a connection slot: a call waiting for its turn in the
+                # budget (seconds, on a busy cluster) must not hold one of the slots that other
+                # calls, and other models sharing the semaphore, could send with. The price: a
+                # call may then wait for a slot after its turn, so it is sent later than booked,
+                # never earlier, and a pause that begins meanwhile does not hold it back.
+                await rate.acquire(estimate)
             spend.attempts += 1
             try:
                 async with limiter:
@@ -518,14 +546,14 @@ class OpenAICompatModel:
                 if not _is_completion(response):
                     raise _EmptyChoices()
                 completion = self._completion(response, messages, tools)
-                spend.usage = spend.usage + completion.usage
-                return completion
             except (_EmptyChoices, openai.OpenAIError, TimeoutError) as exc:
                 cause = self._failure(
                     exc,
                     refusing_tools=bool(tools),
                     sent_system=any(m.role == "system" for m in messages),
                 )
+                if rate is not None:
+                    await self._pause_budget(rate, exc)
                 if cause not in _TRANSIENT or (
                     cause == "timeout" and not self.settings.retry_timeouts
                 ):
@@ -551,7 +579,29 @@ class OpenAICompatModel:
                     f"{self.name}: the server's answer could not be read: {_describe(exc)}",
                     cause="unreadable",
                 ) from exc
+            else:
+                spend.usage = spend.usage + completion.usage
+                if rate is not None:
+                    await rate.settle(estimate, completion.usage.total_tokens)
+                return completion
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _pause_budget(self, rate: RateLimiter, exc: BaseException) -> None:
+        """Hold back every caller of the budget for the Retry-After the server gave.
+
+        Only for a wait this model would sit out itself: a longer one fails its calls at once
+        (see ``_delay``), rather than leaving every caller of the run asleep for it.
+        """
+        if not isinstance(exc, openai.APIStatusError) or exc.status_code not in _PAUSING:
+            return
+        retry_after = _retry_after(exc)
+        if retry_after is not None and retry_after <= self._longest_wait:
+            await rate.pause(retry_after)
+
+    @property
+    def _longest_wait(self) -> float:
+        """The longest Retry-After a call waits out instead of giving up."""
+        return max(self.settings.backoff_max_s, self.settings.timeout_s)
 
     def _failure(
         self, exc: BaseException, *, refusing_tools: bool, sent_system: bool
@@ -614,7 +664,7 @@ class OpenAICompatModel:
         retry_after = _retry_after(exc)
         if retry_after is None:
             return jitter  # full jitter
-        if retry_after > max(self.settings.backoff_max_s, self.settings.timeout_s):
+        if retry_after > self._longest_wait:
             raise ModelError(
                 f"{self.name}: the server asks to wait {retry_after:.0f} s before retrying, "
                 f"longer than backoff_max_s ({self.settings.backoff_max_s:g} s); try later",
@@ -663,6 +713,20 @@ class OpenAICompatModel:
 _TRANSIENT: frozenset[ModelFailure] = frozenset(
     {"timeout", "unreachable", "rate_limited", "server_error"}
 )
+
+
+def _estimate_tokens(
+    messages: Sequence[Message], tools: Sequence[dict[str, Any]] | None, body: dict[str, Any]
+) -> int:
+    """What a request books on a tokens per minute budget before it is sent.
+
+    Its prompt estimated from its bytes (see ``_BYTES_PER_TOKEN``), and ``max_tokens`` for
+    the answer when the request sets it (the answer is booked when settled otherwise).
+    """
+    size = _utf8_bound(messages, tools)
+    if "response_format" in body:
+        size += len(json.dumps(body["response_format"]))
+    return -(-size // _BYTES_PER_TOKEN) + int(body.get("max_tokens") or 0)
 
 
 def _utf8_bound(messages: Sequence[Message], tools: Sequence[dict[str, Any]] | None) -> int:
