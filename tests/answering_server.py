@@ -350,15 +350,11 @@ def serve(delay_s: float = 0.0, host: str = "127.0.0.1", *, steps: int = 2) -> N
     """Serve answering replies until stdin closes or SIGTERM; the URL goes to stdout first.
 
     Must run in the main thread (it handles SIGTERM).
-
-    Raises:
-        ValueError: ``host`` is not 127.0.0.1 (the fake server listens on loopback only).
     """
-    if host != "127.0.0.1":
-        raise ValueError(f"the fake server listens on 127.0.0.1 only, not {host!r}")
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        with FakeOpenAI(responder=answering_responder(delay_s=delay_s, steps=steps)) as server:
+        replies = answering_responder(delay_s=delay_s, steps=steps)
+        with FakeOpenAI(responder=replies, host=host) as server:
             sys.stdout.write(f"{server.url}\n")
             sys.stdout.flush()
             # Whoever started the server holds stdin open for as long as it wants it.

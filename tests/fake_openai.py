@@ -107,6 +107,12 @@ def empty() -> Action:
     return Action("empty")
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: more connections at once (several clients'
+    # pools) stall a second while the kernel drops and the client resends their SYNs.
+    request_queue_size = 128
+
+
 class FakeOpenAI:
     """The server; use as a context manager."""
 
@@ -116,6 +122,7 @@ class FakeOpenAI:
         models: dict[str, Any] | None = None,
         props: dict[str, Any] | None = None,
         responder: Callable[[dict[str, Any]], Action] | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         self.models = models
         self.props = props
@@ -178,7 +185,7 @@ class FakeOpenAI:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client timed out and went away: that is the test
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server((host, 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

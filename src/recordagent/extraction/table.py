@@ -3,7 +3,7 @@
 Built from the run log's records (:func:`~recordagent.evaluation.results_table.records_frame`
 gives the answer, status, tokens, cost and latency columns) plus what a reviewer needs beside
 each value: the slot values the question showed and, for every citation, a short excerpt of the
-cited row read through the patient's scope (a lab value with its unit and time, an event with
+cited row (a lab value with its unit and time, an event with
 its dates, the cited passage of a document). The run log keeps ids only; this table is the
 deliverable, and holds record text in its excerpts: store it as the records themselves.
 """
@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import polars as pl
 
-from recordagent.evaluation.audit import PatientRows
 from recordagent.evaluation.log import RunManifest, RunRecord
 from recordagent.evaluation.results_table import ResultColumn, records_frame
 from recordagent.records.db import RecordStore
-from recordagent.runners import Citation
 
-__all__ = ["EXCERPT_CHARS", "EXTRACTION_COLUMNS", "cited_excerpt", "extraction_frame"]
+__all__ = ["EXCERPT_CHARS", "EXTRACTION_COLUMNS", "extraction_frame"]
 
 EXCERPT_CHARS = 240
 """The longest excerpt of a cited row, in characters (whole words, an ellipsis when cut)."""
@@ -100,48 +99,68 @@ def extraction_frame(
     return frame.select([pl.col(c.name).cast(c.dtype) for c in EXTRACTION_COLUMNS])
 
 
+# Every citation of the table in one statement per kind: (n, patient, id) rows joined to the
+# record tables by patient and id, so an id can only name a row of the item's own patient.
+_WANTED = "(SELECT unnest($n) AS n, unnest($patient) AS patient_id, unnest($id) AS id) w"
+_EXCERPT_SQL = {
+    "lab": f"""SELECT w.n, l.analyte_name, l.value_num, l.value_text, l.unit, l.time
+        FROM {_WANTED} JOIN labs l ON l.patient_id = w.patient_id AND l.lab_id = w.id""",
+    "event": f"""SELECT w.n, e.kind, e.label, e.start_time, e.end_time, e.detail
+        FROM {_WANTED} JOIN events e ON e.patient_id = w.patient_id AND e.event_id = w.id""",
+    "document": f"""SELECT w.n, substr(d.text, 1, $chars)
+        FROM {_WANTED} JOIN documents d
+        ON d.patient_id = w.patient_id AND d.document_id = w.id""",
+    "chunk": f"""SELECT w.n,
+        substr(d.text, c.char_start + 1, least(c.char_end - c.char_start, $chars))
+        FROM {_WANTED} JOIN chunks c ON c.patient_id = w.patient_id AND c.chunk_id = w.id
+        JOIN documents d ON d.patient_id = c.patient_id AND d.document_id = c.document_id""",
+}
+
+
 def _cited(records: Sequence[RunRecord], store: RecordStore) -> list[list[dict[str, str | None]]]:
-    """Each record's citations with their excerpts, reading each patient's record once."""
-    by_patient: dict[str, PatientRows] = {}
-    out: list[list[dict[str, str | None]]] = []
+    """Each record's citations with their excerpts (None where the patient has no such row)."""
+    wanted: dict[str, tuple[list[int], list[str], list[str]]] = {
+        kind: ([], [], []) for kind in _EXCERPT_SQL
+    }
+    cells: list[list[dict[str, str | None]]] = []
+    n = 0
     for record in records:
-        citations = record.answer.citations
-        if not citations:
-            out.append([])
-            continue
-        patient = record.item.patient_id
-        if patient not in by_patient:
-            by_patient[patient] = PatientRows(store.scope(patient))
-        rows = by_patient[patient]
-        out.append(
-            [{"id": c.id, "kind": c.kind, "excerpt": cited_excerpt(rows, c)} for c in citations]
-        )
-    return out
+        row: list[dict[str, str | None]] = []
+        for citation in record.answer.citations:
+            numbers, patients, ids = wanted[citation.kind]
+            numbers.append(n)
+            patients.append(record.item.patient_id)
+            ids.append(citation.id)
+            row.append({"id": citation.id, "kind": citation.kind, "excerpt": None})
+            n += 1
+        cells.append(row)
+    excerpts: dict[int, str] = {}
+    with store.connection.cursor() as cursor:
+        for kind, (numbers, patients, ids) in wanted.items():
+            if not numbers:
+                continue
+            params: dict[str, object] = {"n": numbers, "patient": patients, "id": ids}
+            if kind in ("document", "chunk"):
+                params["chars"] = 2 * EXCERPT_CHARS
+            for found in cursor.execute(_EXCERPT_SQL[kind], params).fetchall():
+                excerpts.setdefault(found[0], _cut(_excerpt(kind, found[1:]), EXCERPT_CHARS))
+    flat = (cell for row in cells for cell in row)
+    for number, cell in enumerate(flat):
+        cell["excerpt"] = excerpts.get(number)
+    return cells
 
 
-def cited_excerpt(rows: PatientRows, citation: Citation, limit: int = EXCERPT_CHARS) -> str | None:
-    """A short excerpt of the cited row; None when the patient's record has no such row."""
-    if citation.kind == "lab":
-        lab = rows.labs.get(citation.id)
-        if lab is None:
-            return None
-        value = lab.value_text if lab.value_num is None else f"{lab.value_num:g}"
-        unit = f" {lab.unit}" if lab.unit else ""
-        return _cut(f"{lab.analyte_name} {value}{unit} ({lab.time:%Y-%m-%d %H:%M})", limit)
-    if citation.kind == "event":
-        event = rows.events.get(citation.id)
-        if event is None:
-            return None
-        until = f" to {event.end_time:%Y-%m-%d}" if event.end_time else ""
-        detail = f": {event.detail}" if event.detail else ""
-        return _cut(
-            f"{event.kind} {event.label} ({event.start_time:%Y-%m-%d}{until}){detail}", limit
-        )
-    if citation.kind == "chunk":
-        chunk = rows.chunk(citation.id)
-        return None if chunk is None else _cut(chunk.text, limit)
-    document = rows.document(citation.id)
-    return None if document is None else _cut(document.text, limit)
+def _excerpt(kind: str, row: tuple[Any, ...]) -> str:
+    """The words of one cited row."""
+    if kind == "lab":
+        name, value_num, value_text, unit, time = row
+        value = value_text if value_num is None else f"{value_num:g}"
+        return f"{name} {value}{f' {unit}' if unit else ''} ({time:%Y-%m-%d %H:%M})"
+    if kind == "event":
+        event_kind, label, start, end, detail = row
+        until = f" to {end:%Y-%m-%d}" if end else ""
+        return f"{event_kind} {label} ({start:%Y-%m-%d}{until}){f': {detail}' if detail else ''}"
+    return str(row[0])
 
 
 def _cut(text: str, limit: int) -> str:

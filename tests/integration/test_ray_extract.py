@@ -1,0 +1,159 @@
+"""The Ray engine on a local cluster started here: the same tables and logs as one process."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from recordagent.errors import UserError
+from recordagent.evaluation.log import RunLog
+from recordagent.evaluation.silver_labels import write_silver
+from recordagent.evaluation.study import evaluate
+from recordagent.evaluation.suite import Suite
+from recordagent.extraction import extract
+from recordagent.extraction.ray_engine import ray_engine, shard_by_patient
+from recordagent.questions.items import EvalItem
+from recordagent.questions.silver import silver_instances
+from recordagent.questions.silver_templates import load_silver_templates
+from recordagent.records.db import connect
+from recordagent.records.load import load_bundle
+from tests.answering_server import answering_responder
+from tests.extraction_support import GENERAL, cohort_store, server_settings
+from tests.fake_openai import FakeOpenAI
+from tests.helpers import FIXTURES
+
+ray = pytest.importorskip("ray", reason="the Ray engine needs ray (pip install 'recordagent[ray]')")
+
+COMPARED = [
+    "item_id",
+    "patient_id",
+    "template_id",
+    "question",
+    "slots",
+    "status",
+    "value",
+    "value_text",
+    "text",
+    "citations",
+    "cited",
+    "prompt_tokens",
+    "completion_tokens",
+    "model_calls",
+    "model",
+    "mock",
+]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[None]:
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+        object_store_memory=100 * 1024 * 1024,
+    )
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return cohort_store(tmp_path_factory.mktemp("ray_extract"))
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(responder=answering_responder()) as fake:
+        yield fake
+
+
+def test_an_extraction_on_ray_gives_the_table_of_one_process(cluster, db, server, tmp_path):
+    settings = server_settings(server.url)
+    ask = {"templates": GENERAL, "settings": settings, "sample": 0, "concurrency": 4}
+    local = extract(db, out=tmp_path / "local", **ask)
+    on_ray = extract(db, out=tmp_path / "ray", engine="ray", **ask)
+    assert local.table is not None and on_ray.table is not None
+    assert on_ray.table.select(COMPARED).equals(local.table.select(COMPARED))
+    assert on_ray.table["run_id"].n_unique() == 1
+    assert on_ray.table["run_id"][0] != local.table["run_id"][0]
+    statuses = set(on_ray.table["status"])
+    assert "answered" in statuses and "failed" not in statuses
+    assert on_ray.table.filter(pl.col("status") == "answered")["value"].n_unique() > 3
+    written = pl.read_parquet(tmp_path / "ray" / "results.parquet")
+    assert written.equals(on_ray.table)
+
+
+def test_a_rerun_on_ray_asks_nothing_again(cluster, db, server, tmp_path):
+    settings = server_settings(server.url)
+    ask = {"questions": ["When was the diagnosis?"], "answer": "date", "sample": 0}
+    first = extract(db, out=tmp_path / "out", engine="ray", settings=settings, **ask)
+    calls = len(server.requests)
+    again = extract(db, out=tmp_path / "out", engine="ray", settings=settings, **ask)
+    assert len(server.requests) == calls
+    assert again.summary is not None and first.summary is not None
+    assert (again.summary.new, again.summary.already) == (0, 5)
+
+
+def test_an_evaluation_on_ray_logs_what_one_process_logs(cluster, db, server, tmp_path):
+    with connect(db, read_only=True) as store:
+        run = silver_instances(load_silver_templates(GENERAL), store)
+    items, labels = write_silver(run.instances, tmp_path / "silver")
+    settings = server_settings(server.url)
+    logs = {}
+    for engine in ("local", "ray"):
+        suite = Suite(
+            name=engine,
+            store=db,
+            items=items,
+            labels=labels,
+            runners=["single_pass_rag", "agent"],
+            model="settings",
+            concurrency=4,
+            output=tmp_path / engine,
+        )
+        factory = (lambda store, s: ray_engine(store, s)) if engine == "ray" else None
+        logs[engine] = evaluate(suite, settings, engine=factory)
+    for local, on_ray in zip(logs["local"], logs["ray"], strict=True):
+        assert local.manifest.runner == on_ray.manifest.runner
+        assert answers(local) == answers(on_ray)
+        assert {r.score.correct for r in on_ray.records if r.score} != set()
+
+
+def answers(log: RunLog) -> dict[str, tuple[object, ...]]:
+    return {
+        r.item.id: (
+            r.answer.status,
+            r.answer.value,
+            tuple(c.id for c in r.answer.citations),
+            r.score.correct if r.score else None,
+            r.answer.usage.prompt_tokens,
+        )
+        for r in log.records
+    }
+
+
+def test_the_ray_engine_needs_a_store_file(cluster, server):
+    with connect() as store:
+        load_bundle(store, FIXTURES / "two_patients")
+        with pytest.raises(UserError, match="give a store file"):
+            ray_engine(store, server_settings(server.url))
+
+
+def test_shards_keep_each_patient_whole_and_the_items_in_order():
+    items = [
+        EvalItem.ad_hoc(patient, f"question {n}")
+        for patient, count in (("A", 3), ("B", 1), ("C", 5), ("D", 2))
+        for n in range(count)
+    ]
+    shards = shard_by_patient(items, 4)
+    assert [[i.patient_id for i in shard] for shard in shards] == [
+        ["A", "A", "A", "B"],
+        ["C"] * 5,
+        ["D", "D"],
+    ]
+    assert [i for shard in shards for i in shard] == items
