@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,3 +35,24 @@ def open_world_store() -> Iterator[RecordStore]:
 def store() -> Iterator[RecordStore]:
     with connect() as opened:
         yield opened
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[Any]:
+    """A local Ray cluster of 2 CPUs for the session (the ``ray`` module); skipped without Ray.
+
+    The tests that use it are in the xdist group "ray" (one worker runs them all, so one
+    cluster at a time shares this machine's 2 cores with the rest of the suite).
+    """
+    ray = pytest.importorskip(
+        "ray", reason="the Ray engine needs ray (pip install 'recordagent[ray]')"
+    )
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+        object_store_memory=100 * 1024 * 1024,
+    )
+    yield ray
+    ray.shutdown()

@@ -19,6 +19,9 @@ also part of ``--only all``. ``--only eval`` runs the evaluation-run throughput 
 the fake OpenAI server (``bench_eval.py``: concurrency 16 against sequential); it is not part
 of ``--only all``. ``--only notebook`` measures ``recordagent.answer_many`` against calling
 the runner directly (``bench_notebook.py``: overhead per question on the dry-run mock); not
+part of ``--only all``. ``--only extract`` measures cohort extraction in one process against the
+Ray engine on a 2-worker local cluster (``bench_extract.py``: items per second at equal total
+concurrency against the answering fake server at 0.3 s per call, and where the time goes); not
 part of ``--only all``. ``--only mimic`` runs the MIMIC-IV scale benchmark (``bench_mimic.py``:
 ``--rows`` generated labevents rows, 20 M by default, loaded by the MIMIC-IV loader against a
 raw DuckDB scan of the same file, peak memory, extrapolated full load); it takes minutes and
@@ -32,7 +35,7 @@ Usage::
 
     python tools/bench.py [--scale 1.0] [--repeats 3] [--out bench-out/bench.json]
                           [--bundle DIR] [--seed 0] [--calls 1000] [--pairs 120]
-                          [--only all|load|synthetic|tools|llm|runners|eval|notebook|mimic]
+                          [--only all|load|synthetic|tools|llm|runners|eval|notebook|extract|mimic]
                           [--rows 20000000] [--mimic-cache bench-out/mimic]
 
 Figures go to the JSON file (folder created) and a short summary to stdout.
@@ -70,6 +73,7 @@ from recordagent.settings import ChunkingSettings, Settings
 try:
     from bench_bundle import scaled_counts, write_bench_bundle
     from bench_eval import bench_eval, eval_summary
+    from bench_extract import bench_extract, extract_summary
     from bench_llm import bench_llm, llm_summary
     from bench_mimic import DEFAULT_CACHE as MIMIC_CACHE
     from bench_mimic import DEFAULT_ROWS as MIMIC_ROWS
@@ -80,6 +84,7 @@ try:
 except ImportError:  # imported as tools.bench rather than run as a script
     from tools.bench_bundle import scaled_counts, write_bench_bundle
     from tools.bench_eval import bench_eval, eval_summary
+    from tools.bench_extract import bench_extract, extract_summary
     from tools.bench_llm import bench_llm, llm_summary
     from tools.bench_mimic import DEFAULT_CACHE as MIMIC_CACHE
     from tools.bench_mimic import DEFAULT_ROWS as MIMIC_ROWS
@@ -557,6 +562,12 @@ def run(
         }
     if only == "eval":
         return {"config": {"only": only}, "machine": machine_facts(), "eval": bench_eval()}
+    if only == "extract":
+        return {
+            "config": {"repeats": repeats, "seed": seed, "only": only},
+            "machine": machine_facts(),
+            "extract": bench_extract(repeats, seed),
+        }
     if only == "notebook":
         return {
             "config": {"repeats": repeats, "seed": seed, "only": only},
@@ -628,6 +639,8 @@ def summary(result: Json) -> str:
             return "\n".join(eval_summary(result["eval"]))
         if "notebook" in result:
             return "\n".join(notebook_summary(result["notebook"]))
+        if "extract" in result:
+            return "\n".join(extract_summary(result["extract"]))
         if "runners" in result:
             return "\n".join(runners_summary(result["runners"]))
         if "llm" in result:
@@ -685,6 +698,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             "runners",
             "eval",
             "notebook",
+            "extract",
             "mimic",
         ),
         default="all",

@@ -435,11 +435,21 @@ class Settings(BaseSettings):
     def fingerprint(self) -> str:
         """A short stable hash of every value that can change an answer, for run manifests.
 
-        How a machine runs the work (worker processes, DuckDB threads and memory) is left out:
-        a run resumed on another machine is the same run.
+        How a machine runs the work (worker processes, DuckDB threads and memory) and how fast
+        it may ask the model (requests in flight, the endpoint's rate limits) are left out: a
+        run resumed on another machine, or more slowly after a 429, is the same run.
         """
         payload = self.model_dump_json(
-            exclude={"chunking": {"workers"}, "store": {"threads", "memory_limit"}}
+            exclude={
+                "chunking": {"workers"},
+                "store": {"threads", "memory_limit"},
+                "model": {
+                    "max_concurrency",
+                    "requests_per_minute",
+                    "tokens_per_minute",
+                    "rate_burst_s",
+                },
+            }
         ).encode()
         return hashlib.sha256(payload).hexdigest()[:16]
 

@@ -18,6 +18,7 @@ import polars as pl
 import pytest
 
 from recordagent.errors import UserError
+from recordagent.evaluation.results_table import columns_markdown
 from recordagent.extraction import EXTRACTION_COLUMNS, extract
 from recordagent.extraction.run import LOG_NAME, TABLE_NAME
 from recordagent.questions.silver_templates import load_silver_templates
@@ -303,3 +304,8 @@ def test_extract_from_the_command_line_plans_runs_and_summarises(db, tmp_path):
     assert "5: 5 answered now, 0 before" in run.stdout
     assert "insufficient_evidence 5" in run.stdout
     assert pl.read_parquet(out / TABLE_NAME).height == 5
+
+
+def test_the_documented_columns_are_the_table_columns():
+    docs = (REPO / "docs" / "extraction.md").read_text(encoding="utf-8")
+    assert columns_markdown(EXTRACTION_COLUMNS) in docs

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import logging
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -15,16 +16,20 @@ from recordagent.evaluation.silver_labels import write_silver
 from recordagent.evaluation.study import evaluate
 from recordagent.evaluation.suite import Suite
 from recordagent.extraction import extract
-from recordagent.extraction.ray_engine import ray_engine, shard_by_patient
+from recordagent.extraction.ray_engine import RayEngine, ray_engine, shard_by_patient
+from recordagent.llm import build_model
 from recordagent.questions.items import EvalItem
 from recordagent.questions.silver import silver_instances
 from recordagent.questions.silver_templates import load_silver_templates
 from recordagent.records.db import connect
 from recordagent.records.load import load_bundle
+from recordagent.runners import build_runner
 from tests.answering_server import answering_responder
 from tests.extraction_support import GENERAL, cohort_store, server_settings
 from tests.fake_openai import FakeOpenAI
 from tests.helpers import FIXTURES
+
+pytestmark = pytest.mark.xdist_group("ray")
 
 ray = pytest.importorskip("ray", reason="the Ray engine needs ray (pip install 'recordagent[ray]')")
 
@@ -48,17 +53,9 @@ COMPARED = [
 ]
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[None]:
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level=logging.WARNING,
-        object_store_memory=100 * 1024 * 1024,
-    )
-    yield
-    ray.shutdown()
+@pytest.fixture
+def cluster(ray_cluster: Any) -> None:
+    """The session's local Ray cluster."""
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +154,38 @@ def test_shards_keep_each_patient_whole_and_the_items_in_order():
         ["D", "D"],
     ]
     assert [i for shard in shards for i in shard] == items
+
+
+def test_a_user_error_inside_a_task_stops_the_run_with_its_message(cluster, db, server, tmp_path):
+    settings = server_settings(server.url)
+    runner = build_runner("single_pass_rag", settings)
+    items = [EvalItem.ad_hoc("MM-001", "When was the diagnosis?")]
+    # The workers look for the store where the driver says it is: here, nowhere.
+    engine = RayEngine(tmp_path / "not-there.duckdb", settings, address=None)
+    calls = len(server.requests)
+    with connect(db, read_only=True) as store, pytest.raises(UserError, match="not-there"):
+        asyncio.run(engine(items, runner, build_model(settings.model), store))
+    assert len(server.requests) == calls
+
+
+def test_a_rate_limited_extraction_on_ray_is_paced_and_ends_its_actor(
+    cluster, db, server, tmp_path
+):
+    settings = server_settings(server.url, requests_per_minute=120)
+    before = len(server.arrivals)
+    result = extract(
+        db,
+        out=tmp_path / "out",
+        questions=["When was the diagnosis?"],
+        runner="single_pass_rag",
+        settings=settings,
+        sample=0,
+        engine="ray",
+    )
+    assert result.summary is not None and result.summary.new == 5
+    arrivals = server.arrivals[before:]
+    assert len(arrivals) == 5  # one call per item
+    # 120 a minute, a burst of 1 s (2 requests): the other 3 follow 0.5 s apart.
+    assert arrivals[-1] - arrivals[0] >= 1.4
+    named = ray.util.list_named_actors(all_namespaces=True)
+    assert not [actor for actor in named if "recordagent-rate" in str(actor)]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import pickle
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,6 +19,8 @@ from recordagent.llm import Message
 from recordagent.llm.openai_compat import OpenAICompatModel
 from recordagent.settings import ModelSettings
 from tests.fake_openai import Action, FakeOpenAI, ok, status
+
+pytestmark = pytest.mark.xdist_group("ray")
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra (pip install ray)")
 from recordagent.extraction.ray_limiter import RayRateLimiter, start_rate_limiter  # noqa: E402
@@ -39,11 +40,9 @@ class TimedServer(FakeOpenAI):
         return super()._next(body)
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+@pytest.fixture
+def cluster(ray_cluster: Any) -> None:
+    """The session's local Ray cluster."""
 
 
 def client_settings(url: str, **overrides: Any) -> ModelSettings:

@@ -137,3 +137,17 @@ def test_the_fingerprint_ignores_how_a_machine_runs_the_work():
     elsewhere = Settings(chunking={"workers": 7}, store={"threads": 3, "memory_limit": "1GB"})
     assert base.fingerprint() == elsewhere.fingerprint()
     assert base.fingerprint() != Settings(chunking={"max_tokens": 123}).fingerprint()
+
+
+def test_the_fingerprint_ignores_how_fast_the_model_may_be_asked():
+    base = Settings()
+    paced = Settings(
+        model={
+            "max_concurrency": 2,
+            "requests_per_minute": 60,
+            "tokens_per_minute": 10_000,
+            "rate_burst_s": 5,
+        }
+    )
+    assert base.fingerprint() == paced.fingerprint()
+    assert base.fingerprint() != Settings(model={"timeout_s": 5}).fingerprint()

@@ -280,10 +280,10 @@ def frame_bytes(frame: pl.DataFrame, kind: str) -> bytes:
     raise ValueError(f"unknown results format {kind!r}; one of {sorted(RESULT_FORMATS.values())}")
 
 
-def columns_markdown() -> str:
-    """The columns of :data:`RESULT_COLUMNS` as a Markdown table (name, type, meaning)."""
+def columns_markdown(columns: Sequence[ResultColumn] = RESULT_COLUMNS) -> str:
+    """``columns`` (default: :data:`RESULT_COLUMNS`) as a Markdown table: name, type, meaning."""
     lines = ["| column | type | meaning |", "|---|---|---|"]
-    for column in RESULT_COLUMNS:
+    for column in columns:
         meaning = column.description.replace("|", "\\|")
         lines.append(f"| `{column.name}` | {_type_name(column.dtype)} | {meaning} |")
     return "\n".join(lines)
@@ -495,4 +495,8 @@ def _type_name(dtype: pl.DataType | type[pl.DataType]) -> str:
     if isinstance(dtype, pl.List):
         inner: Any = dtype.inner
         return f"list of {_type_name(inner)}"
+    if isinstance(dtype, pl.Struct):
+        field_types: list[tuple[str, Any]] = [(f.name, f.dtype) for f in dtype.fields]
+        fields = ", ".join(f"{name}: {_type_name(kind)}" for name, kind in field_types)
+        return f"struct ({fields})"
     return names.get(dtype if isinstance(dtype, type) else type(dtype), str(dtype))

@@ -141,9 +141,10 @@ class RayEngine:
         slots = max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
         shards = shard_by_patient(todo, self.shard_items)
         share = max(1, math.ceil(concurrency / max(1, min(slots, len(shards)))))
-        limiter = None if model.is_mock else self._limiter(runner)
+        actor = None if model.is_mock else self._limiter_actor(runner)
+        limiter = None if actor is None else _rate_limiter(actor)
         answer = ray.remote(num_cpus=1, max_retries=3)(answer_shard)
-        pending: dict[asyncio.Future[Any], list[EvalItem]] = {}
+        pending: dict[asyncio.Future[Any], ray.ObjectRef[Any]] = {}
         queue = list(reversed(shards))
 
         def submit() -> None:
@@ -163,7 +164,8 @@ class RayEngine:
                     concurrency=share,
                     limiter=limiter,
                 )
-                pending[asyncio.wrap_future(answer.remote(payload).future())] = shard
+                task = answer.remote(payload)
+                pending[asyncio.wrap_future(task.future())] = task
 
         try:
             submit()
@@ -181,19 +183,29 @@ class RayEngine:
                         progress(finished, total)
                 submit()
         finally:
-            for future in pending:
+            # An error, an interrupt or a cancelled caller: the tasks still out would go on
+            # asking the model (and paying for it) in a process that lives on, a notebook's.
+            for future, task in pending.items():
                 future.cancel()
+                ray.cancel(task)
+            if actor is not None:
+                ray.kill(actor)  # the run's budget ends with the run
         by_id = {r.item.id: r for r in log.records} if log is not None else kept
         return [by_id[item.id] for item in items if item.id in by_id]
 
-    def _limiter(self, runner: Runner) -> RayRateLimiter | None:
-        """The cluster-wide limiter of the endpoint's budget, when the settings set one."""
-        from recordagent.extraction.ray_limiter import RayRateLimiter, start_rate_limiter
+    def _limiter_actor(self, runner: Runner) -> Any:
+        """The actor holding the endpoint's budget for the run, when the settings set one."""
+        from recordagent.extraction.ray_limiter import start_rate_limiter
 
-        handle = start_rate_limiter(
+        return start_rate_limiter(
             self.settings.model, name=f"recordagent-rate-{runner.name}-{uuid.uuid4().hex[:8]}"
         )
-        return None if handle is None else RayRateLimiter(handle)
+
+
+def _rate_limiter(actor: Any) -> RayRateLimiter:
+    from recordagent.extraction.ray_limiter import RayRateLimiter
+
+    return RayRateLimiter(actor)
 
 
 def connect_cluster(address: str | None) -> None:
