@@ -3,6 +3,7 @@ reported and rescored — every number checked against a hand count and statsmod
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 from collections.abc import Iterator
@@ -628,3 +629,47 @@ async def test_a_log_of_one_item_set_is_not_continued_with_another(
     with pytest.raises(UserError, match=r"holds 2 item\(s\) that are not among the items given"):
         await run_items(ITEMS[5:], runner, model, store, log=log)
     assert model.requests and len(log.records) == 2
+
+
+async def test_a_long_run_holds_as_many_coroutines_as_its_concurrency(store: RecordStore):
+    from recordagent.runners.dry_run import dry_run_model
+
+    items = [EvalItem.ad_hoc("A" if k % 2 else "B", f"question {k}") for k in range(300)]
+    seen: list[int] = []
+
+    def watch(done: int, total: int) -> None:
+        seen.append(len(asyncio.all_tasks()))
+
+    records = await run_items(
+        items,
+        build_runner("single_pass_rag", Settings()),
+        dry_run_model(),
+        store,
+        concurrency=4,
+        on_progress=watch,
+    )
+    assert len(records) == 300
+    assert max(seen) <= 4 + 1  # the workers and the test's own task
+
+
+async def test_a_stop_that_says_so_starts_no_further_item(store: RecordStore):
+    from recordagent.runners.dry_run import dry_run_model
+
+    items = [EvalItem.ad_hoc("A", f"question {k}") for k in range(20)]
+    asked = 0
+
+    def stop() -> bool:
+        nonlocal asked
+        asked += 1
+        return asked > 5
+
+    records = await run_items(
+        items,
+        build_runner("single_pass_rag", Settings()),
+        dry_run_model(),
+        store,
+        concurrency=3,
+        stop=stop,
+    )
+    assert len(records) == 5
+    assert [r.item.id for r in records] == [i.id for i in items[:5]]

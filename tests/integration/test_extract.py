@@ -20,12 +20,12 @@ import pytest
 from recordagent.errors import UserError
 from recordagent.evaluation.results_table import columns_markdown
 from recordagent.extraction import EXTRACTION_COLUMNS, extract
-from recordagent.extraction.run import LOG_NAME, TABLE_NAME
+from recordagent.extraction.run import FAILING_ENDPOINT, LOG_NAME, TABLE_NAME
 from recordagent.questions.silver_templates import load_silver_templates
 from recordagent.records.db import connect
 from tests.answering_server import answering_responder
 from tests.extraction_support import GENERAL, cohort_store, server_settings
-from tests.fake_openai import Action, FakeOpenAI
+from tests.fake_openai import Action, FakeOpenAI, model_preset, status
 from tests.helpers import REPO, recordagent
 
 SLOTTED = """
@@ -282,8 +282,9 @@ def test_an_unknown_patient_in_a_list_file_is_named_with_its_line(db, patients, 
         "1=1; DROP TABLE patients",
         "no_such_column = 1",
         "patient_id IN (SELECT patient_id FROM labs)",
+        "1=1) UNION ALL SELECT 'MM-001' FROM patients WHERE (1=1",
     ],
-    ids=["reads-a-file", "two-statements", "unknown-column", "another-table"],
+    ids=["reads-a-file", "two-statements", "unknown-column", "another-table", "a-second-query"],
 )
 def test_a_filter_can_only_filter_the_patients_table(db, tmp_path, where):
     with pytest.raises(UserError, match="patient filter"):
@@ -301,7 +302,7 @@ def test_extract_from_the_command_line_plans_runs_and_summarises(db, tmp_path):
     assert not out.exists()
     run = recordagent(*common, "--question", "When was the diagnosis?", "--answer", "date")
     assert run.returncode == 0, run.stderr
-    assert "5: 5 answered now, 0 before" in run.stdout
+    assert "5: 5 asked now, 0 answered before" in run.stdout
     assert "insufficient_evidence 5" in run.stdout
     assert pl.read_parquet(out / TABLE_NAME).height == 5
 
@@ -309,3 +310,59 @@ def test_extract_from_the_command_line_plans_runs_and_summarises(db, tmp_path):
 def test_the_documented_columns_are_the_table_columns():
     docs = (REPO / "docs" / "extraction.md").read_text(encoding="utf-8")
     assert columns_markdown(EXTRACTION_COLUMNS) in docs
+
+
+def test_failed_answers_are_asked_again_by_a_rerun(db, tmp_path):
+    out = tmp_path / "out"
+    ask = {
+        "questions": ["When was the diagnosis?"],
+        "answer": "date",
+        "runner": "single_pass_rag",  # one call an item
+        "sample": 0,
+    }
+    with FakeOpenAI(responder=lambda body: status(503)) as server:
+        settings = server_settings(server.url)
+        failing = extract(db, out=out, settings=settings, **ask)
+        assert failing.summary is not None
+        assert failing.summary.failures == {"server_error": 5}
+        server.responder = answering_responder()  # the endpoint is back
+        calls = len(server.requests)
+        again = extract(db, out=out, settings=settings, **ask)
+        assert len(server.requests) == calls + 5
+    assert again.summary is not None
+    assert again.summary.failures == {} and again.summary.new == 5
+    assert again.summary.run_id == failing.summary.run_id
+    records = log_records(out)
+    assert len(records) == 10  # the failed records stay in the log, superseded
+    assert again.table is not None and set(again.table["status"]) <= {
+        "answered",
+        "insufficient_evidence",
+    }
+
+
+def test_an_endpoint_that_refuses_every_call_stops_the_run(db, tmp_path):
+    out = tmp_path / "out"
+    with FakeOpenAI(responder=lambda body: status(401, message="invalid api key")) as server:
+        settings = server_settings(server.url, max_retries=0)
+        result = extract(
+            db, out=out, templates=GENERAL, runner="single_pass_rag", settings=settings,
+            concurrency=2, sample=0,
+        )  # fmt: skip
+    assert result.summary is not None
+    assert result.summary.stopped_by_failures
+    failed = result.summary.failures["refused"]
+    assert FAILING_ENDPOINT <= failed <= FAILING_ENDPOINT + 2  # the two in flight finish
+    assert result.summary.not_started == result.summary.items - failed
+
+
+def test_the_command_line_exits_4_naming_the_causes_of_failed_answers(db, tmp_path):
+    with FakeOpenAI(responder=lambda body: status(401)) as server:
+        preset = model_preset(tmp_path / "model.yaml", server, max_retries=0)
+        run = recordagent(
+            "--preset", str(preset), "extract", "--db", str(db), "--out", str(tmp_path / "out"),
+            "--question", "When was the diagnosis?", "--runner", "single_pass_rag",
+            "--sample", "0",
+        )  # fmt: skip
+    assert run.returncode == 4, run.stderr
+    assert "5 of 5 answers failed; run the same command to ask them again" in run.stderr
+    assert "refused 5: the server refused the request" in run.stderr

@@ -16,6 +16,7 @@ from recordagent.evaluation.silver_labels import write_silver
 from recordagent.evaluation.study import evaluate
 from recordagent.evaluation.suite import Suite
 from recordagent.extraction import extract
+from recordagent.extraction import ray_engine as ray_engine_module
 from recordagent.extraction.ray_engine import RayEngine, ray_engine, shard_by_patient
 from recordagent.llm import build_model
 from recordagent.questions.items import EvalItem
@@ -189,3 +190,27 @@ def test_a_rate_limited_extraction_on_ray_is_paced_and_ends_its_actor(
     assert arrivals[-1] - arrivals[0] >= 1.4
     named = ray.util.list_named_actors(all_namespaces=True)
     assert not [actor for actor in named if "recordagent-rate" in str(actor)]
+
+
+def lost(shard: object) -> list[str]:
+    """A task that never answers: what a node that went away leaves behind, to the driver."""
+    raise RuntimeError("the node went away")
+
+
+def test_a_lost_task_fails_its_items_and_a_rerun_asks_them_again(
+    cluster, db, server, tmp_path, monkeypatch
+):
+    out = tmp_path / "out"
+    ask = {"questions": ["When was the diagnosis?"], "answer": "date", "sample": 0}
+    settings = server_settings(server.url)
+    monkeypatch.setattr(ray_engine_module, "answer_shard", lost)
+    broken = extract(db, out=out, engine="ray", settings=settings, **ask)
+    assert broken.summary is not None and broken.table is not None
+    assert broken.summary.failed_by_error == 5
+    assert set(broken.table["status"]) == {"failed"}
+    assert all("RayTaskError" in kind for kind in broken.table["error"])
+    monkeypatch.undo()
+    again = extract(db, out=out, engine="ray", settings=settings, **ask)
+    assert again.summary is not None and again.table is not None
+    assert again.summary.failed_by_error == 0 and again.summary.new == 5
+    assert "failed" not in set(again.table["status"])

@@ -49,9 +49,7 @@ from recordagent.evaluation.suite import Suite, load_suite
 from recordagent.paths import write_text
 from recordagent.settings import Settings
 
-__all__ = ["RAY_MISSING", "eval_command"]
-
-RAY_MISSING = "the Ray engine needs Ray: pip install 'recordagent[ray]' (or pip install ray)"
+__all__ = ["eval_command"]
 
 
 def eval_command(

@@ -4,7 +4,9 @@ The plan (items, and tokens and cost estimated from a dry run over a sample of r
 printed first; ``--plan`` stops there. The run shows a progress bar with the rate, ETA, failed
 answers and cost so far, and ends with a summary: statuses, tokens, cost, wall time and items
 per second. Running the same command again continues the extraction (only what is missing is
-asked). A run stopped by ``--max-cost`` writes its table and exits 3 with what to do.
+asked). A run stopped by ``--max-cost`` writes its table and exits 3 with what to do; failed
+answers (the endpoint refused, timed out, …) exit 4 with their causes and what to do about
+each, and a rerun asks them again.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from rich.table import Table
 
 from recordagent.cli.engines import Engine
 from recordagent.cli.render import output_console
-from recordagent.errors import UserError
+from recordagent.errors import ModelError, UserError
+from recordagent.evaluation.failures import FAILURE_ADVICE
 from recordagent.evaluation.log import RunLog
 from recordagent.evaluation.run import ItemProgress
 from recordagent.extraction import (
@@ -42,10 +45,11 @@ from recordagent.extraction import (
     ExtractionSummary,
     extract,
 )
+from recordagent.extraction.run import FAILING_ENDPOINT
 from recordagent.runners import RUNNER_NAMES
 from recordagent.settings import Settings
 
-__all__ = ["BUDGET_EXIT_CODE", "extract_command"]
+__all__ = ["BUDGET_EXIT_CODE", "extract_command", "failures_message"]
 
 BUDGET_EXIT_CODE = 3
 """Exit code of a run that ``--max-cost`` stopped (its answers are kept; rerun to continue)."""
@@ -151,11 +155,32 @@ def extract_command(
         )
     if summary.stopped_by_budget:
         raise UserError(
-            f"stopped by --max-cost ${max_cost:.4f}: the extraction has spent "
+            f"stopped by --max-cost ${max_cost or 0:.4f}: the extraction has spent "
             f"${summary.total_cost_usd or 0:.4f}; {summary.not_started} item(s) not asked. Run "
             "the same command with a larger --max-cost to continue",
             exit_code=BUDGET_EXIT_CODE,
         )
+    if summary.failures:
+        raise ModelError(failures_message(summary))
+
+
+def failures_message(summary: ExtractionSummary) -> str:
+    """The failed answers by cause, what to do about each, and that a rerun asks them again."""
+    failed = sum(summary.failures.values())
+    lines = [
+        (
+            f"the endpoint failed {FAILING_ENDPOINT} answers in a row: no further item was "
+            f"started ({summary.not_started} not asked). "
+            if summary.stopped_by_failures
+            else ""
+        )
+        + f"{failed} of {summary.items} answers failed; run the same command to ask them again "
+        "once the cause is fixed:"
+    ]
+    for cause, count in summary.failures.items():
+        advice = FAILURE_ADVICE.get(cause, "")  # type: ignore[call-overload]
+        lines.append(f"  {cause} {count}: {advice}")
+    return "\n".join(lines)
 
 
 class _Display(ExtractionProgress):
@@ -260,7 +285,7 @@ def render_summary(summary: ExtractionSummary) -> Table:
     table.add_column("value")
     table.add_row(
         "items",
-        f"{summary.items}: {summary.new} answered now, {summary.already} before"
+        f"{summary.items}: {summary.new} asked now, {summary.already} answered before"
         + (f", {summary.not_started} not asked (budget)" if summary.not_started else ""),
     )
     table.add_row("statuses", ", ".join(f"{s} {n}" for s, n in summary.statuses.items()))

@@ -106,8 +106,12 @@ class RunLog:
     Use :meth:`open` to start or resume a log and :meth:`read` to load one for reporting.
     """
 
-    def __init__(self, path: Path, contents: RunLogContents) -> None:
+    def __init__(
+        self, path: Path, contents: RunLogContents, *, retry_failed_answers: bool = False
+    ) -> None:
         self._path = path
+        self.retry_failed_answers = retry_failed_answers
+        """Whether failed answers (the endpoint refused, timed out, …) are asked again."""
         self._manifest = contents.manifest
         self._records: dict[str, RunRecord] = {r.item.id: r for r in contents.records}
         self._appended: list[RunRecord] = []
@@ -130,8 +134,15 @@ class RunLog:
         return list(self._records.values())
 
     @classmethod
-    def open(cls, path: str | Path, manifest: RunManifest) -> RunLog:
+    def open(
+        cls, path: str | Path, manifest: RunManifest, *, retry_failed_answers: bool = False
+    ) -> RunLog:
         """Start a log at ``path``, or resume the one there if it is the same run.
+
+        With ``retry_failed_answers``, an item whose answer failed (the endpoint refused or
+        timed out, the output did not validate, …) is not done: a resume asks it again, and
+        its new record supersedes the failed one (an extraction wants every value; an
+        evaluation keeps failures as its results and retries only items a bug failed).
 
         A half-written last line (a crash) is cut off so the next record starts a clean line;
         :attr:`recovered_line` says which line that was.
@@ -158,7 +169,11 @@ class RunLog:
             if kind == "missing" or b"\n" not in file.read_bytes():
                 with file.open("w", encoding="utf-8") as out:
                     out.write(_line("manifest", manifest))
-                return cls(file, RunLogContents(manifest=manifest, records=[]))
+                return cls(
+                    file,
+                    RunLogContents(manifest=manifest, records=[]),
+                    retry_failed_answers=retry_failed_answers,
+                )
         except OSError as exc:
             raise UserError(f"cannot write the run log {file}: {exc.strerror or exc}") from exc
         contents = cls.check_resumable(file, manifest)
@@ -167,7 +182,7 @@ class RunLog:
             _end_cleanly(file)
         except OSError as exc:
             raise UserError(f"cannot write the run log {file}: {exc.strerror or exc}") from exc
-        return cls(file, contents)
+        return cls(file, contents, retry_failed_answers=retry_failed_answers)
 
     @staticmethod
     def check_resumable(path: str | Path, manifest: RunManifest) -> RunLogContents | None:
@@ -219,7 +234,7 @@ class RunLog:
         if problem is not None:
             raise ValueError(f"{problem} ({self._path})")
         earlier = self._records.get(record.item.id)
-        if earlier is not None and earlier.error is None:
+        if earlier is not None and not _superseded(earlier):
             raise ValueError(f"item {record.item.id!r} is already in the run log {self._path}")
         try:
             with self._path.open("a", encoding="utf-8") as out:
@@ -246,8 +261,11 @@ class RunLog:
     def done_item_ids(self) -> set[str]:
         """Ids of the items answered in the log (skipped when a run resumes).
 
-        Items whose record is failed by an error (a bug) are not done: a resume retries them.
+        Items whose record is failed by an error (a bug) are not done: a resume retries them;
+        with ``retry_failed_answers``, neither are items whose answer failed.
         """
+        if self.retry_failed_answers:
+            return {i for i, r in self._records.items() if not _superseded(r)}
         return {item_id for item_id, r in self._records.items() if r.error is None}
 
     def failed_item_ids(self) -> set[str]:
@@ -331,7 +349,7 @@ def read_contents(path: Path) -> RunLogContents:
             )
         item_id = entry.item.id
         earlier = records.get(item_id)
-        if earlier is not None and earlier.error is None:
+        if earlier is not None and not _superseded(earlier):
             raise UserError(
                 f"{path}, line {number}: item {item_id!r} is already on line {seen[item_id]}"
             )
@@ -380,10 +398,19 @@ def _hold(file: Path) -> None:
     except OSError as exc:
         handle.close()
         raise UserError(
-            f"the run log {file} is being written by another process (an eval still running?): "
+            f"the run log {file} is being written by another process (a run still going?): "
             "wait for it to end, or write this run to another log"
         ) from exc
     _HELD[key] = handle
+
+
+def _superseded(record: RunRecord) -> bool:
+    """Whether a later record of the item may take this one's place: it failed.
+
+    By a bug (``error``), or in its answer (a log is only resumed that way with
+    ``retry_failed_answers``).
+    """
+    return record.error is not None or record.answer.status == "failed"
 
 
 def _item_set_difference(logged: RunLogContents, manifest: RunManifest) -> str | None:

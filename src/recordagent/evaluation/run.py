@@ -35,6 +35,7 @@ __all__ = [
     "RecordLength",
     "StopCheck",
     "check_run",
+    "failed_record",
     "record_length",
     "run_items",
 ]
@@ -135,21 +136,30 @@ async def run_items(
         raise ValueError(f"concurrency must be at least 1, not {concurrency}")
     check_run(items, runner, model, log)
     ids = [item.id for item in items]
-    # Every patient is checked before the first model call: a typo should not cost a run.
-    scopes = {pid: store.scope(pid) for pid in dict.fromkeys(item.patient_id for item in items)}
-    lengths = {pid: record_length(scope) for pid, scope in scopes.items()}
-
+    # Every patient is checked before the first model call: a typo should not cost a run. The
+    # scopes (and record lengths) are made when a patient's first item starts and let go after
+    # its last, so a run of a million items neither builds a million scopes first nor keeps them.
+    missing = store.missing_patients(item.patient_id for item in items)
+    if missing:
+        store.scope(missing[0])  # raises the UserError that names the patient
     done_ids = log.done_item_ids() if log is not None else set()
     kept: dict[str, RunRecord] = {}
     todo = [item for item in items if item.id not in done_ids]
+    left = Counter(item.patient_id for item in todo)
+    patients: dict[str, tuple[PatientScope, RecordLength]] = {}
     total = len(items)
     finished = total - len(todo)
     progress = on_progress or (lambda done, total: None)
     progress(finished, total)
-    gate = asyncio.Semaphore(concurrency)
+
+    def patient(patient_id: str) -> tuple[PatientScope, RecordLength]:
+        if patient_id not in patients:
+            scope = store.scope(patient_id)
+            patients[patient_id] = (scope, record_length(scope))
+        return patients[patient_id]
 
     async def scored(item: EvalItem) -> tuple[Answer, Score | None, JudgeResult | None]:
-        result = await runner.run(item, scopes[item.patient_id], model)
+        result = await runner.run(item, patient(item.patient_id)[0], model)
         if references is None:
             return result, None, None
         reference = references.get(item.id)
@@ -172,24 +182,21 @@ async def run_items(
     async def answer(item: EvalItem) -> None:
         nonlocal finished
         error = None
-        async with gate:
-            if stop is not None and stop():
-                return
-            try:
-                result, score, verdict = await scored(item)
-            except ModelError as exc:
-                # A runner is meant to turn model faults into failed answers; one that does
-                # not has a bug like any other exception.
-                error = ItemError.of(exc)
-            except UserError:
-                raise
-            except Exception as exc:
-                error = ItemError.of(exc)
+        try:
+            result, score, verdict = await scored(item)
+        except ModelError as exc:
+            # A runner is meant to turn model faults into failed answers; one that does
+            # not has a bug like any other exception.
+            error = ItemError.of(exc)
+        except UserError:
+            raise
+        except Exception as exc:
+            error = ItemError.of(exc)
         if error is not None:
             result = _failed(item, runner, model)
             score = _failed_score(item, result, references)
             verdict = None
-        documents, tokens = lengths[item.patient_id]
+        documents, tokens = patient(item.patient_id)[1]
         # append() is synchronous: records never interleave, whatever the concurrency.
         record = RunRecord(
             item=item,
@@ -205,12 +212,25 @@ async def run_items(
         else:
             kept[item.id] = record
         finished += 1
+        left[item.patient_id] -= 1
+        if not left[item.patient_id]:
+            patients.pop(item.patient_id, None)
         progress(finished, total)
+
+    queue = iter(todo)
+
+    async def worker() -> None:
+        # ``concurrency`` workers take the items in turn from one iterator: a run holds that
+        # many coroutines, not one per item.
+        for item in queue:
+            if stop is not None and stop():
+                return
+            await answer(item)
 
     try:
         async with asyncio.TaskGroup() as group:
-            for item in todo:
-                group.create_task(answer(item))
+            for _ in range(min(concurrency, len(todo))):
+                group.create_task(worker())
     except BaseExceptionGroup as failure:
         # Only UserErrors leave answer(): the first is the run's one error line.
         first = _first_user_error(failure)
@@ -240,6 +260,28 @@ def check_run(
         raise ValueError(f"item ids must be unique; repeated: {', '.join(twice[:5])}")
     if log is not None:
         _check_items(log, items)
+
+
+def failed_record(
+    item: EvalItem,
+    runner: Runner,
+    model: ChatModel,
+    error: BaseException,
+    references: Mapping[str, ReferenceLabel] | None = None,
+) -> RunRecord:
+    """The record of an item that ``error`` kept from being answered (a bug, a lost worker).
+
+    A failed placeholder answer with the error's kind: a resumed run retries the item.
+    """
+    answer = _failed(item, runner, model)
+    return RunRecord(
+        item=item,
+        answer=answer,
+        score=_failed_score(item, answer, references),
+        record_tokens=0,
+        record_documents=0,
+        error=ItemError.of(error),
+    )
 
 
 def _failed(item: EvalItem, runner: Runner, model: ChatModel) -> Answer:

@@ -37,12 +37,14 @@ class ExtractionItems:
 
     Attributes:
         items: Patient-major: every question of a patient, then the next patient.
+        questions: The questions asked (templates, or questions given).
         slots: Each item's slot values as its question shows them (empty without slots).
         skipped: Templates not asked, each with why.
         template_set_version: The template folder's version (None for direct questions).
     """
 
     items: list[EvalItem]
+    questions: int
     slots: dict[str, dict[str, str]] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     template_set_version: str | None = None
@@ -59,7 +61,9 @@ def question_items(questions: Sequence[Question], patients: Sequence[str]) -> Ex
     if len(set(questions)) != len(questions):
         twice = next(q for q in questions if questions.count(q) > 1)
         raise UserError(f"the question {twice.text!r} is given twice")
-    return ExtractionItems(items=[q.item(p) for p in patients for q in questions])
+    return ExtractionItems(
+        items=[q.item(p) for p in patients for q in questions], questions=len(questions)
+    )
 
 
 def template_items(
@@ -108,11 +112,18 @@ def _sql_items(
             )
             for template in plain
         )
+    asked = len(plain)
     if slotted:
         subset = template_set.model_copy(update={"templates": tuple(slotted)})
-        for instance in silver_instances(subset, store, patient_ids=patients).instances:
+        found = silver_instances(subset, store, patient_ids=patients)
+        for instance in found.instances:
             by_patient[instance.item.patient_id].append(instance.item)
             slots[instance.item.id] = instance.slots
+        for tally in found.tallies:
+            if tally.applicable:
+                asked += 1
+            else:
+                skipped.append((tally.template_id, "its query found no instance to ask"))
     if not plain and not slotted:
         raise UserError(
             "no template of this folder can be asked of this store: "
@@ -120,6 +131,7 @@ def _sql_items(
         )
     return ExtractionItems(
         items=_patient_major(by_patient, [t.id for t in template_set.templates]),
+        questions=asked,
         slots=slots,
         skipped=skipped,
         template_set_version=template_set.version,
@@ -159,7 +171,9 @@ def _gold_items(
         for p in patients
         for t in asked
     ]
-    return ExtractionItems(items=items, skipped=skipped, template_set_version=version)
+    return ExtractionItems(
+        items=items, questions=len(asked), skipped=skipped, template_set_version=version
+    )
 
 
 def _fixed(template: QuestionTemplate) -> bool:

@@ -1,16 +1,15 @@
 """Which patients an extraction asks about: all, a list file, or a SQL filter over ``patients``.
 
 The filter is an analyst's SQL (never a model's), yet it is still run where it can do nothing
-but filter: a copy of the ``patients`` table in an in-memory database that cannot read files,
-attach databases or load extensions, as one SELECT statement checked on DuckDB's parse tree.
+but filter: one expression (DuckDB parses it as such, never as a statement), over a copy of the
+``patients`` table in an in-memory database that cannot read files, attach databases or load
+extensions.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import duckdb
 
@@ -26,6 +25,7 @@ _ISOLATED: dict[str, str | bool | int | float | list[str]] = {
     "enable_external_access": False,
     "autoload_known_extensions": False,
     "autoinstall_known_extensions": False,
+    "memory_limit": "2GB",
     "lock_configuration": True,
 }
 
@@ -91,26 +91,21 @@ def patients_where(store: RecordStore, where: str) -> list[str]:
         UserError: The condition is not one expression over the columns of ``patients``
             (DuckDB's message says what is wrong), or it cannot be evaluated.
     """
-    sql = f"SELECT patient_id FROM patients WHERE ({where}) ORDER BY patient_id"
     with store.connection.cursor() as cursor:
-        parsed = cursor.execute("SELECT json_serialize_sql($sql)", {"sql": sql}).fetchall()
-        tree: dict[str, Any] = json.loads(parsed[0][0]) if parsed else {"error": True}
-        if tree.get("error") or len(tree.get("statements", ())) != 1:
-            raise UserError(
-                f"the patient filter {where!r} is not one SQL condition over the columns of "
-                f"patients: {tree.get('error_message', 'more than one statement')}"
-            )
         rows = cursor.sql("SELECT * FROM patients").to_arrow_table()
     columns = ", ".join(rows.column_names)
     isolated = duckdb.connect(":memory:", config=_ISOLATED)
     try:
         isolated.from_arrow(rows).create("patients")
-        found = isolated.execute(sql).fetchall()
-    except duckdb.Error as exc:
+        # A relation's filter parses one expression, never a statement: `1=1) UNION …` is a
+        # syntax error, not a second query.
+        chosen = isolated.table("patients").filter(where).project("patient_id")
+        found = chosen.order("patient_id").fetchall()
+    except (duckdb.Error, duckdb.ParserException) as exc:
         first = str(exc).strip().splitlines()[0]
         raise UserError(
-            f"the patient filter {where!r} failed: {first} (it may use the columns of "
-            f"patients only: {columns})"
+            f"the patient filter {where!r} is not a condition over the columns of patients "
+            f"({columns}): {first}"
         ) from None
     finally:
         isolated.close()

@@ -38,7 +38,14 @@ from ray.exceptions import RayTaskError
 
 from recordagent.errors import UserError
 from recordagent.evaluation.log import RunLog, RunRecord
-from recordagent.evaluation.run import ItemEngine, ItemProgress, StopCheck, check_run, run_items
+from recordagent.evaluation.run import (
+    ItemEngine,
+    ItemProgress,
+    StopCheck,
+    check_run,
+    failed_record,
+    run_items,
+)
 from recordagent.llm.client import ChatModel, close_model
 from recordagent.questions.items import EvalItem
 from recordagent.records.db import MEMORY, RecordStore, connect
@@ -73,7 +80,8 @@ def ray_engine(
             "the Ray engine reads the store from its file on every worker: give a store file "
             "(--db), not a bundle loaded into memory"
         )
-    return RayEngine(Path(store.location).resolve(), settings, address, shard_items)
+    # absolute, not resolved: a link on shared storage is the path every node mounts
+    return RayEngine(Path(store.location).absolute(), settings, address, shard_items)
 
 
 @dataclass(frozen=True)
@@ -129,67 +137,98 @@ class RayEngine:
                 "the Ray engine rebuilds the model on every worker from the settings: run it "
                 "with the configured model or the dry-run mock, not a model object of your own"
             )
-        for patient in dict.fromkeys(item.patient_id for item in items):
-            store.scope(patient)  # every patient checked before any task: a typo costs nothing
-        connect_cluster(self.address)
+        missing = store.missing_patients(item.patient_id for item in items)
+        if missing:
+            store.scope(missing[0])  # every patient checked before any task: a typo costs nothing
         done = log.done_item_ids() if log is not None else set()
         todo = [item for item in items if item.id not in done]
         kept: dict[str, RunRecord] = {}
         total, finished = len(items), len(items) - len(todo)
         progress = on_progress or (lambda done, total: None)
         progress(finished, total)
+        if not todo:
+            return self._records(items, log, kept)
+        connect_cluster(self.address)
         slots = max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
         shards = shard_by_patient(todo, self.shard_items)
-        share = max(1, math.ceil(concurrency / max(1, min(slots, len(shards)))))
+        # ``concurrency`` items in flight in all: at most that many tasks run at once, each at
+        # its share, and the model's connection limit is shared out the same way.
+        running = min(slots, concurrency, len(shards))
+        share = math.ceil(concurrency / running)
+        settings = _with_connections(
+            self.settings, math.ceil(self.settings.model.max_concurrency / running)
+        )
+        # Shards queued beyond those running wait for a CPU (never run at once with them), so
+        # a slot never waits on the driver; with fewer tasks than CPUs, none are queued.
+        submitted = 2 * slots if running == slots else running
         actor = None if model.is_mock else self._limiter_actor(runner)
         limiter = None if actor is None else _rate_limiter(actor)
         answer = ray.remote(num_cpus=1, max_retries=3)(answer_shard)
-        pending: dict[asyncio.Future[Any], ray.ObjectRef[Any]] = {}
+        pending: dict[asyncio.Future[Any], tuple[ray.ObjectRef[Any], list[EvalItem]]] = {}
         queue = list(reversed(shards))
 
         def submit() -> None:
-            # One shard queued per slot beyond those running: a slot never waits on the driver.
-            while queue and len(pending) < 2 * slots:
+            while queue and len(pending) < submitted:
                 shard = _started(queue.pop(), stop)
                 if not shard:
-                    queue.clear()  # the budget is spent: nothing more starts
+                    queue.clear()  # no further item may start (a budget is spent)
                     return
                 payload = _Shard(
                     items=[i.model_dump(mode="json") for i in shard],
                     references=_references(shard, references),
                     runner=runner.name,
-                    settings=self.settings,
+                    settings=settings,
                     store=str(self.store),
                     mock=model.is_mock,
                     concurrency=share,
                     limiter=limiter,
                 )
                 task = answer.remote(payload)
-                pending[asyncio.wrap_future(task.future())] = task
+                pending[asyncio.wrap_future(task.future())] = (task, shard)
+
+        def record(answered: RunRecord) -> None:
+            nonlocal finished
+            if log is not None:
+                log.append(answered)
+            else:
+                kept[answered.item.id] = answered
+            finished += 1
+            progress(finished, total)
 
         try:
             submit()
             while pending:
                 ready, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                stopping: UserError | None = None
                 for future in ready:
-                    pending.pop(future)
-                    for raw in _result(future):
-                        record = RunRecord.model_validate_json(raw)
-                        if log is not None:
-                            log.append(record)
-                        else:
-                            kept[record.item.id] = record
-                        finished += 1
-                        progress(finished, total)
+                    _, shard = pending.pop(future)
+                    try:
+                        for raw in _result(future):
+                            record(RunRecord.model_validate_json(raw))
+                    except UserError as exc:
+                        stopping = stopping or exc  # the other finished shards are kept first
+                    except ray.exceptions.RayError as exc:
+                        # The task was lost after Ray's retries (a node gone, out of memory):
+                        # its items are failed by that error, and a resumed run retries them.
+                        for item in shard:
+                            record(failed_record(item, runner, model, exc, references))
+                if stopping is not None:
+                    raise stopping
                 submit()
         finally:
             # An error, an interrupt or a cancelled caller: the tasks still out would go on
             # asking the model (and paying for it) in a process that lives on, a notebook's.
-            for future, task in pending.items():
+            for future, (task, _) in pending.items():
                 future.cancel()
                 ray.cancel(task)
             if actor is not None:
                 ray.kill(actor)  # the run's budget ends with the run
+        return self._records(items, log, kept)
+
+    @staticmethod
+    def _records(
+        items: Sequence[EvalItem], log: RunLog | None, kept: Mapping[str, RunRecord]
+    ) -> list[RunRecord]:
         by_id = {r.item.id: r for r in log.records} if log is not None else kept
         return [by_id[item.id] for item in items if item.id in by_id]
 
@@ -286,6 +325,12 @@ def _worker_model(shard: _Shard) -> ChatModel:
     from recordagent.llm.openai_compat import OpenAICompatModel
 
     return OpenAICompatModel(shard.settings.model, rate_limiter=shard.limiter)
+
+
+def _with_connections(settings: Settings, connections: int) -> Settings:
+    """``settings`` with the model's requests in flight set to ``connections`` (per task)."""
+    model = settings.model.model_copy(update={"max_concurrency": max(1, connections)})
+    return settings.model_copy(update={"model": model})
 
 
 def _started(shard: list[EvalItem], stop: StopCheck | None) -> list[EvalItem]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -30,6 +31,7 @@ import polars as pl
 from pydantic import BaseModel, Field
 
 from recordagent.errors import UserError
+from recordagent.evaluation.failures import run_failures
 from recordagent.evaluation.log import RunLog, RunLogMismatch, RunManifest, RunRecord
 from recordagent.evaluation.manifest import store_data_fingerprint
 from recordagent.evaluation.results_table import write_results
@@ -49,6 +51,7 @@ from recordagent.runners import build_runner
 from recordagent.settings import Settings, load_settings
 
 __all__ = [
+    "FAILING_ENDPOINT",
     "LOG_NAME",
     "PLAN_NAME",
     "RAY_MISSING",
@@ -74,9 +77,11 @@ class ExtractionSummary(BaseModel):
 
     run_id: str = Field(description="The extraction's run id (kept when it is resumed).")
     items: int = Field(description="Items of the extraction.")
-    new: int = Field(description="Items answered by this run.")
-    already: int = Field(description="Items answered by earlier runs (skipped).")
-    not_started: int = Field(description="Items left unanswered because the budget was spent.")
+    new: int = Field(description="Items asked by this run (failed answers included).")
+    already: int = Field(description="Items answered by earlier runs (not asked again).")
+    not_started: int = Field(
+        description="Items not asked: the budget was spent, or the endpoint failing."
+    )
     statuses: dict[str, int] = Field(description="Answers by status, over the whole extraction.")
     failed_by_error: int = Field(description="Items failed by an unexpected error (a bug).")
     prompt_tokens: int = Field(description="Prompt tokens of this run.")
@@ -86,6 +91,13 @@ class ExtractionSummary(BaseModel):
     wall_s: float = Field(description="Wall time of this run, in seconds.")
     items_per_s: float = Field(description="Items answered per second by this run.")
     stopped_by_budget: bool = Field(description="True when max_cost stopped the run.")
+    stopped_by_failures: bool = Field(
+        description="True when the endpoint failed FAILING_ENDPOINT answers in a row (refused, "
+        "rate limited, unreachable) and the run stopped starting items."
+    )
+    failures: dict[str, int] = Field(
+        description="Failed answers by cause, over the whole extraction (asked again by a rerun)."
+    )
     log: Path = Field(description="The run log.")
     table: Path = Field(description="The results table.")
 
@@ -218,8 +230,10 @@ async def extract_async(
     run_settings = settings or load_settings()
     if concurrency < 1:
         raise UserError(f"concurrency must be at least 1, not {concurrency}")
-    if max_cost is not None and max_cost <= 0:
-        raise UserError(f"max_cost must be above 0 dollars, not {max_cost:g}")
+    if sample < 0 or sample == 1:
+        raise UserError(f"the plan's sample is 0 (no estimate) or 2 items or more, not {sample}")
+    if max_cost is not None and not (math.isfinite(max_cost) and max_cost > 0):
+        raise UserError(f"max_cost must be a number of dollars above 0, not {max_cost:g}")
     if (templates is None) == (questions is None):
         raise UserError("give a template folder or questions (one of the two)")
     folder = Path(out)
@@ -244,7 +258,7 @@ async def extract_async(
         )
         log_path = folder / LOG_NAME
         earlier = _earlier_records(log_path, manifest)
-        done = {r.item.id for r in earlier if r.error is None}
+        done = {r.item.id for r in earlier if r.error is None and r.answer.status != "failed"}
         prices = load_prices(run_settings.model.price_file)
         if max_cost is not None and not chat.is_mock and prices.price(chat.name) is None:
             raise UserError(
@@ -260,9 +274,10 @@ async def extract_async(
             mock=chat.is_mock,
             prices=prices,
             patients=len(selected),
-            questions=len({i.template_id or i.question for i in asked.items}),
+            questions=asked.questions,
             skipped_templates=asked.skipped,
-            sample=sample,
+            # A budget is checked against the estimate: it always has one.
+            sample=DEFAULT_SAMPLE if max_cost is not None and not sample else sample,
             concurrency=concurrency,
         )
         spent_before = _cost(earlier)
@@ -274,16 +289,16 @@ async def extract_async(
             check_reachable(run_settings)
         item_engine = _engine(engine, open_store, run_settings, ray_address)
         folder.mkdir(parents=True, exist_ok=True)
+        log = RunLog.open(log_path, manifest, retry_failed_answers=True)
         write_text(folder / PLAN_NAME, plan.model_dump_json(indent=2) + "\n", "plan")
-        log = RunLog.open(log_path, manifest)
-        budget = _Budget(log, max_cost)
+        stops = _Stops(log, max_cost, _mean_cost(plan))
         started = time.perf_counter()
         already = len(log.done_item_ids())
         try:
             with shown.running(log, len(asked.items)) as on_progress:
 
                 def advance(done_now: int, total: int) -> None:
-                    budget.update()
+                    stops.update()
                     on_progress(done_now, total)
 
                 await item_engine(
@@ -294,7 +309,7 @@ async def extract_async(
                     log=log,
                     concurrency=concurrency,
                     on_progress=advance,
-                    stop=budget.spent if max_cost is not None else None,
+                    stop=stops.stop,
                 )
         finally:
             await close_model(chat)
@@ -303,7 +318,16 @@ async def extract_async(
         records = [by_id[i.id] for i in asked.items if i.id in by_id]
         table = extraction_frame(records, log.manifest, open_store, slots=asked.slots)
         table_path = write_results(table, folder / TABLE_NAME, keep=[log_path])
-        summary = _summary(log, records, asked, already, wall, table_path, budget)
+        summary = _summary(
+            log,
+            records,
+            asked,
+            already,
+            wall,
+            table_path,
+            stops,
+            priced=prices.price(chat.name) is not None,
+        )
         shown.finished(summary)
         return Extraction(plan=plan, summary=summary, table=table)
 
@@ -392,17 +416,33 @@ def _check_budget(plan: ExtractionPlan, max_cost: float | None, spent: float) ->
         )
 
 
-class _Budget:
-    """Whether the next item may start: what is spent plus what is in flight, against a cap."""
+FAILING_ENDPOINT = 20
+"""Consecutive answers failed by the endpoint (refused, rate limited, unreachable) after which no
+further item starts: a revoked key or a spent quota would otherwise fail every item left."""
 
-    def __init__(self, log: RunLog, cap: float | None) -> None:
+_ENDPOINT_FAILURES = frozenset({"refused", "rate_limited", "unreachable"})
+
+
+def _mean_cost(plan: ExtractionPlan) -> float:
+    """The plan's cost per item: what an item in flight is taken to cost before any finished."""
+    if plan.cost_usd is None or not plan.to_run:
+        return 0.0
+    return plan.cost_usd.total / plan.to_run
+
+
+class _Stops:
+    """Whether the next item may start: the budget, and an endpoint that fails every call."""
+
+    def __init__(self, log: RunLog, cap: float | None, planned_mean: float) -> None:
         self.log = log
         self.cap = cap
+        self.planned_mean = planned_mean
         self.spent_total = _cost(log.records)
         self.spent_run = 0.0
         self.finished_run = 0
         self.started_run = 0
-        self.stopped = False
+        self.failing = 0  # consecutive answers the endpoint failed
+        self.stopped_by: Literal["budget", "failing endpoint"] | None = None
 
     def update(self) -> None:
         """Count the records written since the last update."""
@@ -411,17 +451,26 @@ class _Budget:
             self.spent_total += cost
             self.spent_run += cost
             self.finished_run += 1
+            failure = record.answer.failure
+            if record.answer.status == "failed" and failure in _ENDPOINT_FAILURES:
+                self.failing += 1
+            else:
+                self.failing = 0
 
-    def spent(self) -> bool:
-        """True once the cap would be passed by one more item (asked as each item starts)."""
-        if self.cap is None:
-            return False
-        self.update()
-        in_flight = self.started_run - self.finished_run
-        mean = self.spent_run / self.finished_run if self.finished_run else 0.0
-        if self.spent_total >= self.cap or self.spent_total + (in_flight + 1) * mean > self.cap:
-            self.stopped = True
+    def stop(self) -> bool:
+        """True once no further item may start (asked as each item starts; it stays True)."""
+        if self.stopped_by is not None:
             return True
+        self.update()
+        if self.failing >= FAILING_ENDPOINT:
+            self.stopped_by = "failing endpoint"
+            return True
+        if self.cap is not None:
+            in_flight = self.started_run - self.finished_run
+            mean = self.spent_run / self.finished_run if self.finished_run else self.planned_mean
+            if self.spent_total >= self.cap or self.spent_total + (in_flight + 1) * mean > self.cap:
+                self.stopped_by = "budget"
+                return True
         self.started_run += 1
         return False
 
@@ -453,29 +502,30 @@ def _summary(
     already: int,
     wall: float,
     table: Path,
-    budget: _Budget,
+    stops: _Stops,
+    *,
+    priced: bool,
 ) -> ExtractionSummary:
     new_records = log.appended()
     usage = [r.answer.usage for r in new_records]
-    priced = [u.cost_usd for u in usage if u.cost_usd is not None]
-    all_priced = [r.answer.usage.cost_usd for r in records if r.answer.usage.cost_usd is not None]
     statuses = Counter(r.answer.status for r in records)
-    new = len(log.done_item_ids()) - already
     return ExtractionSummary(
         run_id=log.manifest.run_id,
         items=len(asked.items),
-        new=new,
+        new=len(new_records),
         already=already,
         not_started=len(asked.items) - len(records),
         statuses=dict(sorted(statuses.items())),
         failed_by_error=len(log.failed_item_ids()),
         prompt_tokens=sum(u.prompt_tokens for u in usage),
         completion_tokens=sum(u.completion_tokens for u in usage),
-        cost_usd=sum(priced) if priced else None,
-        total_cost_usd=sum(all_priced) if all_priced else None,
+        cost_usd=sum(u.cost_usd or 0.0 for u in usage) if priced else None,
+        total_cost_usd=_cost(records) if priced else None,
         wall_s=round(wall, 3),
         items_per_s=round(len(new_records) / wall, 3) if wall > 0 else 0.0,
-        stopped_by_budget=budget.stopped,
+        stopped_by_budget=stops.stopped_by == "budget",
+        stopped_by_failures=stops.stopped_by == "failing endpoint",
+        failures=dict(run_failures(log.manifest.runner, records).causes),
         log=log.path,
         table=table,
     )

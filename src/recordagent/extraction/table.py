@@ -3,8 +3,8 @@
 Built from the run log's records (:func:`~recordagent.evaluation.results_table.records_frame`
 gives the answer, status, tokens, cost and latency columns) plus what a reviewer needs beside
 each value: the slot values the question showed and, for every citation, a short excerpt of the
-cited row (a lab value with its unit and time, an event with
-its dates, the cited passage of a document). The run log keeps ids only; this table is the
+cited row (a lab value with its unit and time, an event with its dates, the cited passage of a
+chunk, the start of a cited document). The run log keeps ids only; this table is the
 deliverable, and holds record text in its excerpts: store it as the records themselves.
 """
 

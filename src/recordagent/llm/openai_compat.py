@@ -524,16 +524,15 @@ class OpenAICompatModel:
         estimate = _estimate_tokens(messages, tools, body) if rate is not None else 0
         budget = self.settings.max_retries
         for attempt in range(budget + 1):
-            if rate is not None:
-                # The budget before a connection slot: a call waiting for its turn in the
-                # budget (seconds, on a busy cluster) must not hold one of the slots that other
-                # calls, and other models sharing the semaphore, could send with. The price: a
-                # call may then wait for a slot after its turn, so it is sent later than booked,
-                # never earlier, and a pause that begins meanwhile does not hold it back.
-                await rate.acquire(estimate)
             spend.attempts += 1
             try:
                 async with limiter:
+                    if rate is not None:
+                        # The turn is taken with the connection slot in hand, right before the
+                        # request goes: a turn taken before waiting for a slot would be stale
+                        # by the time the slot came, and calls queued at the slot limit would
+                        # then go out back to back, faster than the budget allows.
+                        await rate.acquire(estimate)
                     # The SDK's timeout applies per read; this one bounds the whole request.
                     # The body is already wire JSON: posted as it is, without the SDK's
                     # typed-parameter transform, which walks every node of the messages, tool

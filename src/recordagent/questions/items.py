@@ -1,5 +1,4 @@
-"""EvalItem: one question about one patient, as every runner receives it; Question, one asked
-of many patients; items files.
+"""EvalItem, one question about one patient; Question, one question for many; items files.
 
 An items file is JSONL, one EvalItem a line: ``recordagent questions sample`` and
 ``questions silver`` write it (:func:`write_items`), ``eval`` and ``audit`` read it

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -83,6 +83,19 @@ class RecordStore:
                 "SELECT count(*) FROM patients WHERE patient_id = $pid", {"pid": patient_id}
             ).fetchall()[0]
         return bool(row and row[0])
+
+    def missing_patients(self, patient_ids: Iterable[str]) -> list[str]:
+        """The ids of ``patient_ids`` the store does not hold, in order (one query for all)."""
+        given = list(dict.fromkeys(patient_ids))
+        storable = [p for p in given if _storable(p)]
+        with self._con.cursor() as cursor:
+            rows = cursor.execute(
+                "SELECT p FROM unnest($ids) AS t(p) "
+                "WHERE p NOT IN (SELECT patient_id FROM patients)",
+                {"ids": [normalise_id(p) for p in storable]},
+            ).fetchall()
+        absent = {r[0] for r in rows}
+        return [p for p in given if not _storable(p) or normalise_id(p) in absent]
 
     def scope(self, patient_id: str) -> PatientScope:
         """A read-only view of one patient's record: the only read path for tools."""

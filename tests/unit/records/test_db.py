@@ -8,6 +8,7 @@ import pytest
 
 from recordagent.errors import UserError
 from recordagent.records.db import connect
+from recordagent.records.load import load_bundle
 from recordagent.records.migrations import MIGRATIONS
 from recordagent.records.schema import BUNDLE_TABLES, ColumnType
 
@@ -114,3 +115,14 @@ def test_a_rollback_that_fails_does_not_replace_the_error_that_led_to_it():
             except BaseException:
                 roll_back(store.connection)  # nothing to roll back: quiet
                 raise
+
+
+def test_missing_patients_are_found_in_one_query_in_the_order_given(two_patients: Path):
+    with connect() as store:
+        load_bundle(store, two_patients)
+        given = ["nobody", "A", "\ud800", "B", "nobody", "  A  "]
+        assert store.missing_patients(given) == ["nobody", "\ud800"]
+        assert [p for p in dict.fromkeys(given) if not store.has_patient(p)] == [
+            "nobody",
+            "\ud800",
+        ]
