@@ -12,6 +12,7 @@ each, and a rerun asks them again.
 from __future__ import annotations
 
 import contextlib
+import signal
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
@@ -45,7 +46,8 @@ from recordagent.extraction import (
     ExtractionSummary,
     extract,
 )
-from recordagent.extraction.run import FAILING_ENDPOINT
+from recordagent.extraction.run import FAILING_ENDPOINT, LOG_NAME, answer_spec
+from recordagent.questions.answers import AnswerSpec
 from recordagent.runners import RUNNER_NAMES
 from recordagent.settings import Settings
 
@@ -77,7 +79,13 @@ def extract_command(
     ] = None,
     answer: Annotated[
         str | None,
-        typer.Option(help="Answer type of --question: date, number, count, boolean, text, …"),
+        typer.Option(
+            help="Answer type of --question: date, number, count, boolean, category, list, text."
+        ),
+    ] = None,
+    allowed: Annotated[
+        str | None,
+        typer.Option(help="The allowed values of a category or list answer, comma-separated."),
     ] = None,
     patient: Annotated[
         list[str] | None, typer.Option("--patient", help="A patient id (repeatable).")
@@ -124,26 +132,29 @@ def extract_command(
         raise UserError("--ray-address goes with --engine ray")
     console = output_console()
     display = _Display(console)
-    result = extract(
-        db,
-        out=out,
-        templates=templates,
-        questions=question or None,
-        answer=answer,
-        patients=patient or None,
-        patients_file=patients,
-        where=where,
-        runner=runner,
-        model=model.value,
-        settings=settings,
-        concurrency=concurrency,
-        max_cost=max_cost,
-        plan_only=plan,
-        sample=sample,
-        engine=engine.value,
-        ray_address=ray_address,
-        progress=display,
-    )
+    try:
+        result = extract(
+            db,
+            out=out,
+            templates=templates,
+            questions=question or None,
+            answer=_answer(answer, allowed),
+            patients=patient or None,
+            patients_file=patients,
+            where=where,
+            runner=runner,
+            model=model.value,
+            settings=settings,
+            concurrency=concurrency,
+            max_cost=max_cost,
+            plan_only=plan,
+            sample=sample,
+            engine=engine.value,
+            ray_address=ray_address,
+            progress=display,
+        )
+    except KeyboardInterrupt:
+        raise UserError(_interrupted(out / LOG_NAME), exit_code=signal.SIGINT + 128) from None
     summary = result.summary
     if summary is None:
         return
@@ -162,6 +173,27 @@ def extract_command(
         )
     if summary.failures:
         raise ModelError(failures_message(summary))
+
+
+def _answer(answer: str | None, allowed: str | None) -> AnswerSpec | None:
+    """The answer spec of --answer and --allowed (None: questions answer as text)."""
+    if allowed is None:
+        return None if answer is None else answer_spec(answer)
+    values = [v.strip() for v in allowed.split(",") if v.strip()]
+    return answer_spec(answer or "category", values)
+
+
+def _interrupted(log: Path) -> str:
+    """What an interrupt left: the answers kept in the log, and how to go on."""
+    try:
+        with log.open("rb") as lines:
+            kept = max(0, sum(1 for _ in lines) - 1)  # the first line is the manifest
+    except OSError:
+        return "interrupted before any item was answered"
+    return (
+        f"interrupted: {kept} answer(s) are kept in {log}; run the same command to continue "
+        "(the table is written when a run ends)"
+    )
 
 
 def failures_message(summary: ExtractionSummary) -> str:

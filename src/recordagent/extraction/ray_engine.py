@@ -2,15 +2,17 @@
 
 The driver (this process) keeps the run log, exactly as :func:`~recordagent.evaluation.run.
 run_items` does: it checks the run, leaves out the items already answered, groups the rest by
-patient into shards of about ``shard_items`` items, and keeps about two shards per worker slot
-submitted as Ray tasks. Each task opens the record store read-only from the path (a file every
-node can read: shared storage), builds the runner and the model from the settings, answers its
-shard with ``run_items`` at its share of the concurrency, and returns the records; the driver
-appends them to the log as each shard finishes. So:
+patient into shards (:data:`SHARD_WAVES` times a task's share of the concurrency, by default),
+and keeps one shard queued per worker slot beyond those running, as Ray tasks. Each task opens
+the record store read-only from the path (a file every node can read: shared storage), builds
+the runner and the model from the settings, answers its shard with ``run_items`` at its share
+of the concurrency, and returns the records; the driver appends them to the log as each shard
+finishes. So:
 
 * **one writer**: only the driver writes the log and the table; tasks write nothing;
 * **resumable**: a rerun skips every item in the log, hence every finished shard; a killed run
-  loses the shards in flight (a few items per worker slot), never a record already appended;
+  loses the shards in flight (about two waves of items per worker slot), never a record
+  already appended;
 * **retries**: a task whose worker dies is retried by Ray (``max_retries``); an item that fails
   inside a task is a failed record, as in one process;
 * **one rate limit**: with ``model.requests_per_minute`` or ``tokens_per_minute`` set, every
@@ -57,10 +59,12 @@ if TYPE_CHECKING:
     from recordagent.evaluation.labels import ReferenceLabel
     from recordagent.extraction.ray_limiter import RayRateLimiter
 
-__all__ = ["DEFAULT_SHARD_ITEMS", "RayEngine", "ray_engine", "shard_by_patient"]
+__all__ = ["SHARD_WAVES", "RayEngine", "ray_engine", "shard_by_patient"]
 
-DEFAULT_SHARD_ITEMS = 16
-"""Items a shard holds, about (whole patients: a patient's items never straddle two shards)."""
+SHARD_WAVES = 2
+"""A shard holds about this many times a task's share of the concurrency (whole patients: a
+patient's items never straddle two shards): enough that a task's start costs little (a 25 ms
+empty task against seconds of answering), few enough that a killed driver loses little."""
 
 
 def ray_engine(
@@ -68,7 +72,7 @@ def ray_engine(
     settings: Settings,
     *,
     address: str | None = None,
-    shard_items: int = DEFAULT_SHARD_ITEMS,
+    shard_items: int | None = None,
 ) -> ItemEngine:
     """The Ray engine for runs over ``store`` (a store file every worker can read).
 
@@ -106,9 +110,9 @@ class RayEngine:
         store: Path,
         settings: Settings,
         address: str | None,
-        shard_items: int = DEFAULT_SHARD_ITEMS,
+        shard_items: int | None = None,
     ) -> None:
-        if shard_items < 1:
+        if shard_items is not None and shard_items < 1:
             raise ValueError(f"shard_items must be at least 1, not {shard_items}")
         self.store = store
         self.settings = settings
@@ -150,7 +154,8 @@ class RayEngine:
             return self._records(items, log, kept)
         connect_cluster(self.address)
         slots = max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
-        shards = shard_by_patient(todo, self.shard_items)
+        share = math.ceil(concurrency / min(slots, concurrency))
+        shards = shard_by_patient(todo, self.shard_items or SHARD_WAVES * share)
         # ``concurrency`` items in flight in all: at most that many tasks run at once, each at
         # its share, and the model's connection limit is shared out the same way.
         running = min(slots, concurrency, len(shards))

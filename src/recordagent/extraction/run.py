@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Literal
 
 import polars as pl
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
-from recordagent.errors import UserError
+from recordagent.errors import UserError, validation_problems
 from recordagent.evaluation.failures import run_failures
 from recordagent.evaluation.log import RunLog, RunLogMismatch, RunManifest, RunRecord
 from recordagent.evaluation.manifest import store_data_fingerprint
@@ -59,6 +59,7 @@ __all__ = [
     "Extraction",
     "ExtractionProgress",
     "ExtractionSummary",
+    "answer_spec",
     "extract",
     "extract_async",
 ]
@@ -239,7 +240,6 @@ async def extract_async(
     folder = Path(out)
     check_output_folder(folder)
     chosen = build_runner(runner, run_settings)
-    chat = study_model(model, run_settings)
     with _opened(store, run_settings) as open_store:
         selected = select_patients(
             open_store,
@@ -248,6 +248,7 @@ async def extract_async(
             where=where,
         )
         asked = _items(open_store, selected, templates, questions, answer)
+        chat = study_model(model, run_settings)
         manifest = RunManifest.create(
             chosen,
             chat,
@@ -361,12 +362,25 @@ def _answer_spec(answer: AnswerSpec | str | None) -> AnswerSpec:
         return AnswerSpec(type="text")
     if isinstance(answer, AnswerSpec):
         return answer
+    return answer_spec(answer)
+
+
+def answer_spec(kind: str, allowed: Sequence[str] | None = None) -> AnswerSpec:
+    """The answer spec of ``kind`` (date, number, …, category with its ``allowed`` values).
+
+    Raises:
+        UserError: An unknown type, or allowed values missing or out of place (what is wrong).
+    """
+    fields: dict[str, object] = {"type": kind}
+    if allowed is not None:
+        fields["allowed"] = tuple(allowed)
     try:
-        return AnswerSpec.model_validate({"type": answer})
-    except ValueError:
+        return AnswerSpec.model_validate(fields)
+    except ValidationError as exc:
+        problems = "; ".join(validation_problems(exc, located=False))
         raise UserError(
-            f"unknown answer type {answer!r}: use date, number, count, boolean, category, "
-            "list or text"
+            f"answer {kind!r}: {problems} (types: date, number, count, boolean, category and "
+            "list with their allowed values, text)"
         ) from None
 
 
