@@ -673,3 +673,27 @@ async def test_a_stop_that_says_so_starts_no_further_item(store: RecordStore):
     )
     assert len(records) == 5
     assert [r.item.id for r in records] == [i.id for i in items[:5]]
+
+
+async def test_a_patient_whose_record_cannot_be_opened_fails_its_items_only(
+    store: RecordStore, monkeypatch: pytest.MonkeyPatch
+):
+    from recordagent.evaluation import run as run_module
+    from recordagent.runners.dry_run import dry_run_model
+
+    real = run_module.record_length
+
+    def broken(scope):  # a bug met while opening one patient's record
+        if scope.patient_id == "B":
+            raise RuntimeError("cannot read")
+        return real(scope)
+
+    monkeypatch.setattr(run_module, "record_length", broken)
+    items = [EvalItem.ad_hoc(p, f"question {k}") for p in ("A", "B") for k in range(3)]
+    records = await run_items(
+        items, build_runner("single_pass_rag", Settings()), dry_run_model(), store, concurrency=2
+    )
+    errors = {r.item.patient_id: r.error for r in records}
+    assert len(records) == 6
+    assert errors["A"] is None
+    assert errors["B"] is not None and errors["B"].kind == "RuntimeError"

@@ -46,6 +46,7 @@ from recordagent.extraction import (
     ExtractionSummary,
     extract,
 )
+from recordagent.extraction.plan import DEFAULT_SAMPLE
 from recordagent.extraction.run import FAILING_ENDPOINT, LOG_NAME, answer_spec
 from recordagent.questions.answers import AnswerSpec
 from recordagent.runners import RUNNER_NAMES
@@ -117,7 +118,7 @@ def extract_command(
     ] = None,
     sample: Annotated[
         int, typer.Option(help="Items dry-run for the plan's estimate (0: none).")
-    ] = 30,
+    ] = DEFAULT_SAMPLE,
     engine: Annotated[Engine, typer.Option(help="local (this process) or ray.")] = Engine.local,
     ray_address: Annotated[
         str | None,
@@ -160,18 +161,20 @@ def extract_command(
         return
     if summary.failed_by_error:
         raise UserError(
-            f"{summary.failed_by_error} item(s) failed with an unexpected error (a bug); their "
-            "answers are logged as failed. Fix the cause and run the same command to retry them",
+            f"{summary.failed_by_error} item(s) failed with an unexpected error (a bug, or a Ray "
+            "task lost after its retries); their answers are logged as failed with the error's "
+            "kind. Fix the cause and run the same command to retry them",
             exit_code=1,
         )
     if summary.stopped_by_budget:
+        failed = f"\n{failures_message(summary)}" if summary.failures else ""
         raise UserError(
             f"stopped by --max-cost ${max_cost or 0:.4f}: the extraction has spent "
             f"${summary.total_cost_usd or 0:.4f}; {summary.not_started} item(s) not asked. Run "
-            "the same command with a larger --max-cost to continue",
+            "the same command with a larger --max-cost to continue" + failed,
             exit_code=BUDGET_EXIT_CODE,
         )
-    if summary.failures:
+    if summary.failures or summary.stopped_by_failures:
         raise ModelError(failures_message(summary))
 
 
@@ -185,13 +188,10 @@ def _answer(answer: str | None, allowed: str | None) -> AnswerSpec | None:
 
 def _interrupted(log: Path) -> str:
     """What an interrupt left: the answers kept in the log, and how to go on."""
-    try:
-        with log.open("rb") as lines:
-            kept = max(0, sum(1 for _ in lines) - 1)  # the first line is the manifest
-    except OSError:
+    if not log.is_file():
         return "interrupted before any item was answered"
     return (
-        f"interrupted: {kept} answer(s) are kept in {log}; run the same command to continue "
+        f"interrupted: the answers so far are kept in {log}; run the same command to continue "
         "(the table is written when a run ends)"
     )
 
@@ -310,6 +310,14 @@ def _shown(estimate: Estimate, form: str) -> str:
     )
 
 
+def _why_stopped(summary: ExtractionSummary) -> str:
+    if summary.stopped_by_budget:
+        return "the budget is spent"
+    if summary.stopped_by_failures:
+        return "the endpoint failing"
+    return "the run stopped"
+
+
 def render_summary(summary: ExtractionSummary) -> Table:
     """The run's summary: statuses, tokens, cost, time and rate, and the files written."""
     table = Table(title="extraction", show_header=False, title_justify="left")
@@ -318,7 +326,11 @@ def render_summary(summary: ExtractionSummary) -> Table:
     table.add_row(
         "items",
         f"{summary.items}: {summary.new} asked now, {summary.already} answered before"
-        + (f", {summary.not_started} not asked (budget)" if summary.not_started else ""),
+        + (
+            f", {summary.not_started} not asked ({_why_stopped(summary)})"
+            if summary.not_started
+            else ""
+        ),
     )
     table.add_row("statuses", ", ".join(f"{s} {n}" for s, n in summary.statuses.items()))
     table.add_row(

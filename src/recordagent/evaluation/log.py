@@ -98,6 +98,11 @@ class RunLogContents(BaseModel):
         default=None,
         description="Line number of a half-written last line that was left out (a crash).",
     )
+    spent_usd: float = Field(
+        default=0.0,
+        description="What every record of the log cost, superseded ones included (a failed "
+        "answer asked again was paid for twice).",
+    )
 
 
 class RunLog:
@@ -115,6 +120,8 @@ class RunLog:
         self._manifest = contents.manifest
         self._records: dict[str, RunRecord] = {r.item.id: r for r in contents.records}
         self._appended: list[RunRecord] = []
+        self.spent_usd = contents.spent_usd
+        """What every record of the log cost, superseded ones and this run's included."""
         self.recovered_line = contents.truncated_line
         """Line number of the half-written record cut off when the log was reopened."""
 
@@ -249,6 +256,7 @@ class RunLog:
         self._records.pop(record.item.id, None)
         self._records[record.item.id] = record
         self._appended.append(record)
+        self.spent_usd += record.answer.usage.cost_usd or 0.0
 
     def appended(self, since: int = 0) -> list[RunRecord]:
         """The records appended through this object, in order, from the ``since``-th on.
@@ -322,6 +330,7 @@ def read_contents(path: Path) -> RunLogContents:
     manifest: RunManifest | None = None
     records: dict[str, RunRecord] = {}
     seen: dict[str, int] = {}
+    spent = 0.0
     truncated: int | None = None
     candidates = [(n, line, True) for n, line in enumerate(lines, start=1)]
     if unfinished.strip():
@@ -357,10 +366,14 @@ def read_contents(path: Path) -> RunLogContents:
         records.pop(item_id, None)
         records[item_id] = entry
         seen[item_id] = number
+        spent += entry.answer.usage.cost_usd or 0.0
     if manifest is None:
         raise UserError(f"{path}: empty file, not a run log (line 1 must be the manifest)")
     return RunLogContents(
-        manifest=manifest, records=list(records.values()), truncated_line=truncated
+        manifest=manifest,
+        records=list(records.values()),
+        truncated_line=truncated,
+        spent_usd=spent,
     )
 
 

@@ -158,8 +158,10 @@ async def run_items(
             patients[patient_id] = (scope, record_length(scope))
         return patients[patient_id]
 
-    async def scored(item: EvalItem) -> tuple[Answer, Score | None, JudgeResult | None]:
-        result = await runner.run(item, patient(item.patient_id)[0], model)
+    async def scored(
+        item: EvalItem, scope: PatientScope
+    ) -> tuple[Answer, Score | None, JudgeResult | None]:
+        result = await runner.run(item, scope, model)
         if references is None:
             return result, None, None
         reference = references.get(item.id)
@@ -183,7 +185,9 @@ async def run_items(
         nonlocal finished
         error = None
         try:
-            result, score, verdict = await scored(item)
+            # Opening the patient's record may fail too: inside the try, as the answer may.
+            scope, _ = patient(item.patient_id)
+            result, score, verdict = await scored(item, scope)
         except ModelError as exc:
             # A runner is meant to turn model faults into failed answers; one that does
             # not has a bug like any other exception.
@@ -196,7 +200,7 @@ async def run_items(
             result = _failed(item, runner, model)
             score = _failed_score(item, result, references)
             verdict = None
-        documents, tokens = patient(item.patient_id)[1]
+        documents, tokens = patients.get(item.patient_id, (None, (0, 0)))[1]
         # append() is synchronous: records never interleave, whatever the concurrency.
         record = RunRecord(
             item=item,

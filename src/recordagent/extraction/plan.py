@@ -34,7 +34,7 @@ from recordagent.runners.dry_run import dry_run_model
 
 __all__ = ["DEFAULT_SAMPLE", "Estimate", "ExtractionPlan", "estimate", "plan_extraction"]
 
-DEFAULT_SAMPLE = 30
+DEFAULT_SAMPLE = 60
 """Items dry-run for the estimate (all of them when there are fewer)."""
 
 CONFIDENCE = 0.95

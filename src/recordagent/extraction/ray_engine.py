@@ -20,15 +20,15 @@ finishes. So:
   (:mod:`recordagent.extraction.ray_limiter`), so the cluster together keeps the endpoint's
   budget and a ``Retry-After`` pauses every worker.
 
-``concurrency`` is the total across the cluster: each task runs ``ceil(concurrency / slots)``
-items at once, where slots are the tasks that run together (one per CPU of the cluster).
+``concurrency`` is the total across the cluster: at most ``min(CPUs, concurrency,
+model.max_concurrency)`` tasks run at once, each answering ``concurrency // tasks`` items at
+once with ``model.max_concurrency // tasks`` connections.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -136,6 +136,12 @@ class RayEngine:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
         check_run(items, runner, model, log)
+        rebuilt = build_runner(runner.name, self.settings)
+        if type(rebuilt) is not type(runner) or rebuilt.prompt_version != runner.prompt_version:
+            raise UserError(
+                f"the Ray engine rebuilds the runner {runner.name!r} on every worker from its "
+                "name and the settings: run it with a registered runner, not one of your own"
+            )
         if model.name != (DRY_RUN_MODEL_NAME if model.is_mock else self.settings.model.model):
             raise UserError(
                 "the Ray engine rebuilds the model on every worker from the settings: run it "
@@ -154,15 +160,14 @@ class RayEngine:
             return self._records(items, log, kept)
         connect_cluster(self.address)
         slots = max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
-        share = math.ceil(concurrency / min(slots, concurrency))
-        shards = shard_by_patient(todo, self.shard_items or SHARD_WAVES * share)
-        # ``concurrency`` items in flight in all: at most that many tasks run at once, each at
-        # its share, and the model's connection limit is shared out the same way.
-        running = min(slots, concurrency, len(shards))
-        share = math.ceil(concurrency / running)
-        settings = _with_connections(
-            self.settings, math.ceil(self.settings.model.max_concurrency / running)
-        )
+        connections = self.settings.model.max_concurrency
+        running = min(slots, concurrency, connections)
+        shards = shard_by_patient(todo, self.shard_items or SHARD_WAVES * concurrency // running)
+        # At most ``concurrency`` items in flight in all, and the model's connection limit, are
+        # shared out between the tasks that run at once (rounded down: never above either).
+        running = min(running, len(shards))
+        share = concurrency // running
+        settings = _with_connections(self.settings, connections // running)
         # Shards queued beyond those running wait for a CPU (never run at once with them), so
         # a slot never waits on the driver; with fewer tasks than CPUs, none are queued.
         submitted = 2 * slots if running == slots else running

@@ -32,7 +32,13 @@ from pydantic import BaseModel, Field, ValidationError
 
 from recordagent.errors import UserError, validation_problems
 from recordagent.evaluation.failures import run_failures
-from recordagent.evaluation.log import RunLog, RunLogMismatch, RunManifest, RunRecord
+from recordagent.evaluation.log import (
+    RunLog,
+    RunLogContents,
+    RunLogMismatch,
+    RunManifest,
+    RunRecord,
+)
 from recordagent.evaluation.manifest import store_data_fingerprint
 from recordagent.evaluation.results_table import write_results
 from recordagent.evaluation.run import ItemEngine, ItemProgress, run_items
@@ -94,7 +100,7 @@ class ExtractionSummary(BaseModel):
     stopped_by_budget: bool = Field(description="True when max_cost stopped the run.")
     stopped_by_failures: bool = Field(
         description="True when the endpoint failed FAILING_ENDPOINT answers in a row (refused, "
-        "rate limited, unreachable) and the run stopped starting items."
+        "rate limited, unreachable, server errors, timeouts) and the run stopped starting items."
     )
     failures: dict[str, int] = Field(
         description="Failed answers by cause, over the whole extraction (asked again by a rerun)."
@@ -258,7 +264,8 @@ async def extract_async(
             items=asked.items,
         )
         log_path = folder / LOG_NAME
-        earlier = _earlier_records(log_path, manifest)
+        contents = _earlier_records(log_path, manifest)
+        earlier = [] if contents is None else contents.records
         done = {r.item.id for r in earlier if r.error is None and r.answer.status != "failed"}
         prices = load_prices(run_settings.model.price_file)
         if max_cost is not None and not chat.is_mock and prices.price(chat.name) is None:
@@ -281,7 +288,7 @@ async def extract_async(
             sample=DEFAULT_SAMPLE if max_cost is not None and not sample else sample,
             concurrency=concurrency,
         )
-        spent_before = _cost(earlier)
+        spent_before = 0.0 if contents is None else contents.spent_usd
         _check_budget(plan, max_cost, spent_before)
         shown.planned(plan)
         if plan_only:
@@ -399,8 +406,8 @@ def _opened(store: RecordStore | str | Path, settings: Settings) -> Iterator[Rec
         yield opened
 
 
-def _earlier_records(path: Path, manifest: RunManifest) -> list[RunRecord]:
-    """The records of the extraction's log, if it is there; refuses another run's log."""
+def _earlier_records(path: Path, manifest: RunManifest) -> RunLogContents | None:
+    """The extraction's log as read, if it is there; refuses another run's log."""
     try:
         contents = RunLog.check_resumable(path, manifest)
     except RunLogMismatch as exc:
@@ -409,11 +416,7 @@ def _earlier_records(path: Path, manifest: RunManifest) -> list[RunRecord]:
             + "; ".join(exc.differences)
             + ". Run the same extraction to continue it, or write this one to another --out"
         ) from exc
-    return [] if contents is None else list(contents.records)
-
-
-def _cost(records: Sequence[RunRecord]) -> float:
-    return sum(r.answer.usage.cost_usd or 0.0 for r in records)
+    return contents
 
 
 def _check_budget(plan: ExtractionPlan, max_cost: float | None, spent: float) -> None:
@@ -431,10 +434,13 @@ def _check_budget(plan: ExtractionPlan, max_cost: float | None, spent: float) ->
 
 
 FAILING_ENDPOINT = 20
-"""Consecutive answers failed by the endpoint (refused, rate limited, unreachable) after which no
-further item starts: a revoked key or a spent quota would otherwise fail every item left."""
+"""Consecutive answers failed by the endpoint (refused, rate limited, unreachable, server errors,
+timeouts: each after its retries) after which no further item starts: a revoked key, a spent
+quota or a dead backend would otherwise fail every item left."""
 
-_ENDPOINT_FAILURES = frozenset({"refused", "rate_limited", "unreachable"})
+_ENDPOINT_FAILURES = frozenset(
+    {"refused", "rate_limited", "unreachable", "server_error", "timeout"}
+)
 
 
 def _mean_cost(plan: ExtractionPlan) -> float:
@@ -451,7 +457,7 @@ class _Stops:
         self.log = log
         self.cap = cap
         self.planned_mean = planned_mean
-        self.spent_total = _cost(log.records)
+        self.spent_total = log.spent_usd
         self.spent_run = 0.0
         self.finished_run = 0
         self.started_run = 0
@@ -528,13 +534,13 @@ def _summary(
         items=len(asked.items),
         new=len(new_records),
         already=already,
-        not_started=len(asked.items) - len(records),
+        not_started=len(asked.items) - already - len(new_records),
         statuses=dict(sorted(statuses.items())),
         failed_by_error=len(log.failed_item_ids()),
         prompt_tokens=sum(u.prompt_tokens for u in usage),
         completion_tokens=sum(u.completion_tokens for u in usage),
         cost_usd=sum(u.cost_usd or 0.0 for u in usage) if priced else None,
-        total_cost_usd=_cost(records) if priced else None,
+        total_cost_usd=log.spent_usd if priced else None,
         wall_s=round(wall, 3),
         items_per_s=round(len(new_records) / wall, 3) if wall > 0 else 0.0,
         stopped_by_budget=stops.stopped_by == "budget",
