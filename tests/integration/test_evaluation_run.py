@@ -649,7 +649,8 @@ async def test_a_long_run_holds_as_many_coroutines_as_its_concurrency(store: Rec
         on_progress=watch,
     )
     assert len(records) == 300
-    assert max(seen) <= 4 + 1  # the workers and the test's own task
+    # The 4 workers, the test's own task and whatever the loop runs beside (not one per item).
+    assert max(seen) <= 4 + 3
 
 
 async def test_a_stop_that_says_so_starts_no_further_item(store: RecordStore):
