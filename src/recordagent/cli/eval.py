@@ -32,7 +32,13 @@ from rich.progress import (
 )
 
 from recordagent.cli.costs import print_costs
-from recordagent.cli.engines import Engine, ray_engine_factory
+from recordagent.cli.engines import (
+    Engine,
+    EngineOption,
+    RayAddressOption,
+    check_engine,
+    ray_engine_factory,
+)
 from recordagent.cli.render import output_console
 from recordagent.errors import ModelError, UserError, validation_problems
 from recordagent.evaluation.log import RunLog
@@ -86,13 +92,8 @@ def eval_command(
             "an unexpected error.",
         ),
     ] = False,
-    engine: Annotated[
-        Engine, typer.Option(help="local (this process) or ray (items sharded by patient).")
-    ] = Engine.local,
-    ray_address: Annotated[
-        str | None,
-        typer.Option(help="Ray cluster to join (ray://host:10001, auto); default: a local one."),
-    ] = None,
+    engine: EngineOption = Engine.local,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Run each runner over the items into OUT/<runner>.jsonl, then print and write the report."""
     settings: Settings = ctx.obj
@@ -105,8 +106,7 @@ def eval_command(
         "output": out,
     }
     plan = _suite(suite, flags, db=db, bundle=bundle)
-    if ray_address is not None and engine != Engine.ray:
-        raise UserError("--ray-address goes with --engine ray")
+    check_engine(engine, ray_address)
     console = output_console()
     display = _Display(console)
     logs = evaluate(

@@ -33,7 +33,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from recordagent.cli.engines import Engine
+from recordagent.cli.engines import Engine, EngineOption, RayAddressOption, check_engine
 from recordagent.cli.render import output_console
 from recordagent.errors import ModelError, UserError
 from recordagent.evaluation.failures import FAILURE_ADVICE
@@ -119,18 +119,14 @@ def extract_command(
     sample: Annotated[
         int, typer.Option(help="Items dry-run for the plan's estimate (0: none).")
     ] = DEFAULT_SAMPLE,
-    engine: Annotated[Engine, typer.Option(help="local (this process) or ray.")] = Engine.local,
-    ray_address: Annotated[
-        str | None,
-        typer.Option(help="Ray cluster to join (ray://host:10001, auto); default: a local one."),
-    ] = None,
+    engine: EngineOption = Engine.local,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Answer every selected patient × question into OUT/results.parquet (resumable)."""
     settings: Settings = ctx.obj
     if patient and patients is not None:
         raise UserError("give --patient or --patients, not both")
-    if ray_address is not None and engine != Engine.ray:
-        raise UserError("--ray-address goes with --engine ray")
+    check_engine(engine, ray_address)
     console = output_console()
     display = _Display(console)
     try:
