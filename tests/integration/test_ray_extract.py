@@ -72,7 +72,14 @@ def server() -> Iterator[FakeOpenAI]:
 
 def test_an_extraction_on_ray_gives_the_table_of_one_process(cluster, db, server, tmp_path):
     settings = server_settings(server.url)
-    ask = {"templates": GENERAL, "settings": settings, "sample": 0, "concurrency": 4}
+    # Three patients' items (14 each) in shards of one patient: the engine's every path, quickly.
+    ask = {
+        "templates": GENERAL,
+        "patients": ["MM-001", "MM-003", "MM-005"],
+        "settings": settings,
+        "sample": 0,
+        "concurrency": 4,
+    }
     local = extract(db, out=tmp_path / "local", **ask)
     on_ray = extract(db, out=tmp_path / "ray", engine="ray", **ask)
     assert local.table is not None and on_ray.table is not None
@@ -100,7 +107,8 @@ def test_a_rerun_on_ray_asks_nothing_again(cluster, db, server, tmp_path):
 def test_an_evaluation_on_ray_logs_what_one_process_logs(cluster, db, server, tmp_path):
     with connect(db, read_only=True) as store:
         run = silver_instances(load_silver_templates(GENERAL), store)
-    items, labels = write_silver(run.instances, tmp_path / "silver")
+    chosen = [i for i in run.instances if i.item.patient_id in ("MM-002", "MM-004")]
+    items, labels = write_silver(chosen, tmp_path / "silver")
     settings = server_settings(server.url)
     logs = {}
     for engine in ("local", "ray"):
