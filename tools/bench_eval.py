@@ -53,7 +53,7 @@ from recordagent.runners import RUNNER_NAMES, build_runner  # noqa: E402
 from recordagent.settings import ModelSettings, Settings  # noqa: E402
 from recordagent.sources.synthetic import generate_cohort, load_preset  # noqa: E402
 
-__all__ = ["bench_eval", "eval_summary"]
+__all__ = ["bench_eval", "eval_summary", "server_process"]
 
 Json = dict[str, Any]
 TARGET_RATIO = 12.0  # concurrent / sequential throughput, at least
@@ -98,8 +98,18 @@ with FakeOpenAI() as server:
 @contextlib.contextmanager
 def fake_server(reply: Json) -> Iterator[str]:
     """A FakeOpenAI server in a child process replaying ``reply``; yields its URL."""
+    with server_process(["-c", _SERVER, json.dumps(reply), str(DELAY_S)]) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def server_process(args: list[str]) -> Iterator[str]:
+    """A server ``python ARGS`` run in the repository; yields the URL it prints first.
+
+    The server runs until its stdin closes (killed if it has not ended 10 s later).
+    """
     child = subprocess.Popen(
-        [sys.executable, "-c", _SERVER, json.dumps(reply), str(DELAY_S)],
+        [sys.executable, *args],
         cwd=REPO_ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

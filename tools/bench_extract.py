@@ -28,11 +28,9 @@ import json
 import logging
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +41,11 @@ if str(REPO_ROOT) not in sys.path:  # tests.answering_server lives in the reposi
 import pyarrow as pa  # noqa: E402
 
 from recordagent.extraction import extract  # noqa: E402
+
+try:
+    from bench_eval import server_process
+except ImportError:  # imported as tools.bench_extract
+    from tools.bench_eval import server_process
 from recordagent.records.db import connect  # noqa: E402
 from recordagent.records.load import load_bundle  # noqa: E402
 from recordagent.records.patient_database import PATIENT_TABLES  # noqa: E402
@@ -65,27 +68,9 @@ QUESTIONS = (
 )
 
 
-@contextlib.contextmanager
-def answering_server() -> Iterator[str]:
+def answering_server() -> contextlib.AbstractContextManager[str]:
     """The answering fake server in a child process; yields its URL."""
-    child = subprocess.Popen(
-        [sys.executable, "-m", "tests.answering_server", "--delay", str(DELAY_S)],
-        cwd=REPO_ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert child.stdout is not None
-        yield child.stdout.readline().strip()
-    finally:
-        if child.stdin is not None:
-            child.stdin.close()
-        try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+    return server_process(["-m", "tests.answering_server", "--delay", str(DELAY_S)])
 
 
 def _settings(url: str) -> Settings:

@@ -28,9 +28,9 @@ from recordagent.errors import UserError
 from recordagent.evaluation.results_table import records_frame
 from recordagent.evaluation.run import run_items
 from recordagent.llm.client import ChatModel, close_model
-from recordagent.questions.answers import AnswerSpec
+from recordagent.questions.answers import AnswerSpec, answer_spec
 from recordagent.questions.items import Question
-from recordagent.records.db import RecordStore, connect
+from recordagent.records.db import RecordStore, opened_store
 from recordagent.runners import Answer, Runner, build_runner, configured_model
 from recordagent.settings import Settings, load_settings
 
@@ -89,7 +89,7 @@ def ask(
             raise UserError(f"no patient {patient!r} in the store {open_store.location}")
         return await chosen.run(item, open_store.scope(patient), chat)
 
-    with _opened(store, run_settings) as open_store:
+    with opened_store(store, run_settings.store) as open_store:
         return _blocking(lambda: _with_model(model, run_settings, lambda m: run(open_store, m)))
 
 
@@ -138,7 +138,7 @@ def answer_many(
     if concurrency < 1:
         raise UserError(f"concurrency must be at least 1, not {concurrency}")
 
-    with _opened(store, run_settings) as open_store:
+    with opened_store(store, run_settings.store) as open_store:
         if isinstance(patients, str):
             patients = [patients]
         ids = list(patients) if patients is not None else open_store.patient_ids()
@@ -184,15 +184,7 @@ def _question(
 
 
 def _answer_spec(answer: AnswerSpec | str) -> AnswerSpec:
-    if isinstance(answer, AnswerSpec):
-        return answer
-    try:
-        return AnswerSpec.model_validate({"type": answer})
-    except ValueError:
-        raise UserError(
-            f"unknown answer type {answer!r}: use date, number, count, boolean, category, "
-            "list or text, or an AnswerSpec"
-        ) from None
+    return answer if isinstance(answer, AnswerSpec) else answer_spec(answer)
 
 
 def _questions(questions: str | Question | Sequence[str | Question]) -> list[Question]:
@@ -210,18 +202,6 @@ def _questions(questions: str | Question | Sequence[str | Question]) -> list[Que
 
 def _runner(runner: str | Runner, settings: Settings) -> Runner:
     return build_runner(runner, settings) if isinstance(runner, str) else runner
-
-
-@contextlib.contextmanager
-def _opened(store: StoreLike, settings: Settings) -> Iterator[RecordStore]:
-    if isinstance(store, RecordStore):
-        yield store
-        return
-    path = Path(store)
-    if not path.is_file():
-        raise UserError(f"no store file {path} (make one with recordagent load)")
-    with connect(path, settings=settings.store, read_only=True) as opened:
-        yield opened
 
 
 async def _with_model(

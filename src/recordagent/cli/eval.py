@@ -22,14 +22,6 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.panel import Panel
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from recordagent.cli.costs import print_costs
 from recordagent.cli.engines import (
@@ -40,6 +32,7 @@ from recordagent.cli.engines import (
     ray_engine_factory,
 )
 from recordagent.cli.render import output_console
+from recordagent.cli.run_progress import run_progress
 from recordagent.errors import ModelError, UserError, validation_problems
 from recordagent.evaluation.log import RunLog
 from recordagent.evaluation.report import build_report, render_html, render_terminal
@@ -173,41 +166,7 @@ class _Display(StudyProgress):
 
     @contextlib.contextmanager
     def running(self, log: RunLog, total: int) -> Iterator[ItemProgress]:
-        if log.recovered_line is not None:
-            self.console.print(
-                f"{log.path}: half-written line {log.recovered_line} (interrupted run) "
-                "dropped; its item runs again",
-                highlight=False,
-            )
-        counted = failed = tokens = 0
-        cost = 0.0
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("failed {task.fields[failed]}"),
-            TextColumn("tokens {task.fields[tokens]:,}"),
-            TextColumn("cost ${task.fields[cost]:.4f}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=self.console,
-        ) as bar:
-            task = bar.add_task(log.manifest.runner, total=total, failed=0, tokens=0, cost=0.0)
-
-            def advance(done: int, total: int) -> None:
-                nonlocal counted, failed, tokens, cost
-                records = log.records
-                for record in records[counted:]:
-                    usage = record.answer.usage
-                    failed += record.answer.status == "failed"
-                    tokens += usage.prompt_tokens + usage.completion_tokens
-                    cost += usage.cost_usd or 0.0
-                counted = len(records)
-                bar.update(
-                    task, completed=done, total=total, failed=failed, tokens=tokens, cost=cost
-                )
-
+        with run_progress(self.console, log, total, log.manifest.runner) as advance:
             yield advance
 
     def finished(self, summary: RunSummary) -> None:

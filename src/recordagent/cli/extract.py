@@ -22,19 +22,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from recordagent.cli.engines import Engine, EngineOption, RayAddressOption, check_engine
 from recordagent.cli.render import output_console
+from recordagent.cli.run_progress import run_progress
 from recordagent.errors import ModelError, UserError
 from recordagent.evaluation.failures import FAILURE_ADVICE
 from recordagent.evaluation.log import RunLog
@@ -47,8 +39,8 @@ from recordagent.extraction import (
     extract,
 )
 from recordagent.extraction.plan import DEFAULT_SAMPLE
-from recordagent.extraction.run import FAILING_ENDPOINT, LOG_NAME, answer_spec
-from recordagent.questions.answers import AnswerSpec
+from recordagent.extraction.run import FAILING_ENDPOINT, LOG_NAME
+from recordagent.questions.answers import AnswerSpec, answer_spec
 from recordagent.runners import RUNNER_NAMES
 from recordagent.settings import Settings
 
@@ -230,41 +222,7 @@ class _Display(ExtractionProgress):
 
     @contextlib.contextmanager
     def running(self, log: RunLog, total: int) -> Iterator[ItemProgress]:
-        if log.recovered_line is not None:
-            self.console.print(
-                f"{log.path}: half-written line {log.recovered_line} (interrupted run) "
-                "dropped; its item runs again",
-                highlight=False,
-            )
-        seen = failed = 0
-        cost = 0.0
-        with Progress(
-            TextColumn("[bold]extract"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TaskProgressColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TextColumn("failed {task.fields[failed]}"),
-            TextColumn("${task.fields[cost]:.4f}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=self.console,
-        ) as bar:
-            task = bar.add_task("extract", total=total, failed=0, cost=0.0, rate="")
-
-            def advance(done: int, all_items: int) -> None:
-                nonlocal seen, failed, cost
-                for record in log.appended(seen):
-                    failed += record.answer.status == "failed"
-                    cost += record.answer.usage.cost_usd or 0.0
-                    seen += 1
-                speed = bar.tasks[0].speed
-                rate = f"{speed:.2f} items/s" if speed else ""
-                bar.update(
-                    task, completed=done, total=all_items, failed=failed, cost=cost, rate=rate
-                )
-
+        with run_progress(self.console, log, total, "extract") as advance:
             yield advance
 
     def finished(self, summary: ExtractionSummary) -> None:

@@ -62,6 +62,7 @@ __all__ = [
     "RunRecord",
     "read_contents",
     "rescore",
+    "superseded",
 ]
 
 
@@ -241,7 +242,7 @@ class RunLog:
         if problem is not None:
             raise ValueError(f"{problem} ({self._path})")
         earlier = self._records.get(record.item.id)
-        if earlier is not None and not _superseded(earlier):
+        if earlier is not None and not superseded(earlier):
             raise ValueError(f"item {record.item.id!r} is already in the run log {self._path}")
         try:
             with self._path.open("a", encoding="utf-8") as out:
@@ -273,7 +274,7 @@ class RunLog:
         with ``retry_failed_answers``, neither are items whose answer failed.
         """
         if self.retry_failed_answers:
-            return {i for i, r in self._records.items() if not _superseded(r)}
+            return {i for i, r in self._records.items() if not superseded(r)}
         return {item_id for item_id, r in self._records.items() if r.error is None}
 
     def failed_item_ids(self) -> set[str]:
@@ -358,7 +359,7 @@ def read_contents(path: Path) -> RunLogContents:
             )
         item_id = entry.item.id
         earlier = records.get(item_id)
-        if earlier is not None and not _superseded(earlier):
+        if earlier is not None and not superseded(earlier):
             raise UserError(
                 f"{path}, line {number}: item {item_id!r} is already on line {seen[item_id]}"
             )
@@ -417,7 +418,7 @@ def _hold(file: Path) -> None:
     _HELD[key] = handle
 
 
-def _superseded(record: RunRecord) -> bool:
+def superseded(record: RunRecord) -> bool:
     """Whether a later record of the item may take this one's place: it failed.
 
     By a bug (``error``), or in its answer (a log is only resumed that way with

@@ -99,19 +99,7 @@ def _sql_items(
     by_patient: dict[str, list[EvalItem]] = {p: [] for p in patients}
     slots: dict[str, dict[str, str]] = {}
     for patient in patients:
-        by_patient[patient].extend(
-            EvalItem(
-                id=f"{template.id}/{patient}",
-                patient_id=patient,
-                question=template.question,
-                answer=template.answer,
-                template_id=template.id,
-                level=template.level,
-                checklist=template.checklist,
-                scoring=template.scoring,
-            )
-            for template in plain
-        )
+        by_patient[patient].extend(_asked_of(template, patient) for template in plain)
     asked = len(plain)
     if slotted:
         subset = template_set.model_copy(update={"templates": tuple(slotted)})
@@ -157,22 +145,23 @@ def _gold_items(
             "slots or parameters from gold facts. Use SQL-derived templates "
             "(question_templates/general) or a question"
         )
-    items = [
-        EvalItem(
-            id=f"{t.id}/{p}",
-            patient_id=p,
-            question=t.question,
-            answer=t.answer,
-            template_id=t.id,
-            level=t.level,
-            checklist=t.checklist,
-            scoring=t.scoring,
-        )
-        for p in patients
-        for t in asked
-    ]
+    items = [_asked_of(t, p) for p in patients for t in asked]
     return ExtractionItems(
         items=items, questions=len(asked), skipped=skipped, template_set_version=version
+    )
+
+
+def _asked_of(template: SilverTemplate | QuestionTemplate, patient: str) -> EvalItem:
+    """The item asking ``template``'s question, the same for every patient, of ``patient``."""
+    return EvalItem(
+        id=f"{template.id}/{patient}",
+        patient_id=patient,
+        question=template.question,
+        answer=template.answer,
+        template_id=template.id,
+        level=template.level,
+        checklist=template.checklist,
+        scoring=template.scoring,
     )
 
 

@@ -17,17 +17,11 @@ from recordagent.errors import UserError
 from recordagent.paths import read_text
 from recordagent.records.db import RecordStore
 from recordagent.records.ids import normalise_id
+from recordagent.records.patient_database import ISOLATED_CONFIG
 
 __all__ = ["patients_from_file", "patients_where", "select_patients"]
 
-_ISOLATED: dict[str, str | bool | int | float | list[str]] = {
-    "threads": 1,
-    "enable_external_access": False,
-    "autoload_known_extensions": False,
-    "autoinstall_known_extensions": False,
-    "memory_limit": "2GB",
-    "lock_configuration": True,
-}
+_ISOLATED = {**ISOLATED_CONFIG, "memory_limit": "2GB"}
 
 
 def select_patients(

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Literal
 
 import polars as pl
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from recordagent.errors import UserError, validation_problems
+from recordagent.errors import UserError
 from recordagent.evaluation.failures import run_failures
 from recordagent.evaluation.log import (
     RunLog,
@@ -38,6 +38,7 @@ from recordagent.evaluation.log import (
     RunLogMismatch,
     RunManifest,
     RunRecord,
+    superseded,
 )
 from recordagent.evaluation.manifest import store_data_fingerprint
 from recordagent.evaluation.results_table import write_results
@@ -49,10 +50,10 @@ from recordagent.extraction.plan import DEFAULT_SAMPLE, ExtractionPlan, plan_ext
 from recordagent.extraction.table import extraction_frame
 from recordagent.llm.client import close_model
 from recordagent.llm.pricing import load_prices
-from recordagent.paths import check_output_folder, path_kind, write_text
-from recordagent.questions.answers import AnswerSpec
+from recordagent.paths import check_output_folder, write_text
+from recordagent.questions.answers import AnswerSpec, answer_spec
 from recordagent.questions.items import Question
-from recordagent.records.db import RecordStore, connect
+from recordagent.records.db import RecordStore, opened_store
 from recordagent.runners import build_runner
 from recordagent.settings import Settings, load_settings
 
@@ -65,7 +66,6 @@ __all__ = [
     "Extraction",
     "ExtractionProgress",
     "ExtractionSummary",
-    "answer_spec",
     "extract",
     "extract_async",
 ]
@@ -246,7 +246,7 @@ async def extract_async(
     folder = Path(out)
     check_output_folder(folder)
     chosen = build_runner(runner, run_settings)
-    with _opened(store, run_settings) as open_store:
+    with opened_store(store, run_settings.store) as open_store:
         selected = select_patients(
             open_store,
             patients=patients,
@@ -266,7 +266,7 @@ async def extract_async(
         log_path = folder / LOG_NAME
         contents = _earlier_records(log_path, manifest)
         earlier = [] if contents is None else contents.records
-        done = {r.item.id for r in earlier if r.error is None and r.answer.status != "failed"}
+        done = {r.item.id for r in earlier if not superseded(r)}
         prices = load_prices(run_settings.model.price_file)
         if max_cost is not None and not chat.is_mock and prices.price(chat.name) is None:
             raise UserError(
@@ -367,43 +367,7 @@ def _items(
 def _answer_spec(answer: AnswerSpec | str | None) -> AnswerSpec:
     if answer is None:
         return AnswerSpec(type="text")
-    if isinstance(answer, AnswerSpec):
-        return answer
-    return answer_spec(answer)
-
-
-def answer_spec(kind: str, allowed: Sequence[str] | None = None) -> AnswerSpec:
-    """The answer spec of ``kind`` (date, number, …, category with its ``allowed`` values).
-
-    Raises:
-        UserError: An unknown type, or allowed values missing or out of place (what is wrong).
-    """
-    fields: dict[str, object] = {"type": kind}
-    if allowed is not None:
-        fields["allowed"] = tuple(allowed)
-    try:
-        return AnswerSpec.model_validate(fields)
-    except ValidationError as exc:
-        problems = "; ".join(validation_problems(exc, located=False))
-        raise UserError(
-            f"answer {kind!r}: {problems} (types: date, number, count, boolean, category and "
-            "list with their allowed values, text)"
-        ) from None
-
-
-@contextlib.contextmanager
-def _opened(store: RecordStore | str | Path, settings: Settings) -> Iterator[RecordStore]:
-    if isinstance(store, RecordStore):
-        yield store
-        return
-    path = Path(store)
-    kind = path_kind(path, "store")
-    if kind == "folder":
-        raise UserError(f"store {path} is a folder, not a DuckDB store file")
-    if kind != "file":
-        raise UserError(f"no store file {path} (make one with recordagent load)")
-    with connect(path, settings=settings.store, read_only=True) as opened:
-        yield opened
+    return answer if isinstance(answer, AnswerSpec) else answer_spec(answer)
 
 
 def _earlier_records(path: Path, manifest: RunManifest) -> RunLogContents | None:

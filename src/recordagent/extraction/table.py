@@ -29,9 +29,7 @@ _TEXT, _INT, _FLOAT, _BOOL = pl.String(), pl.Int64(), pl.Float64(), pl.Boolean()
 _CITED = pl.List(pl.Struct({"id": _TEXT, "kind": _TEXT, "excerpt": _TEXT}))
 
 
-def _col(name: str, dtype: pl.DataType, description: str) -> ResultColumn:
-    return ResultColumn(name, dtype, description)
-
+_col = ResultColumn
 
 EXTRACTION_COLUMNS: tuple[ResultColumn, ...] = (
     _col("run_id", _TEXT, "The extraction run's id (kept when it is resumed)."),

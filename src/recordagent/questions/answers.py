@@ -16,11 +16,12 @@ citations and cuts the text, rather than failing an answer over its length.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
-from recordagent.errors import validation_problems
+from recordagent.errors import UserError, validation_problems
 from recordagent.questions.answer_types import AnswerType, answer_kind, type_summary
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "coerce_value",
     "final_answer_model",
     "normalise_value",
+    "answer_spec",
     "scoring_problems",
 ]
 
@@ -76,6 +78,25 @@ class AnswerSpec(BaseModel):
         if self.unit is not None and not kind.unit:
             raise ValueError(f"a unit applies to numbers, not {self.type}")
         return self
+
+
+def answer_spec(kind: str, allowed: Sequence[str] | None = None) -> AnswerSpec:
+    """The answer spec of ``kind`` (date, number, …, category with its ``allowed`` values).
+
+    Raises:
+        UserError: An unknown type, or allowed values missing or out of place (what is wrong).
+    """
+    fields: dict[str, object] = {"type": kind}
+    if allowed is not None:
+        fields["allowed"] = tuple(allowed)
+    try:
+        return AnswerSpec.model_validate(fields)
+    except ValidationError as exc:
+        problems = "; ".join(validation_problems(exc, located=False))
+        raise UserError(
+            f"answer {kind!r}: {problems} (types: date, number, count, boolean, category and "
+            "list with their allowed values, text)"
+        ) from None
 
 
 class ScoringSpec(BaseModel):

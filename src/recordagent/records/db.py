@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 
 from recordagent.errors import UserError
+from recordagent.paths import path_kind
 from recordagent.records.ids import normalise_id
 from recordagent.records.migrations import MIGRATIONS
 from recordagent.records.patient_database import PatientDatabases, data_version
@@ -25,6 +26,7 @@ __all__ = [
     "roll_back",
     "connect",
     "damaged_store_error",
+    "opened_store",
     "error_chain",
     "first_row",
     "store_file_error",
@@ -198,6 +200,30 @@ def connect(
         con.close()
         raise
     return RecordStore(con, location)
+
+
+@contextlib.contextmanager
+def opened_store(
+    store: RecordStore | str | Path, settings: StoreSettings | None = None
+) -> Iterator[RecordStore]:
+    """``store`` itself when it is open, else the store file at that path, read-only.
+
+    A store opened here is closed when the block ends; one given open stays the caller's.
+
+    Raises:
+        UserError: The path is a folder or no file (and what :func:`connect` refuses).
+    """
+    if isinstance(store, RecordStore):
+        yield store
+        return
+    path = Path(store)
+    kind = path_kind(path, "store")
+    if kind == "folder":
+        raise UserError(f"store {path} is a folder, not a DuckDB store file")
+    if kind != "file":
+        raise UserError(f"no store file {path} (make one with recordagent load)")
+    with connect(path, settings=settings, read_only=True) as opened:
+        yield opened
 
 
 def error_chain(exc: BaseException) -> Iterator[BaseException]:

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 import duckdb
 
 __all__ = [
+    "ISOLATED_CONFIG",
     "DATA_VERSION_SQL",
     "PATIENT_TABLES",
     "PatientDatabase",
@@ -42,8 +43,9 @@ DATA_VERSION_SQL = (
 """The store's data version: changes whenever a source is loaded, replaced or re-indexed."""
 
 # Tables are small (one patient's rows) and a process may hold many databases at once: one
-# thread each keeps a many-core host from starting a thread pool per patient.
-_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+# thread each keeps a many-core host from starting a thread pool per patient. No file, no
+# extension, no change of these settings: what runs there sees the rows copied in, and nothing.
+ISOLATED_CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "threads": 1,
     "enable_external_access": False,
     "autoload_known_extensions": False,
@@ -71,7 +73,7 @@ class PatientDatabase:
     ) -> None:
         self.patient_id = patient_id
         self.data_version = data_version
-        self.connection = connection or duckdb.connect(":memory:", config=_CONFIG)
+        self.connection = connection or duckdb.connect(":memory:", config=ISOLATED_CONFIG)
         self.in_use = 0  # queries running on it; guarded by the owning PatientDatabases' lock
         self.dropped = False  # no longer kept: empty it once in_use is back to 0
         self._copied: set[str] = set()
