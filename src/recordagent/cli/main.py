@@ -26,6 +26,7 @@ from rich.markup import escape
 
 from recordagent.cli import ask, audit, chat, demo, extract, label, load, questions, summary, synth
 from recordagent.cli import eval as eval_cli
+from recordagent.cli import mcp as mcp_cli
 from recordagent.cli import report as report_cli
 from recordagent.errors import UserError
 from recordagent.records.db import damaged_store_error, error_chain
@@ -112,6 +113,7 @@ app.command("demo")(demo.demo)
 app.command("eval")(eval_cli.eval_command)
 app.command("extract")(extract.extract_command)
 app.command("load")(load.load)
+app.command("mcp")(mcp_cli.mcp_command)
 app.command("report")(report_cli.report)
 app.command("summary")(summary.summary)
 app.command("synth")(synth.synth)

@@ -1,0 +1,345 @@
+"""The MCP server of one patient: the SDK's low-level server over a :class:`PatientService`.
+
+The low-level server (not the decorator API) because the tools already have their schemas: the
+agent's input models, passed through unchanged. Each request is served in a worker thread (the
+service does DuckDB work; the event loop keeps serving other sessions) and written to the audit
+log before its result is returned: a request the log cannot record fails instead of being
+served unaudited.
+
+Errors: a tool that refuses its arguments answers with ``isError`` and corrective text, as the
+agent's tools do (the client's model can correct its call). A resource or prompt this patient
+does not have is a protocol error (invalid params) that does not say whether it exists for
+someone else. Anything else is a bug: the SDK answers "internal error", the log says what.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio.to_thread
+import mcp_types as types
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel import Server
+from mcp.shared.exceptions import MCPError
+from mcp_types.jsonrpc import INVALID_PARAMS
+
+from recordagent.mcp.audit_log import AuditLog, Method, argument_paths, unknown_name
+from recordagent.mcp.service import DOCUMENT_PAGE, PatientPrompt, PatientService
+from recordagent.resources import package_version
+from recordagent.tools.base import SourceRef
+
+__all__ = ["CITATIONS_SCHEMA", "SERVER_NAME", "build_server", "server_instructions"]
+
+SERVER_NAME = "recordagent"
+
+CITATIONS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "The record rows the text shows; cite them by id.",
+    "properties": {
+        "citations": {
+            "type": "array",
+            "items": SourceRef.model_json_schema(),
+        }
+    },
+    "required": ["citations"],
+}
+"""Every tool's output schema: the citations of the rows its text shows."""
+
+_READ_ONLY = types.ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+)
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+
+def server_instructions(service: PatientService) -> str:
+    """What the server tells a client's model when it connects."""
+    return (
+        f"Patient-scoped tools over one patient's medical record (patient "
+        f"{service.patient_id}), read-only. Every tool, resource and prompt is about this "
+        "patient only; no argument can reach another. Start from the record skeleton resource "
+        f"({service.skeleton_uri}): what the record holds and when. Tool results show ids in "
+        "brackets ('D-0042:3', 'L-17', 'E-5'); the same ids are in each result's structured "
+        "citations. Cite them for every statement, and say so when the record does not contain "
+        "an answer instead of guessing."
+    )
+
+
+def build_server(service: PatientService, audit: AuditLog) -> Server[Any]:
+    """The MCP server serving ``service``'s tools, resources and prompts, audited to ``audit``."""
+    handlers = _Handlers(service, audit)
+    return Server(
+        SERVER_NAME,
+        version=package_version(),
+        title=f"recordagent: patient {service.patient_id}",
+        instructions=server_instructions(service),
+        on_list_tools=handlers.list_tools,
+        on_call_tool=handlers.call_tool,
+        on_list_resources=handlers.list_resources,
+        on_list_resource_templates=handlers.list_resource_templates,
+        on_read_resource=handlers.read_resource,
+        on_list_prompts=handlers.list_prompts,
+        on_get_prompt=handlers.get_prompt,
+    )
+
+
+class _Refused(Exception):
+    """The client asked for something this patient's server does not have."""
+
+    def __init__(self, kind: str, message: str, name: str | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.name = name
+
+
+def _audited(
+    method: Method,
+) -> Callable[[Callable[..., Awaitable[_T]]], Callable[..., Awaitable[_T]]]:
+    """Audit a refusal (then an invalid-params error) or a failure (a bug, re-raised)."""
+
+    def wrap(handler: Callable[..., Awaitable[_T]]) -> Callable[..., Awaitable[_T]]:
+        @functools.wraps(handler)
+        async def run(self: _Handlers, ctx: ServerRequestContext[Any], params: Any) -> _T:
+            started = time.perf_counter()
+            try:
+                return await handler(self, ctx, params)
+            except _Refused as refusal:
+                self.audit.write(
+                    method,
+                    name=refusal.name,
+                    outcome="refused",
+                    error_kind=refusal.kind,
+                    duration_ms=_ms(started),
+                )
+                raise MCPError(INVALID_PARAMS, refusal.message) from None
+            except Exception as exc:
+                log.exception("MCP %s failed", method)
+                self.audit.write(
+                    method,
+                    outcome="error",
+                    error_kind=type(exc).__name__,
+                    duration_ms=_ms(started),
+                )
+                raise
+
+        return run
+
+    return wrap
+
+
+class _Handlers:
+    """The request handlers; each audits what it served."""
+
+    def __init__(self, service: PatientService, audit: AuditLog) -> None:
+        self.service = service
+        self.audit = audit
+
+    # -- tools -----------------------------------------------------------------------------
+
+    @_audited("tools/list")
+    async def list_tools(
+        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        started = time.perf_counter()
+        tools = [
+            types.Tool(
+                name=spec["name"],
+                description=spec["description"],
+                input_schema=spec["parameters"],
+                output_schema=CITATIONS_SCHEMA,
+                annotations=_READ_ONLY,
+            )
+            for spec in self.service.tool_specs()
+        ]
+        self.audit.write("tools/list", result_chars=0, duration_ms=_ms(started))
+        return types.ListToolsResult(tools=tools)
+
+    @_audited("tools/call")
+    async def call_tool(
+        self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        started = time.perf_counter()
+        name, arguments = params.name, params.arguments
+        served = await anyio.to_thread.run_sync(self.service.call_tool, name, arguments)
+        known = name in self.service.registry.names
+        self.audit.write(
+            "tools/call",
+            name=name if known else unknown_name(name),
+            arguments=argument_paths(arguments, self.service.input_properties(name)),
+            outcome="tool_error" if served.is_error else "ok",
+            error_kind=served.error_kind,
+            result_chars=len(served.text),
+            result_tokens=served.tokens,
+            ids=[ref.id for ref in served.citations],
+            duration_ms=_ms(started),
+        )
+        content: list[types.ContentBlock] = [types.TextContent(type="text", text=served.text)]
+        if served.is_error:
+            return types.CallToolResult(content=content, is_error=True)
+        citations = [ref.model_dump(mode="json") for ref in served.citations]
+        return types.CallToolResult(content=content, structured_content={"citations": citations})
+
+    # -- resources -------------------------------------------------------------------------
+
+    @_audited("resources/list")
+    async def list_resources(
+        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        started = time.perf_counter()
+        offset = _offset(params.cursor if params else None)
+        service = self.service
+        resources: list[types.Resource] = []
+        if offset == 0:
+            resources += [
+                types.Resource(
+                    name="skeleton",
+                    title=f"Record skeleton of patient {service.patient_id}",
+                    uri=service.skeleton_uri,
+                    description="What the record holds and when: demographics, event kinds, "
+                    "documents by type, the events that matter most, lab analytes. What the "
+                    "agent reads first; ids in brackets can be cited.",
+                    mime_type="text/plain",
+                ),
+                types.Resource(
+                    name="overview",
+                    title=f"Record overview of patient {service.patient_id}",
+                    uri=service.overview_uri,
+                    description="The record at a glance as data (the chat header's content): "
+                    "demographics, span, event kinds, recent and frequent diagnoses, therapy "
+                    "lines, milestones, document types, lab counts.",
+                    mime_type="application/json",
+                ),
+            ]
+        page = await anyio.to_thread.run_sync(service.documents_page, offset)
+        resources += [
+            types.Resource(
+                name=doc["document_id"],
+                title=f"{doc['date']:%Y-%m-%d} {doc['type']}"
+                + (f": {doc['title']}" if doc["title"] else ""),
+                uri=service.document_uri(doc["document_id"]),
+                description=f"A {doc['type']} of {doc['date']:%Y-%m-%d}.",
+                mime_type="text/plain",
+                size=doc["chars"],
+            )
+            for doc in page
+        ]
+        more = len(page) == DOCUMENT_PAGE
+        self.audit.write(
+            "resources/list",
+            ids=[doc["document_id"] for doc in page],
+            duration_ms=_ms(started),
+        )
+        return types.ListResourcesResult(
+            resources=resources, next_cursor=str(offset + DOCUMENT_PAGE) if more else None
+        )
+
+    @_audited("resources/templates/list")
+    async def list_resource_templates(
+        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        started = time.perf_counter()
+        template = types.ResourceTemplate(
+            name="document",
+            title="A document of this patient, by id",
+            uri_template=self.service.document_uri_template,
+            description="The whole text of one document, after a header line (id | date | "
+            "type | title). Ids come from the timeline, search results and the skeleton.",
+            mime_type="text/plain",
+        )
+        self.audit.write("resources/templates/list", duration_ms=_ms(started))
+        return types.ListResourceTemplatesResult(resource_templates=[template])
+
+    @_audited("resources/read")
+    async def read_resource(
+        self, ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        started = time.perf_counter()
+        resource = await anyio.to_thread.run_sync(self.service.read_resource, params.uri)
+        if resource is None:
+            raise _Refused(
+                "no_such_resource",
+                f"no resource {params.uri!r} for patient {self.service.patient_id}: this "
+                "server serves one patient's skeleton, overview and documents "
+                f"({self.service.base_uri}/...)",
+                unknown_name(params.uri),
+            )
+        self.audit.write(
+            "resources/read",
+            name=resource.kind,
+            result_chars=len(resource.text),
+            ids=resource.ids,
+            duration_ms=_ms(started),
+        )
+        contents = types.TextResourceContents(
+            uri=resource.uri, mime_type=resource.mime_type, text=resource.text
+        )
+        return types.ReadResourceResult(contents=[contents])
+
+    # -- prompts ---------------------------------------------------------------------------
+
+    @_audited("prompts/list")
+    async def list_prompts(
+        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListPromptsResult:
+        started = time.perf_counter()
+        prompts = await anyio.to_thread.run_sync(self.service.prompts)
+        listed = [
+            types.Prompt(
+                name=prompt.name,
+                title=prompt.item.template_id,
+                description=_prompt_description(prompt),
+                arguments=[],
+            )
+            for prompt in prompts
+        ]
+        self.audit.write("prompts/list", duration_ms=_ms(started))
+        return types.ListPromptsResult(prompts=listed)
+
+    @_audited("prompts/get")
+    async def get_prompt(
+        self, ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams
+    ) -> types.GetPromptResult:
+        started = time.perf_counter()
+        prompt = await anyio.to_thread.run_sync(self.service.prompt, params.name)
+        if prompt is None:
+            raise _Refused(
+                "no_such_prompt",
+                f"no prompt {params.name!r} for patient {self.service.patient_id} "
+                "(prompts/list names the templates that apply to this patient)",
+                unknown_name(params.name),
+            )
+        text = self.service.prompt_text(prompt)
+        self.audit.write(
+            "prompts/get",
+            name=prompt.name,
+            arguments=argument_paths(params.arguments),
+            result_chars=len(text),
+            duration_ms=_ms(started),
+        )
+        content = types.TextContent(type="text", text=text)
+        message = types.PromptMessage(role="user", content=content)
+        return types.GetPromptResult(description=_prompt_description(prompt), messages=[message])
+
+
+def _prompt_description(prompt: PatientPrompt) -> str:
+    item = prompt.item
+    return f"Level {item.level} ({prompt.folder}): {item.question}"
+
+
+def _offset(cursor: str | None) -> int:
+    """The listing offset a cursor stands for (cursors are this server's own offsets)."""
+    if cursor is None:
+        return 0
+    if not cursor.isdigit() or len(cursor) > 12:
+        raise _Refused("invalid_cursor", "invalid cursor: pass the nextCursor of a listing")
+    return int(cursor)
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
