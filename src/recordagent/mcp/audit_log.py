@@ -41,6 +41,7 @@ MAX_LOGGED_IDS = 500
 Method = Literal[
     "server/start",
     "server/stop",
+    "http/unauthorized",
     "tools/list",
     "tools/call",
     "resources/list",
@@ -60,7 +61,10 @@ class AuditRecord(BaseModel):
     time: dt.datetime = Field(description="When the request finished (UTC).")
     server: str = Field(description="This server process's id (one per start).")
     patient_id: str = Field(description="The patient the server serves.")
-    method: Method = Field(description="The MCP method, or the server's start and stop.")
+    method: Method = Field(
+        description="The MCP method; or the server's start and stop, or an HTTP request "
+        "refused for a missing or wrong bearer token (with the client's address)."
+    )
     name: str | None = Field(
         default=None,
         description="The tool, the resource kind or the prompt; a name the server does not "
@@ -87,7 +91,8 @@ class AuditRecord(BaseModel):
     duration_ms: float = Field(default=0.0, ge=0, description="Time spent serving the request.")
     detail: dict[str, str] = Field(
         default_factory=dict,
-        description="Server facts for start/stop: transport, address, store file, version.",
+        description="Server facts for start/stop (transport, address, store file, version); "
+        "the client's address of a refused HTTP request.",
     )
 
 

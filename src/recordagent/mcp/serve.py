@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import uvicorn
@@ -34,6 +34,9 @@ from recordagent.mcp.service import PatientService
 from recordagent.records.db import connect
 from recordagent.resources import package_version
 from recordagent.settings import Settings
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
     "MIN_TOKEN_CHARS",
@@ -179,7 +182,7 @@ def serve_patient(
                 if endpoint is None:
                     stopped_by = anyio.run(_serve_stdio, server, on_ready)
                 else:
-                    stopped_by = anyio.run(_serve_http, server, endpoint, token, on_ready)
+                    stopped_by = anyio.run(_serve_http, server, audit, endpoint, token, on_ready)
             finally:
                 audit.write("server/stop", detail={"stopped_by": stopped_by})
     return stopped_by
@@ -199,6 +202,7 @@ async def _serve_stdio(server: Server[Any], on_ready: Callable[[str], None] | No
 
 async def _serve_http(
     server: Server[Any],
+    audit: AuditLog,
     endpoint: HttpEndpoint,
     token: str | None,
     on_ready: Callable[[str], None] | None,
@@ -216,7 +220,9 @@ async def _serve_http(
     )
     sock = _bound_socket(endpoint)
     bound = HttpEndpoint(endpoint.host, sock.getsockname()[1])
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    config = uvicorn.Config(
+        _AuditedRefusals(app, audit), log_level="warning", access_log=False, lifespan="on"
+    )
     web = _Uvicorn(config)
     stopped: list[str] = []
     async with anyio.create_task_group() as group:
@@ -227,6 +233,33 @@ async def _serve_http(
             await web.serve(sockets=[sock])
         group.cancel_scope.cancel()
     return stopped[0] if stopped else "client"
+
+
+class _AuditedRefusals:
+    """ASGI wrapper writing each request refused for its token (401) to the audit log."""
+
+    def __init__(self, app: ASGIApp, audit: AuditLog) -> None:
+        self.app = app
+        self.audit = audit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def audited(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 401:
+                sent = any(name.lower() == b"authorization" for name, _ in scope["headers"])
+                client = scope.get("client") or ("?", 0)
+                self.audit.write(
+                    "http/unauthorized",
+                    outcome="refused",
+                    error_kind="invalid_token" if sent else "missing_token",
+                    detail={"client": f"{client[0]}:{client[1]}"},
+                )
+            await send(message)
+
+        await self.app(scope, receive, audited)
 
 
 class _Uvicorn(uvicorn.Server):

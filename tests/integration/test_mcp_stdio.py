@@ -1,0 +1,142 @@
+"""``recordagent mcp`` over stdio, started by the SDK's own client as a desktop client would."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mcp import Client
+from mcp.client.stdio import stdio_client
+from mcp.shared.exceptions import MCPError
+
+from recordagent.mcp import read_audit
+from recordagent.records.db import connect
+from recordagent.tools import default_registry
+from tests.helpers import recordagent, store_snapshot
+from tests.mcp_support import file_digest, mcp_args, stdio_server, two_patient_store
+
+HOSTILE = [
+    ("search_documents", {"query": "'; DROP TABLE labs; --"}),
+    ("query_labs", {"analyte": "x') OR 1=1 --", "start": "2020-01-01"}),
+    ("get_timeline", {"kinds": ["diagnosis'; DELETE FROM events; --"]}),
+    ("read_document", {"document_id": "DA1' OR patient_id='B"}),
+    ("list_analytes", {"name": "%' UNION SELECT * FROM labs --"}),
+]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return two_patient_store(tmp_path_factory.mktemp("mcp-stdio"))
+
+
+async def test_a_client_lists_calls_reads_and_prompts_over_stdio(
+    store: Path, tmp_path: Path
+) -> None:
+    audit = tmp_path / "audit.jsonl"
+    errors = (tmp_path / "stderr.txt").open("w")
+    with errors:
+        async with Client(stdio_client(stdio_server(store, "A", audit), errlog=errors)) as c:
+            tools = (await c.list_tools()).tools
+            results = {
+                "get_timeline": await c.call_tool("get_timeline", {}),
+                "search_documents": await c.call_tool("search_documents", {"query": "plan"}),
+                "query_labs": await c.call_tool("query_labs", {"analyte": "M-protein"}),
+                "list_analytes": await c.call_tool("list_analytes", {}),
+                "read_document": await c.call_tool("read_document", {"document_id": "DA2"}),
+            }
+            resources = (await c.list_resources()).resources
+            skeleton = await c.read_resource(resources[0].uri)
+            overview = await c.read_resource(resources[1].uri)
+            document = await c.read_resource(resources[2].uri)
+            prompts = (await c.list_prompts()).prompts
+            prompt = await c.get_prompt(prompts[0].name)
+    agent = [s["function"] for s in default_registry().schemas()]
+    assert [(t.name, t.description, t.input_schema) for t in tools] == [
+        (s["name"], s["description"], s["parameters"]) for s in agent
+    ]
+    assert not any(r.is_error for r in results.values())
+    assert [c["id"] for c in results["query_labs"].structured_content["citations"]] == [
+        "LA1",
+        "LA2",
+    ]
+    assert "0.3" in results["query_labs"].content[0].text
+    assert results["read_document"].content[0].text.startswith("DA2 | 2020-06-01")
+    assert skeleton.contents[0].text.startswith("Patient A: female")
+    assert json.loads(overview.contents[0].text)["patient"]["sex"] == "female"
+    assert document.contents[0].text.startswith("DA1 | 2020-01-05")
+    assert [p.name for p in prompts] == [
+        "general.latest-creatinine",
+        "general.hypertension-diagnosed",
+    ]
+    assert "Question:" in prompt.messages[0].content.text
+    methods = [r.method for r in read_audit(audit)]
+    assert methods[0] == "server/start" and methods[-1] == "server/stop"
+    assert methods.count("tools/call") == 5
+    assert "serving over stdio" in (tmp_path / "stderr.txt").read_text()
+
+
+async def test_another_patients_rows_are_refused_and_the_store_is_not_written(
+    store: Path, tmp_path: Path
+) -> None:
+    before = file_digest(store)
+    with connect(store, read_only=True) as reader:
+        counts = store_snapshot(reader)
+    audit = tmp_path / "audit.jsonl"
+    async with Client(stdio_client(stdio_server(store, "A", audit))) as c:
+        # The server holds the file read-only: another reader may open it while it serves.
+        with connect(store, read_only=True) as reader:
+            assert reader.has_patient("B")
+        document = await c.call_tool("read_document", {"document_id": "DB1"})
+        labs = await c.call_tool("query_labs", {"analyte": "calcium", "patient_id": "B"})
+        search = await c.call_tool("search_documents", {"query": "hypercalcaemia"})
+        with pytest.raises(MCPError, match="no resource"):
+            await c.read_resource("recordagent://patients/B/documents/DB1")
+        with pytest.raises(MCPError, match="no resource"):
+            await c.read_resource("recordagent://patients/A/documents/DB1")
+        hostile = [await c.call_tool(name, arguments) for name, arguments in HOSTILE]
+        timeline = await c.call_tool("get_timeline", {})
+    assert document.is_error
+    assert "no document 'DB1' in this patient's record" in document.content[0].text
+    for result in (labs, search, *hostile, timeline):
+        shown = json.dumps(result.structured_content) + result.content[0].text
+        assert "B1" not in shown and "Hypercalcaemia" not in shown
+    assert len(timeline.structured_content["citations"]) == 4
+    assert file_digest(store) == before
+    with connect(store, read_only=True) as reader:
+        assert store_snapshot(reader) == counts
+
+
+def test_bad_start_options_are_one_line_errors(store: Path, tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    missing = recordagent(*mcp_args(store, "C", audit))
+    assert missing.returncode == 2
+    assert "no patient 'C' in the store (2 patients: A, B)" in missing.stderr
+    no_store = recordagent(*mcp_args(tmp_path / "x.duckdb", "A", audit))
+    assert no_store.returncode == 2 and "error:" in no_store.stderr
+    folder = recordagent(*mcp_args(store, "A", tmp_path))
+    assert folder.returncode == 2
+    assert "cannot open it for appending" in folder.stderr
+    token = recordagent(*mcp_args(store, "A", audit, "--token-file", str(store)))
+    assert token.returncode == 2 and "--token-file applies to --http only" in token.stderr
+    for result in (missing, no_store, folder, token):
+        assert result.stdout == ""  # stdout is the protocol's
+        assert "Traceback" not in result.stderr
+
+
+def test_a_client_that_closes_stdin_stops_the_server_cleanly(store: Path, tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    process = subprocess.run(
+        [sys.executable, "-m", "recordagent", *mcp_args(store, "A", audit)],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert process.returncode == 0, process.stderr
+    assert process.stdout == ""
+    assert "stopped (client)" in process.stderr
+    assert [r.method for r in read_audit(audit)] == ["server/start", "server/stop"]

@@ -1,0 +1,81 @@
+"""Where the HTTP transport listens, and when it needs a bearer token."""
+
+from __future__ import annotations
+
+import pytest
+
+from recordagent.errors import UserError
+from recordagent.mcp.serve import (
+    MIN_TOKEN_CHARS,
+    HttpEndpoint,
+    StaticToken,
+    check_token,
+    is_loopback,
+    parse_endpoint,
+)
+
+TOKEN = "t" * MIN_TOKEN_CHARS
+
+
+@pytest.mark.parametrize(
+    ("text", "host", "port"),
+    [
+        ("8765", "127.0.0.1", 8765),
+        ("0", "127.0.0.1", 0),
+        ("localhost:9000", "localhost", 9000),
+        ("10.1.2.3:443", "10.1.2.3", 443),
+        ("[::1]:8765", "::1", 8765),
+    ],
+)
+def test_endpoints_parse_port_host_and_ipv6(text: str, host: str, port: int) -> None:
+    assert parse_endpoint(text) == HttpEndpoint(host, port)
+
+
+@pytest.mark.parametrize("text", ["", "host:", ":80", "host:http", "70000", "[::1]", "a:-1"])
+def test_malformed_endpoints_are_refused_with_the_forms_expected(text: str) -> None:
+    with pytest.raises(UserError, match="expected PORT, HOST:PORT or"):
+        parse_endpoint(text)
+
+
+def test_ipv6_urls_bracket_the_host() -> None:
+    assert HttpEndpoint("::1", 80).url == "http://[::1]:80/mcp"
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("LOCALHOST", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.0.0.5", False),
+        ("example.org", False),
+    ],
+)
+def test_loopback_is_this_machine_only(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def test_a_token_is_required_off_loopback_and_optional_on_it() -> None:
+    with pytest.raises(UserError, match="not a loopback address: a bearer token is required"):
+        check_token(None, HttpEndpoint("0.0.0.0", 80))
+    assert check_token(None, HttpEndpoint("127.0.0.1", 80)) is None
+    assert check_token(f"  {TOKEN}\n", HttpEndpoint("0.0.0.0", 80)) == TOKEN
+
+
+@pytest.mark.parametrize("weak", ["short", "t" * (MIN_TOKEN_CHARS - 1), "with space inside 12345"])
+def test_weak_tokens_are_refused(weak: str) -> None:
+    with pytest.raises(UserError, match=f"at least {MIN_TOKEN_CHARS} characters"):
+        check_token(weak, HttpEndpoint("0.0.0.0", 80))
+
+
+async def test_the_static_verifier_accepts_only_the_shared_secret() -> None:
+    verifier = StaticToken(TOKEN)
+    accepted = await verifier.verify_token(TOKEN)
+    assert accepted is not None
+    assert TOKEN not in accepted.model_dump_json()
+    assert await verifier.verify_token(TOKEN + "x") is None
+    assert await verifier.verify_token("") is None
+    assert await verifier.verify_token("\udcff" * 20) is None
