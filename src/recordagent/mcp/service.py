@@ -241,11 +241,11 @@ class PatientService:
         if uri == self.overview_uri:
             return ResourceText(uri, "application/json", self._overview_json(), "overview")
         prefix = f"{self.base_uri}/documents/"
-        if not uri.startswith(prefix):
+        encoded = uri.removeprefix(prefix)
+        # One path segment: an id with '/' (FHIR's 'DocumentReference/…') arrives as %2F.
+        if not uri.startswith(prefix) or not encoded or "/" in encoded:
             return None
-        document_id = unquote(uri.removeprefix(prefix))
-        if not document_id or "/" in document_id:
-            return None
+        document_id = unquote(encoded)
         document = self.scope.document(document_id)
         if document is None:
             return None

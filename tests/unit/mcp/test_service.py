@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from recordagent.errors import UserError
 from recordagent.mcp import PatientService
-from recordagent.records.db import RecordStore
+from recordagent.records.db import RecordStore, connect
+from recordagent.records.load import load_bundle
 from recordagent.records.tokens import Tokenizer
 from recordagent.resources import question_templates_path
 from recordagent.settings import Settings
 from recordagent.tools import default_registry
+from tests.helpers import FIXTURES, write_csv
 
 
 def test_tools_are_the_agents_with_the_same_schemas_and_descriptions(
@@ -177,3 +180,25 @@ def test_gold_derived_and_same_named_template_folders_are_refused(
 def test_no_such_patient_is_a_user_error(two_patient_store: RecordStore) -> None:
     with pytest.raises(UserError, match="no patient 'C'"):
         PatientService(two_patient_store, "C", Settings())
+
+
+def test_ids_with_slashes_are_one_percent_encoded_segment(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(FIXTURES / "two_patients", bundle)
+    write_csv(
+        bundle,
+        "documents",
+        [
+            {"document_id": "DocumentReference/1", "patient_id": "A", "date": "2020-01-05",
+             "type": "note", "title": "", "text": "A FHIR-style id."},
+        ],
+    )  # fmt: skip
+    with connect() as store:
+        load_bundle(store, bundle)
+        service = PatientService(store, "A", Settings(), template_folders=[])
+        uri = service.document_uri("DocumentReference/1")
+        assert uri.endswith("/documents/DocumentReference%2F1")
+        found = service.read_resource(uri)
+        assert found is not None and found.ids == ["DocumentReference/1"]
+        assert service.read_resource(uri.replace("%2F", "/")) is None
+        assert service.read_resource(uri + "%FF%FE") is None
