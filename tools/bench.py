@@ -22,7 +22,9 @@ the runner directly (``bench_notebook.py``: overhead per question on the dry-run
 part of ``--only all``. ``--only extract`` measures cohort extraction in one process against the
 Ray engine on a 2-worker local cluster (``bench_extract.py``: items per second at equal total
 concurrency against the answering fake server at 0.3 s per call, and where the time goes); not
-part of ``--only all``. ``--only mimic`` runs the MIMIC-IV scale benchmark (``bench_mimic.py``:
+part of ``--only all``. ``--only mcp`` measures the latency of each tool call through the MCP
+server (stdio and streamable HTTP, ``bench_mcp.py``) against a direct call; not part of
+``--only all``. ``--only mimic`` runs the MIMIC-IV scale benchmark (``bench_mimic.py``:
 ``--rows`` generated labevents rows, 20 M by default, loaded by the MIMIC-IV loader against a
 raw DuckDB scan of the same file, peak memory, extrapolated full load); it takes minutes and
 is not part of ``--only all`` either.
@@ -35,7 +37,8 @@ Usage::
 
     python tools/bench.py [--scale 1.0] [--repeats 3] [--out bench-out/bench.json]
                           [--bundle DIR] [--seed 0] [--calls 1000] [--pairs 120]
-                          [--only all|load|synthetic|tools|llm|runners|eval|notebook|extract|mimic]
+                          [--only all|load|synthetic|tools|llm|runners|eval|notebook|extract|
+                                  mcp|mimic]
                           [--rows 20000000] [--mimic-cache bench-out/mimic]
 
 Figures go to the JSON file (folder created) and a short summary to stdout.
@@ -75,6 +78,7 @@ try:
     from bench_eval import bench_eval, eval_summary
     from bench_extract import bench_extract, extract_summary
     from bench_llm import bench_llm, llm_summary
+    from bench_mcp import bench_mcp, mcp_summary
     from bench_mimic import DEFAULT_CACHE as MIMIC_CACHE
     from bench_mimic import DEFAULT_ROWS as MIMIC_ROWS
     from bench_mimic import bench_mimic, mimic_summary
@@ -86,6 +90,7 @@ except ImportError:  # imported as tools.bench rather than run as a script
     from tools.bench_eval import bench_eval, eval_summary
     from tools.bench_extract import bench_extract, extract_summary
     from tools.bench_llm import bench_llm, llm_summary
+    from tools.bench_mcp import bench_mcp, mcp_summary
     from tools.bench_mimic import DEFAULT_CACHE as MIMIC_CACHE
     from tools.bench_mimic import DEFAULT_ROWS as MIMIC_ROWS
     from tools.bench_mimic import bench_mimic, mimic_summary
@@ -568,6 +573,8 @@ def run(
             "machine": machine_facts(),
             "extract": bench_extract(repeats, seed),
         }
+    if only == "mcp":
+        return {"config": {"only": only}, "machine": machine_facts(), "mcp": bench_mcp()}
     if only == "notebook":
         return {
             "config": {"repeats": repeats, "seed": seed, "only": only},
@@ -639,6 +646,8 @@ def summary(result: Json) -> str:
             return "\n".join(eval_summary(result["eval"]))
         if "notebook" in result:
             return "\n".join(notebook_summary(result["notebook"]))
+        if "mcp" in result:
+            return "\n".join(mcp_summary(result["mcp"]))
         if "extract" in result:
             return "\n".join(extract_summary(result["extract"]))
         if "runners" in result:
@@ -699,6 +708,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             "eval",
             "notebook",
             "extract",
+            "mcp",
             "mimic",
         ),
         default="all",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from recordagent.errors import UserError
@@ -11,6 +13,7 @@ from recordagent.mcp.serve import (
     StaticToken,
     check_token,
     is_loopback,
+    listening_socket,
     parse_endpoint,
 )
 
@@ -79,3 +82,16 @@ async def test_the_static_verifier_accepts_only_the_shared_secret() -> None:
     assert await verifier.verify_token(TOKEN + "x") is None
     assert await verifier.verify_token("") is None
     assert await verifier.verify_token("\udcff" * 20) is None
+
+
+def test_the_listening_socket_sends_small_replies_without_waiting() -> None:
+    # Nagle's algorithm with the client's delayed ACK held every reply some 40 ms.
+    sock = listening_socket(HttpEndpoint("127.0.0.1", 0))
+    with sock:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        assert sock.getsockname()[1] > 0
+
+
+def test_an_address_that_cannot_be_bound_is_a_user_error() -> None:
+    with pytest.raises(UserError, match="cannot listen there"):
+        listening_socket(HttpEndpoint("192.0.2.1", 0))  # TEST-NET-1: not this machine's
