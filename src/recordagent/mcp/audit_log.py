@@ -37,6 +37,8 @@ MAX_LOGGED_PATHS = 64
 """Argument field paths logged per request at most (the rest are counted)."""
 MAX_LOGGED_IDS = 500
 """Row ids logged per request at most (the rest are counted)."""
+_MAX_DEPTH = 8  # argument nesting logged; no tool takes more than a list of values
+_COUNT_LIMIT = 100_000  # paths past the cap are counted up to this, then "over"
 
 Method = Literal[
     "server/start",
@@ -115,27 +117,40 @@ def argument_paths(
         return []
     properties = known or {}
     paths: list[str] = []
+    more = 0
 
-    def walk(value: Any, path: str) -> None:
-        if isinstance(value, Mapping):
+    def add(path: str) -> None:
+        nonlocal more
+        if len(paths) < MAX_LOGGED_PATHS:
+            paths.append(path)
+        else:
+            more += 1
+
+    def walk(value: Any, path: str, depth: int) -> None:
+        # Past the cap only the count grows; a deep value is cut where no tool would look.
+        if more > _COUNT_LIMIT:
+            return
+        if depth > _MAX_DEPTH and isinstance(value, Mapping | list):
+            add(path + "<deeper>")
+        elif isinstance(value, Mapping):
             if not value:
-                paths.append(path + "{}")
+                add(path + "{}")
             for position, key in enumerate(value, start=1):
-                walk(value[key], f"{path}.<key {position}: {len(str(key))} characters>")
+                walk(value[key], f"{path}.<key {position}: {len(str(key))} characters>", depth + 1)
         elif isinstance(value, list):
             if not value:
-                paths.append(path + "[]")
+                add(path + "[]")
             for index, item in enumerate(value):
-                walk(item, f"{path}[{index}]")
+                walk(item, f"{path}[{index}]", depth + 1)
         else:
-            paths.append(path)
+            add(path)
 
     for position, key in enumerate(arguments, start=1):
         name = key if key in properties else f"<argument {position}: {len(key)} characters>"
-        walk(arguments[key], name)
-    if len(paths) > MAX_LOGGED_PATHS:
-        rest = len(paths) - MAX_LOGGED_PATHS
-        paths = [*paths[:MAX_LOGGED_PATHS], f"<{rest} more>"]
+        walk(arguments[key], name, 1)
+    if more:
+        counted = f"{more:,}" if more <= _COUNT_LIMIT else f"over {_COUNT_LIMIT:,}"
+        paths.append(f"<{counted} more>")
     return paths
 
 

@@ -158,7 +158,8 @@ def serve_patient(
         on_ready: Called with a line saying where the server listens, once it does.
 
     Returns:
-        What stopped the server: 'client' (stdin closed), 'SIGINT' or 'SIGTERM'.
+        What stopped the server: 'client' (stdin closed), 'SIGINT' or 'SIGTERM' (the audit
+        log's stop line says so too; 'error' there when it failed).
 
     Raises:
         UserError: No such store or patient, a bad template folder or token, an audit file
@@ -177,13 +178,16 @@ def serve_patient(
             if endpoint is not None:
                 detail["address"] = endpoint.url
             audit.write("server/start", detail=detail)
-            stopped_by = "client"
+            stopped_by = "error"
             try:
                 server = build_server(service, audit)
                 if endpoint is None:
                     stopped_by = anyio.run(_serve_stdio, server, on_ready)
                 else:
                     stopped_by = anyio.run(_serve_http, server, audit, endpoint, token, on_ready)
+            except KeyboardInterrupt:
+                stopped_by = "SIGINT"  # before the server's own signal handling was up
+                raise
             finally:
                 audit.write("server/stop", detail={"stopped_by": stopped_by})
     return stopped_by

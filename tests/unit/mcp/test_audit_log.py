@@ -101,3 +101,14 @@ def test_a_closed_log_refuses_to_write(tmp_path: Path) -> None:
     audit.close()
     with pytest.raises(OSError, match="closed"):
         audit.write("tools/list")
+
+
+def test_deep_and_huge_arguments_are_cut_and_counted_cheaply() -> None:
+    deep: object = "leaf"
+    for _ in range(500):
+        deep = [deep]
+    paths = argument_paths({"kinds": deep}, {"kinds": {}})
+    assert paths == ["kinds" + "[0]" * 8 + "<deeper>"]
+    huge = argument_paths({"kinds": [0] * 1_000_000}, {"kinds": {}})
+    assert len(huge) == MAX_LOGGED_PATHS + 1
+    assert huge[-1] == "<over 100,000 more>"
