@@ -68,7 +68,12 @@ class HttpServer:
 
 @contextlib.contextmanager
 def http_server(
-    store: Path, patient: str, audit: Path, *more: str, env: dict[str, str] | None = None
+    store: Path,
+    patient: str,
+    audit: Path,
+    *more: str,
+    env: dict[str, str] | None = None,
+    address: str = "127.0.0.1:0",
 ) -> Iterator[HttpServer]:
     """``recordagent mcp --http 127.0.0.1:0`` (any free port), until the block ends."""
     process = subprocess.Popen(
@@ -76,7 +81,7 @@ def http_server(
             sys.executable,
             "-m",
             "recordagent",
-            *mcp_args(store, patient, audit, "--http", "127.0.0.1:0", *more),
+            *mcp_args(store, patient, audit, "--http", address, *more),
         ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,

@@ -41,7 +41,8 @@ async def test_a_client_with_the_token_is_served_and_one_without_is_refused(
             skeleton = await c.read_resource((await c.list_resources()).resources[0].uri)
             prompt = await c.get_prompt("general.latest-creatinine")
         async with httpx2.AsyncClient() as raw:
-            missing = await raw.post(server.url, json=LIST_TOOLS, headers=ACCEPT)
+            forwarded = {"X-Forwarded-For": "Patient A has IgG-kappa myeloma"}
+            missing = await raw.post(server.url, json=LIST_TOOLS, headers={**ACCEPT, **forwarded})
             wrong = await raw.post(
                 server.url, json=LIST_TOOLS, headers={**ACCEPT, "Authorization": "Bearer nope"}
             )
@@ -59,10 +60,10 @@ async def test_a_client_with_the_token_is_served_and_one_without_is_refused(
     assert missing.headers["www-authenticate"].startswith("Bearer")
     assert "tools" not in missing.text
     records = read_audit(audit)
-    refused = [r for r in records if r.method == "http/unauthorized"]
+    refused = [r for r in records if r.method == "http/refused"]
     assert {r.error_kind for r in refused} == {"missing_token", "invalid_token"}
     assert all(r.detail["client"].startswith("127.0.0.1:") for r in refused)
-    assert TOKEN not in audit.read_text()
+    assert TOKEN not in audit.read_text() and "IgG" not in audit.read_text()
     assert records[-1].method == "server/stop"
     assert records[-1].detail == {"stopped_by": "SIGTERM"}
     assert "stopped (SIGTERM)" in "".join(server.lines)
@@ -124,6 +125,9 @@ def test_a_weak_token_and_a_taken_port_are_one_line_errors(store: Path, tmp_path
     assert taken.returncode == 2
     assert f"--http 127.0.0.1:{port}: cannot listen there" in taken.stderr
     assert "Traceback" not in taken.stderr
+    assert not (tmp_path / "c.jsonl").exists(), "no server started: nothing to audit"
+    zone = recordagent(*mcp_args(store, "A", tmp_path / "d.jsonl", "--http", "[fe80::1%lo]:80"))
+    assert zone.returncode == 2 and "neither an IP address nor a host name" in zone.stderr
 
 
 async def test_a_token_from_the_environment_guards_loopback_too(
@@ -137,3 +141,22 @@ async def test_a_token_from_the_environment_guards_loopback_too(
         async with with_token(server.url) as c:
             assert len((await c.list_tools()).tools) == 5
     assert refused.status_code == 401
+
+
+async def test_dns_rebinding_is_refused_on_every_loopback_address(
+    store: Path, tmp_path: Path
+) -> None:
+    audit = tmp_path / "a.jsonl"
+    with http_server(store, "A", audit, address="127.0.0.2:0") as server:
+        async with httpx2.AsyncClient() as raw:
+            rebound = await raw.post(
+                server.url, json=LIST_TOOLS, headers={**ACCEPT, "Host": "evil.example:80"}
+            )
+            foreign = await raw.post(
+                server.url, json=LIST_TOOLS, headers={**ACCEPT, "Origin": "http://evil.example"}
+            )
+        async with Client(server.url) as c:  # its own address is this machine's: served
+            assert len((await c.list_tools()).tools) == 5
+    assert (rebound.status_code, foreign.status_code) == (421, 403)
+    refused = [r.error_kind for r in read_audit(audit) if r.method == "http/refused"]
+    assert refused == ["status 421", "status 403"]

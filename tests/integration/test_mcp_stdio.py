@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +15,9 @@ from mcp.shared.exceptions import MCPError
 
 from recordagent.mcp import read_audit
 from recordagent.records.db import connect
+from recordagent.records.load import load_bundle
 from recordagent.tools import default_registry
-from tests.helpers import recordagent, store_snapshot
+from tests.helpers import FIXTURES, recordagent, store_snapshot
 from tests.mcp_support import file_digest, mcp_args, stdio_server, two_patient_store
 
 HOSTILE = [
@@ -140,3 +142,79 @@ def test_a_client_that_closes_stdin_stops_the_server_cleanly(store: Path, tmp_pa
     assert process.stdout == ""
     assert "stopped (client)" in process.stderr
     assert [r.method for r in read_audit(audit)] == ["server/start", "server/stop"]
+
+
+def test_malformed_requests_are_refused_audited_and_sigterm_stops_an_idle_session(
+    store: Path, tmp_path: Path
+) -> None:
+    audit = tmp_path / "audit.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "recordagent", *mcp_args(store, "A", audit)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdin is not None and process.stdout is not None
+
+    def ask(message: dict[str, object]) -> dict[str, object]:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(json.dumps(message) + "\n")
+        process.stdin.flush()
+        if "id" not in message:
+            return {}
+        answer: dict[str, object] = json.loads(process.stdout.readline())
+        return answer
+
+    try:
+        hello = ask({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "1"}}})  # fmt: skip
+        ask({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        unknown = ask({"jsonrpc": "2.0", "id": 2, "method": "records/dump_everything"})
+        malformed = ask({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                         "params": {"name": "get_timeline", "arguments": ["x"]}})  # fmt: skip
+        cursor = ask({"jsonrpc": "2.0", "id": 4, "method": "resources/list",
+                      "params": {"cursor": "²"}})  # fmt: skip
+        # An idle client: stdin stays open, and SIGTERM must still stop the server at once.
+        process.terminate()
+        assert process.wait(timeout=15) == 0
+    finally:
+        process.kill()
+    assert "result" in hello
+    assert unknown["error"]["code"] == -32601  # type: ignore[index]
+    assert malformed["error"]["code"] == -32602  # type: ignore[index]
+    assert "invalid cursor" in cursor["error"]["message"]  # type: ignore[index]
+    records = read_audit(audit)
+    assert [(r.method, r.outcome, r.error_kind) for r in records[1:-1]] == [
+        ("initialize", "ok", None),
+        ("<unknown: 23 characters>", "refused", "mcp_error -32601"),
+        ("tools/call", "refused", "invalid_params"),
+        ("resources/list", "refused", "invalid_cursor"),
+    ]
+    assert records[-1].detail == {"stopped_by": "SIGTERM"}
+    assert "dump_everything" not in audit.read_text()
+
+
+def test_bad_audit_files_and_markup_in_ids_are_handled(store: Path, tmp_path: Path) -> None:
+    same = recordagent(*mcp_args(store, "A", store))
+    assert same.returncode == 2
+    assert "is the store file: give the audit log its own" in same.stderr
+    odd = tmp_path / "odd"
+    shutil.copytree(FIXTURES / "two_patients", odd)
+    for table in odd.glob("*.csv"):
+        table.write_text(table.read_text().replace(",A,", ",A[/b],").replace("\nA,", "\nA[/b],"))
+    odd_store = tmp_path / "odd.duckdb"
+    with connect(odd_store) as writable:
+        load_bundle(writable, odd)
+    served = subprocess.run(
+        [sys.executable, "-m", "recordagent", *mcp_args(odd_store, "A[/b]", tmp_path / "a.jsonl")],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert served.returncode == 0, served.stderr
+    assert "patient A[/b]: serving over stdio" in served.stderr
+    assert [r.method for r in read_audit(tmp_path / "a.jsonl")] == ["server/start", "server/stop"]

@@ -88,11 +88,12 @@ def mcp_command(
         template_folders=folders,
         on_ready=lambda line: console.print(
             f"recordagent mcp: patient {patient}: {line}; audit log {audit}",
+            markup=False,  # ids and paths are text, never rich markup
             highlight=False,
             soft_wrap=True,
         ),
     )
-    console.print(f"recordagent mcp: stopped ({stopped_by})", highlight=False)
+    console.print(f"recordagent mcp: stopped ({stopped_by})", markup=False, highlight=False)
 
 
 def _token(token_file: Path | None) -> str | None:

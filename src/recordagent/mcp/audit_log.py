@@ -26,8 +26,10 @@ from recordagent.errors import UserError
 __all__ = [
     "MAX_LOGGED_IDS",
     "MAX_LOGGED_PATHS",
+    "SERVER_EVENTS",
     "AuditLog",
     "AuditRecord",
+    "Outcome",
     "argument_paths",
     "read_audit",
     "unknown_name",
@@ -40,18 +42,8 @@ MAX_LOGGED_IDS = 500
 _MAX_DEPTH = 8  # argument nesting logged; no tool takes more than a list of values
 _COUNT_LIMIT = 100_000  # paths past the cap are counted up to this, then "over"
 
-Method = Literal[
-    "server/start",
-    "server/stop",
-    "http/unauthorized",
-    "tools/list",
-    "tools/call",
-    "resources/list",
-    "resources/templates/list",
-    "resources/read",
-    "prompts/list",
-    "prompts/get",
-]
+SERVER_EVENTS = ("server/start", "server/stop", "http/refused")
+"""What the log holds besides MCP requests: the server's start and stop, refused HTTP requests."""
 Outcome = Literal["ok", "tool_error", "refused", "error"]
 
 
@@ -63,9 +55,11 @@ class AuditRecord(BaseModel):
     time: dt.datetime = Field(description="When the request finished (UTC).")
     server: str = Field(description="This server process's id (one per start).")
     patient_id: str = Field(description="The patient the server serves.")
-    method: Method = Field(
-        description="The MCP method; or the server's start and stop, or an HTTP request "
-        "refused for a missing or wrong bearer token (with the client's address)."
+    method: str = Field(
+        description="The MCP method of the request ('tools/call'; a method the protocol does "
+        "not have as its length only), or one of SERVER_EVENTS: the server's start and stop, "
+        "an HTTP request refused before MCP saw it (a missing or wrong token, a foreign Host "
+        "or Origin, a body too large), with the client's address."
     )
     name: str | None = Field(
         default=None,
@@ -78,7 +72,8 @@ class AuditRecord(BaseModel):
     outcome: Outcome = Field(
         default="ok",
         description="ok; tool_error (the tool refused the arguments, told the client why); "
-        "refused (no such tool, resource or prompt, or not this patient's); error (a bug).",
+        "refused (no such resource or prompt, or not this patient's; a malformed or unknown "
+        "request; an HTTP refusal); error (a bug: the client was told 'internal error').",
     )
     error_kind: str | None = Field(default=None, description="What kind of refusal or error.")
     result_chars: int = Field(default=0, ge=0, description="Characters of text returned.")
@@ -94,7 +89,8 @@ class AuditRecord(BaseModel):
     detail: dict[str, str] = Field(
         default_factory=dict,
         description="Server facts for start/stop (transport, address, store file, version); "
-        "the client's address of a refused HTTP request.",
+        "the client's address of a refused HTTP request, and how many refusals were not "
+        "logged before it (at most REFUSALS_PER_MINUTE are).",
     )
 
 
@@ -182,7 +178,7 @@ class AuditLog:
                 f"audit log {self.path}: cannot open it for appending ({exc.strerror or exc})"
             ) from exc
 
-    def write(self, method: Method, **fields: Any) -> AuditRecord:
+    def write(self, method: str, **fields: Any) -> AuditRecord:
         """Append one record (time, server and patient filled in) and return it.
 
         Raises:

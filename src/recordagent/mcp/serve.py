@@ -12,25 +12,33 @@ from __future__ import annotations
 import contextlib
 import hmac
 import ipaddress
+import os
+import re
 import signal
 import socket
+import threading
+import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
+import anyio.from_thread
+import anyio.lowlevel
 import uvicorn
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
+from mcp.server.transport_security import TransportSecuritySettings
 
 from recordagent.errors import UserError
 from recordagent.mcp.audit_log import AuditLog
 from recordagent.mcp.server import build_server
 from recordagent.mcp.service import PatientService
+from recordagent.paths import same_file
 from recordagent.records.db import connect
 from recordagent.resources import package_version
 from recordagent.settings import Settings
@@ -40,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MIN_TOKEN_CHARS",
+    "REFUSALS_PER_MINUTE",
     "HttpEndpoint",
     "StaticToken",
     "check_token",
@@ -51,7 +60,10 @@ __all__ = [
 
 MIN_TOKEN_CHARS = 16
 """Shortest bearer token accepted: a guessable token protects nothing."""
+REFUSALS_PER_MINUTE = 60
+"""Refused HTTP requests logged a minute at most (the next line counts the rest)."""
 MCP_PATH = "/mcp"
+STDIN_FD = 0
 
 
 @dataclass(frozen=True)
@@ -81,11 +93,30 @@ def parse_endpoint(text: str) -> HttpEndpoint:
         host, port = inside, rest.removeprefix(":")
     elif ":" in raw:
         host, _, port = raw.rpartition(":")
-    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not host or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise UserError(
             f"--http {text!r}: expected PORT, HOST:PORT or [IPv6]:PORT (e.g. 127.0.0.1:8765)"
         )
+    if not _valid_host(host):
+        raise UserError(
+            f"--http {text!r}: {host!r} is neither an IP address nor a host name (IPv6 "
+            "addresses go in brackets, without a zone: [::1]:8765)"
+        )
     return HttpEndpoint(host, int(port))
+
+
+_HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")  # fmt: skip
+
+
+def _valid_host(host: str) -> bool:
+    if "%" in host:
+        return False  # an IPv6 zone ('fe80::1%eth0') cannot be written in the endpoint's URL
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return ":" not in host and bool(_HOST_NAME.match(host))
+    return True
 
 
 def is_loopback(host: str) -> bool:
@@ -166,38 +197,84 @@ def serve_patient(
             that cannot be written, an address that cannot be bound.
     """
     token = check_token(token, endpoint)
+    if same_file(audit_path, store_path):
+        raise UserError(f"--audit {audit_path} is the store file: give the audit log its own")
     server_id = uuid.uuid4().hex[:12]
-    with connect(store_path, settings=settings.store, read_only=True) as store:
+    with (
+        connect(store_path, settings=settings.store, read_only=True) as store,
+        contextlib.ExitStack() as stack,
+    ):
         service = PatientService(store, patient_id, settings, template_folders=template_folders)
-        with AuditLog(audit_path, server_id, service.patient_id) as audit:
-            detail = {
-                "transport": "stdio" if endpoint is None else "http",
-                "store": str(store_path),
-                "version": package_version(),
-            }
-            if endpoint is not None:
-                detail["address"] = endpoint.url
-            audit.write("server/start", detail=detail)
-            stopped_by = "error"
-            try:
-                server = build_server(service, audit)
-                if endpoint is None:
-                    stopped_by = anyio.run(_serve_stdio, server, on_ready)
-                else:
-                    stopped_by = anyio.run(_serve_http, server, audit, endpoint, token, on_ready)
-            except KeyboardInterrupt:
-                stopped_by = "SIGINT"  # before the server's own signal handling was up
-                raise
-            finally:
-                audit.write("server/stop", detail={"stopped_by": stopped_by})
+        # Listening before the log opens: an address that cannot be bound starts no server.
+        sock = None if endpoint is None else stack.enter_context(listening_socket(endpoint))
+        audit = stack.enter_context(AuditLog(audit_path, server_id, service.patient_id))
+        detail = {
+            "transport": "stdio" if endpoint is None else "http",
+            "store": str(store_path),
+            "version": package_version(),
+        }
+        if endpoint is not None and sock is not None:
+            endpoint = HttpEndpoint(endpoint.host, sock.getsockname()[1])
+            detail["address"] = endpoint.url
+        audit.write("server/start", detail=detail)
+        stopped_by = "error"
+        try:
+            server = build_server(service, audit)
+            if endpoint is None or sock is None:
+                stopped_by = anyio.run(_serve_stdio, server, on_ready)
+            else:
+                app = _http_app(server, audit, endpoint, token)
+                stopped_by = anyio.run(_serve_http, app, sock, endpoint, on_ready)
+        except KeyboardInterrupt:
+            stopped_by = "SIGINT"  # before the server's own signal handling was up
+            raise
+        finally:
+            audit.write("server/stop", detail={"stopped_by": stopped_by})
     return stopped_by
+
+
+class _StdinLines:
+    """Standard input's lines, read by a daemon thread.
+
+    The SDK reads stdin in a worker thread that neither a cancel nor the interpreter's exit
+    can interrupt: a SIGTERM would wait for an idle client's next message. A daemon thread
+    ends with the process.
+    """
+
+    def __init__(self) -> None:
+        self._send, self._receive = anyio.create_memory_object_stream[str](1)
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        token = anyio.lowlevel.current_token()
+        threading.Thread(target=self._pump, args=(token,), daemon=True, name="mcp-stdin").start()
+        async with self._receive:
+            async for line in self._receive:
+                yield line
+
+    def _pump(self, token: anyio.lowlevel.EventLoopToken) -> None:
+        # os.read on the descriptor, not sys.stdin's buffered reader: a daemon thread blocked
+        # holding that reader's lock aborts the interpreter's exit.
+        pending = b""
+        try:
+            while chunk := os.read(STDIN_FD, 1 << 16):
+                *lines, pending = (pending + chunk).split(b"\n")
+                for raw in lines:
+                    line = raw.decode("utf-8", errors="replace") + "\n"
+                    anyio.from_thread.run(self._send.send, line, token=token)
+            if pending:
+                text = pending.decode("utf-8", errors="replace")
+                anyio.from_thread.run(self._send.send, text, token=token)
+            anyio.from_thread.run_sync(self._send.close, token=token)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, RuntimeError, OSError):
+            return  # the server stopped first (nobody is reading), or stdin is gone
 
 
 async def _serve_stdio(server: Server[Any], on_ready: Callable[[str], None] | None) -> str:
     stopped: list[str] = []
     async with anyio.create_task_group() as group:
         group.start_soon(_cancel_on_signal, group.cancel_scope, stopped, None)
-        async with stdio_server() as (read_stream, write_stream):
+        stdin = cast("anyio.AsyncFile[str]", _StdinLines())  # stdio_server only iterates it
+        async with stdio_server(stdin=stdin) as (read_stream, write_stream):
             if on_ready is not None:
                 on_ready("serving over stdio")
             await server.run(read_stream, write_stream, server.create_initialization_options())
@@ -205,17 +282,15 @@ async def _serve_stdio(server: Server[Any], on_ready: Callable[[str], None] | No
     return stopped[0] if stopped else "client"
 
 
-async def _serve_http(
-    server: Server[Any],
-    audit: AuditLog,
-    endpoint: HttpEndpoint,
-    token: str | None,
-    on_ready: Callable[[str], None] | None,
-) -> str:
+def _http_app(
+    server: Server[Any], audit: AuditLog, endpoint: HttpEndpoint, token: str | None
+) -> ASGIApp:
+    """The streamable HTTP app: the token check, DNS-rebinding protection, refusals audited."""
     verifier = StaticToken(token) if token is not None else None
     app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         host=endpoint.host,
+        transport_security=_rebinding_protection(endpoint),
         # The SDK's bearer middleware wants OAuth settings; a shared secret has no
         # authorization server, so the issuer is this server and no OAuth route is added.
         auth=AuthSettings(issuer_url=_base_url(endpoint), resource_server_url=None)
@@ -223,29 +298,59 @@ async def _serve_http(
         else None,
         token_verifier=verifier,
     )
-    sock = listening_socket(endpoint)
-    bound = HttpEndpoint(endpoint.host, sock.getsockname()[1])
+    return _AuditedRefusals(app, audit)
+
+
+def _rebinding_protection(endpoint: HttpEndpoint) -> TransportSecuritySettings | None:
+    """On loopback, only this machine's names may reach the server (DNS rebinding)."""
+    if not is_loopback(endpoint.host):
+        return None  # a token is required there; Host is whatever a proxy in front says
+    names = {"127.0.0.1", "localhost", "[::1]"}
+    names.add(f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host.lower())
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=sorted(f"{name}:*" for name in names),
+        allowed_origins=sorted(f"http://{name}:*" for name in names),
+    )
+
+
+async def _serve_http(
+    app: ASGIApp,
+    sock: socket.socket,
+    endpoint: HttpEndpoint,
+    on_ready: Callable[[str], None] | None,
+) -> str:
+    # Forwarded headers are not trusted: the logged client address is the peer's.
     config = uvicorn.Config(
-        _AuditedRefusals(app, audit), log_level="warning", access_log=False, lifespan="on"
+        app, log_level="warning", access_log=False, lifespan="on", proxy_headers=False
     )
     web = _Uvicorn(config)
     stopped: list[str] = []
     async with anyio.create_task_group() as group:
         group.start_soon(_cancel_on_signal, None, stopped, web)
         if on_ready is not None:
-            on_ready(f"serving over streamable HTTP at {bound.url}")
-        with contextlib.closing(sock):
-            await web.serve(sockets=[sock])
+            on_ready(f"serving over streamable HTTP at {endpoint.url}")
+        await web.serve(sockets=[sock])
         group.cancel_scope.cancel()
     return stopped[0] if stopped else "client"
 
 
 class _AuditedRefusals:
-    """ASGI wrapper writing each request refused for its token (401) to the audit log."""
+    """ASGI wrapper writing each HTTP request refused before MCP saw it to the audit log.
+
+    A missing or wrong token (401), a foreign Host or Origin (421, 403), a body too large
+    (413), a request that is not JSON-RPC (400), another path (404): what an operator needs to
+    see probing. At most REFUSALS_PER_MINUTE lines a minute: a flood of refusals must not fill
+    the disk and stop every audited request; the next line counts the ones left out.
+    """
 
     def __init__(self, app: ASGIApp, audit: AuditLog) -> None:
         self.app = app
         self.audit = audit
+        self._window = 0.0
+        self._logged = 0
+        self._left_out = 0
+        self._lock = threading.Lock()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -253,18 +358,41 @@ class _AuditedRefusals:
             return
 
         async def audited(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] == 401:
-                sent = any(name.lower() == b"authorization" for name, _ in scope["headers"])
-                client = scope.get("client") or ("?", 0)
-                self.audit.write(
-                    "http/unauthorized",
-                    outcome="refused",
-                    error_kind="invalid_token" if sent else "missing_token",
-                    detail={"client": f"{client[0]}:{client[1]}"},
-                )
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                self._refused(scope, int(message["status"]))
             await send(message)
 
         await self.app(scope, receive, audited)
+
+    def _refused(self, scope: Scope, status: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._window >= 60:
+                self._window, self._logged = now, 0
+            if self._logged >= REFUSALS_PER_MINUTE:
+                self._left_out += 1
+                return
+            self._logged += 1
+            left_out, self._left_out = self._left_out, 0
+        kind = f"status {status}"
+        if status == 401:
+            sent = any(name.lower() == b"authorization" for name, _ in scope["headers"])
+            kind = "invalid_token" if sent else "missing_token"
+        detail = {"client": _peer(scope)}
+        if left_out:
+            detail["refusals_not_logged"] = str(left_out)
+        self.audit.write("http/refused", outcome="refused", error_kind=kind, detail=detail)
+
+
+def _peer(scope: Scope) -> str:
+    """The client's address as the socket gives it (never a header's text)."""
+    client = scope.get("client")
+    try:
+        host, port = client  # type: ignore[misc]
+        address = ipaddress.ip_address(host)
+        return f"[{address}]:{int(port)}" if address.version == 6 else f"{address}:{int(port)}"
+    except (TypeError, ValueError):
+        return "<unknown>"
 
 
 class _Uvicorn(uvicorn.Server):
@@ -308,7 +436,6 @@ def listening_socket(endpoint: HttpEndpoint) -> socket.socket:
             f"--http {endpoint.host}:{endpoint.port}: cannot listen there ({exc.strerror or exc})"
         ) from exc
     sock.listen(128)
-    sock.set_inheritable(True)
     return sock
 
 

@@ -2,32 +2,39 @@
 
 The low-level server (not the decorator API) because the tools already have their schemas: the
 agent's input models, passed through unchanged. Each request is served in a worker thread (the
-service does DuckDB work; the event loop keeps serving other sessions) and written to the audit
-log before its result is returned: a request the log cannot record fails instead of being
-served unaudited.
+service does DuckDB work; the event loop keeps serving other sessions).
+
+Every request is audited once, by a server middleware that wraps the whole of it — the
+handshake, the SDK's own refusals (an unknown method, malformed params) and the handler — and
+writes its line before the result goes back: a request the log cannot record fails instead of
+being served unaudited. Handlers add what they know (the tool, argument paths, result size,
+row ids) to the request's entry.
 
 Errors: a tool that refuses its arguments answers with ``isError`` and corrective text, as the
 agent's tools do (the client's model can correct its call). A resource or prompt this patient
 does not have is a protocol error (invalid params) that does not say whether it exists for
-someone else. Anything else is a bug: the SDK answers "internal error", the log says what.
+someone else. Anything else is a bug: the client gets "internal error" and nothing of the
+exception; the log (stderr) has the traceback.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import anyio.to_thread
 import mcp_types as types
-from mcp.server.context import ServerRequestContext
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
-from mcp_types.jsonrpc import INVALID_PARAMS
+from mcp_types import methods as mcp_methods
+from mcp_types.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS
+from pydantic import ValidationError
 
-from recordagent.mcp.audit_log import AuditLog, Method, argument_paths, unknown_name
+from recordagent.mcp.audit_log import AuditLog, Outcome, argument_paths, unknown_name
 from recordagent.mcp.service import DOCUMENT_PAGE, PatientPrompt, PatientService
 from recordagent.resources import package_version
 from recordagent.tools.base import SourceRef
@@ -54,7 +61,6 @@ _READ_ONLY = types.ToolAnnotations(
 )
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 
 def server_instructions(service: PatientService) -> str:
@@ -72,8 +78,8 @@ def server_instructions(service: PatientService) -> str:
 
 def build_server(service: PatientService, audit: AuditLog) -> Server[Any]:
     """The MCP server serving ``service``'s tools, resources and prompts, audited to ``audit``."""
-    handlers = _Handlers(service, audit)
-    return Server(
+    handlers = _Handlers(service)
+    server: Server[Any] = Server(
         SERVER_NAME,
         version=package_version(),
         title=f"recordagent: patient {service.patient_id}",
@@ -86,6 +92,32 @@ def build_server(service: PatientService, audit: AuditLog) -> Server[Any]:
         on_list_prompts=handlers.list_prompts,
         on_get_prompt=handlers.get_prompt,
     )
+    server.middleware.append(_AuditEveryRequest(audit))
+    return server
+
+
+@dataclass
+class _Entry:
+    """What the audit line of the request being served will say (handlers fill it in)."""
+
+    name: str | None = None
+    arguments: list[str] = field(default_factory=list)
+    outcome: Outcome = "ok"
+    error_kind: str | None = None
+    result_chars: int = 0
+    result_tokens: int | None = None
+    ids: list[str] = field(default_factory=list)
+
+
+_ENTRY: ContextVar[_Entry | None] = ContextVar("recordagent_mcp_audit_entry", default=None)
+
+
+def _note(**fields: Any) -> None:
+    """Add to the audit entry of the request being served."""
+    entry = _ENTRY.get()
+    if entry is not None:
+        for key, value in fields.items():
+            setattr(entry, key, value)
 
 
 class _Refused(Exception):
@@ -98,55 +130,57 @@ class _Refused(Exception):
         self.name = name
 
 
-def _audited(
-    method: Method,
-) -> Callable[[Callable[..., Awaitable[_T]]], Callable[..., Awaitable[_T]]]:
-    """Audit a refusal (then an invalid-params error) or a failure (a bug, re-raised)."""
+class _AuditEveryRequest:
+    """Server middleware: one audit line per request, whatever becomes of it."""
 
-    def wrap(handler: Callable[..., Awaitable[_T]]) -> Callable[..., Awaitable[_T]]:
-        @functools.wraps(handler)
-        async def run(self: _Handlers, ctx: ServerRequestContext[Any], params: Any) -> _T:
-            started = time.perf_counter()
+    def __init__(self, audit: AuditLog) -> None:
+        self.audit = audit
+
+    async def __call__(self, ctx: ServerRequestContext[Any], call_next: CallNext) -> HandlerResult:
+        if ctx.request_id is None:  # a notification: nothing is served
+            return await call_next(ctx)
+        method = ctx.method if ctx.method in mcp_methods.SPEC_CLIENT_METHODS else None
+        entry = _Entry()
+        token = _ENTRY.set(entry)
+        started = time.perf_counter()
+        try:
+            return await call_next(ctx)
+        except _Refused as refusal:
+            entry.outcome, entry.error_kind = "refused", refusal.kind
+            entry.name = entry.name or refusal.name
+            raise MCPError(INVALID_PARAMS, refusal.message) from None
+        except MCPError as error:  # the SDK's: an unknown method, a request before the handshake
+            entry.outcome, entry.error_kind = "refused", f"mcp_error {error.code}"
+            raise
+        except ValidationError:  # malformed params, refused by the SDK before any handler
+            entry.outcome, entry.error_kind = "refused", "invalid_params"
+            raise
+        except Exception as exc:
+            log.exception("MCP %s failed", method or "request")
+            entry.outcome, entry.error_kind = "error", type(exc).__name__
+            raise MCPError(INTERNAL_ERROR, "internal error") from None
+        finally:
+            _ENTRY.reset(token)
             try:
-                return await handler(self, ctx, params)
-            except _Refused as refusal:
                 self.audit.write(
-                    method,
-                    name=refusal.name,
-                    outcome="refused",
-                    error_kind=refusal.kind,
-                    duration_ms=_ms(started),
+                    method or unknown_name(ctx.method), duration_ms=_ms(started), **asdict(entry)
                 )
-                raise MCPError(INVALID_PARAMS, refusal.message) from None
-            except Exception as exc:
-                log.exception("MCP %s failed", method)
-                self.audit.write(
-                    method,
-                    outcome="error",
-                    error_kind=type(exc).__name__,
-                    duration_ms=_ms(started),
-                )
-                raise
-
-        return run
-
-    return wrap
+            except OSError:
+                log.exception("MCP %s: the audit log cannot be written", method or "request")
+                raise MCPError(INTERNAL_ERROR, "internal error") from None
 
 
 class _Handlers:
-    """The request handlers; each audits what it served."""
+    """The request handlers; each notes in the request's audit entry what it served."""
 
-    def __init__(self, service: PatientService, audit: AuditLog) -> None:
+    def __init__(self, service: PatientService) -> None:
         self.service = service
-        self.audit = audit
 
     # -- tools -----------------------------------------------------------------------------
 
-    @_audited("tools/list")
     async def list_tools(
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        started = time.perf_counter()
         tools = [
             types.Tool(
                 name=spec["name"],
@@ -157,19 +191,15 @@ class _Handlers:
             )
             for spec in self.service.tool_specs()
         ]
-        self.audit.write("tools/list", result_chars=0, duration_ms=_ms(started))
         return types.ListToolsResult(tools=tools)
 
-    @_audited("tools/call")
     async def call_tool(
         self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        started = time.perf_counter()
         name, arguments = params.name, params.arguments
         served = await anyio.to_thread.run_sync(self.service.call_tool, name, arguments)
         known = name in self.service.registry.names
-        self.audit.write(
-            "tools/call",
+        _note(
             name=name if known else unknown_name(name),
             arguments=argument_paths(arguments, self.service.input_properties(name)),
             outcome="tool_error" if served.is_error else "ok",
@@ -177,7 +207,6 @@ class _Handlers:
             result_chars=len(served.text),
             result_tokens=served.tokens,
             ids=[ref.id for ref in served.citations],
-            duration_ms=_ms(started),
         )
         content: list[types.ContentBlock] = [types.TextContent(type="text", text=served.text)]
         if served.is_error:
@@ -187,11 +216,9 @@ class _Handlers:
 
     # -- resources -------------------------------------------------------------------------
 
-    @_audited("resources/list")
     async def list_resources(
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourcesResult:
-        started = time.perf_counter()
         offset = _offset(params.cursor if params else None)
         service = self.service
         resources: list[types.Resource] = []
@@ -230,20 +257,14 @@ class _Handlers:
             for doc in page
         ]
         more = len(page) == DOCUMENT_PAGE
-        self.audit.write(
-            "resources/list",
-            ids=[doc["document_id"] for doc in page],
-            duration_ms=_ms(started),
-        )
+        _note(ids=[doc["document_id"] for doc in page])
         return types.ListResourcesResult(
             resources=resources, next_cursor=str(offset + DOCUMENT_PAGE) if more else None
         )
 
-    @_audited("resources/templates/list")
     async def list_resource_templates(
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourceTemplatesResult:
-        started = time.perf_counter()
         template = types.ResourceTemplate(
             name="document",
             title="A document of this patient, by id",
@@ -252,14 +273,11 @@ class _Handlers:
             "type | title). Ids come from the timeline, search results and the skeleton.",
             mime_type="text/plain",
         )
-        self.audit.write("resources/templates/list", duration_ms=_ms(started))
         return types.ListResourceTemplatesResult(resource_templates=[template])
 
-    @_audited("resources/read")
     async def read_resource(
         self, ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
-        started = time.perf_counter()
         resource = await anyio.to_thread.run_sync(self.service.read_resource, params.uri)
         if resource is None:
             raise _Refused(
@@ -269,13 +287,7 @@ class _Handlers:
                 f"({self.service.base_uri}/...)",
                 unknown_name(params.uri),
             )
-        self.audit.write(
-            "resources/read",
-            name=resource.kind,
-            result_chars=len(resource.text),
-            ids=resource.ids,
-            duration_ms=_ms(started),
-        )
+        _note(name=resource.kind, result_chars=len(resource.text), ids=resource.ids)
         contents = types.TextResourceContents(
             uri=resource.uri, mime_type=resource.mime_type, text=resource.text
         )
@@ -283,11 +295,9 @@ class _Handlers:
 
     # -- prompts ---------------------------------------------------------------------------
 
-    @_audited("prompts/list")
     async def list_prompts(
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListPromptsResult:
-        started = time.perf_counter()
         prompts = await anyio.to_thread.run_sync(self.service.prompts)
         listed = [
             types.Prompt(
@@ -298,14 +308,11 @@ class _Handlers:
             )
             for prompt in prompts
         ]
-        self.audit.write("prompts/list", duration_ms=_ms(started))
         return types.ListPromptsResult(prompts=listed)
 
-    @_audited("prompts/get")
     async def get_prompt(
         self, ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams
     ) -> types.GetPromptResult:
-        started = time.perf_counter()
         prompt = await anyio.to_thread.run_sync(self.service.prompt, params.name)
         if prompt is None:
             raise _Refused(
@@ -315,13 +322,7 @@ class _Handlers:
                 unknown_name(params.name),
             )
         text = self.service.prompt_text(prompt)
-        self.audit.write(
-            "prompts/get",
-            name=prompt.name,
-            arguments=argument_paths(params.arguments),
-            result_chars=len(text),
-            duration_ms=_ms(started),
-        )
+        _note(name=prompt.name, arguments=argument_paths(params.arguments), result_chars=len(text))
         content = types.TextContent(type="text", text=text)
         message = types.PromptMessage(role="user", content=content)
         return types.GetPromptResult(description=_prompt_description(prompt), messages=[message])
@@ -336,7 +337,7 @@ def _offset(cursor: str | None) -> int:
     """The listing offset a cursor stands for (cursors are this server's own offsets)."""
     if cursor is None:
         return 0
-    if not cursor.isdigit() or len(cursor) > 12:
+    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 12:
         raise _Refused("invalid_cursor", "invalid cursor: pass the nextCursor of a listing")
     return int(cursor)
 

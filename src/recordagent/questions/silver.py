@@ -106,16 +106,17 @@ class SilverRun(BaseModel):
 
 def missing_needs(store: RecordStore) -> dict[Need, str]:
     """What the store lacks that some templates need, with the reason shown when skipping."""
-    con = store.connection
-    has = {
-        "notes": bool(con.execute("SELECT EXISTS (SELECT 1 FROM documents)").fetchall()[0][0]),
-        "icu": bool(
-            con.execute(
-                "SELECT EXISTS (SELECT 1 FROM events WHERE kind = 'encounter' "
-                "AND starts_with(event_id, 'ICU-'))"
-            ).fetchall()[0][0]
-        ),
-    }
+    # A cursor of its own: the store's connection may be shared by threads (an MCP server's).
+    with store.connection.cursor() as con:
+        has = {
+            "notes": bool(con.execute("SELECT EXISTS (SELECT 1 FROM documents)").fetchall()[0][0]),
+            "icu": bool(
+                con.execute(
+                    "SELECT EXISTS (SELECT 1 FROM events WHERE kind = 'encounter' "
+                    "AND starts_with(event_id, 'ICU-'))"
+                ).fetchall()[0][0]
+            ),
+        }
     return {need: reason for need, reason in _NEED_REASONS.items() if not has[need]}
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
 from recordagent.errors import UserError
+from recordagent.mcp import AuditLog, read_audit, serve
 from recordagent.mcp.serve import (
     MIN_TOKEN_CHARS,
+    REFUSALS_PER_MINUTE,
     HttpEndpoint,
     StaticToken,
     check_token,
@@ -95,3 +98,29 @@ def test_the_listening_socket_sends_small_replies_without_waiting() -> None:
 def test_an_address_that_cannot_be_bound_is_a_user_error() -> None:
     with pytest.raises(UserError, match="cannot listen there"):
         listening_socket(HttpEndpoint("192.0.2.1", 0))  # TEST-NET-1: not this machine's
+
+
+@pytest.mark.parametrize("text", ["[fe80::1%lo]:80", "127.0.0.1:8000:9", "a b:80", "-x:80", "²:80"])
+def test_hosts_that_are_no_address_or_name_are_refused(text: str) -> None:
+    with pytest.raises(UserError, match="neither an IP address nor a host name|expected PORT"):
+        parse_endpoint(text)
+
+
+def test_refused_http_requests_are_logged_at_most_so_many_a_minute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(serve.time, "monotonic", lambda: clock[0])
+    with AuditLog(tmp_path / "a.jsonl", "s", "A") as audit:
+        refusals = serve._AuditedRefusals(lambda *a: None, audit)  # type: ignore[arg-type]
+        scope = {"type": "http", "headers": [], "client": ("127.0.0.1", 5555)}
+        for _ in range(REFUSALS_PER_MINUTE + 5):
+            refusals._refused(scope, 401)
+        clock[0] += 61
+        refusals._refused({**scope, "client": ("Patient A note", 1)}, 413)
+    records = read_audit(tmp_path / "a.jsonl")
+    assert len(records) == REFUSALS_PER_MINUTE + 1
+    assert records[0].error_kind == "missing_token"
+    assert records[0].detail == {"client": "127.0.0.1:5555"}
+    assert records[-1].error_kind == "status 413"
+    assert records[-1].detail == {"client": "<unknown>", "refusals_not_logged": "5"}

@@ -127,8 +127,9 @@ async def test_documents_are_paged_with_cursors(
         first = await c.list_resources()
         second = await c.list_resources(cursor=first.next_cursor)
         third = await c.list_resources(cursor=second.next_cursor)
-        with pytest.raises(MCPError, match="invalid cursor"):
-            await c.list_resources(cursor="-1; DROP")
+        for cursor in ("-1; DROP", "²", "١٢", "1" * 13):
+            with pytest.raises(MCPError, match="invalid cursor"):
+                await c.list_resources(cursor=cursor)
     assert [r.name for r in first.resources] == ["skeleton", "overview", "DA1"]
     assert [r.name for r in second.resources] == ["DA2"]
     assert third.resources == [] and third.next_cursor is None
@@ -198,19 +199,32 @@ def test_the_server_introduces_itself_with_the_patient(
     assert service_a.skeleton_uri in options.instructions
 
 
-async def test_a_failing_handler_is_audited_as_an_error(
-    service_a: PatientService, audit: AuditLog, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_a_failing_handler_is_audited_and_tells_the_client_nothing_of_it(
+    service_a: PatientService, audit: AuditLog, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
     def broken(name: str, arguments: object) -> None:
-        raise RuntimeError("bug")
+        raise RuntimeError("IgG-kappa myeloma in the exception")
 
     monkeypatch.setattr(service_a, "call_tool", broken)
-    async with client(service_a, audit) as c:
-        with pytest.raises(MCPError):
+    async with Client(build_server(service_a, audit), mode=mode) as c:
+        with pytest.raises(MCPError) as raised:
             await c.call_tool("get_timeline", {})
+    assert raised.value.message == "internal error"
+    assert "IgG" not in str(raised.value.error)
     record = read_audit(audit.path)[-1]
     assert (record.method, record.outcome, record.error_kind) == (
         "tools/call",
         "error",
         "RuntimeError",
     )
+
+
+async def test_every_request_is_audited_once_the_handshake_included(
+    service_a: PatientService, audit: AuditLog
+) -> None:
+    async with Client(build_server(service_a, audit), mode="legacy") as c:
+        await c.list_tools()
+        await c.list_resource_templates()
+    methods = [r.method for r in read_audit(audit.path)]
+    assert methods == ["initialize", "tools/list", "resources/templates/list"]
