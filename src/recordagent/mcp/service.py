@@ -138,6 +138,8 @@ class PatientService:
             lab_catalogue(settings.tools.lab_catalogue_paths)
         )
         self.tokenizer = Tokenizer(settings.model.encoding)
+        # Built once (half a millisecond a tool): the tools are fixed for the service's life.
+        self._specs = {s["function"]["name"]: s["function"] for s in self.registry.schemas()}
         folders = (
             packaged_template_folders() if template_folders is None else list(template_folders)
         )
@@ -168,14 +170,12 @@ class PatientService:
 
     def tool_specs(self) -> list[dict[str, Any]]:
         """Each tool's name, description and input schema, exactly as the agent is offered them."""
-        return [schema["function"] for schema in self.registry.schemas()]
+        return list(self._specs.values())
 
     def input_properties(self, name: str) -> dict[str, Any]:
         """The JSON schema properties of tool ``name`` (empty for an unknown tool)."""
-        if name not in self.registry.names:
-            return {}
-        parameters = self.registry.get(name).schema()["function"]["parameters"]
-        properties: dict[str, Any] = parameters.get("properties", {})
+        spec = self._specs.get(name)
+        properties: dict[str, Any] = spec["parameters"].get("properties", {}) if spec else {}
         return properties
 
     def call_tool(self, name: str, arguments: dict[str, Any] | None) -> ServedResult:
