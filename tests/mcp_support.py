@@ -17,7 +17,7 @@ from typing import IO
 
 from mcp.client.stdio import StdioServerParameters
 
-from recordagent.records.db import connect
+from recordagent.records.db import RecordStore, connect
 from recordagent.records.load import load_bundle
 from tests.helpers import FIXTURES
 
@@ -31,6 +31,32 @@ def two_patient_store(folder: Path) -> Path:
     with connect(path) as store:
         load_bundle(store, FIXTURES / "two_patients")
     return path
+
+
+def busiest_patient(store: RecordStore) -> tuple[str, str]:
+    """The patient with the most lab values, and that patient's most frequent analyte."""
+    con = store.connection
+    patient = con.execute(
+        "SELECT patient_id FROM labs GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1"
+    ).fetchone()[0]
+    analyte = con.execute(
+        "SELECT analyte_name FROM labs WHERE patient_id = $p GROUP BY 1 "
+        "ORDER BY count(*) DESC, 1 LIMIT 1",
+        {"p": patient},
+    ).fetchone()[0]
+    return str(patient), str(analyte)
+
+
+def serve_until_eof(store: Path, patient: str, audit: Path) -> subprocess.CompletedProcess[str]:
+    """``recordagent mcp`` over stdio whose client sends nothing and closes stdin."""
+    return subprocess.run(
+        [sys.executable, "-m", "recordagent", *mcp_args(store, patient, audit)],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def file_digest(path: Path) -> str:

@@ -37,7 +37,7 @@ import anyio  # noqa: E402
 import httpx2  # noqa: E402
 from mcp import Client  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
-from tests.mcp_support import TOKEN, http_server, stdio_server  # noqa: E402
+from tests.mcp_support import TOKEN, busiest_patient, http_server, stdio_server  # noqa: E402
 
 from recordagent.mcp import PatientService  # noqa: E402
 from recordagent.records.db import connect  # noqa: E402
@@ -67,16 +67,8 @@ def _store(folder: Path, name: str, source: Path, load: Callable[..., object]) -
 def _calls(store_path: Path) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
     """The patient with the most lab values, and one call of each tool over its record."""
     with connect(store_path, read_only=True) as store:
-        con = store.connection
-        patient = con.execute(
-            "SELECT patient_id FROM labs GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1"
-        ).fetchone()[0]
-        analyte = con.execute(
-            "SELECT analyte_name FROM labs WHERE patient_id = $p GROUP BY 1 "
-            "ORDER BY count(*) DESC, 1 LIMIT 1",
-            {"p": patient},
-        ).fetchone()[0]
-        document = con.execute(
+        patient, analyte = busiest_patient(store)
+        document = store.connection.execute(
             "SELECT document_id FROM documents WHERE patient_id = $p ORDER BY date DESC LIMIT 1",
             {"p": patient},
         ).fetchall()

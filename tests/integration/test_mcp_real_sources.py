@@ -22,6 +22,7 @@ from recordagent.sources.fhir import load_fhir
 from recordagent.sources.mimic_iv import load_mimic_iv
 from recordagent.sources.omop import load_omop
 from tests.helpers import SHARED_DATA
+from tests.mcp_support import busiest_patient
 
 SOURCES: dict[str, tuple[Path, Callable[[RecordStore, Path], object]]] = {
     "fhir": (SHARED_DATA / "synthea-fhir-ny" / "fhir", load_fhir),
@@ -47,14 +48,7 @@ async def test_every_tool_resource_and_a_prompt_on_a_real_export(
     with connect() as store:
         load(store, path)
         con = store.connection
-        patient = con.execute(
-            "SELECT patient_id FROM labs GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1"
-        ).fetchone()[0]
-        analyte = con.execute(
-            "SELECT analyte_name FROM labs WHERE patient_id = $p GROUP BY 1 "
-            "ORDER BY count(*) DESC, 1 LIMIT 1",
-            {"p": patient},
-        ).fetchone()[0]
+        patient, analyte = busiest_patient(store)
         theirs = {r[0] for r in con.execute(PATIENT_IDS, {"p": patient}).fetchall()}
         others = con.execute(
             "SELECT document_id FROM documents WHERE patient_id <> $p ORDER BY 1 LIMIT 1",

@@ -18,7 +18,13 @@ from recordagent.records.db import connect
 from recordagent.records.load import load_bundle
 from recordagent.tools import default_registry
 from tests.helpers import FIXTURES, recordagent, store_snapshot
-from tests.mcp_support import file_digest, mcp_args, stdio_server, two_patient_store
+from tests.mcp_support import (
+    file_digest,
+    mcp_args,
+    serve_until_eof,
+    stdio_server,
+    two_patient_store,
+)
 
 HOSTILE = [
     ("search_documents", {"query": "'; DROP TABLE labs; --"}),
@@ -130,14 +136,7 @@ def test_bad_start_options_are_one_line_errors(store: Path, tmp_path: Path) -> N
 
 def test_a_client_that_closes_stdin_stops_the_server_cleanly(store: Path, tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
-    process = subprocess.run(
-        [sys.executable, "-m", "recordagent", *mcp_args(store, "A", audit)],
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    process = serve_until_eof(store, "A", audit)
     assert process.returncode == 0, process.stderr
     assert process.stdout == ""
     assert "stopped (client)" in process.stderr
@@ -207,14 +206,7 @@ def test_bad_audit_files_and_markup_in_ids_are_handled(store: Path, tmp_path: Pa
     odd_store = tmp_path / "odd.duckdb"
     with connect(odd_store) as writable:
         load_bundle(writable, odd)
-    served = subprocess.run(
-        [sys.executable, "-m", "recordagent", *mcp_args(odd_store, "A[/b]", tmp_path / "a.jsonl")],
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    served = serve_until_eof(odd_store, "A[/b]", tmp_path / "a.jsonl")
     assert served.returncode == 0, served.stderr
     assert "patient A[/b]: serving over stdio" in served.stderr
     assert [r.method for r in read_audit(tmp_path / "a.jsonl")] == ["server/start", "server/stop"]
