@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
 from pathlib import Path
 
 import anyio
@@ -11,6 +13,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from recordagent.mcp import read_audit
+from recordagent.mcp.serve import GRACE_S
 from tests.helpers import recordagent
 from tests.mcp_support import TOKEN, http_server, mcp_args, two_patient_store
 
@@ -160,3 +163,20 @@ async def test_dns_rebinding_is_refused_on_every_loopback_address(
     assert (rebound.status_code, foreign.status_code) == (421, 403)
     refused = [r.error_kind for r in read_audit(audit) if r.method == "http/refused"]
     assert refused == ["status 421", "status 403"]
+
+
+async def test_sigterm_stops_the_server_while_a_client_holds_its_event_stream(
+    store: Path, tmp_path: Path
+) -> None:
+    audit = tmp_path / "a.jsonl"
+    with http_server(store, "A", audit) as server:
+        with contextlib.suppress(BaseException):  # the client loses its server, as it should
+            async with Client(server.url, mode="legacy") as c:  # holds a GET event stream
+                await c.list_tools()
+                started = time.monotonic()
+                server.process.terminate()
+                code = await anyio.to_thread.run_sync(lambda: server.process.wait(30))
+                waited = time.monotonic() - started
+    assert code == 0
+    assert waited < GRACE_S + 10, "the held stream is closed after the grace period"
+    assert read_audit(audit)[-1].detail == {"stopped_by": "SIGTERM"}

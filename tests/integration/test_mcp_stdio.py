@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from mcp.client.stdio import stdio_client
 from mcp.shared.exceptions import MCPError
 
 from recordagent.mcp import read_audit
+from recordagent.mcp.serve import GRACE_S
 from recordagent.records.db import connect
 from recordagent.records.load import load_bundle
 from recordagent.tools import default_registry
@@ -210,3 +212,37 @@ def test_bad_audit_files_and_markup_in_ids_are_handled(store: Path, tmp_path: Pa
     assert served.returncode == 0, served.stderr
     assert "patient A[/b]: serving over stdio" in served.stderr
     assert [r.method for r in read_audit(tmp_path / "a.jsonl")] == ["server/start", "server/stop"]
+
+
+def test_sigterm_stops_a_server_whose_client_stopped_reading(store: Path, tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "recordagent", *mcp_args(store, "A", audit)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,  # never read: the server's replies fill the pipe and block
+        stderr=subprocess.DEVNULL,
+    )
+    assert process.stdin is not None
+    try:
+        hello = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "1"}}}  # fmt: skip
+        lines = [hello, {"jsonrpc": "2.0", "method": "notifications/initialized"}]
+        lines += [{"jsonrpc": "2.0", "id": n, "method": "tools/list"} for n in range(1, 80)]
+        process.stdin.write("".join(json.dumps(line) + "\n" for line in lines).encode())
+        process.stdin.flush()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # until the server is stuck writing
+            if audit.exists() and audit.read_text().count('"tools/list"') >= 10:
+                break
+            time.sleep(0.1)
+        started = time.monotonic()
+        process.terminate()
+        assert process.wait(timeout=GRACE_S + 15) == 0
+        waited = time.monotonic() - started
+    finally:
+        process.kill()
+    stop = read_audit(audit)[-1]
+    assert stop.method == "server/stop"
+    assert stop.detail == {"stopped_by": "SIGTERM", "forced": "true"}
+    assert waited >= GRACE_S - 0.5, "it waited for the stop to finish on its own first"

@@ -44,7 +44,7 @@ _COUNT_LIMIT = 100_000  # paths past the cap are counted up to this, then "over"
 
 SERVER_EVENTS = ("server/start", "server/stop", "http/refused")
 """What the log holds besides MCP requests: the server's start and stop, refused HTTP requests."""
-Outcome = Literal["ok", "tool_error", "refused", "error"]
+Outcome = Literal["ok", "tool_error", "refused", "cancelled", "error"]
 
 
 class AuditRecord(BaseModel):
@@ -73,7 +73,8 @@ class AuditRecord(BaseModel):
         default="ok",
         description="ok; tool_error (the tool refused the arguments, told the client why); "
         "refused (no such resource or prompt, or not this patient's; a malformed or unknown "
-        "request; an HTTP refusal); error (a bug: the client was told 'internal error').",
+        "request; an HTTP refusal); cancelled (the client cancelled it, or the server stopped, "
+        "before the reply); error (a bug: the client was told 'internal error'; an HTTP 5xx).",
     )
     error_kind: str | None = Field(default=None, description="What kind of refusal or error.")
     result_chars: int = Field(default=0, ge=0, description="Characters of text returned.")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
+import anyio.abc
 import anyio.from_thread
 import anyio.lowlevel
 import uvicorn
@@ -36,7 +37,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 
 from recordagent.errors import UserError
 from recordagent.mcp.audit_log import AuditLog
-from recordagent.mcp.server import build_server
+from recordagent.mcp.server import AUDITED_SCOPE_KEY, build_server
 from recordagent.mcp.service import PatientService
 from recordagent.paths import same_file
 from recordagent.records.db import connect
@@ -64,6 +65,8 @@ REFUSALS_PER_MINUTE = 60
 """Refused HTTP requests logged a minute at most (the next line counts the rest)."""
 MCP_PATH = "/mcp"
 STDIN_FD = 0
+GRACE_S = 3
+"""Seconds a stop waits for clients that hold their connection or stopped reading."""
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,10 @@ def serve_patient(
         template_folders: SQL-derived template folders for prompts (default: packaged).
         on_ready: Called with a line saying where the server listens, once it does.
 
+    Over stdio the server owns the process's stdin and stdout: serve once per process. A
+    stdio client that stopped reading cannot hold a stop: after GRACE_S the process ends (the
+    stop line marked 'forced').
+
     Returns:
         What stopped the server: 'client' (stdin closed), 'SIGINT' or 'SIGTERM' (the audit
         log's stop line says so too; 'error' there when it failed).
@@ -218,18 +225,23 @@ def serve_patient(
             detail["address"] = endpoint.url
         audit.write("server/start", detail=detail)
         stopped_by = "error"
+        refusals: _AuditedRefusals | None = None
         try:
             server = build_server(service, audit)
             if endpoint is None or sock is None:
-                stopped_by = anyio.run(_serve_stdio, server, on_ready)
+                stopped_by = anyio.run(_serve_stdio, server, audit, on_ready)
             else:
                 app = _http_app(server, audit, endpoint, token)
+                refusals = app
                 stopped_by = anyio.run(_serve_http, app, sock, endpoint, on_ready)
         except KeyboardInterrupt:
             stopped_by = "SIGINT"  # before the server's own signal handling was up
             raise
         finally:
-            audit.write("server/stop", detail={"stopped_by": stopped_by})
+            detail = {"stopped_by": stopped_by}
+            if refusals is not None and refusals.not_logged():
+                detail["refusals_not_logged"] = str(refusals.not_logged())
+            audit.write("server/stop", detail=detail)
     return stopped_by
 
 
@@ -254,13 +266,18 @@ class _StdinLines:
     def _pump(self, token: anyio.lowlevel.EventLoopToken) -> None:
         # os.read on the descriptor, not sys.stdin's buffered reader: a daemon thread blocked
         # holding that reader's lock aborts the interpreter's exit.
-        pending = b""
+        pending = bytearray()
         try:
             while chunk := os.read(STDIN_FD, 1 << 16):
-                *lines, pending = (pending + chunk).split(b"\n")
-                for raw in lines:
-                    line = raw.decode("utf-8", errors="replace") + "\n"
+                start = 0
+                # Only the new chunk is searched: a long line costs its length, not its square.
+                while (end := chunk.find(b"\n", start)) != -1:
+                    pending += chunk[start:end]
+                    line = pending.decode("utf-8", errors="replace") + "\n"
+                    pending.clear()
                     anyio.from_thread.run(self._send.send, line, token=token)
+                    start = end + 1
+                pending += chunk[start:]
             if pending:
                 text = pending.decode("utf-8", errors="replace")
                 anyio.from_thread.run(self._send.send, text, token=token)
@@ -269,22 +286,29 @@ class _StdinLines:
             return  # the server stopped first (nobody is reading), or stdin is gone
 
 
-async def _serve_stdio(server: Server[Any], on_ready: Callable[[str], None] | None) -> str:
+async def _serve_stdio(
+    server: Server[Any], audit: AuditLog, on_ready: Callable[[str], None] | None
+) -> str:
     stopped: list[str] = []
-    async with anyio.create_task_group() as group:
-        group.start_soon(_cancel_on_signal, group.cancel_scope, stopped, None)
-        stdin = cast("anyio.AsyncFile[str]", _StdinLines())  # stdio_server only iterates it
-        async with stdio_server(stdin=stdin) as (read_stream, write_stream):
-            if on_ready is not None:
-                on_ready("serving over stdio")
-            await server.run(read_stream, write_stream, server.create_initialization_options())
-        group.cancel_scope.cancel()
+    done = threading.Event()
+    try:
+        async with anyio.create_task_group() as group:
+            await group.start(_on_signals, stopped, group.cancel_scope, None, (audit, done))
+            stdin = cast("anyio.AsyncFile[str]", _StdinLines())  # stdio_server only iterates it
+            async with stdio_server(stdin=stdin) as (read_stream, write_stream):
+                if on_ready is not None:
+                    on_ready("serving over stdio")
+                options = server.create_initialization_options()
+                await server.run(read_stream, write_stream, options)
+            group.cancel_scope.cancel()
+    finally:
+        done.set()
     return stopped[0] if stopped else "client"
 
 
 def _http_app(
     server: Server[Any], audit: AuditLog, endpoint: HttpEndpoint, token: str | None
-) -> ASGIApp:
+) -> _AuditedRefusals:
     """The streamable HTTP app: the token check, DNS-rebinding protection, refusals audited."""
     verifier = StaticToken(token) if token is not None else None
     app = server.streamable_http_app(
@@ -320,14 +344,21 @@ async def _serve_http(
     endpoint: HttpEndpoint,
     on_ready: Callable[[str], None] | None,
 ) -> str:
-    # Forwarded headers are not trusted: the logged client address is the peer's.
     config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="on", proxy_headers=False
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        # Forwarded headers are not trusted: the logged client address is the peer's.
+        proxy_headers=False,
+        # A client holding its event stream open must not hold a stop: its connection is
+        # closed after this many seconds.
+        timeout_graceful_shutdown=GRACE_S,
     )
     web = _Uvicorn(config)
     stopped: list[str] = []
     async with anyio.create_task_group() as group:
-        group.start_soon(_cancel_on_signal, None, stopped, web)
+        await group.start(_on_signals, stopped, None, web, None)
         if on_ready is not None:
             on_ready(f"serving over streamable HTTP at {endpoint.url}")
         await web.serve(sockets=[sock])
@@ -358,8 +389,9 @@ class _AuditedRefusals:
             return
 
         async def audited(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] >= 400:
-                self._refused(scope, int(message["status"]))
+            status = message["status"] if message["type"] == "http.response.start" else 0
+            if status >= 400 and not scope.get(AUDITED_SCOPE_KEY):
+                self._refused(scope, int(status))
             await send(message)
 
         await self.app(scope, receive, audited)
@@ -381,7 +413,13 @@ class _AuditedRefusals:
         detail = {"client": _peer(scope)}
         if left_out:
             detail["refusals_not_logged"] = str(left_out)
-        self.audit.write("http/refused", outcome="refused", error_kind=kind, detail=detail)
+        outcome = "error" if status >= 500 else "refused"
+        self.audit.write("http/refused", outcome=outcome, error_kind=kind, detail=detail)
+
+    def not_logged(self) -> int:
+        """Refusals past the limit not yet counted on a line (the stop line counts them)."""
+        with self._lock:
+            return self._left_out
 
 
 def _peer(scope: Scope) -> str:
@@ -403,17 +441,54 @@ class _Uvicorn(uvicorn.Server):
         yield
 
 
-async def _cancel_on_signal(
-    scope: anyio.CancelScope | None, stopped: list[str], web: uvicorn.Server | None
+async def _on_signals(
+    stopped: list[str],
+    scope: anyio.CancelScope | None,
+    web: uvicorn.Server | None,
+    stdio: tuple[AuditLog, threading.Event] | None,
+    *,
+    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
+    """Stop on SIGINT or SIGTERM; a second signal stops at once.
+
+    Over HTTP uvicorn closes the connections (held ones after GRACE_S). Over stdio the serve
+    is cancelled; if the client stopped reading, the SDK's stdout writer cannot be cancelled,
+    so after GRACE_S a watchdog logs the stop and ends the process.
+    """
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
         async for received in signals:
-            stopped.append(signal.Signals(received).name)
+            name = signal.Signals(received).name
+            if stopped:  # the second signal
+                if web is not None:
+                    web.force_exit = True
+                if stdio is not None:
+                    _end_process(stdio[0], stopped[0])
+                continue
+            stopped.append(name)
             if web is not None:
                 web.should_exit = True
             if scope is not None:
                 scope.cancel()
-            return
+            if stdio is not None:
+                _exit_unless_done(*stdio, name)
+
+
+def _exit_unless_done(audit: AuditLog, done: threading.Event, stopped_by: str) -> None:
+    """End the process after GRACE_S unless the serve returned by then (a daemon thread)."""
+
+    def watch() -> None:
+        if not done.wait(GRACE_S):
+            _end_process(audit, stopped_by)
+
+    threading.Thread(target=watch, daemon=True, name="mcp-stop-watchdog").start()
+
+
+def _end_process(audit: AuditLog, stopped_by: str) -> None:
+    """Log the stop and end the process now: a stdio server blocked on a client's pipe."""
+    with contextlib.suppress(OSError):
+        audit.write("server/stop", detail={"stopped_by": stopped_by, "forced": "true"})
+    os._exit(0)
 
 
 def listening_socket(endpoint: HttpEndpoint) -> socket.socket:

@@ -25,6 +25,8 @@ from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import anyio.to_thread
 import mcp_types as types
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -39,7 +41,13 @@ from recordagent.mcp.service import DOCUMENT_PAGE, PatientPrompt, PatientService
 from recordagent.resources import package_version
 from recordagent.tools.base import SourceRef
 
-__all__ = ["CITATIONS_SCHEMA", "SERVER_NAME", "build_server", "server_instructions"]
+__all__ = [
+    "AUDITED_SCOPE_KEY",
+    "CITATIONS_SCHEMA",
+    "SERVER_NAME",
+    "build_server",
+    "server_instructions",
+]
 
 SERVER_NAME = "recordagent"
 
@@ -84,6 +92,9 @@ def build_server(service: PatientService, audit: AuditLog) -> Server[Any]:
         version=package_version(),
         title=f"recordagent: patient {service.patient_id}",
         instructions=server_instructions(service),
+        # The SDK checks a call's argument headers against the tool's schema: given here, it
+        # does not list the tools through the (audited) handler for every call.
+        get_tool_input_schema=service.input_schema,
         on_list_tools=handlers.list_tools,
         on_call_tool=handlers.call_tool,
         on_list_resources=handlers.list_resources,
@@ -140,11 +151,21 @@ class _AuditEveryRequest:
         if ctx.request_id is None:  # a notification: nothing is served
             return await call_next(ctx)
         method = ctx.method if ctx.method in mcp_methods.SPEC_CLIENT_METHODS else None
+        _mark_audited(ctx)
         entry = _Entry()
         token = _ENTRY.set(entry)
         started = time.perf_counter()
         try:
-            return await call_next(ctx)
+            result = await call_next(ctx)
+            # A cancel that came while the work ran in its thread takes effect here: the reply
+            # is not sent, so the line must not say it was served.
+            await anyio.lowlevel.checkpoint()
+            return result
+        except anyio.get_cancelled_exc_class():  # the client cancelled, or the server stops
+            # Nothing was sent: no rows were read by the client, whatever the handler noted.
+            entry.outcome, entry.error_kind, entry.ids = "cancelled", None, []
+            entry.result_chars, entry.result_tokens = 0, None
+            raise
         except _Refused as refusal:
             entry.outcome, entry.error_kind = "refused", refusal.kind
             entry.name = entry.name or refusal.name
@@ -168,6 +189,16 @@ class _AuditEveryRequest:
             except OSError:
                 log.exception("MCP %s: the audit log cannot be written", method or "request")
                 raise MCPError(INTERNAL_ERROR, "internal error") from None
+
+
+AUDITED_SCOPE_KEY = "recordagent.mcp.audited"
+"""Set on an HTTP request's ASGI scope once the middleware logged it (no second line)."""
+
+
+def _mark_audited(ctx: ServerRequestContext[Any]) -> None:
+    scope = getattr(ctx.request, "scope", None)
+    if isinstance(scope, dict):
+        scope[AUDITED_SCOPE_KEY] = True
 
 
 class _Handlers:

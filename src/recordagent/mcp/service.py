@@ -172,6 +172,11 @@ class PatientService:
         """Each tool's name, description and input schema, exactly as the agent is offered them."""
         return list(self._specs.values())
 
+    def input_schema(self, name: str) -> dict[str, Any] | None:
+        """The JSON schema of tool ``name``'s arguments (None for an unknown tool)."""
+        spec = self._specs.get(name)
+        return None if spec is None else dict(spec["parameters"])
+
     def input_properties(self, name: str) -> dict[str, Any]:
         """The JSON schema properties of tool ``name`` (empty for an unknown tool)."""
         spec = self._specs.get(name)

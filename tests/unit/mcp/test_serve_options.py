@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import threading
 from pathlib import Path
 
+import anyio
 import pytest
 
 from recordagent.errors import UserError
@@ -124,3 +127,43 @@ def test_refused_http_requests_are_logged_at_most_so_many_a_minute(
     assert records[0].detail == {"client": "127.0.0.1:5555"}
     assert records[-1].error_kind == "status 413"
     assert records[-1].detail == {"client": "<unknown>", "refusals_not_logged": "5"}
+
+
+def test_refusals_past_the_limit_are_counted_for_the_stop_line(tmp_path: Path) -> None:
+    with AuditLog(tmp_path / "a.jsonl", "s", "A") as audit:
+        refusals = serve._AuditedRefusals(lambda *a: None, audit)  # type: ignore[arg-type]
+        scope = {"type": "http", "headers": [(b"authorization", b"x")], "client": ("::1", 7)}
+        for _ in range(REFUSALS_PER_MINUTE + 15):
+            refusals._refused(scope, 401)
+        refusals._refused(scope, 503)  # past the limit too: counted, not logged
+    assert refusals.not_logged() == 16
+    records = read_audit(tmp_path / "a.jsonl")
+    assert {(r.outcome, r.error_kind) for r in records} == {("refused", "invalid_token")}
+    assert records[0].detail == {"client": "[::1]:7"}
+
+
+def test_stdin_lines_come_whole_however_the_client_writes_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    read_end, write_end = os.pipe()
+    monkeypatch.setattr(serve, "STDIN_FD", read_end)
+    long_line = "x" * 3_000_000
+    chunks = [b'{"a":', b"1}\n{", b'"b":2}\n', long_line.encode() + b"\n", b"\xff\xfe\n", b"tail"]
+
+    def client() -> None:
+        for chunk in chunks:
+            os.write(write_end, chunk)
+        os.close(write_end)
+
+    async def read_all() -> list[str]:
+        writer = threading.Thread(target=client)
+        writer.start()
+        lines = [line async for line in serve._StdinLines()]
+        writer.join()
+        return lines
+
+    try:
+        lines = anyio.run(read_all)
+    finally:
+        os.close(read_end)
+    assert lines == ['{"a":1}\n', '{"b":2}\n', long_line + "\n", "\ufffd\ufffd\n", "tail"]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 
+import anyio
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
@@ -228,3 +230,21 @@ async def test_every_request_is_audited_once_the_handshake_included(
         await c.list_resource_templates()
     methods = [r.method for r in read_audit(audit.path)]
     assert methods == ["initialize", "tools/list", "resources/templates/list"]
+
+
+async def test_a_request_cancelled_before_its_reply_is_audited_as_cancelled(
+    service_a: PatientService, audit: AuditLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = service_a.call_tool
+
+    def slow(name: str, arguments: dict[str, object] | None) -> object:
+        time.sleep(0.3)
+        return original(name, arguments)
+
+    monkeypatch.setattr(service_a, "call_tool", slow)
+    async with client(service_a, audit) as c:
+        with anyio.move_on_after(0.05):
+            await c.call_tool("get_timeline", {})
+        await c.list_tools()  # the session goes on
+    records = [r for r in read_audit(audit.path) if r.method == "tools/call"]
+    assert [(r.outcome, r.ids) for r in records] == [("cancelled", [])]
