@@ -15,8 +15,6 @@ from rich.console import Console
 from recordagent.cli.ask import require_patient
 from recordagent.cli.render import store_file
 from recordagent.errors import UserError
-from recordagent.mcp import parse_endpoint, serve_patient
-from recordagent.mcp.service import packaged_template_folders
 from recordagent.paths import read_text
 from recordagent.records.db import connect
 from recordagent.settings import Settings
@@ -68,6 +66,10 @@ def mcp_command(
     The server is read-only and holds one patient, fixed here: no request can reach another.
     It stops when the client closes stdio, or on SIGINT or SIGTERM (exit 0).
     """
+    # The SDK and its web server (half a second to import) load for this command only.
+    from recordagent.mcp import parse_endpoint, serve_patient
+    from recordagent.mcp.service import packaged_template_folders
+
     settings: Settings = ctx.obj
     console = Console(stderr=True)
     endpoint = parse_endpoint(http) if http is not None else None
