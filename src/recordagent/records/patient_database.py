@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import duckdb
@@ -142,14 +142,20 @@ class PatientDatabases:
 
     @contextmanager
     def cursor(
-        self, store: duckdb.DuckDBPyConnection, patient_id: str, tables: tuple[str, ...]
+        self,
+        store: duckdb.DuckDBPyConnection,
+        patient_id: str,
+        tables: tuple[str, ...],
+        version: Callable[[], str] | None = None,
     ) -> Iterator[duckdb.DuckDBPyConnection]:
         """A cursor on the current copy of ``patient_id``'s ``tables``, for one query.
 
-        The database is not emptied or reused while the cursor is open.
+        ``version`` gives the store's data version (default: read from ``store``); the
+        database is not emptied or reused while the cursor is open.
         """
         for _ in range(_COPY_ATTEMPTS):
-            database = self._lease(patient_id, data_version(store))
+            current = version() if version is not None else data_version(store)
+            database = self._lease(patient_id, current)
             try:
                 try:
                     cursor = database.cursor(store, tables)

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from recordagent.errors import UserError
 from recordagent.records.frames import query_frame
 from recordagent.records.ids import normalise_id
-from recordagent.records.patient_database import PATIENT_TABLES, data_version
+from recordagent.records.patient_database import PATIENT_TABLES
 from recordagent.records.schema import Chunk, Document, Event, LabValue, Patient
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ class PatientScope:
             raise UserError(f"no patient {patient_id!r} in the record store")
         self._patient_id = patient_id
         self._connection = store.connection
+        self._store_version = store.data_version
         self._databases = store.patient_databases
         self._checked_sql = store.checked_scope_sql
         self._memo: dict[str, tuple[str, Any]] = {}
@@ -71,7 +72,7 @@ class PatientScope:
 
     def data_version(self) -> str:
         """The store's data version (:meth:`RecordStore.data_version`): a key for caches."""
-        return data_version(self._connection)
+        return self._store_version()
 
     def memo(self, key: str, build: Callable[[], _T]) -> _T:
         """``build()``, kept on this scope for as long as the store's data version holds.
@@ -128,7 +129,9 @@ class PatientScope:
 
     def _cursor(self, tables: tuple[str, ...]) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
         """A cursor on this patient's database, holding current copies of ``tables``."""
-        return self._databases.cursor(self._connection, self._patient_id, tables)
+        return self._databases.cursor(
+            self._connection, self._patient_id, tables, version=self._store_version
+        )
 
     def _check_sql(self, sql: str) -> tuple[str, ...]:
         """Refuse anything but one SELECT; name the record tables it reads (to copy them).
