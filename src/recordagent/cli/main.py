@@ -127,6 +127,9 @@ def run(argv: list[str] | None = None) -> None:
         app(args=argv, prog_name="recordagent")
     except UserError as exc:
         _exit_with(exc)
+    except KeyboardInterrupt:
+        # Ctrl-C before a command runs (while typer builds the commands): no command to say it.
+        _exit_with(UserError("interrupted", exit_code=INTERRUPTED_EXIT_CODE))
     except SystemExit as exc:
         # Ctrl-C that no command reported: typer exits 130 without a word.
         if any(isinstance(e, KeyboardInterrupt) for e in error_chain(exc)):
