@@ -150,7 +150,8 @@ class _AuditEveryRequest:
     async def __call__(self, ctx: ServerRequestContext[Any], call_next: CallNext) -> HandlerResult:
         if ctx.request_id is None:  # a notification: nothing is served
             return await call_next(ctx)
-        method = ctx.method if ctx.method in mcp_methods.SPEC_CLIENT_METHODS else None
+        known = ctx.method in mcp_methods.SPEC_CLIENT_METHODS
+        method = ctx.method if known else unknown_name(ctx.method)
         _mark_audited(ctx)
         entry = _Entry()
         token = _ENTRY.set(entry)
@@ -177,17 +178,15 @@ class _AuditEveryRequest:
             entry.outcome, entry.error_kind = "refused", "invalid_params"
             raise
         except Exception as exc:
-            log.exception("MCP %s failed", method or "request")
+            log.exception("MCP %s failed", method)
             entry.outcome, entry.error_kind = "error", type(exc).__name__
             raise MCPError(INTERNAL_ERROR, "internal error") from None
         finally:
             _ENTRY.reset(token)
             try:
-                self.audit.write(
-                    method or unknown_name(ctx.method), duration_ms=_ms(started), **asdict(entry)
-                )
+                self.audit.write(method, duration_ms=_ms(started), **asdict(entry))
             except OSError:
-                log.exception("MCP %s: the audit log cannot be written", method or "request")
+                log.exception("MCP %s: the audit log cannot be written", method)
                 raise MCPError(INTERNAL_ERROR, "internal error") from None
 
 

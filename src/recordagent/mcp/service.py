@@ -24,7 +24,7 @@ from urllib.parse import quote, unquote
 
 from recordagent.errors import ToolError, UserError
 from recordagent.questions.items import EvalItem
-from recordagent.questions.silver import missing_needs, silver_instances
+from recordagent.questions.silver import SilverRun, silver_instances
 from recordagent.questions.silver_templates import SilverTemplateSet, load_silver_templates
 from recordagent.questions.template_files import template_kind
 from recordagent.records.db import RecordStore
@@ -279,16 +279,17 @@ class PatientService:
         fails on this store is left out with a warning: one bad template must not take the
         others' prompts away.
         """
-        with self._prompts_lock:
-            if self._prompts is None:
-                self._prompts = {p.name: p for p in self._instantiated()}
-            return list(self._prompts.values())
+        return list(self._prompt_map().values())
 
     def prompt(self, name: str) -> PatientPrompt | None:
         """The prompt called ``name``, if this patient has it."""
-        self.prompts()
-        assert self._prompts is not None  # filled by prompts()
-        return self._prompts.get(name)
+        return self._prompt_map().get(name)
+
+    def _prompt_map(self) -> dict[str, PatientPrompt]:
+        with self._prompts_lock:
+            if self._prompts is None:
+                self._prompts = {p.name: p for p in self._instantiated()}
+            return self._prompts
 
     def prompt_text(self, prompt: PatientPrompt) -> str:
         """The message a prompt gives the client's model: the task, the question, its type."""
@@ -307,20 +308,27 @@ class PatientService:
         )
 
     def _instantiated(self) -> list[PatientPrompt]:
-        lacking = missing_needs(self.store)
         found: list[PatientPrompt] = []
         for folder, template_set in self._template_sets:
-            for template in template_set.templates:
-                if any(need in lacking for need in template.needs):
-                    continue
-                one = template_set.model_copy(update={"templates": (template,)})
-                try:
-                    run = silver_instances(one, self.store, patient_ids=[self.patient_id])
-                except UserError as exc:
-                    log.warning("prompt %s.%s left out: %s", folder, template.id, exc)
-                    continue
-                found.extend(
-                    PatientPrompt(f"{folder}.{template.id}", folder, instance.item)
-                    for instance in run.instances
-                )
+            try:
+                # A folder at once: the store's needs are looked up once, not per template.
+                runs = [silver_instances(template_set, self.store, patient_ids=[self.patient_id])]
+            except UserError:
+                runs = self._one_by_one(folder, template_set)
+            found.extend(
+                PatientPrompt(f"{folder}.{instance.item.template_id}", folder, instance.item)
+                for run in runs
+                for instance in run.instances
+            )
         return found
+
+    def _one_by_one(self, folder: str, template_set: SilverTemplateSet) -> list[SilverRun]:
+        """Each template of a folder one of whose queries failed: the others still count."""
+        runs = []
+        for template in template_set.templates:
+            one = template_set.model_copy(update={"templates": (template,)})
+            try:
+                runs.append(silver_instances(one, self.store, patient_ids=[self.patient_id]))
+            except UserError as exc:
+                log.warning("prompt %s.%s left out: %s", folder, template.id, exc)
+        return runs
